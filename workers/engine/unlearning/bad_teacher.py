@@ -1,0 +1,150 @@
+"""Bad Teacher: distil from a competent teacher on retain and an incompetent one on forget.
+
+Chundawat et al. train a copy of the original model (the student) to match the
+original's outputs on retain samples and a randomly initialised network's outputs on
+forget samples, in mixed batches. With ``stochastic_teacher`` it runs the two-phase
+schedule of Zhang et al. instead: first erase (forget set only, random teacher), then
+reconstruct (retain subset only, original teacher).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from workers.engine.unlearning.base import (
+    ForgetLossParams,
+    UnlearnData,
+    UnlearningMethod,
+    UnlearnResult,
+    loreun_mean,
+    register,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+    from workers.engine.config import ArchitectureConfig, TrainParams
+    from workers.engine.training import Callbacks
+
+
+class BadTeacherParams(ForgetLossParams):
+    epochs: int = Field(1, ge=1, le=1000, description="Passes over the mixed set (paper: 1).")
+    lr: float = Field(1e-4, gt=0, le=10, description="Learning rate (paper: 1e-4).")
+    optimizer: Literal["sgd", "adam"] = Field("adam", description="Optimizer (paper: adam).")
+    weight_decay: float = Field(0.0, ge=0, le=1, description="L2 penalty.")
+    retain_fraction: float = Field(
+        0.3, gt=0, le=1, description="Share of the retain set distilled (paper: 0.3)."
+    )
+    temperature: float = Field(1.0, gt=0, le=100, description="Distillation temperature.")
+    stochastic_teacher: bool = Field(
+        False,
+        description=(
+            "Two phases instead of mixed batches: erase with the random teacher on the "
+            "forget set, then reconstruct from the original on retain (Zhang et al. 2023)."
+        ),
+    )
+
+
+@register
+class BadTeacher(UnlearningMethod):
+    """Competent/incompetent teacher distillation (Bad Teacher), optionally two-phase."""
+
+    name = "bad_teacher"
+    paper = (
+        "Chundawat et al., 'Can Bad Teaching Induce Forgetting? Unlearning in Deep "
+        "Networks using an Incompetent Teacher', AAAI 2023, arXiv:2205.08096; stochastic "
+        "variant: Zhang et al., 'Machine Unlearning Methodology base on Stochastic "
+        "Teacher Network', ADMA 2023, arXiv:2308.14322"
+    )
+    Params = BadTeacherParams
+
+    def unlearn(
+        self,
+        arch: ArchitectureConfig,
+        state_dict: Mapping[str, torch.Tensor],
+        data: UnlearnData,
+        params: Any,
+        callbacks: Callbacks,
+        train_params: TrainParams | None,
+    ) -> UnlearnResult:
+        import torch
+        import torch.nn.functional as F
+
+        from workers.engine.data import ImageArrays
+        from workers.engine.nets import build_network
+        from workers.engine.unlearning import common as C
+
+        device = C.resolve_device(params.device)
+        C.seed_all(params.seed)
+        student = C.load_network(arch, state_dict, device)
+        good = C.frozen_copy(student)
+        # The incompetent teacher: same architecture, seeded random initialisation.
+        bad = C.frozen_copy(build_network(arch).to(device))
+        n_retain = max(1, int(round(params.retain_fraction * len(data.retain))))
+        retain_part = C.probe(data.retain, n_retain, params.seed)
+        k = arch.num_classes
+        if params.stochastic_teacher:
+            phases = [
+                ("erase", data.forget, True),
+                ("reconstruct", retain_part, False),
+            ]
+        else:
+            # One shuffled set; labels carry "is forget" as y + k so batches stay mixed.
+            mixed = ImageArrays(
+                images=np.concatenate([data.forget.images, retain_part.images]),
+                labels=np.concatenate([data.forget.labels + k, retain_part.labels]),
+                sample_ids=data.forget.sample_ids + retain_part.sample_ids,
+            )
+            phases = [("mixed", mixed, None)]
+        loaders = [
+            (label, C.loader(arrays, arch, params.batch_size, params.seed + i), is_forget)
+            for i, (label, arrays, is_forget) in enumerate(phases)
+        ]
+        total = params.epochs * sum(len(batches) for _, batches, _ in loaders)
+        guard = C.StepGuard(student, arch, data, params, callbacks, device, total, self.name)
+        opt = C.make_optimizer(
+            student.parameters(),
+            params.optimizer,
+            params.lr,
+            params.momentum,
+            params.weight_decay,
+        )
+        t = params.temperature
+        student.train()
+        for label, batches, is_forget in loaders:
+            for epoch in range(params.epochs):
+                for x, y in batches.batches(epoch):
+                    guard.before()
+                    x, y = x.to(device), y.to(device)
+                    if is_forget is None:
+                        forget_mask = y >= k
+                        y = torch.where(forget_mask, y - k, y)
+                    else:
+                        forget_mask = torch.full_like(y, is_forget, dtype=torch.bool)
+                    logits = student(x)
+                    with torch.no_grad():
+                        target = torch.where(forget_mask[:, None], bad(x), good(x))
+                        difficulty = F.cross_entropy(logits, y, reduction="none")
+                    kl = C.kl_to_teacher(logits, target, t)
+                    # LoReUn reweights forget samples only; retain samples keep weight 1.
+                    if bool(forget_mask.any()) and bool((~forget_mask).any()):
+                        loss = (
+                            loreun_mean(kl[forget_mask], difficulty[forget_mask], params)
+                            * forget_mask.float().mean()
+                            + kl[~forget_mask].mean() * (~forget_mask).float().mean()
+                        )
+                    elif bool(forget_mask.any()):
+                        loss = loreun_mean(kl, difficulty, params)
+                    else:
+                        loss = kl.mean()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    guard.after(loss)
+                guard.note(f"{self.name}: {label} epoch {epoch + 1}/{params.epochs} done")
+        metrics = C.summary_metrics(student, arch, data, device, guard)
+        return UnlearnResult(C.cpu_state_dict(student), metrics, guard.log)
