@@ -1,0 +1,162 @@
+"""The FastAPI application: routers under /api/v1, one error handler, middleware, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.auth.router import router as keys_router
+from api.auth.service import ensure_bootstrap_key
+from api.datasets.router import router as datasets_router
+from api.health.router import router as health_router
+from api.idempotency import IdempotencyMiddleware
+from api.jobs.router import router as jobs_router
+from api.models.router import router as models_router
+from core.datasets.reader import ShardReader
+from core.db import session_factory
+from core.errors import ExpungeError
+from core.jobs import Sweeper
+from core.settings import Settings, get_settings
+from core.storage import InvalidKey, ObjectNotFound, StorageUnavailable, open_store
+
+log = logging.getLogger("expunge.api")
+API_PREFIX = "/api/v1"
+REPO_FRONTEND = Path(__file__).resolve().parent.parent / "frontend" / "dist"
+
+
+def _route_id(route: APIRoute) -> str:
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def _error(status: int, detail: Any, code: str, **extra: Any) -> JSONResponse:
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return JSONResponse(
+        {"detail": detail, "code": code, **extra}, status_code=status, headers=headers
+    )
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ExpungeError)
+    async def _expunge(_: Request, exc: ExpungeError) -> JSONResponse:
+        return _error(exc.status_code, exc.message, exc.code, field=exc.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        message = "; ".join(f"{_field_path(e['loc'])}: {e['msg']}" for e in errors[:5])
+        safe = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors[:50]]
+        return _error(422, safe, "validation_error", message=message)
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", exc)
+        return _error(503, "the database is unavailable; retry shortly", "unavailable")
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return _error(503, "the database connection was lost; retry shortly", "unavailable")
+        log.exception("database error")
+        return _error(500, "internal database error", "internal")
+
+    @app.exception_handler(StorageUnavailable)
+    async def _storage_down(_: Request, exc: StorageUnavailable) -> JSONResponse:
+        return _error(503, f"object storage is unavailable; retry shortly ({exc})", "unavailable")
+
+    @app.exception_handler(ObjectNotFound)
+    async def _object_missing(_: Request, exc: ObjectNotFound) -> JSONResponse:
+        return _error(404, f"stored object is missing: {exc}", "object_missing")
+
+    @app.exception_handler(InvalidKey)
+    async def _bad_key(_: Request, exc: InvalidKey) -> JSONResponse:
+        return _error(422, str(exc), "invalid_key")
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over the upload limit before reading them (413, not a full disk)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_bytes:
+                response = _error(
+                    413,
+                    f"request body is over the {self.max_bytes} byte limit",
+                    "payload_too_large",
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, run_sweeper: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    factory = session_factory(settings)
+    store = open_store(
+        settings.storage_url, settings.s3_access_key, settings.s3_secret_key, settings.s3_region
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.bootstrap_admin_key:
+            with factory() as session:
+                ensure_bootstrap_key(session, settings.bootstrap_admin_key)
+                session.commit()
+        sweeper = Sweeper(settings).start() if run_sweeper else None
+        yield
+        if sweeper:
+            sweeper.stop()
+
+    app = FastAPI(
+        title="Expunge",
+        version="0.1.0",
+        summary="Machine unlearning as a service",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        generate_unique_id_function=_route_id,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.session_factory = factory
+    app.state.store = store
+    app.state.shard_reader = ShardReader(store)
+
+    install_error_handlers(app)
+    for router in (health_router, keys_router, datasets_router, models_router, jobs_router):
+        app.include_router(router, prefix=API_PREFIX)
+
+    app.add_middleware(IdempotencyMiddleware, session_factory=factory)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + 1024 * 1024)
+
+    frontend = settings.frontend_dir or REPO_FRONTEND
+    if (frontend / "index.html").exists():
+        app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")
+    else:
+
+        @app.get("/", include_in_schema=False)
+        def _root() -> RedirectResponse:
+            # No dashboard build yet: the interactive API docs are the way in.
+            return RedirectResponse("/docs")
+
+    return app

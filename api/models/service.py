@@ -1,0 +1,184 @@
+"""Models and their versions: registration, checkpoint upload, lineage."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from api.models import repository
+from core.errors import Conflict, NotFound, Unprocessable
+from core.registry import add_model_version, version_prefix
+from core.storage import ObjectStore
+from models import DatasetVersion, Job, Model, ModelVersion
+from models.base import new_id
+from workers.engine.config import ArchitectureConfig
+
+VALIDATE_TIMEOUT_S = 180
+
+
+def create_model(
+    session: Session,
+    name: str,
+    family: str,
+    architecture: ArchitectureConfig,
+    description: str,
+    created_by: str | None,
+) -> Model:
+    if repository.get_by_name(session, name) is not None:
+        raise Conflict(f"a model named {name!r} already exists; pick another name")
+    model = Model(
+        id=new_id("mdl"),
+        name=name,
+        family=family,
+        architecture=architecture.model_dump(mode="json"),
+        description=description,
+        created_by=created_by,
+    )
+    session.add(model)
+    session.flush()
+    return model
+
+
+def get_model_or_404(session: Session, model_id: str) -> Model:
+    model = repository.get(session, model_id)
+    if model is None:
+        raise NotFound(f"model {model_id} not found")
+    return model
+
+
+def get_version_or_404(session: Session, version_id: str) -> ModelVersion:
+    version = repository.version(session, version_id)
+    if version is None:
+        raise NotFound(f"model version {version_id} not found")
+    return version
+
+
+def validate_checkpoint(architecture: dict[str, Any], source: Path, target: Path) -> dict[str, Any]:
+    """Check and normalise an uploaded checkpoint in a child process.
+
+    The API process never imports torch and never parses untrusted tensors itself: the
+    engine's checkpoint tool does, with ``weights_only=True``, and writes safetensors.
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "workers.engine.checkpoint_tool",
+                "--arch",
+                json.dumps(architecture),
+                "--input",
+                str(source),
+                "--output",
+                str(target),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=VALIDATE_TIMEOUT_S,
+            env=env,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise Unprocessable(
+            "checkpoint validation timed out; is this a checkpoint?", field="file"
+        ) from exc
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(
+            f"checkpoint tool gave no report (exit {proc.returncode}): {proc.stderr[-500:]}"
+        )
+    report = json.loads(lines[-1])
+    if not report.get("ok"):
+        raise Unprocessable(report.get("error", "invalid checkpoint"), field="file")
+    return report
+
+
+def upload_version(
+    session: Session,
+    store: ObjectStore,
+    model: Model,
+    upload: Path,
+    filename: str,
+    metrics: dict[str, Any],
+    created_by: str | None,
+) -> ModelVersion:
+    if model.family != "classifier":
+        raise Unprocessable(f"checkpoint upload is not supported for family {model.family!r}")
+    version_id = new_id("mv")
+    with tempfile.TemporaryDirectory(prefix="expunge-ckpt-") as tmp:
+        normalised = Path(tmp) / "model.safetensors"
+        report = validate_checkpoint(model.architecture, upload, normalised)
+        prefix = version_prefix(model.id, version_id)
+        config = {
+            "architecture": model.architecture,
+            "source": {"type": "upload", "filename": filename},
+            "num_parameters": report.get("num_parameters"),
+        }
+        config_blob = json.dumps(config, sort_keys=True, indent=2).encode()
+        info = store.put_file(f"{prefix}/model.safetensors", normalised)
+        store.put_bytes(f"{prefix}/config.json", config_blob, content_type="application/json")
+    try:
+        return add_model_version(
+            session,
+            model.id,
+            id=version_id,
+            status="active",
+            source="upload",
+            checkpoint_key=f"{prefix}/model.safetensors",
+            config_key=f"{prefix}/config.json",
+            sha256=report["sha256"],
+            size_bytes=info.size,
+            config=config,
+            metrics=metrics,
+            created_by=created_by,
+        )
+    except BaseException:
+        store.delete_prefix(prefix + "/")
+        raise
+
+
+def lineage(session: Session, version: ModelVersion) -> dict[str, Any]:
+    ancestors: list[ModelVersion] = []
+    seen = {version.id}
+    parent_id = version.parent_version_id
+    while parent_id and parent_id not in seen:
+        parent = repository.version(session, parent_id)
+        if parent is None:
+            break
+        ancestors.append(parent)
+        seen.add(parent.id)
+        parent_id = parent.parent_version_id
+    job = session.get(Job, version.job_id) if version.job_id else None
+    training_set = None
+    if version.training_set and version.dataset_version_id:
+        dsv = session.get(DatasetVersion, version.dataset_version_id)
+        if dsv is not None:
+            training_set = {
+                **version.training_set,
+                "dataset_id": dsv.dataset_id,
+                "dataset_version": dsv.version,
+                "dataset_version_id": dsv.id,
+                "content_hash": dsv.content_hash,
+            }
+    return {
+        "version": version,
+        "ancestors": ancestors,
+        "children": list(repository.children(session, version.id)),
+        "job": job,
+        "training_set": training_set,
+    }
+
+
+def ensure_downloadable(version: ModelVersion) -> None:
+    if version.status in ("tainted", "purged"):
+        raise Conflict(
+            f"model version {version.id} is {version.status}: its checkpoint cannot be "
+            "downloaded (it depends on data under a deletion request, or was purged)"
+        )

@@ -1,0 +1,21 @@
+"""SQLAlchemy ORM models: the database layer shared by the API, workers and migrations."""
+
+from models.base import Base
+from models.datasets import Dataset, DatasetVersion, Sample
+from models.idempotency import IdempotencyRecord
+from models.jobs import Job, JobEvent
+from models.keys import ApiKey
+from models.registry import Model, ModelVersion
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Dataset",
+    "DatasetVersion",
+    "IdempotencyRecord",
+    "Job",
+    "JobEvent",
+    "Model",
+    "ModelVersion",
+    "Sample",
+]

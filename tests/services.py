@@ -1,0 +1,105 @@
+"""Real services for tests: a fresh Postgres database, a Redis db, an S3 server, workers.
+
+Nothing here is a mock: the API and the workers talk to the same servers production does.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+from core.settings import Settings
+
+PG_ADMIN = os.environ.get("EXPUNGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("EXPUNGE_TEST_REDIS", "redis://127.0.0.1:6379")
+ADMIN_KEY = "exp_testadmin0001_" + "t" * 43
+REPO = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A throw-away database; dropped afterwards even if workers still hold connections."""
+    name = f"expunge_test_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def redis_url() -> str:
+    """A Redis logical database chosen at random so parallel runs do not share a queue."""
+    return f"{REDIS}/{secrets.randbelow(14) + 1}"
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment a child process needs to see the same backends as ``settings``."""
+    env = {
+        "EXPUNGE_ENV": settings.env,
+        "EXPUNGE_HOME": str(settings.home),
+        "EXPUNGE_DATABASE_URL": settings.database_url,
+        "EXPUNGE_BROKER_URL": settings.broker_url,
+        "EXPUNGE_STORAGE_URL": settings.storage_url,
+        "EXPUNGE_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
+        "EXPUNGE_LOST_AFTER_SECONDS": str(settings.lost_after_seconds),
+        "EXPUNGE_DISPATCH_RETRY_SECONDS": str(settings.dispatch_retry_seconds),
+        "EXPUNGE_TORCH_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    for name in ("s3_access_key", "s3_secret_key", "bootstrap_admin_key"):
+        value = getattr(settings, name)
+        if value:
+            env[f"EXPUNGE_{name.upper()}"] = value
+    return env
+
+
+class WorkerProcess:
+    """`expunge worker` as a real child process (solo pool), with its log kept for failures."""
+
+    def __init__(self, settings: Settings, log_path: Path, queues: str = "cpu,gpu") -> None:
+        self.log_path = log_path
+        env = {**os.environ, **settings_env(settings)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "core.cli", "worker", "--queues", queues],
+            cwd=REPO,
+            env=env,
+            stdout=log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> WorkerProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log()}")
+            if "ready." in self.log():
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()

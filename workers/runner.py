@@ -1,0 +1,153 @@
+"""The job lifecycle around the engine, testable without Celery.
+
+claim (queued|lost → running, attempt+1) → handler → one fenced final transaction.
+A duplicate or stale delivery fails the claim and does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import session_factory
+from core.jobs import record_event
+from core.settings import Settings, get_settings
+from core.storage import ObjectStore, StorageError, open_store
+from models import Job
+from models.base import utcnow
+from workers.context import JobCancelled, JobContext, JobTimeLimit, StaleAttempt
+
+log = logging.getLogger("expunge.worker")
+
+Handler = Callable[[JobContext, Job], dict[str, Any]]
+
+
+def _handlers() -> dict[str, Handler]:
+    # Imported lazily: the handlers pull in torch, the runner module does not need to.
+    from workers.jobs.evaluate import run_evaluate
+    from workers.jobs.train import run_train
+
+    return {"train": run_train, "evaluate": run_evaluate}
+
+
+class Runner:
+    def __init__(self, settings: Settings | None = None, store: ObjectStore | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.factory: sessionmaker[Session] = session_factory(self.settings)
+        self.store = store or open_store(
+            self.settings.storage_url,
+            self.settings.s3_access_key,
+            self.settings.s3_secret_key,
+            self.settings.s3_region,
+        )
+        self.worker_name = f"{socket.gethostname()}:{__import__('os').getpid()}"
+
+    def claim(self, job_id: str) -> int | None:
+        """Take ownership if the job is waiting (or its previous owner went silent)."""
+        stale_cutoff = utcnow() - timedelta(seconds=self.settings.lost_after_seconds)
+        with self.factory() as session:
+            current = session.execute(
+                select(Job.attempt, Job.state).where(Job.id == job_id)
+            ).first()
+            if current is None:
+                log.warning("job %s does not exist; dropping the message", job_id)
+                return None
+            attempt, _ = current
+            result = session.execute(
+                update(Job)
+                .where(
+                    Job.id == job_id,
+                    Job.attempt == attempt,
+                    or_(
+                        Job.state.in_(("queued", "lost")),
+                        and_(Job.state == "running", Job.heartbeat_at < stale_cutoff),
+                    ),
+                )
+                .values(
+                    state="running",
+                    attempt=attempt + 1,
+                    worker=self.worker_name,
+                    started_at=utcnow(),
+                    heartbeat_at=utcnow(),
+                    dispatched_at=utcnow(),
+                    error=None,
+                )
+            )
+            if not result.rowcount:
+                session.rollback()
+                return None
+            record_event(
+                session,
+                job_id,
+                "state",
+                {"state": "running", "attempt": attempt + 1, "worker": self.worker_name},
+            )
+            session.commit()
+            return attempt + 1
+
+    def run(self, job_id: str) -> str | None:
+        """Run one job to a terminal state; returns that state, or None if not ours."""
+        attempt = self.claim(job_id)
+        if attempt is None:
+            log.info("job %s is owned or finished elsewhere; nothing to do", job_id)
+            return None
+        with self.factory() as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            session.expunge(job)
+        handler = _handlers().get(job.kind)
+        with JobContext(job_id, attempt, self.settings, self.factory, self.store) as ctx:
+            try:
+                if handler is None:
+                    raise ValueError(f"this worker cannot run {job.kind!r} jobs")
+                handler(ctx, job)
+                return "succeeded"
+            except StaleAttempt:
+                log.warning("job %s attempt %s lost ownership; stopping quietly", job_id, attempt)
+                return None
+            except JobCancelled:
+                return self._finish(ctx, "cancelled", None)
+            except JobTimeLimit as exc:
+                return self._finish(ctx, "failed", str(exc))
+            except Exception as exc:
+                message = _describe(exc)
+                log.error("job %s failed: %s\n%s", job_id, message, traceback.format_exc())
+                return self._finish(ctx, "failed", message)
+
+    def _finish(self, ctx: JobContext, state: str, error: str | None) -> str | None:
+        try:
+            with self.factory() as session:
+                ctx._fenced(
+                    session,
+                    state=state,
+                    error=error,
+                    finished_at=utcnow(),
+                    wall_seconds=ctx.wall_seconds,
+                    peak_memory_mb=round(ctx.peak_rss_mb, 1),
+                )
+                data: dict[str, Any] = {"state": state}
+                if error:
+                    data["error"] = error
+                record_event(session, ctx.job_id, "state", data)
+                session.commit()
+        except StaleAttempt:
+            return None  # the new owner's objects are under the same keys: leave them
+        # Only after the fenced write: a failed or cancelled job leaves no partial objects.
+        for prefix in (f"jobs/{ctx.job_id}/", *ctx.scratch_prefixes):
+            try:
+                ctx.store.delete_prefix(prefix)
+            except StorageError as exc:
+                log.warning("could not clean %s: %s", prefix, exc)
+        return state
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if not isinstance(exc, ValueError) else text
