@@ -22,6 +22,7 @@ from api.datasets.router import router as datasets_router
 from api.health.router import router as health_router
 from api.idempotency import IdempotencyMiddleware
 from api.jobs.router import router as jobs_router
+from api.methods.router import router as methods_router
 from api.models.router import router as models_router
 from core.datasets.reader import ShardReader
 from core.db import session_factory
@@ -143,7 +144,14 @@ def create_app(settings: Settings | None = None, *, run_sweeper: bool = True) ->
     app.state.shard_reader = ShardReader(store)
 
     install_error_handlers(app)
-    for router in (health_router, keys_router, datasets_router, models_router, jobs_router):
+    for router in (
+        health_router,
+        keys_router,
+        datasets_router,
+        models_router,
+        jobs_router,
+        methods_router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
 
     app.add_middleware(IdempotencyMiddleware, session_factory=factory)

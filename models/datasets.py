@@ -53,6 +53,7 @@ class Sample(Base):
         UniqueConstraint("dataset_id", "sample_id"),
         Index("ix_samples_dataset_label", "dataset_id", "label"),
         Index("ix_samples_dataset_subject", "dataset_id", "subject_id"),
+        UniqueConstraint("dataset_id", "position"),
     )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -64,6 +65,8 @@ class Sample(Base):
     split: Mapped[str] = mapped_column(String(10), default="train")
     shard_key: Mapped[str] = mapped_column(String(500))
     shard_index: Mapped[int] = mapped_column(Integer)
+    # Index of the sample within its dataset, fixed at import: lineage masks use it.
+    position: Mapped[int] = mapped_column(Integer)
     added_in_version: Mapped[int] = mapped_column(Integer, default=1)
     removed_in_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)

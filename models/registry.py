@@ -3,7 +3,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, JSONType, UTCDateTime, utcnow
@@ -56,5 +64,8 @@ class ModelVersion(Base):
     )
     training_set: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     sample_ids_key: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # zlib(packbits(bool per sample position)): which samples of the dataset it was
+    # trained on, exact and small (7.5 kB for 60k samples); scoping reads it directly.
+    training_mask: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(40), nullable=True)

@@ -33,8 +33,9 @@ def _handlers() -> dict[str, Handler]:
     # Imported lazily: the handlers pull in torch, the runner module does not need to.
     from workers.jobs.evaluate import run_evaluate
     from workers.jobs.train import run_train
+    from workers.jobs.unlearn import run_unlearn
 
-    return {"train": run_train, "evaluate": run_evaluate}
+    return {"train": run_train, "unlearn": run_unlearn, "evaluate": run_evaluate}
 
 
 class Runner:

@@ -4,7 +4,7 @@ from fastapi import APIRouter, status
 
 from api.auth import service
 from api.auth.schemas import KeyCreate, KeyCreated, KeyPublic, KeysPublic
-from api.deps import Admin, SessionDep
+from api.deps import Admin, CurrentKey, SessionDep
 from api.schemas import ERRORS, NOT_FOUND
 
 router = APIRouter(prefix="/keys", tags=["keys"], responses=ERRORS)
@@ -14,6 +14,12 @@ router = APIRouter(prefix="/keys", tags=["keys"], responses=ERRORS)
 def create_key(body: KeyCreate, session: SessionDep, admin: Admin) -> KeyCreated:
     key, raw = service.create_key(session, body.name, body.role, created_by=admin.id)
     return KeyCreated(**KeyPublic.model_validate(key).model_dump(), key=raw)
+
+
+@router.get("/me", response_model=KeyPublic)
+def whoami(key: CurrentKey) -> KeyPublic:
+    """The calling key (its role decides what a client should offer)."""
+    return KeyPublic.model_validate(key)
 
 
 @router.get("", response_model=KeysPublic)

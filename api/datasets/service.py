@@ -149,6 +149,7 @@ def ingest(
                         "split": record.split,
                         "shard_key": key,
                         "shard_index": offset,
+                        "position": part.start + offset,
                         "added_in_version": 1,
                     }
                 )

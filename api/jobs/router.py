@@ -40,12 +40,16 @@ def create_job(
     body: Annotated[JobCreate, Body()], session: SessionDep, settings: SettingsDep, key: Engineer
 ) -> JobPublic:
     if body.kind == "train":
-        job = service.create_train_job(session, body, key.id)
+        jobs = [service.create_train_job(session, body, key.id)]
+    elif body.kind == "unlearn":
+        jobs = service.create_unlearn_job(session, body, key.id)
     else:
-        job = service.create_evaluate_job(session, body, key.id)
+        jobs = [service.create_evaluate_job(session, body, key.id)]
     # Commit first: the queue must never carry an id the database does not have.
     session.commit()
-    send_job(session, job.id, job.queue, settings)
+    for job in jobs:  # a retrain reference goes first, so a single worker runs it first
+        send_job(session, job.id, job.queue, settings)
+    job = jobs[-1]
     session.refresh(job)
     return JobPublic.model_validate(job)
 
@@ -78,7 +82,10 @@ def list_jobs(
 
 @router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
 def get_job(job_id: str, session: SessionDep, _: Reader) -> JobPublic:
-    return JobPublic.model_validate(service.get_or_404(session, job_id))
+    job = service.get_or_404(session, job_id)
+    out = JobPublic.model_validate(job)
+    out.comparison = service.comparison(session, job)
+    return out
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, responses={**NOT_FOUND, **CONFLICT})

@@ -3,10 +3,43 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas import ORMModel
 from workers.engine.config import EvaluateParams, TrainParams
+
+
+class ForgetScope(BaseModel):
+    """Exactly one of: data subjects, samples, or whole classes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject_ids: list[Annotated[str, Field(max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=100_000
+    )
+    sample_ids: list[Annotated[str, Field(max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=100_000
+    )
+    labels: list[Annotated[int, Field(ge=0)]] | None = Field(
+        default=None, min_length=1, max_length=1000
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ForgetScope:
+        given = [k for k in ("subject_ids", "sample_ids", "labels") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of subject_ids, sample_ids or labels")
+        return self
+
+    def as_dict(self) -> dict[str, list[Any]]:
+        return {k: v for k, v in self.model_dump().items() if v}
+
+
+class SisaSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    shards: int = Field(ge=1, le=64, description="Disjoint shards, one model each")
+    slices: int = Field(1, ge=1, le=64, description="Incremental slices per shard (checkpoints)")
 
 
 class TrainJobCreate(BaseModel):
@@ -24,6 +57,25 @@ class TrainJobCreate(BaseModel):
         default=None, max_length=40, description="Fine-tune from this version of the same model"
     )
     params: TrainParams = Field(default_factory=TrainParams)
+    sisa: SisaSpec | None = Field(
+        default=None, description="Train a SISA ensemble so later deletions are exact and cheap"
+    )
+
+
+class UnlearnJobCreate(BaseModel):
+    """Make a version forget a scope; the result is a new version whose parent it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["unlearn"]
+    model_version_id: str = Field(max_length=40)
+    method: str = Field(max_length=60, description="See GET /api/v1/methods")
+    forget: ForgetScope
+    params: dict[str, Any] = Field(default_factory=dict, description="The method's params")
+    evaluate: bool = Field(True, description="Measure UA/RA/TA/MIA etc. after unlearning")
+    reference: Literal["retrain"] | None = Field(
+        default=None, description="Also run (or reuse) an exact retrain to compare against"
+    )
 
 
 class EvaluateJobCreate(BaseModel):
@@ -38,10 +90,18 @@ class EvaluateJobCreate(BaseModel):
     )
     dataset_version: int | None = Field(default=None, ge=1)
     splits: list[Literal["train", "test"]] = Field(default_factory=lambda: ["test"], min_length=1)
+    forget: ForgetScope | None = Field(
+        default=None, description="Also measure forgetting of this scope (UA, RA, TA, MIA, ...)"
+    )
+    reference_version_id: str | None = Field(
+        default=None, max_length=40, description="A retrained version to compare outputs with"
+    )
     params: EvaluateParams = Field(default_factory=EvaluateParams)
 
 
-JobCreate = Annotated[TrainJobCreate | EvaluateJobCreate, Field(discriminator="kind")]
+JobCreate = Annotated[
+    TrainJobCreate | UnlearnJobCreate | EvaluateJobCreate, Field(discriminator="kind")
+]
 
 
 class JobPublic(ORMModel):
@@ -70,6 +130,9 @@ class JobPublic(ORMModel):
     heartbeat_at: datetime | None
     wall_seconds: float | None
     peak_memory_mb: float | None
+    comparison: dict[str, Any] | None = Field(
+        default=None, description="Against the retrained reference, once both have finished"
+    )
 
 
 class JobsPublic(BaseModel):

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.datasets import repository as datasets
 from api.jobs import repository
-from api.jobs.schemas import EvaluateJobCreate, TrainJobCreate
+from api.jobs.schemas import EvaluateJobCreate, TrainJobCreate, UnlearnJobCreate
+from api.methods.service import method_info, validate_params
 from core.errors import Conflict, NotFound, Unprocessable
 from core.jobs import state_event
+from core.lineage import resolve_forget, scope_hash, scope_kind
 from models import Dataset, DatasetVersion, Job, Model, ModelVersion, Sample
 from models.base import new_id, utcnow
 from models.jobs import TERMINAL_STATES
 from workers.engine.config import ArchitectureConfig
+
+GAP_KEYS = ("UA", "RA", "TA", "MIA")
 
 
 def get_or_404(session: Session, job_id: str) -> Job:
@@ -76,6 +82,10 @@ def create_train_job(session: Session, body: TrainJobCreate, created_by: str) ->
         )
     if _count_split(session, dataset.id, version.version, "train") == 0:
         raise Unprocessable(f"dataset {dataset.name!r} has no training samples", field="dataset_id")
+    if body.sisa is not None and body.parent_version_id is not None:
+        raise Unprocessable(
+            "a SISA ensemble is trained from scratch; drop parent_version_id", field="sisa"
+        )
     if body.parent_version_id is not None:
         parent = session.get(ModelVersion, body.parent_version_id)
         if parent is None or parent.model_id != model.id:
@@ -96,13 +106,163 @@ def create_train_job(session: Session, body: TrainJobCreate, created_by: str) ->
         dataset_id=dataset.id,
         model_version_id=body.parent_version_id,
         params=body.params.model_dump(mode="json"),
-        spec={"dataset_version": version.version, "dataset_version_id": version.id},
+        spec={
+            "dataset_version": version.version,
+            "dataset_version_id": version.id,
+            "sisa": body.sisa.model_dump() if body.sisa else None,
+        },
         created_by=created_by,
     )
     session.add(job)
     session.flush()
     state_event(session, job.id, "queued")
     return job
+
+
+def _training_lineage(mv: ModelVersion) -> str:
+    if mv.training_mask is None or mv.dataset_version_id is None:
+        raise Unprocessable(
+            f"model version {mv.id} was uploaded, so Expunge does not know what it was trained "
+            "on; unlearning needs that lineage. Train the model with an Expunge job instead.",
+            field="model_version_id",
+        )
+    return mv.dataset_version_id  # type: ignore[return-value]
+
+
+def create_unlearn_job(session: Session, body: UnlearnJobCreate, created_by: str) -> list[Job]:
+    """The unlearning job, preceded by its retrain reference when one is asked for and
+    none exists yet for the same version and scope (references are reused)."""
+    mv = session.get(ModelVersion, body.model_version_id)
+    if mv is None:
+        raise NotFound(f"model version {body.model_version_id} not found")
+    if mv.status != "active":
+        raise Conflict(
+            f"model version {mv.id} is {mv.status}; only active versions can be unlearned"
+        )
+    info = method_info(body.method)
+    scope = body.forget.as_dict()
+    kind = scope_kind(scope)
+    if kind not in info["scopes"]:
+        raise Unprocessable(
+            f"method {body.method!r} cannot forget {kind}; it supports "
+            f"{', '.join(info['scopes'])}. Pick another method (see GET /api/v1/methods).",
+            field="forget",
+        )
+    params = validate_params(body.method, body.params)
+    is_sisa = bool(mv.config.get("sisa"))
+    if body.method == "sisa" and not is_sisa:
+        raise Unprocessable(
+            f"model version {mv.id} was not trained with SISA, so 'sisa' cannot unlearn it; "
+            "use 'retrain' for exact unlearning, or train with {'sisa': {...}} first",
+            field="method",
+        )
+    if is_sisa and body.method != "sisa":
+        raise Unprocessable(
+            f"model version {mv.id} is a SISA ensemble; use method 'sisa' (exact and cheap)",
+            field="method",
+        )
+    _training_lineage(mv)
+    dsv = session.get(DatasetVersion, mv.dataset_version_id)
+    assert dsv is not None and mv.training_mask is not None
+    resolution = resolve_forget(session, dsv.dataset_id, dsv.version, mv.training_mask, scope)
+    if len(resolution.forget_positions) == 0:
+        raise Unprocessable(
+            f"the forget scope matches no sample that model version {mv.id} was trained on; "
+            "check the ids (nothing to unlearn)",
+            field="forget",
+        )
+    if resolution.retain_count == 0:
+        raise Unprocessable(
+            "the forget set is the whole training set: nothing would remain to learn from; "
+            "retire the model version instead of unlearning it",
+            field="forget",
+        )
+    spec = {
+        "forget": scope,
+        "forget_kind": kind,
+        "forget_hash": scope_hash(scope),
+        "forget_count": len(resolution.forget_positions),
+        "dataset_id": dsv.dataset_id,
+        "dataset_version": dsv.version,
+        "dataset_version_id": dsv.id,
+        "evaluate": body.evaluate,
+        "exact": info["exact"],
+    }
+    jobs: list[Job] = []
+    if body.reference == "retrain" and body.method != "retrain":
+        reference = _reusable_reference(session, mv.id, spec["forget_hash"])
+        if reference is None:
+            reference = _unlearn_job(
+                session, mv, "retrain", {}, {**spec, "exact": True}, created_by
+            )
+            jobs.append(reference)
+        spec["reference_job_id"] = reference.id
+    jobs.append(_unlearn_job(session, mv, body.method, params, spec, created_by))
+    return jobs
+
+
+def _unlearn_job(
+    session: Session,
+    mv: ModelVersion,
+    method: str,
+    params: dict[str, Any],
+    spec: dict[str, Any],
+    created_by: str,
+) -> Job:
+    device = str(params.get("device", "cpu"))
+    job = Job(
+        id=new_id("job"),
+        kind="unlearn",
+        state="queued",
+        queue=_queue_for(device),
+        model_id=mv.model_id,
+        dataset_id=spec["dataset_id"],
+        model_version_id=mv.id,
+        method=method,
+        params=params,
+        spec=spec,
+        created_by=created_by,
+    )
+    session.add(job)
+    session.flush()
+    state_event(session, job.id, "queued")
+    return job
+
+
+def _reusable_reference(session: Session, version_id: str, forget_hash: str) -> Job | None:
+    candidates = session.scalars(
+        select(Job).where(
+            Job.model_version_id == version_id,
+            Job.kind == "unlearn",
+            Job.method == "retrain",
+            Job.state.in_(("queued", "running", "succeeded", "lost")),
+        )
+    ).all()
+    return next((j for j in candidates if j.spec.get("forget_hash") == forget_hash), None)
+
+
+def comparison(session: Session, job: Job) -> dict[str, Any] | None:
+    """Avg. Gap (mean |Δ| over UA, RA, TA, MIA) and cost against the retrained reference."""
+    ref_id = job.spec.get("reference_job_id")
+    if job.state != "succeeded" or not ref_id:
+        return None
+    ref = session.get(Job, ref_id)
+    if ref is None or ref.state != "succeeded":
+        return {"reference_job_id": ref_id, "reference_state": ref.state if ref else "missing"}
+    mine, theirs = job.metrics.get("evaluation") or {}, ref.metrics.get("evaluation") or {}
+    keys = [k for k in GAP_KEYS if k in mine and k in theirs]
+    out: dict[str, Any] = {
+        "reference_job_id": ref.id,
+        "reference_version_id": ref.result_version_id,
+    }
+    if len(keys) == len(GAP_KEYS):
+        out["avg_gap"] = sum(abs(mine[k] - theirs[k]) for k in keys) / len(keys)
+        out["deltas"] = {k: mine[k] - theirs[k] for k in keys}
+    seconds, ref_seconds = job.metrics.get("unlearn_seconds"), ref.metrics.get("unlearn_seconds")
+    if seconds and ref_seconds:
+        out["cost_ratio"] = seconds / ref_seconds
+        out["speedup"] = ref_seconds / seconds
+    return out
 
 
 def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: str) -> Job:
@@ -142,6 +302,8 @@ def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: s
             "dataset_version": version.version,
             "dataset_version_id": version.id,
             "splits": body.splits,
+            "forget": body.forget.as_dict() if body.forget else None,
+            "reference_version_id": body.reference_version_id,
         },
         created_by=created_by,
     )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 17:49:31.292870
+Create Date: 2026-11-28 18:16:12.746330
 """
 
 from collections.abc import Sequence
@@ -42,14 +42,10 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("source", sa.String(length=200), nullable=False),
         sa.Column(
-            "label_names",
-            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
-            nullable=False,
+            "label_names", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
         ),
         sa.Column(
-            "image_shape",
-            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
-            nullable=False,
+            "image_shape", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
         ),
         sa.Column("current_version", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -64,9 +60,7 @@ def upgrade() -> None:
         sa.Column("request_hash", sa.String(length=64), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=True),
         sa.Column(
-            "response_body",
-            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
-            nullable=True,
+            "response_body", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("principal", "key", name=op.f("pk_idempotency_records")),
@@ -77,9 +71,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("family", sa.String(length=20), nullable=False),
         sa.Column(
-            "architecture",
-            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
-            nullable=False,
+            "architecture", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
         ),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -95,9 +87,7 @@ def upgrade() -> None:
         sa.Column("content_hash", sa.String(length=64), nullable=False),
         sa.Column("num_samples", sa.Integer(), nullable=False),
         sa.Column(
-            "split_counts",
-            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
-            nullable=False,
+            "split_counts", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
         ),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -106,7 +96,9 @@ def upgrade() -> None:
             ["dataset_id"], ["datasets.id"], name=op.f("fk_dataset_versions_dataset_id_datasets")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dataset_versions")),
-        sa.UniqueConstraint("dataset_id", "version", name=op.f("uq_dataset_versions_dataset_id")),
+        sa.UniqueConstraint(
+            "dataset_id", "version", name=op.f("uq_dataset_versions_dataset_id_version")
+        ),
     )
     with op.batch_alter_table("dataset_versions", schema=None) as batch_op:
         batch_op.create_index(
@@ -124,18 +116,18 @@ def upgrade() -> None:
         sa.Column("split", sa.String(length=10), nullable=False),
         sa.Column("shard_key", sa.String(length=500), nullable=False),
         sa.Column("shard_index", sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("added_in_version", sa.Integer(), nullable=False),
         sa.Column("removed_in_version", sa.Integer(), nullable=True),
-        sa.Column(
-            "extra",
-            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
-            nullable=True,
-        ),
+        sa.Column("extra", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True),
         sa.ForeignKeyConstraint(
             ["dataset_id"], ["datasets.id"], name=op.f("fk_samples_dataset_id_datasets")
         ),
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_samples")),
-        sa.UniqueConstraint("dataset_id", "sample_id", name=op.f("uq_samples_dataset_id")),
+        sa.UniqueConstraint("dataset_id", "position", name=op.f("uq_samples_dataset_id_position")),
+        sa.UniqueConstraint(
+            "dataset_id", "sample_id", name=op.f("uq_samples_dataset_id_sample_id")
+        ),
     )
     with op.batch_alter_table("samples", schema=None) as batch_op:
         batch_op.create_index("ix_samples_dataset_label", ["dataset_id", "label"], unique=False)
@@ -155,24 +147,19 @@ def upgrade() -> None:
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column(
-            "config",
-            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
-            nullable=False,
+            "config", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
         ),
         sa.Column(
-            "metrics",
-            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
-            nullable=False,
+            "metrics", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
         ),
         sa.Column("parent_version_id", sa.String(length=40), nullable=True),
         sa.Column("job_id", sa.String(length=40), nullable=True),
         sa.Column("dataset_version_id", sa.String(length=40), nullable=True),
         sa.Column(
-            "training_set",
-            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
-            nullable=True,
+            "training_set", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True
         ),
         sa.Column("sample_ids_key", sa.String(length=500), nullable=True),
+        sa.Column("training_mask", sa.LargeBinary(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.String(length=40), nullable=True),
         sa.ForeignKeyConstraint(
@@ -190,7 +177,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_model_versions")),
         sa.UniqueConstraint("job_id", name=op.f("uq_model_versions_job_id")),
-        sa.UniqueConstraint("model_id", "version", name=op.f("uq_model_versions_model_id")),
+        sa.UniqueConstraint("model_id", "version", name=op.f("uq_model_versions_model_id_version")),
     )
     with op.batch_alter_table("model_versions", schema=None) as batch_op:
         batch_op.create_index(
@@ -214,25 +201,15 @@ def upgrade() -> None:
         sa.Column("result_version_id", sa.String(length=40), nullable=True),
         sa.Column("method", sa.String(length=60), nullable=True),
         sa.Column(
-            "params",
-            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
-            nullable=False,
+            "params", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
         ),
-        sa.Column(
-            "spec",
-            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
-            nullable=False,
-        ),
+        sa.Column("spec", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
         sa.Column("progress", sa.Float(), nullable=False),
         sa.Column(
-            "metrics",
-            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
-            nullable=False,
+            "metrics", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
         ),
         sa.Column(
-            "artifacts",
-            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
-            nullable=False,
+            "artifacts", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
         ),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("attempt", sa.Integer(), nullable=False),
@@ -271,11 +248,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("job_id", sa.String(length=40), nullable=False),
         sa.Column("type", sa.String(length=20), nullable=False),
-        sa.Column(
-            "data",
-            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
-            nullable=False,
-        ),
+        sa.Column("data", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name=op.f("fk_job_events_job_id_jobs")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_job_events")),

@@ -67,3 +67,8 @@ def test_api_process_never_imports_torch() -> None:
         env={"PATH": "/usr/bin:/bin", "EXPUNGE_HOME": "/tmp/expunge-import-check"},
     )
     assert env_code.returncode == 0, env_code.stdout + env_code.stderr
+
+
+def test_whoami_reports_role(api) -> None:
+    me = api.get("/api/v1/keys/me").json()
+    assert me["role"] == "admin" and me["name"] == "bootstrap-admin"

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.datasets.reader import ShardReader
+from core.lineage import decode_mask, in_version, scope_kind
 from models import Sample
 from workers.context import JobContext
 from workers.engine.data import ImageArrays
@@ -20,26 +21,40 @@ from workers.engine.training import Callbacks
 class SampleSet:
     arrays: ImageArrays
     subject_ids: list[str | None]
+    positions: np.ndarray
+
+    def positions_of(self, sample_ids: list[str]) -> np.ndarray:
+        index = {sid: i for i, sid in enumerate(self.arrays.sample_ids)}
+        return self.positions[[index[sid] for sid in sample_ids]]
 
 
-def in_version(version: int) -> Any:
-    return and_(
-        Sample.added_in_version <= version,
-        or_(Sample.removed_in_version.is_(None), Sample.removed_in_version > version),
-    )
-
-
-def load_split(
-    session: Session, reader: ShardReader, dataset_id: str, version: int, split: str
+def load_samples(
+    session: Session,
+    reader: ShardReader,
+    dataset_id: str,
+    version: int,
+    *,
+    split: str,
+    positions: np.ndarray | None = None,
 ) -> SampleSet:
-    """All samples of one split of a dataset version, ordered by sample id."""
-    rows = session.execute(
+    """Samples of one split of a dataset version (optionally only these positions),
+    ordered by sample id so every consumer sees the same order."""
+    stmt = (
         select(
-            Sample.sample_id, Sample.label, Sample.subject_id, Sample.shard_key, Sample.shard_index
+            Sample.sample_id,
+            Sample.label,
+            Sample.subject_id,
+            Sample.shard_key,
+            Sample.shard_index,
+            Sample.position,
         )
         .where(Sample.dataset_id == dataset_id, Sample.split == split, in_version(version))
         .order_by(Sample.sample_id)
-    ).all()
+    )
+    rows = session.execute(stmt).all()
+    if positions is not None:
+        wanted = set(np.asarray(positions).tolist())
+        rows = [r for r in rows if r.position in wanted]
     if not rows:
         raise ValueError(f"dataset {dataset_id} version {version} has no {split!r} samples")
     if any(r.label is None for r in rows):
@@ -50,7 +65,28 @@ def load_split(
         labels=np.asarray([r.label for r in rows], dtype=np.int64),
         sample_ids=[r.sample_id for r in rows],
     )
-    return SampleSet(arrays=arrays, subject_ids=[r.subject_id for r in rows])
+    return SampleSet(
+        arrays=arrays,
+        subject_ids=[r.subject_id for r in rows],
+        positions=np.asarray([r.position for r in rows], dtype=np.int64),
+    )
+
+
+def load_split(
+    session: Session, reader: ShardReader, dataset_id: str, version: int, split: str
+) -> SampleSet:
+    return load_samples(session, reader, dataset_id, version, split=split)
+
+
+def dataset_size(session: Session, dataset_id: str) -> int:
+    """Number of sample positions ever allocated in the dataset (the mask length)."""
+    return int(
+        (
+            session.scalar(select(func.max(Sample.position)).where(Sample.dataset_id == dataset_id))
+            or -1
+        )
+        + 1
+    )
 
 
 class ContextCallbacks(Callbacks):
@@ -94,3 +130,73 @@ class ContextCallbacks(Callbacks):
             return None
         data = self.ctx.store.get_bytes(self.resume_key)
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+@dataclass
+class ForgetSplit:
+    """A version's training set split by a forget scope, plus the test split."""
+
+    trained: SampleSet
+    forget_mask: np.ndarray
+    test: ImageArrays | None
+    forget_labels: list[int] | None
+
+    @property
+    def forget(self) -> ImageArrays:
+        return self.trained.arrays.subset(np.flatnonzero(self.forget_mask))
+
+    @property
+    def retain(self) -> ImageArrays:
+        return self.trained.arrays.subset(np.flatnonzero(~self.forget_mask))
+
+    @property
+    def retain_positions(self) -> np.ndarray:
+        return self.trained.positions[~self.forget_mask]
+
+
+def split_for_forgetting(
+    session: Session,
+    reader: ShardReader,
+    dataset_id: str,
+    dataset_version: int,
+    training_mask: bytes,
+    scope: dict[str, list[Any]],
+) -> ForgetSplit:
+    """Forget = trained samples the scope names; for an already-unlearned version (its
+    mask no longer holds them) the scope's samples are added back so the same forget set
+    can be measured on any version of the model."""
+    mask = decode_mask(training_mask)
+    kind = scope_kind(scope)
+    column = {"subject_ids": "subject_id", "sample_ids": "sample_id", "labels": "label"}[kind]
+    values = set(scope[kind])
+    every = load_samples(session, reader, dataset_id, dataset_version, split="train")
+    hit = np.asarray(
+        [
+            v in values
+            for v in (
+                every.subject_ids
+                if column == "subject_id"
+                else every.arrays.sample_ids
+                if column == "sample_id"
+                else every.arrays.labels.tolist()
+            )
+        ],
+        dtype=bool,
+    )
+    in_mask = np.asarray([p < len(mask) and mask[p] for p in every.positions], dtype=bool)
+    keep = np.flatnonzero(in_mask | hit)
+    trained = SampleSet(
+        arrays=every.arrays.subset(keep),
+        subject_ids=[every.subject_ids[i] for i in keep],
+        positions=every.positions[keep],
+    )
+    try:
+        test = load_split(session, reader, dataset_id, dataset_version, "test").arrays
+    except ValueError:
+        test = None
+    return ForgetSplit(
+        trained=trained,
+        forget_mask=hit[keep],
+        test=test,
+        forget_labels=[int(v) for v in scope[kind]] if kind == "labels" else None,
+    )

@@ -1,55 +1,95 @@
-"""Evaluation job: accuracy and loss of a model version on splits of a dataset version."""
+"""Evaluation job: accuracy and loss per split, and, given a forget scope, the forgetting
+evidence (UA, RA, TA, MIA, loss AUC, relearn, probe; divergences against a reference)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 from core.datasets.reader import ShardReader
 from core.jobs import record_event
 from models import Job, Model, ModelVersion
 from models.base import utcnow
 from workers.context import JobContext
+from workers.engine import metrics as M
 from workers.engine.config import ArchitectureConfig, EvaluateParams
-from workers.engine.evaluation import evaluate_classifier
-from workers.jobs.common import load_split
-from workers.jobs.train import load_version_weights
+from workers.engine.forgetting import EvaluationSets, NetworkPredictor, evaluate_forgetting
+from workers.jobs import sisa_io
+from workers.jobs.common import load_split, split_for_forgetting
+from workers.jobs.publish import load_version_weights
+
+
+def predictor_for(
+    ctx: JobContext, version: ModelVersion, arch: ArchitectureConfig, device: str
+) -> Any:
+    weights = load_version_weights(ctx, version)
+    if version.config.get("sisa"):
+        return sisa_io.ensemble_from_checkpoint(arch, version.config["sisa"], weights, device)
+    return NetworkPredictor(arch, weights, device=device)
 
 
 def run_evaluate(ctx: JobContext, job: Job) -> dict[str, Any]:
     params = EvaluateParams.model_validate(job.params)
     reader = ShardReader(ctx.store)
     splits: list[str] = list(job.spec.get("splits", ["test"]))
+    scope = job.spec.get("forget")
     with ctx.factory() as session:
         version = session.get(ModelVersion, job.model_version_id)
         model = session.get(Model, job.model_id)
         assert version is not None and model is not None and job.dataset_id is not None
         arch = ArchitectureConfig.model_validate(model.architecture)
         number = int(job.spec["dataset_version"])
-        data = {s: load_split(session, reader, job.dataset_id, number, s) for s in splits}
-    state_dict = load_version_weights(ctx, version)
+        data = {s: load_split(session, reader, job.dataset_id, number, s).arrays for s in splits}
+        forget_split = (
+            split_for_forgetting(
+                session, reader, job.dataset_id, number, version.training_mask, scope
+            )
+            if scope and version.training_mask is not None
+            else None
+        )
+        ref_id = job.spec.get("reference_version_id")
+        reference_version = session.get(ModelVersion, ref_id) if ref_id else None
+    predictor = predictor_for(ctx, version, arch, params.device)
     metrics: dict[str, Any] = {}
-    details: dict[str, Any] = {}
+    per_class: dict[str, Any] = {}
     for i, split in enumerate(splits):
         ctx.check()
-        result = evaluate_classifier(
-            arch, state_dict, data[split].arrays, params.batch_size, params.device
+        arrays = data[split]
+        logits = predictor.logits(arrays)
+        metrics[f"{split}_accuracy"] = M.accuracy(logits, arrays.labels)
+        metrics[f"{split}_loss"] = float(M.cross_entropy(logits, arrays.labels).mean())
+        metrics[f"{split}_count"] = len(arrays)
+        predicted = logits.argmax(axis=1)
+        per_class[split] = {
+            str(c): float((predicted[arrays.labels == c] == c).mean())
+            for c in np.unique(arrays.labels)
+        }
+        ctx.metric(f"{split}_accuracy", metrics[f"{split}_accuracy"])
+        ctx.log(f"{split}: accuracy {metrics[f'{split}_accuracy']:.4f} on {len(arrays)} samples")
+        ctx.progress((i + 1) / (len(splits) + (1 if forget_split else 0)))
+    metrics["per_class_accuracy"] = per_class
+    if forget_split is not None and forget_split.test is not None:
+        sets = EvaluationSets.build(
+            forget_split.forget,
+            forget_split.retain,
+            forget_split.test,
+            forget_labels=forget_split.forget_labels,
         )
-        metrics[f"{split}_accuracy"] = result["accuracy"]
-        metrics[f"{split}_loss"] = result["loss"]
-        metrics[f"{split}_count"] = result["count"]
-        details[split] = result
-        ctx.metric(f"{split}_accuracy", result["accuracy"])
-        ctx.log(f"{split}: accuracy {result['accuracy']:.4f} on {result['count']} samples")
-        ctx.progress((i + 1) / len(splits))
+        reference = (
+            predictor_for(ctx, reference_version, arch, params.device)
+            if reference_version
+            else None
+        )
+        metrics["evaluation"] = evaluate_forgetting(predictor, sets, reference=reference)
+        for name in ("UA", "RA", "TA", "MIA"):
+            ctx.metric(name, metrics["evaluation"][name])
     with ctx.factory() as session:
         ctx._fenced(
             session,
             state="succeeded",
             progress=1.0,
-            metrics={
-                **metrics,
-                "per_class_accuracy": {s: d.get("per_class_accuracy") for s, d in details.items()},
-            },
+            metrics=metrics,
             finished_at=utcnow(),
             wall_seconds=ctx.wall_seconds,
             peak_memory_mb=round(ctx.peak_rss_mb, 1),

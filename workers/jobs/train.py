@@ -1,43 +1,23 @@
-"""Training job: dataset version → engine → checkpoint in storage → one new model version."""
+"""Training job: dataset version → engine (plain or SISA) → one new model version."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from core.datasets.reader import ShardReader
-from core.jobs import record_event
-from core.registry import add_model_version
 from models import Job, Model, ModelVersion
-from models.base import utcnow
-from workers.context import JobCancelled, JobContext, StaleAttempt
-from workers.engine.checkpoint import load_checkpoint, save_checkpoint
+from workers.context import JobCancelled, JobContext
 from workers.engine.config import ArchitectureConfig, TrainParams
 from workers.engine.errors import TrainingStopped
 from workers.engine.training import train_classifier
-from workers.jobs.common import ContextCallbacks, load_split
-
-
-def output_prefix(model_id: str, job_id: str) -> str:
-    """Keyed by job, so a re-run overwrites its own objects instead of orphaning them."""
-    return f"models/{model_id}/jobs/{job_id}"
-
-
-def load_version_weights(ctx: JobContext, version: ModelVersion) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="expunge-ckpt-") as tmp:
-        path = Path(tmp) / "model.safetensors"
-        ctx.store.download_file(version.checkpoint_key, path)
-        state_dict, _ = load_checkpoint(path)
-    return state_dict
+from workers.jobs import sisa_io
+from workers.jobs.common import ContextCallbacks, dataset_size, load_split
+from workers.jobs.publish import VersionOutput, load_version_weights, publish_version
 
 
 def run_train(ctx: JobContext, job: Job) -> dict[str, Any]:
     params = TrainParams.model_validate(job.params)
+    sisa = job.spec.get("sisa")
     reader = ShardReader(ctx.store)
     with ctx.factory() as session:
         model = session.get(Model, job.model_id)
@@ -51,118 +31,58 @@ def run_train(ctx: JobContext, job: Job) -> dict[str, Any]:
             test = load_split(session, reader, job.dataset_id, version_number, "test").arrays
         except ValueError:
             test = None
+        size = dataset_size(session, job.dataset_id)
     ctx.check()
-    init = load_version_weights(ctx, parent) if parent is not None else None
+    config: dict[str, Any] = {
+        "architecture": arch.model_dump(mode="json"),
+        "train_params": params.model_dump(mode="json"),
+        "dataset_id": job.dataset_id,
+        "dataset_version_id": job.spec["dataset_version_id"],
+        "parent_version_id": parent.id if parent else None,
+    }
     callbacks = ContextCallbacks(ctx, progress_span=(0.02, 0.97))
-    resume = callbacks.load_resume()
-    if resume is not None:
-        ctx.log(f"resuming from step {resume.get('step')}")
-    prefix = output_prefix(model.id, job.id)
-    ctx.scratch_prefixes.append(prefix + "/")
-    ctx.log(f"training {arch.name} on {len(train.arrays)} samples for {params.epochs} epoch(s)")
     try:
-        result = train_classifier(
-            arch,
-            params,
-            train.arrays,
-            test,
-            callbacks=callbacks,
-            resume=resume,
-            init_state_dict=init,
-        )
+        if sisa:
+            ctx.log(f"SISA: {sisa['shards']} shards x {sisa['slices']} slices")
+            result = sisa_io.train(ctx, arch, params, train.arrays, test, sisa, callbacks)
+            state_dict, extra, metrics, trained_ids = result
+            config["sisa"] = {**sisa, "seed": params.seed}
+        else:
+            init = load_version_weights(ctx, parent) if parent is not None else None
+            resume = callbacks.load_resume()
+            if resume is not None:
+                ctx.log(f"resuming from step {resume.get('step')}")
+            trained = train_classifier(
+                arch,
+                params,
+                train.arrays,
+                test,
+                callbacks=callbacks,
+                resume=resume,
+                init_state_dict=init,
+            )
+            state_dict, extra = trained.state_dict, {}
+            metrics = {k: float(v) for k, v in trained.metrics.items()}
+            trained_ids = trained.train_sample_ids
     except TrainingStopped:
         ctx.check()  # raises the precise reason: cancelled, stale, or time limit
         raise JobCancelled("stopped") from None
 
-    trained_ids = sorted(result.train_sample_ids)
-    ids_blob = ("\n".join(trained_ids) + "\n").encode()
-    ids_sha = hashlib.sha256(ids_blob).hexdigest()
-    excluded = sorted(set(train.arrays.sample_ids) - set(trained_ids))
-    training_set = {
-        "split": "train",
-        "count": len(trained_ids),
-        "excluded_sample_ids": excluded[:10_000],
-        "excluded_count": len(excluded),
-        "sample_ids_sha256": ids_sha,
-    }
-    config = {
-        "architecture": arch.model_dump(mode="json"),
-        "train_params": params.model_dump(mode="json"),
-        "job_id": job.id,
-        "dataset_id": job.dataset_id,
-        "dataset_version_id": job.spec["dataset_version_id"],
-        "parent_version_id": parent.id if parent else None,
-        "training_set": training_set,
-    }
-    with tempfile.TemporaryDirectory(prefix="expunge-out-") as tmp:
-        path = Path(tmp) / "model.safetensors"
-        sha256 = save_checkpoint(path, result.state_dict, config)
-        info = ctx.store.put_file(f"{prefix}/model.safetensors", path)
-    ctx.store.put_bytes(
-        f"{prefix}/config.json",
-        json.dumps(config, sort_keys=True, indent=2).encode(),
-        content_type="application/json",
-    )
-    ctx.store.put_bytes(f"{prefix}/sample_ids.txt", ids_blob, content_type="text/plain")
-    metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)}
-    finalize(ctx, job, model.id, parent, sha256, info.size, config, metrics, training_set, prefix)
-    return metrics
-
-
-def finalize(
-    ctx: JobContext,
-    job: Job,
-    model_id: str,
-    parent: ModelVersion | None,
-    sha256: str,
-    size: int,
-    config: dict[str, Any],
-    metrics: dict[str, float],
-    training_set: dict[str, Any],
-    prefix: str,
-) -> None:
-    """One transaction: the job succeeds (fenced) and exactly one version appears."""
-    with ctx.factory() as session:
-        existing = session.scalar(select(ModelVersion).where(ModelVersion.job_id == job.id))
-        if existing is not None:  # an earlier attempt already committed: never a second one
-            raise StaleAttempt(f"job {job.id} already produced version {existing.id}")
-        version = add_model_version(
-            session,
-            model_id,
-            status="active",
+    publish_version(
+        ctx,
+        job,
+        VersionOutput(
+            model_id=model.id,
             source="train",
-            checkpoint_key=f"{prefix}/model.safetensors",
-            config_key=f"{prefix}/config.json",
-            sample_ids_key=f"{prefix}/sample_ids.txt",
-            sha256=sha256,
-            size_bytes=size,
+            state_dict=state_dict,
             config=config,
             metrics=metrics,
-            parent_version_id=parent.id if parent else None,
-            job_id=job.id,
+            trained_sample_ids=trained_ids,
+            trained_positions=train.positions_of(sorted(trained_ids)),
+            dataset_size=size,
             dataset_version_id=job.spec["dataset_version_id"],
-            training_set=training_set,
-            created_by=job.created_by,
-        )
-        ctx._fenced(
-            session,
-            state="succeeded",
-            progress=1.0,
-            metrics=metrics,
-            result_version_id=version.id,
-            artifacts=[
-                {"name": "checkpoint", "key": f"{prefix}/model.safetensors", "sha256": sha256},
-                {"name": "config", "key": f"{prefix}/config.json"},
-                {"name": "sample_ids", "key": f"{prefix}/sample_ids.txt"},
-            ],
-            finished_at=utcnow(),
-            wall_seconds=ctx.wall_seconds,
-            peak_memory_mb=round(ctx.peak_rss_mb, 1),
-        )
-        record_event(session, job.id, "progress", {"progress": 1.0})
-        record_event(
-            session, job.id, "state", {"state": "succeeded", "result_version_id": version.id}
-        )
-        session.commit()
-    ctx.scratch_prefixes.clear()
-    ctx.store.delete_prefix(f"jobs/{job.id}/")
+            parent_version_id=parent.id if parent else None,
+            extra_files=extra,
+        ),
+    )
+    return metrics

@@ -1,0 +1,183 @@
+"""Unlearning job: a version + a forget scope → a method (or SISA) → a new version whose
+parent is the original and whose lineage no longer holds the forgotten samples; then
+the evaluation that a certificate will carry."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from core.datasets.reader import ShardReader
+from models import Job, Model, ModelVersion
+from workers.context import JobCancelled, JobContext
+from workers.engine.config import ArchitectureConfig, TrainParams
+from workers.engine.errors import TrainingStopped
+from workers.engine.forgetting import EvaluationSets, NetworkPredictor, evaluate_forgetting
+from workers.engine.unlearning import UnlearnData, get_method
+from workers.engine.unlearning.sisa import SisaEnsemble, unlearn_sisa
+from workers.jobs import sisa_io
+from workers.jobs.common import ContextCallbacks, ForgetSplit, dataset_size, split_for_forgetting
+from workers.jobs.publish import VersionOutput, load_version_weights, publish_version
+
+
+def run_unlearn(ctx: JobContext, job: Job) -> dict[str, Any]:
+    spec = job.spec
+    reader = ShardReader(ctx.store)
+    with ctx.factory() as session:
+        original = session.get(ModelVersion, job.model_version_id)
+        model = session.get(Model, job.model_id)
+        assert original is not None and model is not None and original.training_mask is not None
+        arch = ArchitectureConfig.model_validate(model.architecture)
+        split = split_for_forgetting(
+            session,
+            reader,
+            spec["dataset_id"],
+            int(spec["dataset_version"]),
+            original.training_mask,
+            spec["forget"],
+        )
+        size = dataset_size(session, spec["dataset_id"])
+    recipe = TrainParams.model_validate(original.config.get("train_params") or {})
+    forget, retain = split.forget, split.retain
+    ctx.log(f"{job.method}: forgetting {len(forget)} of {len(split.trained.arrays)} samples")
+    callbacks = ContextCallbacks(ctx, progress_span=(0.02, 0.8))
+    started = time.perf_counter()
+    extra: dict[str, dict[str, Any]] = {}
+    try:
+        if job.method == "sisa":
+            state = sisa_io.load_state(ctx, original, arch, split.trained.arrays.sample_ids)
+            report = unlearn_sisa(state, split.trained.arrays, forget.sample_ids, callbacks)
+            new_weights, extra = sisa_io.pack(report.state)
+            method_metrics = {
+                "stages_retrained": float(report.stages_retrained),
+                "stages_total": float(report.stages_total),
+                "stage_fraction": report.stage_fraction,
+                "affected_shards": float(len(report.affected_shards)),
+            }
+            predictor: Any = SisaEnsemble(report.state)
+            original_predictor: Any = SisaEnsemble(state)
+        else:
+            weights = load_version_weights(ctx, original)
+            data = UnlearnData(
+                forget=forget,
+                retain=retain,
+                test=split.test,
+                forget_labels=split.forget_labels,
+                scope=spec["forget_kind"],
+            )
+            result = get_method(job.method).run(
+                arch, weights, data, job.params, callbacks, train_params=recipe
+            )
+            for line in result.log[-20:]:
+                ctx.log(line)
+            new_weights, method_metrics = result.state_dict, dict(result.metrics)
+            predictor = NetworkPredictor(arch, new_weights)
+            original_predictor = NetworkPredictor(arch, weights)
+    except TrainingStopped as exc:
+        if ctx.should_stop():
+            ctx.check()  # raises the precise reason: cancelled, stale or time limit
+            raise JobCancelled("stopped") from None
+        raise ValueError(str(exc)) from exc  # diverged: fail with the engine's reason
+    seconds = time.perf_counter() - started
+
+    metrics: dict[str, Any] = {
+        "method": job.method,
+        "exact": bool(spec.get("exact")),
+        "unlearn_seconds": seconds,
+        "forget_count": len(forget),
+        "retain_count": len(retain),
+        "method_metrics": {k: float(v) for k, v in method_metrics.items()},
+    }
+    if spec.get("evaluate", True):
+        ctx.log(
+            "evaluating against the original"
+            + (" and the reference" if spec.get("reference_job_id") else "")
+        )
+        metrics.update(_evaluate(ctx, job, split, predictor, original_predictor, arch))
+    ctx.progress(0.97, force=True)
+    config = {
+        "architecture": arch.model_dump(mode="json"),
+        "train_params": recipe.model_dump(mode="json"),
+        "dataset_id": spec["dataset_id"],
+        "dataset_version_id": spec["dataset_version_id"],
+        "parent_version_id": original.id,
+        "unlearning": {
+            "method": job.method,
+            "params": job.params,
+            "exact": bool(spec.get("exact")),
+            "forget_kind": spec["forget_kind"],
+            "forget_hash": spec["forget_hash"],
+            "forget_count": len(forget),
+        },
+    }
+    if original.config.get("sisa"):
+        config["sisa"] = original.config["sisa"]
+    publish_version(
+        ctx,
+        job,
+        VersionOutput(
+            model_id=model.id,
+            source="unlearn",
+            state_dict=new_weights,
+            config=config,
+            metrics=metrics,
+            trained_sample_ids=retain.sample_ids,
+            trained_positions=split.retain_positions,
+            dataset_size=size,
+            dataset_version_id=spec["dataset_version_id"],
+            parent_version_id=original.id,
+            extra_files=extra,
+        ),
+    )
+    return metrics
+
+
+def _evaluate(
+    ctx: JobContext,
+    job: Job,
+    split: ForgetSplit,
+    predictor: Any,
+    original: Any,
+    arch: ArchitectureConfig,
+) -> dict[str, Any]:
+    if split.test is None:
+        ctx.log("no test split: UA and RA only")
+        return {}
+    sets = EvaluationSets.build(
+        split.forget,
+        split.retain,
+        split.test,
+        forget_labels=split.forget_labels,
+        seed=int(job.params.get("seed", 0)),
+    )
+    forget_test = None
+    if split.forget_labels:
+        keep = [i for i, y in enumerate(split.test.labels) if int(y) in split.forget_labels]
+        forget_test = split.test.subset(keep)
+    reference = _reference_predictor(ctx, job, arch)
+    evaluation = evaluate_forgetting(predictor, sets, reference=reference, forget_test=forget_test)
+    ctx.check()
+    before = evaluate_forgetting(
+        original, sets, forget_test=forget_test, relearn=False, probe=False
+    )
+    for name in ("UA", "RA", "TA", "MIA"):
+        ctx.metric(name, evaluation[name])
+    return {"evaluation": evaluation, "original_evaluation": before}
+
+
+def _reference_predictor(ctx: JobContext, job: Job, arch: ArchitectureConfig) -> Any:
+    """The retrained reference's network, if it has already finished (else gaps only later)."""
+    ref_id = job.spec.get("reference_job_id")
+    if not ref_id:
+        return None
+    with ctx.factory() as session:
+        ref = session.get(Job, ref_id)
+        version = (
+            session.get(ModelVersion, ref.result_version_id)
+            if ref and ref.result_version_id
+            else None
+        )
+    if version is None:
+        ctx.log("the retrain reference has not finished yet; output divergences are skipped")
+        return None
+    return NetworkPredictor(arch, load_version_weights(ctx, version))
