@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.datasets import repository as datasets
@@ -14,7 +14,7 @@ from api.methods.service import method_info, validate_params
 from core.errors import Conflict, NotFound, Unprocessable
 from core.jobs import state_event
 from core.lineage import resolve_forget, scope_hash, scope_kind
-from models import Dataset, DatasetVersion, Job, Model, ModelVersion, Sample
+from models import Dataset, DatasetVersion, Job, Model, ModelVersion
 from models.base import new_id, utcnow
 from models.jobs import TERMINAL_STATES
 from workers.engine.config import ArchitectureConfig
@@ -46,21 +46,6 @@ def _dataset_version(
     return dataset, version
 
 
-def _count_split(session: Session, dataset_id: str, version: int, split: str) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Sample)
-            .where(
-                Sample.dataset_id == dataset_id,
-                Sample.split == split,
-                datasets.in_version(version),
-            )
-        )
-        or 0
-    )
-
-
 def create_train_job(session: Session, body: TrainJobCreate, created_by: str) -> Job:
     model = session.get(Model, body.model_id)
     if model is None:
@@ -80,7 +65,7 @@ def create_train_job(session: Session, body: TrainJobCreate, created_by: str) ->
             f"{len(dataset.label_names)} classes",
             field="dataset_id",
         )
-    if _count_split(session, dataset.id, version.version, "train") == 0:
+    if not version.split_counts.get("train"):
         raise Unprocessable(f"dataset {dataset.name!r} has no training samples", field="dataset_id")
     if body.sisa is not None and body.parent_version_id is not None:
         raise Unprocessable(
@@ -285,7 +270,7 @@ def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: s
         session, dataset_id, body.dataset_version, "dataset_version"
     )
     for split in body.splits:
-        if _count_split(session, dataset.id, version.version, split) == 0:
+        if not version.split_counts.get(split):
             raise Unprocessable(
                 f"dataset {dataset.name!r} has no {split!r} samples", field="splits"
             )
