@@ -259,6 +259,29 @@ def datasets_upload(ctx: click.Context, archive: Path, name: str) -> None:
     _echo_json(_client(ctx).upload_dataset(name, archive))
 
 
+@datasets.command("import-manifest")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--base-dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--name", required=True)
+def datasets_import_manifest(manifest: Path, base_dir: Path | None, name: str) -> None:
+    """Server side: import a CSV/Parquet manifest (path,label,subject_id,caption,split)
+    whose image paths are relative to --base-dir (default: the manifest's folder)."""
+    from api.datasets.service import import_local_manifest
+    from core.db import session_scope
+    from core.settings import get_settings
+    from core.storage import open_store
+
+    settings = get_settings()
+    store = open_store(
+        settings.storage_url, settings.s3_access_key, settings.s3_secret_key, settings.s3_region
+    )
+    with session_scope() as session:
+        dataset = import_local_manifest(
+            session, store, manifest, base_dir or manifest.parent, name, created_by=None
+        )
+        click.echo(json.dumps({"id": dataset.id, "name": dataset.name}))
+
+
 @datasets.command("show")
 @click.argument("dataset_id")
 @click.pass_context

@@ -87,6 +87,16 @@ def worker(
         proc.stop()
 
 
+@pytest.fixture(autouse=True)
+def _revive_worker(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test may stop or kill the shared worker; the next one gets a live worker again."""
+    yield
+    if "worker" in request.fixturenames:
+        proc = request.getfixturevalue("worker")
+        if proc.proc.poll() is not None:
+            proc.restart()
+
+
 @pytest.fixture(scope="session")
 def mnist_small(api) -> dict:  # type: ignore[no-untyped-def]
     """A 600-sample MNIST slice registered once for the session."""

@@ -69,21 +69,33 @@ class WorkerProcess:
 
     def __init__(self, settings: Settings, log_path: Path, queues: str = "cpu,gpu") -> None:
         self.log_path = log_path
-        env = {**os.environ, **settings_env(settings)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "worker", "--queues", queues],
+        self.settings = settings
+        self.queues = queues
+        self._starts = 0
+        self.proc = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        env = {**os.environ, **settings_env(self.settings)}
+        self._starts += 1
+        return subprocess.Popen(
+            [sys.executable, "-m", "core.cli", "worker", "--queues", self.queues],
             cwd=REPO,
             env=env,
-            stdout=log_path.open("wb"),
+            stdout=self.log_path.open("ab"),
             stderr=subprocess.STDOUT,
         )
+
+    def restart(self) -> WorkerProcess:
+        self.stop()
+        self.proc = self._spawn()
+        return self.wait_ready()
 
     def wait_ready(self, timeout: float = 60) -> WorkerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited early:\n{self.log()}")
-            if "ready." in self.log():
+            if self.log().count("ready.") >= self._starts:
                 return self
             time.sleep(0.2)
         raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log()}")
