@@ -5,6 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")"
 ./install.sh
 
+# Only the tests need a browser: the dashboard's end-to-end tests drive Debian's Chromium
+# (Playwright never downloads one); without root or apt they are skipped, saying why.
+if [ -f frontend/package.json ] && [ ! -x /usr/bin/chromium ] \
+   && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
+    || echo "note: could not install chromium; the dashboard's browser tests will be skipped"
+fi
+
 # PostgreSQL and Redis must be running; start them where this machine knows how.
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && command -v pg_ctlcluster >/dev/null; then
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true

@@ -16,19 +16,23 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.audit.router import router as audit_router
 from api.auth.router import router as keys_router
 from api.auth.service import ensure_bootstrap_key
 from api.datasets.router import router as datasets_router
+from api.deletion_requests.router import router as deletion_router
 from api.health.router import router as health_router
 from api.idempotency import IdempotencyMiddleware
 from api.jobs.router import router as jobs_router
 from api.methods.router import router as methods_router
 from api.models.router import router as models_router
+from core.audit.events import subject_salt
 from core.datasets.reader import ShardReader
 from core.db import session_factory
 from core.errors import ExpungeError
 from core.jobs import Sweeper
 from core.settings import Settings, get_settings
+from core.signing import load_signer
 from core.storage import InvalidKey, ObjectNotFound, StorageUnavailable, open_store
 
 log = logging.getLogger("expunge.api")
@@ -119,11 +123,14 @@ def create_app(settings: Settings | None = None, *, run_sweeper: bool = True) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Fail at start, not at the first certificate: the signing key and salt must load.
+        load_signer(settings)
+        subject_salt(settings)
         if settings.bootstrap_admin_key:
             with factory() as session:
                 ensure_bootstrap_key(session, settings.bootstrap_admin_key)
                 session.commit()
-        sweeper = Sweeper(settings).start() if run_sweeper else None
+        sweeper = Sweeper(settings, store=store).start() if run_sweeper else None
         yield
         if sweeper:
             sweeper.stop()
@@ -151,6 +158,8 @@ def create_app(settings: Settings | None = None, *, run_sweeper: bool = True) ->
         models_router,
         jobs_router,
         methods_router,
+        deletion_router,
+        audit_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 

@@ -36,7 +36,9 @@ def get_store(request: Request) -> ObjectStore:
     return request.app.state.store
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit happens before the response is sent, so a client never
+# hears "201 Created" for a row that a failed commit then loses, nor races ahead of it.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 
@@ -70,3 +72,4 @@ def require(*roles: str) -> Callable[[ApiKey], ApiKey]:
 Reader = Annotated[ApiKey, Depends(require(*READ))]
 Engineer = Annotated[ApiKey, Depends(require(*ENGINEER))]
 Admin = Annotated[ApiKey, Depends(require(*ADMIN))]
+Compliance = Annotated[ApiKey, Depends(require("admin", "compliance"))]

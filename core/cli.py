@@ -155,6 +155,17 @@ def _admin_key(home: Path) -> str:
     return raw
 
 
+def _die_with_parent() -> None:
+    """Linux: the local worker gets SIGTERM when `expunge up` dies, however it dies
+    (uvicorn re-raises SIGTERM after shutdown, so a `finally` alone would not run)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -180,6 +191,7 @@ def up(host: str, port: int, demo: bool, with_worker: bool) -> None:
         log_path = settings.home / "worker.log"
         worker_proc = subprocess.Popen(
             _worker_argv("cpu,gpu", "solo", 1),
+            preexec_fn=_die_with_parent,
             stdout=log_path.open("ab"),
             stderr=subprocess.STDOUT,
             env=os.environ.copy(),
@@ -423,6 +435,188 @@ def _watch(client: ExpungeClient, job_id: str) -> None:
 @click.pass_context
 def jobs_watch(ctx: click.Context, job_id: str) -> None:
     _watch(_client(ctx), job_id)
+
+
+# -- audit log and certificates (offline verification needs no server) ---------------
+
+
+@cli.group()
+def audit() -> None:
+    """The tamper-evident audit log: export it, verify an export offline."""
+
+
+def _read_keys(paths: tuple[Path, ...]) -> list[str]:
+    return [p.read_text() for p in paths]
+
+
+def _print_report(report: Any, as_json: bool) -> None:
+    if as_json:
+        _echo_json(report.as_dict())
+        return
+    mark = "OK " if report.ok else "FAILED "
+    click.echo(mark + report.reason)
+    if not report.ok and report.first_bad_seq is not None:
+        click.echo(f"first bad position: {report.first_bad_seq}")
+    if report.ok:
+        click.echo(f"events: {report.size}  root: {report.root_hash}")
+        click.echo(
+            f"signed checkpoints verified: {report.checkpoints_verified} "
+            f"(covering the first {report.signed_size} events)"
+        )
+
+
+@audit.command("verify")
+@click.argument("export_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--public-key",
+    "public_keys",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM public key to trust (repeat for keys used before a rotation)",
+)
+@click.option(
+    "--checkpoint",
+    "kept",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A checkpoint JSON kept from earlier: the export must still contain its tree",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON")
+def audit_verify(
+    export_file: Path, public_keys: tuple[Path, ...], kept: tuple[Path, ...], as_json: bool
+) -> None:
+    """Verify an audit export offline, with only the export and the public key.
+
+    Exits 0 when every hash, link and signed checkpoint checks out, 1 otherwise.
+    """
+    from core.audit.verify import checkpoint_from_json, verify_export
+
+    trusted = []
+    for path in kept:
+        data = json.loads(path.read_text())
+        trusted.append(checkpoint_from_json(data.get("checkpoint", data)))
+    with export_file.open(encoding="utf-8") as fh:
+        report = verify_export(fh, _read_keys(public_keys), trusted_checkpoints=trusted)
+    _print_report(report, as_json)
+    sys.exit(0 if report.ok else 1)
+
+
+@audit.command("export")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--checkpoint/--no-checkpoint",
+    default=True,
+    show_default=True,
+    help="Sign the current tree head first, so the export ends on a signed checkpoint",
+)
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Read this deployment's database directly (server side) instead of the API",
+)
+@click.pass_context
+def audit_export(ctx: click.Context, output: Path, checkpoint: bool, local: bool) -> None:
+    """Write the whole audit log as JSON lines (events and signed checkpoints)."""
+    tmp = output.with_name(output.name + ".partial")
+    try:
+        if local:
+            from core.audit import log as audit_log
+            from core.db import session_scope
+            from core.settings import get_settings
+            from core.signing import load_signer
+
+            settings = get_settings()
+            if checkpoint:
+                with session_scope(settings) as session:
+                    audit_log.checkpoint(session, load_signer(settings))
+            with session_scope(settings) as session, tmp.open("w", encoding="utf-8") as fh:
+                for line in audit_log.export(session):
+                    fh.write(line)
+        else:
+            client = _client(ctx)
+            if checkpoint:
+                client.post("/audit/checkpoints")
+            with client.http.stream("GET", "/audit/export") as response, tmp.open("wb") as fh:
+                if response.status_code >= 400:
+                    response.read()
+                    client._check(response)
+                for chunk in response.iter_bytes():
+                    fh.write(chunk)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(output)  # never leave a half-written export under the real name
+    click.echo(str(output))
+
+
+@audit.command("public-key")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--local", is_flag=True, help="This deployment's key (server side), not the API's")
+@click.pass_context
+def audit_public_key(ctx: click.Context, output: Path | None, local: bool) -> None:
+    """The PEM public key that signs checkpoints and certificates."""
+    if local:
+        from core.settings import get_settings
+        from core.signing import load_signer
+
+        pem = load_signer(get_settings()).public_key_pem()
+    else:
+        pem = _client(ctx).get("/audit/public-key")
+        pem = pem.decode() if isinstance(pem, bytes) else str(pem)
+    if output is None:
+        click.echo(pem, nl=False)
+    else:
+        output.write_text(pem)
+        click.echo(str(output))
+
+
+@cli.group()
+def certificate() -> None:
+    """Deletion certificates."""
+
+
+@certificate.command("verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--public-key",
+    "public_keys",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM public key to trust (GET /api/v1/audit/public-key)",
+)
+@click.option(
+    "--audit-export",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Also check the certificate's audit steps against this verified audit export",
+)
+def certificate_verify(
+    file: Path, public_keys: tuple[Path, ...], audit_export: Path | None
+) -> None:
+    """Check a certificate offline: its signature, and its audit-log anchoring.
+
+    Exits 0 when every check passes, 1 otherwise.
+    """
+    from core.audit.anchor import check_certificate
+
+    try:
+        cert = json.loads(file.read_text())
+    except ValueError as exc:
+        click.echo(f"FAILED not a JSON certificate: {exc}")
+        sys.exit(1)
+    # The API's certificate endpoint returns the signed document itself; a saved copy
+    # may also wrap it as {"document": ...}.
+    if isinstance(cert, dict) and "document" in cert and "signature" not in cert:
+        cert = cert["document"]
+    if not isinstance(cert, dict):
+        click.echo("FAILED not a JSON certificate object")
+        sys.exit(1)
+    results = check_certificate(cert, _read_keys(public_keys), audit_export)
+    for passed, what in results:
+        click.echo(("OK " if passed else "FAILED ") + what)
+    sys.exit(0 if results and all(passed for passed, _ in results) else 1)
 
 
 def main() -> None:

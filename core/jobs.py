@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from core.db import session_factory
 from core.queue import send_job
 from core.settings import Settings, get_settings
+from core.storage import ObjectStore
 from models import Job, JobEvent
-from models.base import utcnow
+from models.base import new_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,19 @@ def record_event(session: Session, job_id: str, type_: str, data: dict[str, Any]
 
 def state_event(session: Session, job_id: str, state: str, **extra: Any) -> None:
     record_event(session, job_id, "state", {"state": state, **extra})
+
+
+def new_job(session: Session, kind: str, created_by: str | None, **fields: Any) -> Job:
+    """Insert a queued job and its first event; the caller commits, then dispatches."""
+    job = Job(id=new_id("job"), kind=kind, state="queued", created_by=created_by, **fields)
+    session.add(job)
+    session.flush()
+    state_event(session, job.id, "queued")
+    return job
+
+
+def queue_for(device: str) -> str:
+    return "gpu" if device.startswith("cuda") else "cpu"
 
 
 def dispatch_pending(session: Session, settings: Settings, limit: int = 200) -> int:
@@ -89,21 +103,32 @@ def requeue_lost(session: Session, settings: Settings) -> int:
     return changed
 
 
-def sweep_once(settings: Settings | None = None) -> None:
+def sweep_once(settings: Settings | None = None, store: ObjectStore | None = None) -> None:
     settings = settings or get_settings()
-    session = session_factory(settings)()
+    factory = session_factory(settings)
+    session = factory()
     try:
         requeue_lost(session, settings)
         dispatch_pending(session, settings)
     finally:
         session.close()
+    if store is not None:
+        from core.deletion.service import advance_all
+
+        advance_all(factory, store, settings)
 
 
 class Sweeper:
     """A daemon thread that runs ``sweep_once`` periodically; safe to run in many processes."""
 
-    def __init__(self, settings: Settings | None = None, interval: float | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        interval: float | None = None,
+        store: ObjectStore | None = None,
+    ) -> None:
         self.settings = settings or get_settings()
+        self.store = store
         self.interval = interval or max(1.0, self.settings.dispatch_retry_seconds / 2)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="expunge-sweeper", daemon=True)
@@ -119,6 +144,6 @@ class Sweeper:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                sweep_once(self.settings)
+                sweep_once(self.settings, self.store)
             except Exception as exc:  # the database may be restarting; try again next tick
                 log.warning("sweep failed: %s", exc)

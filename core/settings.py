@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     # Auth. The bootstrap key lets scripts and tests drive a fresh instance.
     bootstrap_admin_key: str | None = None
 
+    # Audit and certificates. The signing key is Ed25519 (PEM or base64 of the raw 32
+    # bytes); the subject salt keys the commitments that stand in for subject ids in the
+    # audit log. Outside production both are generated once under home when unset.
+    signing_key: str | None = None
+    # Public keys (PEM blocks, concatenated) this deployment signed with before a key
+    # rotation: checkpoints they signed still verify.
+    signing_previous_keys: str | None = None
+    subject_salt: str | None = None
+
     # Limits.
     max_upload_bytes: int = 512 * 1024 * 1024
     max_request_samples: int = 200_000
@@ -78,6 +87,12 @@ class Settings(BaseSettings):
             self.bootstrap_admin_key in PLACEHOLDER_SECRETS or len(self.bootstrap_admin_key) < 24
         ):
             problems.append("EXPUNGE_BOOTSTRAP_ADMIN_KEY must be a random secret of 24+ chars")
+        # Every API and worker host must sign with one key and commit subjects with one
+        # salt; a per-host file under home would silently differ between hosts.
+        if (self.signing_key or "").strip() in PLACEHOLDER_SECRETS:
+            problems.append("EXPUNGE_SIGNING_KEY must be set (an Ed25519 key, PEM or base64)")
+        if (self.subject_salt or "") in PLACEHOLDER_SECRETS or len(self.subject_salt or "") < 16:
+            problems.append("EXPUNGE_SUBJECT_SALT must be a random secret of 16+ chars")
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
 

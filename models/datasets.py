@@ -53,6 +53,9 @@ class Sample(Base):
         UniqueConstraint("dataset_id", "sample_id"),
         Index("ix_samples_dataset_label", "dataset_id", "label"),
         Index("ix_samples_dataset_subject", "dataset_id", "subject_id"),
+        # Deletion requests look subjects and samples up across every dataset.
+        Index("ix_samples_subject", "subject_id"),
+        Index("ix_samples_sample_id", "sample_id"),
         UniqueConstraint("dataset_id", "position"),
     )
 

@@ -28,6 +28,8 @@ class Model(Base):
     family: Mapped[str] = mapped_column(String(20))
     architecture: Mapped[dict[str, Any]] = mapped_column(JSONType)
     description: Mapped[str] = mapped_column(Text, default="")
+    # core.deletion.policy.DeletionPolicy as JSON; empty means the defaults.
+    deletion_policy: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 
+from core.cli import _die_with_parent as die_with_parent
 from core.settings import Settings
 
 PG_ADMIN = os.environ.get("EXPUNGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -79,6 +80,7 @@ class WorkerProcess:
         self._starts += 1
         return subprocess.Popen(
             [sys.executable, "-m", "core.cli", "worker", "--queues", self.queues],
+            preexec_fn=die_with_parent,
             cwd=REPO,
             env=env,
             stdout=self.log_path.open("ab"),

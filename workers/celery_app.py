@@ -31,7 +31,7 @@ def _init_process(**_: Any) -> None:
 @worker_ready.connect
 def _start_sweeper(**_: Any) -> None:
     _set_threads()
-    _state["sweeper"] = Sweeper(get_settings()).start()
+    _state["sweeper"] = Sweeper(get_settings(), store=_runner().store).start()
 
 
 @worker_shutdown.connect

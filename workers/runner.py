@@ -95,6 +95,27 @@ class Runner:
 
     def run(self, job_id: str) -> str | None:
         """Run one job to a terminal state; returns that state, or None if not ours."""
+        state = self._run(job_id)
+        if state is not None:
+            self._continue_workflow(job_id)
+        return state
+
+    def _continue_workflow(self, job_id: str) -> None:
+        """A deletion request's job finished: move its request on at once (the sweeper
+        would too, later)."""
+        with self.factory() as session:
+            job = session.get(Job, job_id)
+            request_id = (job.spec or {}).get("deletion_request_id") if job else None
+        if not request_id:
+            return
+        from core.deletion.service import advance_request
+
+        try:
+            advance_request(self.factory, self.store, self.settings, request_id)
+        except Exception:  # the sweeper retries; the job itself already finished
+            log.exception("could not advance deletion request %s", request_id)
+
+    def _run(self, job_id: str) -> str | None:
         attempt = self.claim(job_id)
         if attempt is None:
             log.info("job %s is owned or finished elsewhere; nothing to do", job_id)

@@ -20,7 +20,7 @@ from api.datasets.schemas import (
 from api.deps import Engineer, Reader, SessionDep, SettingsDep, StoreDep
 from api.schemas import CONFLICT, ERRORS, NOT_FOUND, Page
 from core.datasets.shards import encode_png
-from core.errors import PayloadTooLarge, Unprocessable
+from core.errors import NotFound, PayloadTooLarge, Unprocessable
 from models import Dataset
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], responses=ERRORS)
@@ -171,7 +171,7 @@ def list_samples(
 
 
 @router.get(
-    "/{dataset_id}/samples/{sample_id}/image",
+    "/{dataset_id}/samples/{sample_id:path}/image",
     response_class=Response,
     responses={**NOT_FOUND, 200: {"content": {"image/png": {}}}},
 )
@@ -179,6 +179,10 @@ def get_sample_image(
     dataset_id: str, sample_id: str, request: Request, session: SessionDep, _: Reader
 ) -> Response:
     sample = service.sample_or_404(session, dataset_id, sample_id)
+    if sample.removed_in_version is not None:
+        raise NotFound(
+            f"sample {sample_id!r} was deleted (dataset version {sample.removed_in_version})"
+        )
     image = request.app.state.shard_reader.image(sample.shard_key, sample.shard_index)
     return Response(
         encode_png(image), media_type="image/png", headers={"Cache-Control": "max-age=3600"}

@@ -12,7 +12,7 @@ from api.jobs import repository
 from api.jobs.schemas import EvaluateJobCreate, TrainJobCreate, UnlearnJobCreate
 from api.methods.service import method_info, validate_params
 from core.errors import Conflict, NotFound, Unprocessable
-from core.jobs import state_event
+from core.jobs import new_job, queue_for, state_event
 from core.lineage import resolve_forget, scope_hash, scope_kind
 from models import Dataset, DatasetVersion, Job, Model, ModelVersion
 from models.base import new_id, utcnow
@@ -194,24 +194,18 @@ def _unlearn_job(
     spec: dict[str, Any],
     created_by: str,
 ) -> Job:
-    device = str(params.get("device", "cpu"))
-    job = Job(
-        id=new_id("job"),
-        kind="unlearn",
-        state="queued",
-        queue=_queue_for(device),
+    return new_job(
+        session,
+        "unlearn",
+        created_by,
+        queue=queue_for(str(params.get("device", "cpu"))),
         model_id=mv.model_id,
         dataset_id=spec["dataset_id"],
         model_version_id=mv.id,
         method=method,
         params=params,
         spec=spec,
-        created_by=created_by,
     )
-    session.add(job)
-    session.flush()
-    state_event(session, job.id, "queued")
-    return job
 
 
 def _reusable_reference(session: Session, version_id: str, forget_hash: str) -> Job | None:

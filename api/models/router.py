@@ -9,7 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
 from fastapi.responses import StreamingResponse
 
-from api.deps import Engineer, Reader, SessionDep, SettingsDep, StoreDep
+from api.deps import Compliance, Engineer, Reader, SessionDep, SettingsDep, StoreDep
+from api.methods.service import method_info, validate_params
 from api.models import repository, service
 from api.models.schemas import (
     JobRef,
@@ -20,6 +21,7 @@ from api.models.schemas import (
     TrainingSetPublic,
 )
 from api.schemas import CONFLICT, ERRORS, NOT_FOUND, Page
+from core.deletion.policy import DeletionPolicy
 from core.errors import PayloadTooLarge, Unprocessable
 from models import Model
 
@@ -183,3 +185,28 @@ def download_checkpoint(
             "Content-Length": str(version.size_bytes),
         },
     )
+
+
+@router.get(
+    "/models/{model_id}/deletion-policy", response_model=DeletionPolicy, responses=NOT_FOUND
+)
+def get_deletion_policy(model_id: str, session: SessionDep, _: Reader) -> DeletionPolicy:
+    """How deletion requests unlearn this model: method, thresholds, fallback."""
+    return DeletionPolicy.model_validate(
+        service.get_model_or_404(session, model_id).deletion_policy or {}
+    )
+
+
+@router.put(
+    "/models/{model_id}/deletion-policy", response_model=DeletionPolicy, responses=NOT_FOUND
+)
+def put_deletion_policy(
+    model_id: str, body: DeletionPolicy, session: SessionDep, _: Compliance
+) -> DeletionPolicy:
+    model = service.get_model_or_404(session, model_id)
+    for name in (body.method, body.class_method, body.fallback):
+        method_info(name)  # 422 for an unknown method
+    validate_params(body.method, body.method_params)
+    validate_params(body.class_method, body.class_method_params)
+    model.deletion_policy = body.model_dump(mode="json")
+    return body

@@ -70,6 +70,9 @@ def test_upload_image_folder_archive(api) -> None:
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["label_names"] == ["cat", "dog"] and body["num_samples"] == 8
+    sample = api.get(f"/api/v1/datasets/{body['id']}/samples").json()["data"][0]
+    image = api.get(sample["image_url"])  # ids from archives hold "/": the route takes them
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
 
 
 def test_upload_with_traversal_is_422(api) -> None:

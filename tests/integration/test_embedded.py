@@ -12,13 +12,14 @@ import pytest
 
 from core.client import ExpungeClient
 from tests.fixtures.s3server import free_port
-from tests.services import REPO
+from tests.services import REPO, die_with_parent
 
 pytestmark = pytest.mark.integration
 
 KEY = "exp_embedded0001_" + "e" * 43
 
 
+@pytest.mark.timeout(900)
 def test_up_serves_demo_and_trains(tmp_path) -> None:
     port = free_port()
     env = {
@@ -30,6 +31,7 @@ def test_up_serves_demo_and_trains(tmp_path) -> None:
     log = (tmp_path / "up.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "core.cli", "up", "--port", str(port)],
+        preexec_fn=die_with_parent,
         cwd=REPO,
         env=env,
         stdout=log,
@@ -76,6 +78,35 @@ def test_up_serves_demo_and_trains(tmp_path) -> None:
         kinds = [event.get("event") for event in client.job_events(job["id"])]
         assert "progress" in kinds and kinds[-1] == "end"
         assert client.job(job["id"])["state"] == "succeeded"
+
+        # A writer's deletion request on the embedded default, approved by a second person.
+        trained = client.version(finished["result_version_id"])
+        ids = client.get(f"/model-versions/{trained['id']}/sample-ids").decode().split()
+        writer = next(
+            s["subject_id"]
+            for s in client.samples(finished["dataset_id"], limit=1000)["data"]
+            if s["sample_id"] in set(ids) and s["subject_id"]
+        )
+        filed = client.post(
+            "/deletion-requests",
+            {"scope": {"subject_ids": [writer]}, "legal_basis": "gdpr_art17"},
+        )
+        assert filed["status"] == "awaiting_approval", filed
+        approver = ExpungeClient(client.base_url, client.create_key("dpo", "compliance")["key"])
+        approver.post(f"/deletion-requests/{filed['id']}/approve")
+        deadline = time.monotonic() + 300
+        while client.get(f"/deletion-requests/{filed['id']}")["status"] not in (
+            "completed",
+            "failed",
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(1)
+        done = client.get(f"/deletion-requests/{filed['id']}")
+        assert done["status"] == "completed", done
+        certificate = client.get(f"/deletion-requests/{filed['id']}/certificate")
+        assert certificate["outcome"] == "erased" and writer not in str(certificate)
+        assert client.get("/audit/verify")["ok"]
+        approver.close()
     finally:
         proc.terminate()
         try:

@@ -1,0 +1,275 @@
+"""Deletion requests: compliance files, a second person approves, Expunge does the rest."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Query, Request, UploadFile, status
+from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy import select
+
+from api.deletion_requests.schemas import (
+    Decision,
+    DeletionItemPublic,
+    DeletionRequestCreate,
+    DeletionRequestPublic,
+    DeletionRequestsPublic,
+)
+from api.deps import Compliance, Reader, SessionDep, SettingsDep, StoreDep
+from api.schemas import CONFLICT, ERRORS, NOT_FOUND
+from core.deletion import flows
+from core.deletion.render import render_html
+from core.errors import Conflict, NotFound, Unprocessable
+from core.queue import send_job
+from models import Model
+from models.audit import AuditEvent
+from models.base import utcnow
+from models.deletion import DeletionItem, DeletionRequest
+
+router = APIRouter(prefix="/deletion-requests", tags=["deletion-requests"], responses=ERRORS)
+
+
+def _get(session: SessionDep, request_id: str) -> DeletionRequest:
+    found = session.get(DeletionRequest, request_id)
+    if found is None:
+        raise NotFound(f"deletion request {request_id} not found")
+    return found
+
+
+def _public(session: SessionDep, request: DeletionRequest) -> DeletionRequestPublic:
+    out = DeletionRequestPublic.model_validate(request)
+    out.overdue, out.due_soon = flows.overdue(request), flows.due_soon(request)
+    out.has_certificate = request.certificate is not None
+    out.items = [
+        DeletionItemPublic.model_validate(i)
+        for i in session.scalars(
+            select(DeletionItem)
+            .where(DeletionItem.request_id == request.id)
+            .order_by(DeletionItem.id)
+        )
+    ]
+    return out
+
+
+def _file(
+    session: SessionDep, settings: SettingsDep, body: DeletionRequestCreate, actor: str
+) -> DeletionRequest:
+    scope = body.scope
+    if scope.concept is not None:
+        model = session.get(Model, scope.concept.model_id)
+        if model is None:
+            raise NotFound(f"model {scope.concept.model_id} not found")
+        classes = int(model.architecture.get("num_classes", 0))
+        if scope.concept.label >= classes:
+            raise Unprocessable(
+                f"model {model.name!r} has {classes} classes; label {scope.concept.label} is not a "
+                "concept it knows",
+                field="scope.concept.label",
+            )
+        kind, values, model_id = "labels", [scope.concept.label], model.id
+    elif scope.subject_ids:
+        kind, values, model_id = "subject_ids", sorted(set(scope.subject_ids)), None
+    else:
+        kind, values, model_id = "sample_ids", sorted(set(scope.sample_ids or [])), None
+    return flows.file_request(
+        session,
+        scope_kind=kind,
+        values=values,
+        model_id=model_id,
+        legal_basis=body.legal_basis,
+        requester_reference=body.requester_reference,
+        received_at=body.received_at or utcnow(),
+        actor=actor,
+        settings=settings,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DeletionRequestPublic,
+    responses={**NOT_FOUND},
+)
+def file_request(
+    body: DeletionRequestCreate, session: SessionDep, settings: SettingsDep, key: Compliance
+) -> DeletionRequestPublic:
+    """File a request; the response already shows the blast radius and the plan."""
+    return _public(session, _file(session, settings, body, key.id))
+
+
+@router.post("/bulk", status_code=status.HTTP_201_CREATED, response_model=DeletionRequestsPublic)
+def file_bulk(
+    session: SessionDep,
+    settings: SettingsDep,
+    key: Compliance,
+    file: Annotated[
+        UploadFile, File(description="CSV: subject_id,legal_basis,requester_reference")
+    ],
+) -> DeletionRequestsPublic:
+    """One request per CSV row; the whole file is refused if any row is invalid."""
+    text = file.file.read(5_000_000).decode("utf-8-sig", errors="replace")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows or "subject_id" not in rows[0]:
+        raise Unprocessable(
+            "the CSV needs a header with subject_id[,legal_basis,requester_reference]", field="file"
+        )
+    bodies = []
+    for number, row in enumerate(rows, start=2):
+        try:
+            bodies.append(
+                DeletionRequestCreate.model_validate(
+                    {
+                        "scope": {"subject_ids": [row["subject_id"].strip()]},
+                        "legal_basis": (row.get("legal_basis") or "gdpr_art17").strip(),
+                        "requester_reference": (row.get("requester_reference") or "").strip(),
+                    }
+                )
+            )
+        except ValueError as exc:
+            raise Unprocessable(f"line {number}: {exc}", field="file") from exc
+    created = [_public(session, _file(session, settings, b, key.id)) for b in bodies]
+    return DeletionRequestsPublic(data=created, count=len(created))
+
+
+@router.get("", response_model=DeletionRequestsPublic)
+def list_requests(
+    session: SessionDep,
+    _: Reader,
+    status_: Annotated[str | None, Query(alias="status", max_length=30)] = None,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> DeletionRequestsPublic:
+    stmt = select(DeletionRequest).order_by(DeletionRequest.id.desc()).limit(limit + 1)
+    if status_:
+        stmt = stmt.where(DeletionRequest.status == status_)
+    if cursor:
+        stmt = stmt.where(DeletionRequest.id < cursor)
+    rows = session.scalars(stmt).all()
+    data = [_public(session, r) for r in rows[:limit]]
+    return DeletionRequestsPublic(
+        data=data, count=len(data), next_cursor=rows[limit - 1].id if len(rows) > limit else None
+    )
+
+
+@router.get("/{request_id}", response_model=DeletionRequestPublic, responses=NOT_FOUND)
+def get_request(request_id: str, session: SessionDep, _: Reader) -> DeletionRequestPublic:
+    return _public(session, _get(session, request_id))
+
+
+def _dispatch(session: SessionDep, settings: SettingsDep, jobs: list[Any]) -> None:
+    session.commit()
+    for job in jobs:
+        send_job(session, job.id, job.queue, settings)
+
+
+@router.get("/{request_id}/timeline", responses=NOT_FOUND)
+def timeline(request_id: str, session: SessionDep, _: Reader) -> list[dict[str, Any]]:
+    """Every step with who and when, straight from the audit log (with its positions)."""
+    _get(session, request_id)
+    events = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.entity_type == "deletion_request", AuditEvent.entity_id == request_id)
+        .order_by(AuditEvent.seq)
+    )
+    return [
+        {
+            "seq": e.seq,
+            "at": e.at,
+            "actor": e.actor,
+            "action": e.action,
+            "payload": e.payload,
+            "hash": e.hash,
+        }
+        for e in events
+    ]
+
+
+@router.post(
+    "/{request_id}/approve",
+    response_model=DeletionRequestPublic,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def approve(
+    request_id: str, session: SessionDep, settings: SettingsDep, key: Compliance
+) -> DeletionRequestPublic:
+    """A second person (not the filer) approves; one unlearning job per affected version."""
+    request = _get(session, request_id)
+    jobs = flows.approve(session, request, key.id)
+    _dispatch(session, settings, jobs)
+    return _public(session, request)
+
+
+@router.post(
+    "/{request_id}/reject",
+    response_model=DeletionRequestPublic,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def reject(
+    request_id: str, body: Decision, session: SessionDep, key: Compliance
+) -> DeletionRequestPublic:
+    request = _get(session, request_id)
+    flows.reject(session, request, key.id, body.reason)
+    return _public(session, request)
+
+
+@router.post(
+    "/{request_id}/cancel",
+    response_model=DeletionRequestPublic,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def cancel(request_id: str, session: SessionDep, key: Compliance) -> DeletionRequestPublic:
+    request = _get(session, request_id)
+    flows.cancel(session, request, key.id)
+    return _public(session, request)
+
+
+@router.post(
+    "/{request_id}/extend",
+    response_model=DeletionRequestPublic,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def extend(
+    request_id: str, body: Decision, session: SessionDep, key: Compliance
+) -> DeletionRequestPublic:
+    request = _get(session, request_id)
+    flows.extend(session, request, key.id, body.reason)
+    return _public(session, request)
+
+
+@router.post("/{request_id}/advance", response_model=DeletionRequestPublic, responses={**NOT_FOUND})
+def advance(
+    request_id: str, session: SessionDep, settings: SettingsDep, store: StoreDep, _: Compliance
+) -> DeletionRequestPublic:
+    """Re-check the request's jobs now (workers and the sweeper also do this on their own)."""
+    request = _get(session, request_id)
+    _dispatch(session, settings, flows.advance(session, store, settings, request))
+    return _public(session, request)
+
+
+@router.get(
+    "/{request_id}/certificate",
+    responses={
+        **NOT_FOUND,
+        **CONFLICT,
+        200: {"content": {"application/json": {}, "text/html": {}}},
+    },
+)
+def certificate(
+    request_id: str,
+    request: Request,
+    session: SessionDep,
+    _: Reader,
+    format: Annotated[str, Query(pattern="^(json|html)$")] = "json",
+) -> Any:
+    found = _get(session, request_id)
+    if found.certificate is None:
+        raise Conflict(
+            f"request {request_id} is {found.status}; its certificate is issued on completion"
+        )
+    document, anchor = found.certificate["document"], found.certificate["anchor"]
+    headers = {"X-Audit-Seq": str(anchor["audit_seq"]), "X-Certificate-SHA256": anchor["sha256"]}
+    if format == "html":
+        return HTMLResponse(render_html(document), headers=headers)
+    return JSONResponse(document, headers=headers)

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.schemas import ORMModel
+
+LegalBasis = Literal["gdpr_art17", "ccpa", "other"]
+
+
+class ConceptScope(BaseModel):
+    """A class of a classifier model (a person in a face model, an object class...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_id: str = Field(max_length=40)
+    label: int = Field(ge=0)
+
+
+class RequestScope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject_ids: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=10_000
+    )
+    sample_ids: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=100_000
+    )
+    concept: ConceptScope | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RequestScope:
+        given = [k for k in ("subject_ids", "sample_ids", "concept") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of subject_ids, sample_ids or concept")
+        return self
+
+
+class DeletionRequestCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: RequestScope
+    legal_basis: LegalBasis
+    requester_reference: str = Field(default="", max_length=200)
+    received_at: datetime | None = Field(default=None, description="Defaults to now")
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class DeletionItemPublic(ORMModel):
+    id: str
+    model_version_id: str
+    state: str
+    method: str
+    exact: bool
+    attempt: int
+    job_id: str | None
+    result_version_id: str | None
+    verdict: dict[str, Any] | None
+    history: list[dict[str, Any]]
+
+
+class DeletionRequestPublic(ORMModel):
+    id: str
+    status: str
+    scope_kind: str
+    scope: dict[str, Any] = Field(description="Ids in clear only while the request is open")
+    scope_commitments: list[str]
+    legal_basis: str
+    requester_reference: str
+    received_at: datetime
+    due_at: datetime
+    overdue: bool = False
+    due_soon: bool = False
+    extended: bool
+    extension_reason: str | None
+    blast_radius: dict[str, Any]
+    plan: list[dict[str, Any]]
+    reason: str | None
+    created_at: datetime
+    created_by: str | None
+    approved_by: str | None
+    approved_at: datetime | None
+    completed_at: datetime | None
+    has_certificate: bool = False
+    items: list[DeletionItemPublic] = []
+
+
+class DeletionRequestsPublic(BaseModel):
+    data: list[DeletionRequestPublic]
+    count: int
+    next_cursor: str | None = None

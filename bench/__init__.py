@@ -1,0 +1,1 @@
+"""Benchmarks whose output goes into docs/BENCHMARKS.md (run as ``python -m bench.NAME``)."""

@@ -1,0 +1,1 @@
+"""Deletion requests: scope → plan → approval → unlearn and verify → close → certificate."""

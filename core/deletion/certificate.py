@@ -1,0 +1,129 @@
+"""The certificate of a completed deletion request: canonical JSON, Ed25519-signed.
+
+It says what was asked (subject ids only as salted commitments), what was affected,
+what was done (method, exact or approximate), the evidence (evaluation numbers next to
+the thresholds they passed), checkpoint digests before and after, timestamps, and the
+audit-log position of every step. ``expunge certificate verify`` checks it offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.audit.events import commit_subject, subject_salt
+from core.audit.log import append as audit
+from core.settings import Settings
+from core.signing import CERTIFICATE_CONTEXT as CONTEXT
+from core.signing import canonical_json, load_signer, sign_document
+from models import DatasetVersion, ModelVersion
+from models.audit import AuditEvent
+from models.base import utcnow
+from models.deletion import DeletionItem, DeletionRequest
+
+
+def commitments(settings: Settings, values: list[Any]) -> list[str]:
+    salt = subject_salt(settings)
+    return sorted(commit_subject(str(v), salt) for v in values)
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def build(session: Session, request: DeletionRequest, settings: Settings) -> dict[str, Any]:
+    kind = request.scope_kind
+    values = request.scope.get(kind, [])
+    scope: dict[str, Any] = {"kind": kind}
+    if kind == "labels":
+        scope["labels"] = values
+        scope["model_id"] = request.scope.get("model_id")
+    else:
+        scope["commitments"] = commitments(settings, values)
+        scope["commitment"] = "sha256(deployment salt || id), hex"
+    models = []
+    items = session.scalars(
+        select(DeletionItem).where(DeletionItem.request_id == request.id).order_by(DeletionItem.id)
+    ).all()
+    for item in items:
+        old = session.get(ModelVersion, item.model_version_id)
+        new = session.get(ModelVersion, item.result_version_id) if item.result_version_id else None
+        verdict = item.verdict or {}
+        models.append(
+            {
+                "model_id": old.model_id if old else None,
+                "old_version_id": item.model_version_id,
+                "old_sha256": old.sha256 if old else None,
+                "old_status": old.status if old else None,
+                "new_version_id": new.id if new else None,
+                "new_sha256": new.sha256 if new else None,
+                "action": "retired" if item.method == "retire" else "unlearned",
+                "method": item.method,
+                "exact": item.exact,
+                "fallback_used": any(h.get("event") == "fallback" for h in item.history),
+                "evaluation": verdict.get("evaluation"),
+                "original_evaluation": verdict.get("original_evaluation"),
+                "checks": verdict.get("checks", []),
+            }
+        )
+    datasets = [
+        {
+            "dataset_id": v.dataset_id,
+            "version": v.version,
+            "content_hash": v.content_hash,
+            "reason": v.reason,
+        }
+        for v in session.scalars(
+            select(DatasetVersion).where(DatasetVersion.reason.contains(request.id))
+        )
+    ]
+    steps = [
+        {"seq": e.seq, "action": e.action, "at": _iso(e.at), "hash": e.hash}
+        for e in session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.entity_type == "deletion_request", AuditEvent.entity_id == request.id)
+            .order_by(AuditEvent.seq)
+        )
+    ]
+    return {
+        "type": "expunge.deletion_certificate",
+        "version": 1,
+        "request": {
+            "id": request.id,
+            "legal_basis": request.legal_basis,
+            "requester_reference": request.requester_reference,
+            "scope": scope,
+            "received_at": _iso(request.received_at),
+            "due_at": _iso(request.due_at),
+            "extended": request.extended,
+            "filed_by": request.created_by,
+            "approved_by": request.approved_by,
+            "approved_at": _iso(request.approved_at),
+            "completed_at": _iso(request.completed_at),
+        },
+        "outcome": "erased" if models or datasets else "nothing_to_delete",
+        "models": models,
+        "datasets": datasets,
+        "audit_steps": steps,
+        "issued_at": _iso(utcnow()),
+    }
+
+
+def issue(session: Session, request: DeletionRequest, settings: Settings) -> dict[str, Any]:
+    signed = sign_document(load_signer(settings), build(session, request, settings), CONTEXT)
+    digest = hashlib.sha256(canonical_json(signed)).hexdigest()
+    event = audit(
+        session,
+        "system",
+        "deletion_request.certificate_issued",
+        "deletion_request",
+        request.id,
+        {"certificate_sha256": digest},
+    )
+    # The signed document is returned as is (verifiable offline); where the log anchors
+    # it travels beside it, since the anchor event can only exist after the signature.
+    request.certificate = {"document": signed, "anchor": {"audit_seq": event.seq, "sha256": digest}}
+    return signed

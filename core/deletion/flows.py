@@ -1,0 +1,473 @@
+"""The deletion-request workflow: multi-step, separate from single-entity services.
+
+file → (scope, taint, plan) awaiting_approval → approve (another person) → unlearning:
+one job per affected version → verify each (approximate results against the policy's
+thresholds, else the exact fallback) → close: the new versions replace the tainted ones,
+old checkpoints and the subject's raw bytes are purged, a new dataset version recorded,
+and a signed certificate issued. Functions never commit; they return the jobs the caller
+dispatches after committing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.audit.events import commit_subject, subject_salt
+from core.audit.log import append as audit
+from core.deletion import purge
+from core.deletion.policy import DeletionPolicy, verify
+from core.deletion.scope import resolve
+from core.errors import Conflict, Forbidden, Unprocessable
+from core.jobs import new_job
+from core.lineage import resolve_forget, scope_hash
+from core.settings import Settings
+from core.storage import ObjectStore
+from models import DatasetVersion, Job, Model, ModelVersion
+from models.base import new_id, utcnow
+from models.deletion import OPEN_STATUSES, DeletionItem, DeletionRequest
+
+log = logging.getLogger("expunge.deletion")
+
+DEADLINES = {  # first answer, and the one extension the law allows
+    "gdpr_art17": (relativedelta(months=1), relativedelta(months=2)),
+    "ccpa": (relativedelta(days=45), relativedelta(days=45)),
+    "other": (relativedelta(months=1), relativedelta(months=2)),
+}
+SYSTEM = "system"
+
+
+def due_date(basis: str, received_at: datetime) -> datetime:
+    return received_at + DEADLINES[basis][0]
+
+
+def policy_for(model: Model) -> DeletionPolicy:
+    return DeletionPolicy.model_validate(model.deletion_policy or {})
+
+
+def _event(
+    session: Session, request: DeletionRequest, actor: str, action: str, **payload: Any
+) -> int:
+    event = audit(
+        session, actor, f"deletion_request.{action}", "deletion_request", request.id, payload
+    )
+    return event.seq
+
+
+def file_request(
+    session: Session,
+    *,
+    scope_kind: str,
+    values: list[Any],
+    model_id: str | None,
+    legal_basis: str,
+    requester_reference: str,
+    received_at: datetime,
+    actor: str,
+    settings: Settings,
+) -> DeletionRequest:
+    """Record the request, resolve its blast radius, taint what it touches, plan."""
+    request = DeletionRequest(
+        id=new_id("dr"),
+        status="received",
+        scope={scope_kind: values, **({"model_id": model_id} if model_id else {})},
+        scope_kind=scope_kind,
+        legal_basis=legal_basis,
+        requester_reference=requester_reference,
+        received_at=received_at,
+        due_at=due_date(legal_basis, received_at),
+        created_by=actor,
+    )
+    session.add(request)
+    session.flush()
+    _event(
+        session,
+        request,
+        actor,
+        "received",
+        legal_basis=legal_basis,
+        scope_kind=scope_kind,
+        count=len(values),
+    )
+    radius = resolve(session, scope_kind, values, model_id=model_id)
+    if scope_kind == "labels":
+        radius.samples, radius.sample_ids = {}, {}  # a class is not personal data: keep bytes
+    request.blast_radius = radius.summary()
+    request.status = "scoped"
+    _event(
+        session,
+        request,
+        SYSTEM,
+        "scoped",
+        **{k: v for k, v in request.blast_radius.items() if k != "versions" and k != "descendants"},
+        versions=len(radius.direct),
+        descendants=len(radius.descendants),
+    )
+    if radius.empty:
+        request.status = "completed"
+        request.completed_at = utcnow()
+        _event(session, request, SYSTEM, "completed", outcome="nothing_to_delete")
+        from core.deletion.certificate import issue
+
+        issue(session, request, settings)
+        return request
+    affected = radius.direct + radius.descendants
+    session.execute(
+        update(ModelVersion).where(ModelVersion.id.in_(affected)).values(status="tainted")
+    )
+    request.plan = [
+        _plan_item(session, request, vid, vid in radius.descendants) for vid in affected
+    ]
+    request.status = "awaiting_approval"
+    _event(session, request, SYSTEM, "planned", items=len(request.plan))
+    return request
+
+
+def _plan_item(
+    session: Session, request: DeletionRequest, version_id: str, descendant: bool
+) -> dict[str, Any]:
+    version = session.get(ModelVersion, version_id)
+    assert version is not None
+    model = session.get(Model, version.model_id)
+    assert model is not None
+    policy = policy_for(model)
+    train_seconds = None
+    if version.job_id:
+        producer = session.get(Job, version.job_id)
+        train_seconds = producer.wall_seconds if producer else None
+    if descendant:
+        method, exact, estimate = "retire", True, 0.0
+    elif version.config.get("sisa"):
+        method, exact = "sisa", True
+        estimate = (train_seconds or 0) * 0.25
+    elif request.scope_kind == "labels":
+        method, exact, estimate = policy.class_method, False, (train_seconds or 0) * 0.1
+    else:
+        method, exact, estimate = policy.method, False, (train_seconds or 0) * 0.2
+    item = DeletionItem(
+        id=new_id("dri"),
+        request_id=request.id,
+        model_version_id=version_id,
+        state="planned",
+        method=method,
+        exact=exact,
+    )
+    session.add(item)
+    return {
+        "item_id": item.id,
+        "model_version_id": version_id,
+        "model_id": version.model_id,
+        "method": method,
+        "exact": exact,
+        "fallback": None if exact else policy.fallback,
+        "estimated_seconds": round(estimate, 1) if train_seconds else None,
+        "retrain_seconds": train_seconds,
+        "note": "fine-tuned from an affected version: retired, as no method can remove what "
+        "it inherited"
+        if descendant
+        else None,
+    }
+
+
+def _items(session: Session, request_id: str) -> list[DeletionItem]:
+    return list(
+        session.scalars(
+            select(DeletionItem)
+            .where(DeletionItem.request_id == request_id)
+            .order_by(DeletionItem.id)
+        )
+    )
+
+
+def approve(session: Session, request: DeletionRequest, actor: str) -> list[Job]:
+    if request.status != "awaiting_approval":
+        raise Conflict(
+            f"request {request.id} is {request.status}; only awaiting_approval can be approved"
+        )
+    if actor == request.created_by:
+        raise Forbidden("the person who filed a request cannot approve it; ask a second approver")
+    request.approved_by, request.approved_at = actor, utcnow()
+    request.status = "unlearning"
+    _event(session, request, actor, "approved")
+    jobs = [job for item in _items(session, request.id) if (job := _start(session, request, item))]
+    return jobs
+
+
+def _start(session: Session, request: DeletionRequest, item: DeletionItem) -> Job | None:
+    """Submit the item's unlearning job (or retire it outright)."""
+    version = session.get(ModelVersion, item.model_version_id)
+    assert version is not None
+    if item.method == "retire":
+        item.state = "done"
+        item.history = [*item.history, {"at": utcnow().isoformat(), "event": "retired"}]
+        return None
+    model = session.get(Model, version.model_id)
+    assert model is not None and version.dataset_version_id and version.training_mask is not None
+    dsv = session.get(DatasetVersion, version.dataset_version_id)
+    assert dsv is not None
+    forget = {request.scope_kind: request.scope[request.scope_kind]}
+    resolution = resolve_forget(session, dsv.dataset_id, dsv.version, version.training_mask, forget)
+    policy = policy_for(model)
+    params = (
+        {}
+        if item.method in ("sisa", "retrain")
+        else (
+            policy.class_method_params if request.scope_kind == "labels" else policy.method_params
+        )
+    )
+    if resolution.retain_count == 0:
+        item.method, item.exact = "retire", True
+        item.state = "done"
+        return None
+    item.attempt += 1
+    job = new_job(
+        session,
+        "unlearn",
+        SYSTEM,
+        queue="cpu",
+        model_id=version.model_id,
+        dataset_id=dsv.dataset_id,
+        model_version_id=version.id,
+        method=item.method,
+        params=params,
+        spec={
+            "forget": forget,
+            "forget_kind": request.scope_kind,
+            "forget_hash": scope_hash(forget),
+            "forget_count": len(resolution.forget_positions),
+            "dataset_id": dsv.dataset_id,
+            "dataset_version": dsv.version,
+            "dataset_version_id": dsv.id,
+            "evaluate": True,
+            "exact": item.method in ("sisa", "retrain"),
+            "deletion_request_id": request.id,
+            "deletion_item_id": item.id,
+            "workflow": True,
+        },
+    )
+    item.job_id, item.state = job.id, "unlearning"
+    item.history = [
+        *item.history,
+        {"at": utcnow().isoformat(), "event": "started", "method": item.method, "job_id": job.id},
+    ]
+    return job
+
+
+def advance(
+    session: Session, store: ObjectStore, settings: Settings, request: DeletionRequest
+) -> list[Job]:
+    """Move a request on from whatever its jobs did since last time (idempotent)."""
+    if request.status not in ("unlearning", "verifying"):
+        return []
+    jobs: list[Job] = []
+    items = _items(session, request.id)
+    for item in items:
+        if item.state != "unlearning" or item.job_id is None:
+            continue
+        job = session.get(Job, item.job_id)
+        if job is None or job.state not in ("succeeded", "failed", "cancelled"):
+            continue
+        request.status = "verifying"
+        if job.state == "succeeded":
+            verdict = _verdict(session, request, item, job)
+            item.verdict = verdict
+            if verdict["passed"]:
+                item.state, item.result_version_id = "done", job.result_version_id
+                _event(
+                    session,
+                    request,
+                    SYSTEM,
+                    "verified",
+                    item=item.id,
+                    method=item.method,
+                    exact=item.exact,
+                )
+                continue
+            reason = "verification failed"
+        else:
+            reason = f"job {job.state}: {job.error or ''}".strip()
+        _event(
+            session, request, SYSTEM, "item_failed", item=item.id, method=item.method, reason=reason
+        )
+        fallback = None if item.exact else policy_for(session.get(Model, job.model_id)).fallback
+        if fallback:
+            item.method, item.exact = fallback, fallback in ("retrain", "sisa")
+            item.history = [
+                *item.history,
+                {
+                    "at": utcnow().isoformat(),
+                    "event": "fallback",
+                    "reason": reason,
+                    "method": fallback,
+                },
+            ]
+            new = _start(session, request, item)
+            if new is not None:
+                jobs.append(new)
+        else:
+            item.state = "failed"
+            item.history = [
+                *item.history,
+                {"at": utcnow().isoformat(), "event": "failed", "reason": reason},
+            ]
+    if any(i.state == "failed" for i in items) and not any(i.state == "unlearning" for i in items):
+        request.status = "failed"
+        request.reason = "; ".join(
+            f"{i.model_version_id}: {i.history[-1].get('reason', 'failed')}"
+            for i in items
+            if i.state == "failed"
+        )
+        # The tainted versions stay blocked and nothing is purged: a person must decide.
+        _event(
+            session, request, SYSTEM, "failed", items=[i.id for i in items if i.state == "failed"]
+        )
+    elif all(i.state == "done" for i in items):
+        close(session, store, settings, request, items)
+    return jobs
+
+
+def _verdict(
+    session: Session, request: DeletionRequest, item: DeletionItem, job: Job
+) -> dict[str, Any]:
+    metrics = job.metrics or {}
+    if item.exact:
+        return {
+            "passed": True,
+            "exact": True,
+            "checks": [],
+            "evaluation": metrics.get("evaluation"),
+            "method": item.method,
+        }
+    evaluation, original = metrics.get("evaluation"), metrics.get("original_evaluation")
+    if not evaluation or not original:
+        return {"passed": False, "exact": False, "checks": [], "reason": "no evaluation"}
+    model = session.get(Model, job.model_id)
+    assert model is not None
+    result = verify(evaluation, original, request.scope_kind, policy_for(model).thresholds)
+    return {
+        **result,
+        "exact": False,
+        "evaluation": evaluation,
+        "original_evaluation": original,
+        "method": item.method,
+    }
+
+
+def close(
+    session: Session,
+    store: ObjectStore,
+    settings: Settings,
+    request: DeletionRequest,
+    items: list[DeletionItem],
+) -> None:
+    """New versions replace the tainted ones; old checkpoints and raw bytes are purged."""
+    from core.deletion.certificate import issue
+
+    for item in items:
+        old = session.get(ModelVersion, item.model_version_id)
+        assert old is not None
+        purge.purge_version(session, store, old)
+        _event(
+            session,
+            request,
+            SYSTEM,
+            "version_purged",
+            version=old.id,
+            replaced_by=item.result_version_id,
+        )
+    if request.scope_kind in ("subject_ids", "sample_ids"):
+        salt = subject_salt(settings)
+        for dataset_id, new_version in purge.delete_samples(
+            session,
+            store,
+            request.scope_kind,
+            request.scope[request.scope_kind],
+            request.id,
+            commit=lambda value: commit_subject(value, salt),
+        ).items():
+            _event(
+                session,
+                request,
+                SYSTEM,
+                "samples_deleted",
+                dataset=dataset_id,
+                new_version=new_version,
+            )
+    request.status = "completed"
+    request.completed_at = utcnow()
+    _event(session, request, SYSTEM, "completed", outcome="erased")
+    issue(session, request, settings)
+
+
+def open_in_progress(session: Session) -> list[str]:
+    return list(
+        session.scalars(
+            select(DeletionRequest.id).where(
+                DeletionRequest.status.in_(("unlearning", "verifying"))
+            )
+        )
+    )
+
+
+def reject(session: Session, request: DeletionRequest, actor: str, reason: str) -> None:
+    _only_open(request, ("awaiting_approval", "scoped", "received"))
+    _release(session, request)
+    request.status, request.reason = "rejected", reason
+    _event(session, request, actor, "rejected", reason=reason)
+
+
+def cancel(session: Session, request: DeletionRequest, actor: str) -> None:
+    _only_open(request, ("awaiting_approval", "scoped", "received"))
+    _release(session, request)
+    request.status = "cancelled"
+    _event(session, request, actor, "cancelled")
+
+
+def extend(session: Session, request: DeletionRequest, actor: str, reason: str) -> None:
+    _only_open(request, OPEN_STATUSES)
+    if request.extended:
+        raise Conflict("this request was already extended once; the law allows one extension")
+    if not reason.strip():
+        raise Unprocessable(
+            "an extension needs a reason (it is told to the data subject)", field="reason"
+        )
+    request.due_at = request.due_at + DEADLINES[request.legal_basis][1]
+    request.extended, request.extension_reason = True, reason
+    _event(session, request, actor, "extended", new_due_at=request.due_at.isoformat())
+
+
+def _only_open(request: DeletionRequest, allowed: tuple[str, ...]) -> None:
+    if request.status not in allowed:
+        raise Conflict(
+            f"request {request.id} is {request.status}; this needs one of {', '.join(allowed)}"
+        )
+
+
+def _release(session: Session, request: DeletionRequest) -> None:
+    """Untaint versions no other open request holds."""
+    mine = [p["model_version_id"] for p in request.plan]
+    others = session.scalars(
+        select(DeletionItem.model_version_id)
+        .join(DeletionRequest, DeletionRequest.id == DeletionItem.request_id)
+        .where(DeletionRequest.id != request.id, DeletionRequest.status.in_(OPEN_STATUSES))
+    ).all()
+    free = [v for v in mine if v not in set(others)]
+    session.execute(
+        update(ModelVersion)
+        .where(ModelVersion.id.in_(free), ModelVersion.status == "tainted")
+        .values(status="active")
+    )
+
+
+def overdue(request: DeletionRequest, now: datetime | None = None) -> bool:
+    return request.status in OPEN_STATUSES and (now or utcnow()) > request.due_at
+
+
+def due_soon(request: DeletionRequest, now: datetime | None = None, days: int = 7) -> bool:
+    now = now or utcnow()
+    return request.status in OPEN_STATUSES and now <= request.due_at <= now + timedelta(days=days)

@@ -1,0 +1,93 @@
+"""Per-model deletion policy: which method, which checks, and the fallback.
+
+Exact methods (``sisa``, ``retrain``) need no statistical check: they are what training
+without the data gives. Approximate results must pass the thresholds below against the
+evaluation stored by the unlearning job, or the exact fallback runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Thresholds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    forget_margin: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Samples/subjects: forget accuracy may exceed test accuracy by at most this "
+        "(a model that never saw them does about as well on them as on unseen data)",
+    )
+    max_class_accuracy: float = Field(
+        0.01, ge=0, le=1, description="Classes: accuracy left on the forgotten class (UA ≥ 99 %)"
+    )
+    max_test_drop: float = Field(
+        0.05, ge=0, le=1, description="Test accuracy may fall by at most this against the original"
+    )
+    max_loss_auc: float = Field(
+        0.65,
+        ge=0.5,
+        le=1,
+        description="Loss-threshold attack ROC AUC, forget vs test (0.5 = cannot tell them apart)",
+    )
+
+
+class DeletionPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = Field("finetune", description="Approximate method for sample/subject scopes")
+    # One pass over the retain set: an approximate method must cost less than retraining.
+    method_params: dict[str, Any] = Field(default_factory=lambda: {"epochs": 1})
+    class_method: str = Field("boundary_shrink", description="Approximate method for classes")
+    class_method_params: dict[str, Any] = Field(default_factory=dict)
+    fallback: str = Field("retrain", description="Exact method when verification fails")
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+
+
+def verify(
+    evaluation: dict[str, float], original: dict[str, float], scope_kind: str, t: Thresholds
+) -> dict[str, Any]:
+    """Each check with its value and threshold, and whether all passed."""
+    checks: list[dict[str, Any]] = []
+    forget_accuracy = 1.0 - evaluation["UA"]
+    if scope_kind == "labels":
+        checks.append(
+            {
+                "check": "forget_accuracy <= max_class_accuracy",
+                "value": forget_accuracy,
+                "threshold": t.max_class_accuracy,
+                "passed": forget_accuracy <= t.max_class_accuracy,
+            }
+        )
+    else:
+        bound = evaluation["TA"] + t.forget_margin
+        checks.append(
+            {
+                "check": "forget_accuracy <= test_accuracy + forget_margin",
+                "value": forget_accuracy,
+                "threshold": bound,
+                "passed": forget_accuracy <= bound,
+            }
+        )
+        checks.append(
+            {
+                "check": "loss_auc <= max_loss_auc",
+                "value": evaluation["loss_auc"],
+                "threshold": t.max_loss_auc,
+                "passed": evaluation["loss_auc"] <= t.max_loss_auc,
+            }
+        )
+    floor = original["TA"] - t.max_test_drop
+    checks.append(
+        {
+            "check": "test_accuracy >= original - max_test_drop",
+            "value": evaluation["TA"],
+            "threshold": floor,
+            "passed": evaluation["TA"] >= floor,
+        }
+    )
+    return {"passed": all(c["passed"] for c in checks), "checks": checks}

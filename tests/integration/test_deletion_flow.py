@@ -1,0 +1,212 @@
+"""A data subject's deletion request end to end on Postgres + Redis + S3 + a worker:
+file → scope → approve (a second person) → unlearn → verify → close → certificate
+verifies offline → old checkpoint and raw bytes gone → audit log verifies."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from core.deletion.certificate import CONTEXT
+from core.signing import verify_document
+from tests.integration.test_training_flow import new_model, wait
+
+pytestmark = pytest.mark.integration
+
+
+def _key(api, role: str) -> dict[str, str]:
+    created = api.post(
+        "/api/v1/keys", json={"name": f"{role}-{uuid.uuid4().hex[:6]}", "role": role}
+    )
+    assert created.status_code == 201
+    return {"Authorization": f"Bearer {created.json()['key']}"}
+
+
+def _wait_request(api, request_id: str, states: set[str], timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = api.get(f"/api/v1/deletion-requests/{request_id}").json()
+        if current["status"] in states:
+            return current
+        time.sleep(0.5)
+    raise AssertionError(f"request stuck in {current['status']}: {current}")
+
+
+@pytest.fixture(scope="module")
+def subject_world(api, worker) -> dict:
+    """The ORL faces (their people are in no other test dataset) and a model on them."""
+    ds = api.post(
+        "/api/v1/datasets",
+        json={"name": f"orl-{uuid.uuid4().hex[:6]}", "source": {"name": "orl_faces"}},
+    ).json()
+    arch = {"name": "small_cnn", "num_classes": 40, "width": 8, "input_size": [28, 28]}
+    model = new_model(api, arch)
+    job = api.post(
+        "/api/v1/jobs",
+        json={
+            "kind": "train",
+            "model_id": model["id"],
+            "dataset_id": ds["id"],
+            "params": {"epochs": 8, "lr": 0.05, "batch_size": 16},
+        },
+    ).json()
+    done = wait(api, job["id"], {"succeeded", "failed"})
+    assert done["state"] == "succeeded", done
+    samples = api.get(
+        f"/api/v1/datasets/{ds['id']}/samples", params={"split": "train", "limit": 50}
+    ).json()
+    subject = next(s["subject_id"] for s in samples["data"] if s["subject_id"])
+    return {
+        "dataset": ds,
+        "model": model,
+        "version_id": done["result_version_id"],
+        "subject": subject,
+    }
+
+
+def test_subject_deletion_end_to_end(api, anon, app, subject_world) -> None:
+    world = subject_world
+    approver = _key(api, "compliance")
+    filed = api.post(
+        "/api/v1/deletion-requests",
+        json={
+            "scope": {"subject_ids": [world["subject"]]},
+            "legal_basis": "gdpr_art17",
+            "requester_reference": "ticket-42",
+        },
+    )
+    assert filed.status_code == 201, filed.text
+    request = filed.json()
+    assert request["status"] == "awaiting_approval"
+    assert world["version_id"] in request["blast_radius"]["versions"]
+    assert request["blast_radius"]["samples"] >= 1
+    assert (
+        request["plan"][0]["method"] == "finetune" and request["plan"][0]["fallback"] == "retrain"
+    )
+    # GDPR: one calendar month.
+    assert request["due_at"][:7] != request["received_at"][:7]
+
+    # Tainted: the checkpoint can no longer be downloaded.
+    assert api.get(f"/api/v1/model-versions/{world['version_id']}/checkpoint").status_code == 409
+    # The filer cannot approve their own request.
+    assert api.post(f"/api/v1/deletion-requests/{request['id']}/approve").status_code == 403
+
+    approved = anon.post(f"/api/v1/deletion-requests/{request['id']}/approve", headers=approver)
+    assert approved.status_code == 200, approved.text
+    done = _wait_request(api, request["id"], {"completed", "failed"})
+    assert done["status"] == "completed", done
+    item = done["items"][0]
+    assert item["state"] == "done" and item["verdict"]["passed"], item
+    new_version = api.get(f"/api/v1/model-versions/{item['result_version_id']}").json()
+    assert (
+        new_version["status"] == "active"
+        and new_version["parent_version_id"] == world["version_id"]
+    )
+    old = api.get(f"/api/v1/model-versions/{world['version_id']}").json()
+    assert old["status"] == "purged"
+
+    # Certificate: verifies offline with the public key; no subject id in clear.
+    response = api.get(f"/api/v1/deletion-requests/{request['id']}/certificate")
+    assert response.status_code == 200
+    certificate = response.json()
+    public_key = anon.get("/api/v1/audit/public-key").text
+    ok, why = verify_document(certificate, public_key, CONTEXT)
+    assert ok, why
+    assert world["subject"] not in response.text
+    assert certificate["models"][0]["old_sha256"] == old["sha256"]
+    assert certificate["models"][0]["new_sha256"] == new_version["sha256"]
+    tampered = {**certificate, "outcome": "nothing_to_delete"}
+    assert not verify_document(tampered, public_key, CONTEXT)[0]
+    html = api.get(
+        f"/api/v1/deletion-requests/{request['id']}/certificate", params={"format": "html"}
+    )
+    assert html.status_code == 200 and "Deletion certificate" in html.text
+
+    # Old checkpoint objects and the subject's raw samples are gone from storage.
+    store = app.state.store
+    folder = old["config"]["job_id"]
+    assert not [k for k in store.list("models/") if folder in k]
+    dataset = api.get(f"/api/v1/datasets/{world['dataset']['id']}").json()
+    versions = api.get(f"/api/v1/datasets/{world['dataset']['id']}/versions").json()
+    assert dataset["current_version"] == 2 and dataset["num_samples"] == 400 - 10, versions
+    gone = api.get(
+        f"/api/v1/datasets/{world['dataset']['id']}/samples",
+        params={"subject_id": world["subject"]},
+    ).json()
+    assert gone["data"] == []
+    old_page = api.get(
+        f"/api/v1/datasets/{world['dataset']['id']}/samples",
+        params={"version": 1, "limit": 1000},
+    ).json()
+    removed = [s for s in old_page["data"] if s["subject_id"] and len(s["subject_id"]) == 64]
+    assert removed, "deleted samples keep only a commitment of their subject id"
+    assert api.get(removed[0]["image_url"]).status_code == 404
+
+    # The audit log verifies and has the request's steps.
+    verify = api.get("/api/v1/audit/verify").json()
+    assert verify["ok"], verify
+    actions = [s["action"] for s in certificate["audit_steps"]]
+    assert actions[0] == "deletion_request.received" and "deletion_request.approved" in actions
+    assert api.post(f"/api/v1/deletion-requests/{request['id']}/cancel").status_code == 409
+    timeline = api.get(f"/api/v1/deletion-requests/{request['id']}/timeline").json()
+    assert [e["seq"] for e in timeline] == sorted(e["seq"] for e in timeline)
+    assert {e["action"] for e in timeline} >= {
+        "deletion_request.approved",
+        "deletion_request.completed",
+        "deletion_request.certificate_issued",
+    }
+
+
+def test_nothing_to_delete_still_gets_a_certificate(api) -> None:
+    filed = api.post(
+        "/api/v1/deletion-requests",
+        json={"scope": {"subject_ids": ["no-such-person"]}, "legal_basis": "ccpa"},
+    ).json()
+    assert filed["status"] == "completed" and filed["has_certificate"]
+    cert = api.get(f"/api/v1/deletion-requests/{filed['id']}/certificate").json()
+    assert cert["outcome"] == "nothing_to_delete"
+
+
+def test_reject_extend_and_bad_input(api, subject_world) -> None:
+    world = subject_world
+    filed = api.post(
+        "/api/v1/deletion-requests",
+        json={
+            "scope": {"concept": {"model_id": world["model"]["id"], "label": 7}},
+            "legal_basis": "ccpa",
+        },
+    ).json()
+    assert filed["status"] == "awaiting_approval", filed
+    extended = api.post(
+        f"/api/v1/deletion-requests/{filed['id']}/extend", json={"reason": "complex"}
+    ).json()
+    assert extended["extended"] and extended["due_at"] > filed["due_at"]
+    assert (
+        api.post(
+            f"/api/v1/deletion-requests/{filed['id']}/extend", json={"reason": "again"}
+        ).status_code
+        == 409
+    )
+    rejected = api.post(
+        f"/api/v1/deletion-requests/{filed['id']}/reject", json={"reason": "duplicate"}
+    ).json()
+    assert rejected["status"] == "rejected"
+    unknown = api.post(
+        "/api/v1/deletion-requests",
+        json={
+            "scope": {"concept": {"model_id": world["model"]["id"], "label": 99}},
+            "legal_basis": "gdpr_art17",
+        },
+    )
+    assert unknown.status_code == 422
+    viewer = _key(api, "viewer")
+    assert (
+        api.post(
+            "/api/v1/deletion-requests",
+            headers=viewer,
+            json={"scope": {"subject_ids": ["x"]}, "legal_basis": "other"},
+        ).status_code
+        == 403
+    )
