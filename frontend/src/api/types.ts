@@ -1,0 +1,27 @@
+/** Short names for the generated schema types the pages use. */
+import type { components } from "./schema";
+
+type S = components["schemas"];
+export type Job = S["JobPublic"];
+export type JobsPage = S["JobsPublic"];
+export type JobEvent = S["JobEventPublic"];
+export type JobMetrics = S["JobMetricsPublic"];
+export type MetricPoint = S["MetricPoint"];
+export type Dataset = S["DatasetPublic"];
+export type DatasetVersion = S["DatasetVersionPublic"];
+export type Sample = S["SamplePublic"];
+export type Source = S["SourcePublic"];
+export type Model = S["ModelPublic"];
+export type ModelVersion = S["ModelVersionPublic"];
+export type Lineage = S["LineagePublic"];
+export type Key = S["KeyPublic"];
+export type KeyCreated = S["KeyCreated"];
+export type Health = S["HealthPublic"];
+export type Check = S["Check"];
+export type TrainJobCreate = S["TrainJobCreate"];
+export type EvaluateJobCreate = S["EvaluateJobCreate"];
+export type ModelCreate = S["ModelCreate"];
+export type DatasetCreate = S["DatasetCreate"];
+export type KeyCreate = S["KeyCreate"];
+
+export type Role = "admin" | "compliance" | "engineer" | "viewer";

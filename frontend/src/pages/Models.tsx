@@ -1,0 +1,103 @@
+import { useQueryClient } from "@tanstack/react-query";
+import { useState, type ReactNode } from "react";
+import { Link, useNavigate } from "react-router";
+
+import { api, unwrap } from "../api/client";
+import { requestSchema } from "../api/openapi";
+import { useModels } from "../api/queries";
+import type { ModelCreate } from "../api/types";
+import { useCan } from "../auth";
+import { Pager, useCursorPager } from "../components/Pager";
+import { Empty, QueryView } from "../components/States";
+import { Time } from "../components/Time";
+import { SchemaForm } from "../forms/SchemaForm";
+
+const CREATE = requestSchema("/api/v1/models", "post");
+
+function CreateModel(): ReactNode {
+  const [open, setOpen] = useState(false);
+  const queryClient = useQueryClient();
+  const navigate = useNavigate();
+  return (
+    <>
+      <div className="actions">
+        <button type="button" aria-expanded={open} onClick={() => setOpen(!open)}>
+          Register a model
+        </button>
+      </div>
+      {open && (
+        <div className="card">
+          <h2>Register a model</h2>
+          <p className="muted">{CREATE.description ?? "A model is a family and an architecture; its versions are checkpoints."}</p>
+          <SchemaForm
+            label="Register a model"
+            schema={CREATE}
+            submitLabel="Register model"
+            order={["name", "description", "architecture", "architecture.name", "architecture.num_classes", "architecture.in_channels", "architecture.input_size", "architecture.width"]}
+            onSubmit={async (value) => {
+              const model = await unwrap(api.POST("/api/v1/models", { body: value as unknown as ModelCreate }));
+              void queryClient.invalidateQueries({ queryKey: ["models"] });
+              navigate(`/models/${model.id}`);
+            }}
+          />
+        </div>
+      )}
+    </>
+  );
+}
+
+export function Models(): ReactNode {
+  const pager = useCursorPager("models");
+  const models = useModels(pager.cursor);
+  const canWrite = useCan("write");
+  return (
+    <section>
+      <div className="page-head">
+        <h1>Models</h1>
+      </div>
+      {canWrite && <CreateModel />}
+      <QueryView query={models} what="models">
+        {(page) =>
+          page.data.length === 0 ? (
+            <Empty>No models yet.</Empty>
+          ) : (
+            <>
+              <p className="muted">{page.count} model(s)</p>
+              <table className="table">
+                <caption className="sr-only">Models</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Name</th>
+                    <th scope="col">Family</th>
+                    <th scope="col">Architecture</th>
+                    <th scope="col" className="num">Classes</th>
+                    <th scope="col" className="num">Latest version</th>
+                    <th scope="col">Created</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {page.data.map((m) => (
+                    <tr key={m.id}>
+                      <td>
+                        <Link to={`/models/${m.id}`}>{m.name}</Link>
+                        {m.description && <div className="muted small">{m.description}</div>}
+                      </td>
+                      <td>{m.family}</td>
+                      <td>{String(m.architecture.name ?? "—")}</td>
+                      <td className="num">{String(m.architecture.num_classes ?? "—")}</td>
+                      <td className="num">{m.latest_version ? `v${m.latest_version}` : <span className="muted">none</span>}</td>
+                      <td>
+                        <Time value={m.created_at} />
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+              <Pager label="Models" page={pager.page} nextCursor={page.next_cursor} onNext={pager.next} onPrev={pager.prev} />
+            </>
+          )
+        }
+      </QueryView>
+    </section>
+  );
+}

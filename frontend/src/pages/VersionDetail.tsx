@@ -1,0 +1,134 @@
+import { useMutation, useQuery } from "@tanstack/react-query";
+import type { ReactNode } from "react";
+import { Link, useParams } from "react-router";
+
+import { api, fetchWithKey, saveBlob, unwrap } from "../api/client";
+import { useDataset, useModel, useVersion } from "../api/queries";
+import type { Lineage, ModelVersion } from "../api/types";
+import { useCan } from "../auth";
+import { Mono, ShortId, StateBadge } from "../components/Badges";
+import { Facts, ObjectTable } from "../components/KeyValue";
+import { LineageGraph } from "../components/LineageGraph";
+import { Empty, ErrorMessage, QueryView } from "../components/States";
+import { bytes, Time } from "../components/Time";
+
+function Download({ version }: { version: ModelVersion }): ReactNode {
+  const download = useMutation({
+    mutationFn: () =>
+      unwrap<Blob>(
+        api.GET("/api/v1/model-versions/{version_id}/checkpoint", {
+          params: { path: { version_id: version.id } },
+          parseAs: "blob",
+        }),
+      ),
+    onSuccess: (blob) => saveBlob(blob, `${version.id}.safetensors`),
+  });
+  const gone = version.status === "purged";
+  return (
+    <>
+      <button type="button" onClick={() => download.mutate()} disabled={download.isPending || gone} title={gone ? "This version's checkpoint was purged" : undefined}>
+        {download.isPending ? "Downloading…" : `Download checkpoint (${bytes(version.size_bytes)})`}
+      </button>
+      {download.error && <ErrorMessage error={download.error} title="Download failed" />}
+    </>
+  );
+}
+
+function TrainingSet({ lineage }: { lineage: Lineage }): ReactNode {
+  const ts = lineage.training_set;
+  const dataset = useDataset(ts?.dataset_id);
+  const ids = useMutation({
+    mutationFn: async () => (await fetchWithKey(ts!.sample_ids_url!)).blob(),
+    onSuccess: (blob) => saveBlob(blob, `${lineage.version.id}-sample-ids.txt`),
+  });
+  if (!ts) return <Empty>This version was uploaded, not trained here: it has no recorded training set.</Empty>;
+  return (
+    <>
+      <Facts
+        items={[
+          ["Dataset", <Link to={`/datasets/${ts.dataset_id}`}>{dataset.data?.name ?? ts.dataset_id}</Link>],
+          ["Dataset version", <>v{ts.dataset_version} <ShortId id={ts.dataset_version_id} /></>],
+          ["Split", ts.split],
+          ["Samples trained on", ts.count.toLocaleString()],
+          ["Excluded samples", (ts.excluded_sample_ids ?? []).length.toLocaleString()],
+          ["Content hash", <Mono>{ts.content_hash}</Mono>],
+          ["Sample-id list sha256", ts.sample_ids_sha256 ? <Mono>{ts.sample_ids_sha256}</Mono> : null],
+        ]}
+      />
+      {ts.sample_ids_url && (
+        <button type="button" onClick={() => ids.mutate()} disabled={ids.isPending}>
+          {ids.isPending ? "Downloading…" : "Download the sample-id list"}
+        </button>
+      )}
+      {ids.error && <ErrorMessage error={ids.error} title="Download failed" />}
+    </>
+  );
+}
+
+export function VersionDetail(): ReactNode {
+  const { versionId = "" } = useParams();
+  const version = useVersion(versionId);
+  const model = useModel(version.data?.model_id);
+  const lineage = useQuery({
+    queryKey: ["lineage", versionId],
+    queryFn: () => unwrap(api.GET("/api/v1/model-versions/{version_id}/lineage", { params: { path: { version_id: versionId } } })),
+  });
+  const dataset = useDataset(lineage.data?.training_set?.dataset_id);
+  const canWrite = useCan("write");
+  return (
+    <section>
+      <p className="crumbs">
+        <Link to="/models">Models</Link> / {model.data ? <Link to={`/models/${model.data.id}`}>{model.data.name}</Link> : "…"} /
+      </p>
+      <QueryView query={version} what="the model version">
+        {(v) => (
+          <>
+            <div className="page-head">
+              <h1>
+                {model.data?.name ?? "Model"} v{v.version}
+              </h1>
+              <StateBadge state={v.status} />
+              <Download version={v} />
+              {canWrite && v.status !== "purged" && (
+                <Link className="button" to={`/jobs/new?kind=evaluate&model_version_id=${v.id}`}>
+                  Evaluate
+                </Link>
+              )}
+            </div>
+            <div className="grid-2">
+              <Facts
+                items={[
+                  ["Id", <Mono>{v.id}</Mono>],
+                  ["sha256", <Mono>{v.sha256}</Mono>],
+                  ["Size", bytes(v.size_bytes)],
+                  ["Source", v.source],
+                  ["Produced by", v.job_id ? <Link to={`/jobs/${v.job_id}`}><ShortId id={v.job_id} /></Link> : "upload"],
+                  ["Parent", v.parent_version_id ? <Link to={`/versions/${v.parent_version_id}`}><ShortId id={v.parent_version_id} /></Link> : "none"],
+                  ["Created", <Time value={v.created_at} />],
+                ]}
+              />
+              <div>
+                <h2 className="h3">Metrics</h2>
+                <ObjectTable value={v.metrics} caption="Metrics" />
+              </div>
+            </div>
+            <h2>Lineage</h2>
+            <QueryView query={lineage} what="lineage">
+              {(l) => (
+                <>
+                  <LineageGraph lineage={l} datasetName={dataset.data?.name} />
+                  <h3>Training set</h3>
+                  <TrainingSet lineage={l} />
+                </>
+              )}
+            </QueryView>
+            <details>
+              <summary>Checkpoint config</summary>
+              <ObjectTable value={v.config} caption="Checkpoint config" />
+            </details>
+          </>
+        )}
+      </QueryView>
+    </section>
+  );
+}

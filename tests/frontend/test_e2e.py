@@ -1,0 +1,157 @@
+"""The dashboard end to end: `expunge up` on the embedded default, driven in Debian's
+headless Chromium by playwright-core (frontend/e2e/run.mjs). Screenshots of each page
+land in test-output/screenshots/."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from core.client import ExpungeClient
+from tests.fixtures.s3server import free_port
+from tests.services import REPO
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+FRONTEND = REPO / "frontend"
+DIST = FRONTEND / "dist" / "index.html"
+KEY = "exp_dashboarde2e1_" + "d" * 43
+SHOTS = REPO / "test-output" / "screenshots"
+
+
+def _newest_source_mtime() -> float:
+    paths = [*(FRONTEND / "src").rglob("*"), FRONTEND / "index.html", FRONTEND / "openapi.json"]
+    return max(p.stat().st_mtime for p in paths if p.is_file())
+
+
+def _skip_reason() -> str | None:
+    if not os.path.exists(CHROMIUM):
+        return f"{CHROMIUM} is missing (apt-get install -y chromium; install.sh does it as root)"
+    if not DIST.exists():
+        return "frontend/dist is missing (cd frontend && npm ci && npm run build)"
+    if shutil.which("node") is None or not (FRONTEND / "node_modules" / "playwright-core").exists():
+        return "node or frontend/node_modules/playwright-core is missing (cd frontend && npm ci)"
+    return None
+
+
+def _wait_for_demo(client: ExpungeClient, proc: subprocess.Popen[bytes], log_path) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log_path.read_text()[-4000:]
+        try:
+            datasets = {d["name"] for d in client.datasets(limit=200)["data"]}
+            models = {m["name"] for m in client.models(limit=200)["data"]}
+            if {"mnist", "orl-faces"} <= datasets and "demo-mnist-cnn" in models:
+                return
+        except Exception:
+            pass
+        time.sleep(1)
+    pytest.fail("the demo data did not load within 300 s:\n" + log_path.read_text()[-4000:])
+
+
+def test_dashboard_end_to_end(tmp_path) -> None:
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    assert DIST.stat().st_mtime >= _newest_source_mtime(), (
+        "frontend/dist is older than frontend/src: rebuild with `cd frontend && npm run build`"
+    )
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("EXPUNGE_")},
+        "EXPUNGE_HOME": str(tmp_path / "home"),
+        "EXPUNGE_BOOTSTRAP_ADMIN_KEY": KEY,
+        "OMP_NUM_THREADS": "1",
+    }
+    log_path = tmp_path / "up.log"
+    with log_path.open("wb") as log:
+        # Its own process group, so the server and its worker are stopped together.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "core.cli", "up", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    client = ExpungeClient(f"http://127.0.0.1:{port}", KEY)
+    try:
+        _wait_for_demo(client, proc, log_path)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        run = subprocess.run(
+            ["node", str(FRONTEND / "e2e" / "run.mjs")],
+            cwd=FRONTEND,
+            env={
+                **os.environ,
+                "EXPUNGE_URL": f"http://127.0.0.1:{port}",
+                "EXPUNGE_KEY": KEY,
+                "SCREENSHOT_DIR": str(SHOTS),
+            },
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        output = run.stdout + run.stderr
+        (SHOTS.parent / "e2e-output.txt").write_text(output)
+        summary_line = next(
+            (line for line in output.splitlines() if line.startswith("E2E-SUMMARY ")), None
+        )
+        failed = [line for line in output.splitlines() if "✗" in line]
+        assert run.returncode == 0 and summary_line, (
+            "\n".join(failed)
+            + "\n--- output (also in test-output/e2e-output.txt) ---\n"
+            + output[-6000:]
+            + "\n--- worker log ---\n"
+            + _tail(tmp_path / "home" / "worker.log")
+        )
+        summary = json.loads(summary_line.removeprefix("E2E-SUMMARY "))
+        assert summary["ok"] and not summary["pageErrors"], summary
+        names = {p.name for p in SHOTS.glob("*.png")}
+        for expected in (
+            "02-overview.png",
+            "04-dataset-mnist.png",
+            "11-job-succeeded.png",
+            "12-version-lineage.png",
+        ):
+            assert expected in names, names
+    finally:
+        client.close()
+        _stop(proc)
+
+
+def _tail(path, n: int = 3000) -> str:
+    try:
+        return path.read_text()[-n:]
+    except OSError:
+        return "(none)"
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    # The worker is in the same group; make sure nothing of it outlives the test.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
