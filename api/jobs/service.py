@@ -15,7 +15,7 @@ from core.errors import Conflict, NotFound, Unprocessable
 from core.jobs import new_job, queue_for, state_event
 from core.lineage import resolve_forget, scope_hash, scope_kind
 from models import Dataset, DatasetVersion, Job, Model, ModelVersion
-from models.base import new_id, utcnow
+from models.base import utcnow
 from models.jobs import TERMINAL_STATES
 from workers.engine.config import ArchitectureConfig
 
@@ -27,10 +27,6 @@ def get_or_404(session: Session, job_id: str) -> Job:
     if job is None:
         raise NotFound(f"job {job_id} not found")
     return job
-
-
-def _queue_for(device: str) -> str:
-    return "gpu" if device.startswith("cuda") else "cpu"
 
 
 def _dataset_version(
@@ -82,11 +78,11 @@ def create_train_job(session: Session, body: TrainJobCreate, created_by: str) ->
             raise Conflict(
                 f"parent version {parent.id} is {parent.status}; only active ones can be fine-tuned"
             )
-    job = Job(
-        id=new_id("job"),
-        kind="train",
-        state="queued",
-        queue=_queue_for(body.params.device),
+    return new_job(
+        session,
+        "train",
+        created_by,
+        queue=queue_for(body.params.device),
         model_id=model.id,
         dataset_id=dataset.id,
         model_version_id=body.parent_version_id,
@@ -96,12 +92,7 @@ def create_train_job(session: Session, body: TrainJobCreate, created_by: str) ->
             "dataset_version_id": version.id,
             "sisa": body.sisa.model_dump() if body.sisa else None,
         },
-        created_by=created_by,
     )
-    session.add(job)
-    session.flush()
-    state_event(session, job.id, "queued")
-    return job
 
 
 def _training_lineage(mv: ModelVersion) -> str:
@@ -268,11 +259,11 @@ def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: s
             raise Unprocessable(
                 f"dataset {dataset.name!r} has no {split!r} samples", field="splits"
             )
-    job = Job(
-        id=new_id("job"),
-        kind="evaluate",
-        state="queued",
-        queue=_queue_for(body.params.device),
+    return new_job(
+        session,
+        "evaluate",
+        created_by,
+        queue=queue_for(body.params.device),
         model_id=mv.model_id,
         dataset_id=dataset.id,
         model_version_id=mv.id,
@@ -284,12 +275,7 @@ def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: s
             "forget": body.forget.as_dict() if body.forget else None,
             "reference_version_id": body.reference_version_id,
         },
-        created_by=created_by,
     )
-    session.add(job)
-    session.flush()
-    state_event(session, job.id, "queued")
-    return job
 
 
 def cancel(session: Session, job: Job) -> Job:
