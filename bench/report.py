@@ -61,6 +61,21 @@ def _proc_status() -> dict[str, int]:
     return out
 
 
+def _release_free_memory() -> None:
+    """Collect garbage and hand freed heap back to the OS (glibc ``malloc_trim``).
+
+    Without this, memory an earlier run freed stays in the allocator, the next run reuses
+    it without growing RSS, and its peak-RSS delta reads ~0.
+    """
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def _reset_peak_rss() -> bool:
     """Reset VmHWM to the current RSS (Linux >= 4.0: write 5 to clear_refs)."""
     try:
@@ -85,9 +100,10 @@ def measure(fn: Callable[[], T], device: str = "cpu") -> Measured:
 
     On CUDA: ``torch.cuda.max_memory_allocated`` during the call (exact, device memory).
     On CPU: peak resident set size during the call minus RSS before it (Linux VmHWM,
-    reset through /proc/self/clear_refs). Memory freed earlier and still held by the
-    allocator is reused without growing RSS, so this is a lower bound on what the call
-    allocated; it is comparable between methods run in the same process, not exact.
+    reset through /proc/self/clear_refs), after returning freed heap to the OS with
+    ``malloc_trim`` so the call cannot silently reuse it. Memory the allocator keeps in
+    other ways (mmap thresholds, torch's caches) can still hide some, so it is a lower
+    bound on what the call allocated, comparable between methods in one run, not exact.
     """
     if device.startswith("cuda"):
         import torch
@@ -101,6 +117,7 @@ def measure(fn: Callable[[], T], device: str = "cpu") -> Measured:
         seconds = time.perf_counter() - start
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
         return Measured(value, seconds, peak, "CUDA max_memory_allocated − allocated before")
+    _release_free_memory()
     reset = _reset_peak_rss()
     before = _proc_status().get("VmRSS", 0)
     start = time.perf_counter()

@@ -39,6 +39,7 @@ class NetworkPredictor:
     def __post_init__(self) -> None:
         self.net = build_network(self.arch)
         self.net.load_state_dict(dict(self.state_dict), strict=True)
+        self.net.to(self.device)
 
     def logits(self, arrays: ImageArrays) -> np.ndarray:
         logits, _ = predict(self.net, arrays, self.arch, self.batch_size, self.device)
