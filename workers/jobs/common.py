@@ -128,8 +128,9 @@ class ContextCallbacks(Callbacks):
 
         if not self.ctx.store.exists(self.resume_key):
             return None
-        data = self.ctx.store.get_bytes(self.resume_key)
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        buffer = io.BytesIO(self.ctx.store.get_bytes(self.resume_key))
+        # Our own file, but still loaded as tensors only: never unpickle arbitrary objects.
+        return torch.load(buffer, map_location="cpu", weights_only=True)
 
 
 @dataclass
