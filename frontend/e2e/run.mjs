@@ -139,9 +139,9 @@ try {
 
   await step("models list and model detail", async () => {
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Models" }).click();
-    await page.getByRole("link", { name: "demo-mnist-cnn" }).waitFor();
+    await page.getByRole("link", { name: "demo-mnist-cnn" }).first().waitFor();
     await shot(page, "06-models");
-    await page.getByRole("link", { name: "demo-mnist-cnn" }).click();
+    await page.getByRole("link", { name: "demo-mnist-cnn" }).first().click();
     await page.getByRole("heading", { name: "Versions" }).waitFor();
     await page.getByRole("heading", { name: "Architecture" }).waitFor();
     await page.locator("table, .empty").last().waitFor();
@@ -270,7 +270,7 @@ try {
     check((await page.getByRole("link", { name: "API keys" }).count()) === 0, "no keys page for a viewer");
     check((await page.getByRole("link", { name: "Submit a job" }).count()) === 0, "no job submission for a viewer");
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Models" }).click();
-    await page.getByRole("link", { name: "demo-mnist-cnn" }).waitFor();
+    await page.getByRole("link", { name: "demo-mnist-cnn" }).first().waitFor();
     check((await page.getByRole("button", { name: "Register a model" }).count()) === 0, "no model registration for a viewer");
     await shot(page, "15-viewer-models");
   });
