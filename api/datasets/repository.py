@@ -5,17 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from core.lineage import in_version
 from models import Dataset, DatasetVersion, Sample
-
-
-def in_version(version: int) -> Any:
-    return and_(
-        Sample.added_in_version <= version,
-        or_(Sample.removed_in_version.is_(None), Sample.removed_in_version > version),
-    )
 
 
 def get(session: Session, dataset_id: str) -> Dataset | None:
