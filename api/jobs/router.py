@@ -5,11 +5,21 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Query, Request, status
+from fastapi import APIRouter, Body, Header, Path, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 from sse_starlette.sse import EventSourceResponse
 
-from api.deps import READ, Engineer, Reader, SessionDep, SettingsDep, current_key, require
+from api.deps import (
+    READ,
+    Engineer,
+    Reader,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    current_key,
+    require,
+)
 from api.jobs import repository, service
 from api.jobs.schemas import (
     JobCreate,
@@ -28,6 +38,8 @@ from models.jobs import JOB_KINDS, JOB_STATES, TERMINAL_STATES
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ERRORS)
 
 SSE_POLL_SECONDS = 0.3
+# Artifact names: a plain file name, no separators, no leading dot.
+ARTIFACT_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,119}$"
 
 
 @router.post(
@@ -43,6 +55,8 @@ def create_job(
         jobs = [service.create_train_job(session, body, key.id)]
     elif body.kind == "unlearn":
         jobs = service.create_unlearn_job(session, body, key.id)
+    elif body.kind == "generate":
+        jobs = [service.create_generate_job(session, body, key.id)]
     else:
         jobs = [service.create_evaluate_job(session, body, key.id)]
     # Commit first: the queue must never carry an id the database does not have.
@@ -128,6 +142,39 @@ def get_metrics(job_id: str, session: SessionDep, _: Reader) -> JobMetricsPublic
             break
         after = rows[-1].id
     return JobMetricsPublic(final=job.metrics, series=series)
+
+
+@router.get(
+    "/{job_id}/artifacts/{name}",
+    response_class=StreamingResponse,
+    responses={
+        **NOT_FOUND,
+        **CONFLICT,
+        200: {"content": {"application/octet-stream": {}, "image/png": {}}},
+    },
+)
+def download_artifact(
+    job_id: str,
+    name: Annotated[str, Path(pattern=ARTIFACT_NAME, max_length=120)],
+    session: SessionDep,
+    store: StoreDep,
+    _: Reader,
+) -> StreamingResponse:
+    """One file a job produced, by its name in ``job.artifacts`` (e.g. ``grid.png``).
+
+    Only names the job lists are served, so a name can never reach another object; the
+    weights of a tainted or purged version are refused like its checkpoint download.
+    """
+    job = service.get_or_404(session, job_id)
+    artifact = service.find_artifact(session, job, name)
+    key = artifact["key"]
+    filename = key.rsplit("/", 1)[-1]
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if artifact.get("sha256"):
+        headers["X-Artifact-SHA256"] = artifact["sha256"]
+    return StreamingResponse(
+        store.iter_chunks(key), media_type=service.media_type(filename), headers=headers
+    )
 
 
 @router.get(

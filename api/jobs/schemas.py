@@ -3,10 +3,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from api.schemas import ORMModel
 from workers.engine.config import EvaluateParams, TrainParams
+from workers.engine.diffusion.config import DiffusionTrainParams, GenerateParams, SamplerName
+
+# Keys only DDPM training has: a params object holding one of them is DiffusionTrainParams.
+_DDPM_ONLY_KEYS = set(DiffusionTrainParams.model_fields) - set(TrainParams.model_fields)
 
 
 class ForgetScope(BaseModel):
@@ -43,7 +54,12 @@ class SisaSpec(BaseModel):
 
 
 class TrainJobCreate(BaseModel):
-    """Train a classifier on a dataset version; the result is a new model version."""
+    """Train a model on a dataset version; the result is a new model version.
+
+    ``params`` are ``TrainParams`` for a classifier and ``DiffusionTrainParams`` for a
+    ``ddpm`` model (the dataset's labels are the class condition); the service checks
+    them against the model's family.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -56,9 +72,44 @@ class TrainJobCreate(BaseModel):
     parent_version_id: str | None = Field(
         default=None, max_length=40, description="Fine-tune from this version of the same model"
     )
-    params: TrainParams = Field(default_factory=TrainParams)
+    params: TrainParams | DiffusionTrainParams = Field(
+        default_factory=TrainParams,
+        description="TrainParams (classifier) or DiffusionTrainParams (ddpm)",
+    )
     sisa: SisaSpec | None = Field(
         default=None, description="Train a SISA ensemble so later deletions are exact and cheap"
+    )
+
+    @field_validator("params", mode="wrap")
+    @classmethod
+    def _pick_params(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """One schema at a time, so an error names ``params.<field>``. Keys only DDPM
+        training has select DiffusionTrainParams; the service re-reads the given keys
+        against the model's family either way."""
+        if isinstance(value, dict):
+            if _DDPM_ONLY_KEYS & set(value):
+                return DiffusionTrainParams.model_validate(value)
+            return TrainParams.model_validate(value)
+        return handler(value)
+
+
+class JudgeParams(BaseModel):
+    """How a ddpm version is judged: images generated per class and scored by an
+    independent classifier (docs/diffusion.md, "The judge")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    samples_per_class: int = Field(32, ge=1, le=1024, description="Images generated per class")
+    guidance_scale: float = Field(3.0, ge=0, le=50, description="Classifier-free guidance")
+    num_inference_steps: int = Field(25, ge=1, le=1000, description="Sampler steps")
+    scheduler: SamplerName = Field("ddim", description="Sampler: ddpm, ddim or dpm")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Same seed, same noise per class")
+    batch_size: int = Field(64, ge=1, le=1024, description="Images per forward pass")
+    real_images: int = Field(
+        1000, ge=0, le=20_000, description="Real images the Fréchet distances compare against"
+    )
+    device: str = Field(
+        "cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$", description="torch device to run on."
     )
 
 
@@ -72,9 +123,16 @@ class UnlearnJobCreate(BaseModel):
     method: str = Field(max_length=60, description="See GET /api/v1/methods")
     forget: ForgetScope
     params: dict[str, Any] = Field(default_factory=dict, description="The method's params")
-    evaluate: bool = Field(True, description="Measure UA/RA/TA/MIA etc. after unlearning")
+    evaluate: bool = Field(
+        True,
+        description="Measure UA/RA/TA/MIA etc. after unlearning (ddpm: the judge's forget "
+        "rate, retained accuracy and Fréchet distances)",
+    )
     reference: Literal["retrain"] | None = Field(
         default=None, description="Also run (or reuse) an exact retrain to compare against"
+    )
+    judge: JudgeParams | None = Field(
+        default=None, description="ddpm only: judge settings for evaluate=true (defaults)"
     )
 
 
@@ -97,10 +155,28 @@ class EvaluateJobCreate(BaseModel):
         default=None, max_length=40, description="A retrained version to compare outputs with"
     )
     params: EvaluateParams = Field(default_factory=EvaluateParams)
+    judge: JudgeParams | None = Field(
+        default=None,
+        description="ddpm only: judge settings; forget.labels names the classes scored as "
+        "erased (splits are not used)",
+    )
+
+
+class GenerateJobCreate(BaseModel):
+    """Generate images with a ddpm version: one per entry of ``params.labels``; PNGs and a
+    grid land in the job's artifacts. Same seeds and settings, same bytes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["generate"]
+    model_version_id: str = Field(max_length=40)
+    params: GenerateParams
+    grid_columns: int = Field(8, ge=1, le=256, description="Images per row of grid.png")
 
 
 JobCreate = Annotated[
-    TrainJobCreate | UnlearnJobCreate | EvaluateJobCreate, Field(discriminator="kind")
+    TrainJobCreate | UnlearnJobCreate | EvaluateJobCreate | GenerateJobCreate,
+    Field(discriminator="kind"),
 ]
 
 

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.datasets import repository as datasets
 from api.jobs import repository
-from api.jobs.schemas import EvaluateJobCreate, TrainJobCreate, UnlearnJobCreate
+from api.jobs.schemas import (
+    EvaluateJobCreate,
+    GenerateJobCreate,
+    JudgeParams,
+    TrainJobCreate,
+    UnlearnJobCreate,
+)
 from api.methods.service import method_info, validate_params
 from core.errors import Conflict, NotFound, Unprocessable
 from core.jobs import new_job, queue_for, state_event
@@ -17,7 +24,8 @@ from core.lineage import resolve_forget, scope_hash, scope_kind
 from models import Dataset, DatasetVersion, Job, Model, ModelVersion
 from models.base import utcnow
 from models.jobs import TERMINAL_STATES
-from workers.engine.config import ArchitectureConfig
+from workers.engine.config import ArchitectureConfig, TrainParams
+from workers.engine.diffusion.config import DiffusionArchitecture, DiffusionTrainParams
 
 GAP_KEYS = ("UA", "RA", "TA", "MIA")
 
@@ -46,14 +54,15 @@ def create_train_job(session: Session, body: TrainJobCreate, created_by: str) ->
     model = session.get(Model, body.model_id)
     if model is None:
         raise NotFound(f"model {body.model_id} not found")
-    if model.family != "classifier":
+    if model.family not in ("classifier", "ddpm"):
         raise Unprocessable(
             f"training {model.family!r} models is not supported yet", field="model_id"
         )
     dataset, version = _dataset_version(
         session, body.dataset_id, body.dataset_version, "dataset_version"
     )
-    arch = ArchitectureConfig.model_validate(model.architecture)
+    arch = _architecture(model)
+    params = _train_params(model, body)
     if len(dataset.label_names) > arch.num_classes:
         raise Unprocessable(
             f"dataset {dataset.name!r} has {len(dataset.label_names)} classes but the model's "
@@ -63,6 +72,15 @@ def create_train_job(session: Session, body: TrainJobCreate, created_by: str) ->
         )
     if not version.split_counts.get("train"):
         raise Unprocessable(f"dataset {dataset.name!r} has no training samples", field="dataset_id")
+    if isinstance(params, DiffusionTrainParams):
+        if body.sisa is not None:
+            raise Unprocessable("SISA ensembles are for classifiers only", field="sisa")
+        if params.batch_size > version.split_counts["train"]:
+            raise Unprocessable(
+                f"params.batch_size {params.batch_size} is larger than the "
+                f"{version.split_counts['train']} training images; lower it",
+                field="params.batch_size",
+            )
     if body.sisa is not None and body.parent_version_id is not None:
         raise Unprocessable(
             "a SISA ensemble is trained from scratch; drop parent_version_id", field="sisa"
@@ -82,17 +100,68 @@ def create_train_job(session: Session, body: TrainJobCreate, created_by: str) ->
         session,
         "train",
         created_by,
-        queue=queue_for(body.params.device),
+        queue=queue_for(params.device),
         model_id=model.id,
         dataset_id=dataset.id,
         model_version_id=body.parent_version_id,
-        params=body.params.model_dump(mode="json"),
+        params=params.model_dump(mode="json"),
         spec={
             "dataset_version": version.version,
             "dataset_version_id": version.id,
             "sisa": body.sisa.model_dump() if body.sisa else None,
         },
     )
+
+
+def _architecture(model: Model) -> ArchitectureConfig | DiffusionArchitecture:
+    if model.family == "ddpm":
+        return DiffusionArchitecture.model_validate(model.architecture)
+    return ArchitectureConfig.model_validate(model.architecture)
+
+
+def _train_params(model: Model, body: TrainJobCreate) -> TrainParams | DiffusionTrainParams:
+    """The params re-read against the model's family: only the keys the client gave."""
+    given = body.params.model_dump(mode="json", exclude_unset=True)
+    cls: type[TrainParams] | type[DiffusionTrainParams] = (
+        DiffusionTrainParams if model.family == "ddpm" else TrainParams
+    )
+    if isinstance(body.params, cls):
+        return body.params
+    try:
+        return cls.model_validate(given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "params"
+        raise Unprocessable(
+            f"params.{where}: {first['msg']} (a {model.family} model takes {cls.__name__})",
+            field=f"params.{where}",
+        ) from exc
+
+
+def _model_of(session: Session, mv: ModelVersion) -> Model:
+    model = session.get(Model, mv.model_id)
+    assert model is not None
+    return model
+
+
+def _check_classes(labels: list[int], arch: DiffusionArchitecture, field: str) -> None:
+    bad = sorted({c for c in labels if not 0 <= c < arch.num_classes})
+    if bad:
+        raise Unprocessable(
+            f"unknown class label(s) {bad[:10]}: the model has classes 0..{arch.num_classes - 1}",
+            field=field,
+        )
+
+
+def _judge_spec(family: str, judge: JudgeParams | None) -> dict[str, Any] | None:
+    if judge is None:
+        return JudgeParams().model_dump(mode="json") if family == "ddpm" else None
+    if family != "ddpm":
+        raise Unprocessable(
+            "judge settings are for ddpm models; a classifier is measured on real data",
+            field="judge",
+        )
+    return judge.model_dump(mode="json")
 
 
 def _training_lineage(mv: ModelVersion) -> str:
@@ -115,7 +184,9 @@ def create_unlearn_job(session: Session, body: UnlearnJobCreate, created_by: str
         raise Conflict(
             f"model version {mv.id} is {mv.status}; only active versions can be unlearned"
         )
-    info = method_info(body.method)
+    model = _model_of(session, mv)
+    family = model.family
+    info = method_info(body.method, family)
     scope = body.forget.as_dict()
     kind = scope_kind(scope)
     if kind not in info["scopes"]:
@@ -124,7 +195,13 @@ def create_unlearn_job(session: Session, body: UnlearnJobCreate, created_by: str
             f"{', '.join(info['scopes'])}. Pick another method (see GET /api/v1/methods).",
             field="forget",
         )
-    params = validate_params(body.method, body.params)
+    params = validate_params(body.method, body.params, family)
+    judge = _judge_spec(family, body.judge)
+    if family == "ddpm" and body.forget.labels:
+        arch = DiffusionArchitecture.model_validate(model.architecture)
+        _check_classes(body.forget.labels, arch, "forget.labels")
+        if len(set(body.forget.labels)) >= arch.num_classes:
+            raise Unprocessable("cannot erase every class of the model", field="forget.labels")
     is_sisa = bool(mv.config.get("sisa"))
     if body.method == "sisa" and not is_sisa:
         raise Unprocessable(
@@ -163,7 +240,10 @@ def create_unlearn_job(session: Session, body: UnlearnJobCreate, created_by: str
         "dataset_version_id": dsv.id,
         "evaluate": body.evaluate,
         "exact": info["exact"],
+        "family": family,
     }
+    if judge is not None:
+        spec["judge"] = judge
     jobs: list[Job] = []
     if body.reference == "retrain" and body.method != "retrain":
         reference = _reusable_reference(session, mv.id, spec["forget_hash"])
@@ -241,6 +321,19 @@ def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: s
         raise NotFound(f"model version {body.model_version_id} not found")
     if mv.status == "purged":
         raise Conflict(f"model version {mv.id} is purged; its checkpoint no longer exists")
+    model = _model_of(session, mv)
+    judge = _judge_spec(model.family, body.judge)
+    if model.family == "ddpm":
+        arch = DiffusionArchitecture.model_validate(model.architecture)
+        if body.forget is None or not body.forget.labels:
+            raise Unprocessable(
+                "a ddpm version is evaluated by judging generated images of every class; "
+                "give forget.labels: the classes scored as erased (forget rate)",
+                field="forget",
+            )
+        _check_classes(body.forget.labels, arch, "forget.labels")
+        if len(set(body.forget.labels)) >= arch.num_classes:
+            raise Unprocessable("forget.labels cannot name every class", field="forget.labels")
     dataset_id = body.dataset_id
     if dataset_id is None:
         if mv.dataset_version_id is None:
@@ -254,7 +347,7 @@ def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: s
     dataset, version = _dataset_version(
         session, dataset_id, body.dataset_version, "dataset_version"
     )
-    for split in body.splits:
+    for split in body.splits if model.family != "ddpm" else []:
         if not version.split_counts.get(split):
             raise Unprocessable(
                 f"dataset {dataset.name!r} has no {split!r} samples", field="splits"
@@ -274,8 +367,78 @@ def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: s
             "splits": body.splits,
             "forget": body.forget.as_dict() if body.forget else None,
             "reference_version_id": body.reference_version_id,
+            "family": model.family,
+            **({"judge": judge} if judge is not None else {}),
         },
     )
+
+
+def create_generate_job(session: Session, body: GenerateJobCreate, created_by: str) -> Job:
+    """Images from a ddpm version; refused up front for classifiers and unknown classes."""
+    mv = session.get(ModelVersion, body.model_version_id)
+    if mv is None:
+        raise NotFound(f"model version {body.model_version_id} not found")
+    model = _model_of(session, mv)
+    if model.family != "ddpm":
+        raise Unprocessable(
+            f"model version {mv.id} belongs to {model.family} model {model.name!r}; "
+            "generation needs a ddpm model",
+            field="model_version_id",
+        )
+    if mv.status in ("tainted", "purged"):
+        raise Conflict(
+            f"model version {mv.id} is {mv.status}: it cannot generate (it depends on data "
+            "under a deletion request, or was purged)"
+        )
+    arch = DiffusionArchitecture.model_validate(model.architecture)
+    _check_classes(body.params.labels, arch, "params.labels")
+    if body.params.num_inference_steps > arch.num_train_timesteps:
+        raise Unprocessable(
+            f"num_inference_steps {body.params.num_inference_steps} exceeds the model's "
+            f"{arch.num_train_timesteps} training timesteps",
+            field="params.num_inference_steps",
+        )
+    return new_job(
+        session,
+        "generate",
+        created_by,
+        queue=queue_for(body.params.device),
+        model_id=mv.model_id,
+        model_version_id=mv.id,
+        params=body.params.model_dump(mode="json"),
+        spec={"grid_columns": body.grid_columns, "family": "ddpm"},
+    )
+
+
+MEDIA_TYPES = {
+    ".png": "image/png",
+    ".json": "application/json",
+    ".txt": "text/plain",
+    ".npz": "application/octet-stream",
+    ".safetensors": "application/octet-stream",
+}
+
+
+def media_type(filename: str) -> str:
+    suffix = "." + filename.rsplit(".", 1)[-1] if "." in filename else ""
+    return MEDIA_TYPES.get(suffix, "application/octet-stream")
+
+
+def find_artifact(session: Session, job: Job, name: str) -> dict[str, Any]:
+    """The artifact the job lists under ``name``; weights of a tainted or purged result
+    version stay unreachable here as through the checkpoint endpoint."""
+    artifact = next((a for a in job.artifacts or [] if a.get("name") == name), None)
+    if artifact is None or not artifact.get("key"):
+        known = ", ".join(a["name"] for a in job.artifacts or [] if a.get("name")) or "none"
+        raise NotFound(f"job {job.id} has no artifact {name!r} (it has: {known[:500]})")
+    if job.result_version_id and artifact["key"].endswith(".safetensors"):
+        version = session.get(ModelVersion, job.result_version_id)
+        if version is not None and version.status in ("tainted", "purged"):
+            raise Conflict(
+                f"model version {version.id} is {version.status}: its weights cannot be "
+                "downloaded (it depends on data under a deletion request, or was purged)"
+            )
+    return artifact
 
 
 def cancel(session: Session, job: Job) -> Job:

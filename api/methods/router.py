@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
-from pydantic import BaseModel
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
 from api.deps import Reader
 from api.methods import service
@@ -21,9 +21,29 @@ class MethodPublic(BaseModel):
     supports_loreun: bool
     summary: str
     params_schema: dict[str, Any]
+    needs_forget_images: bool | None = Field(
+        None, description="ddpm methods: whether real images of the erased classes are used"
+    )
+    needs_retain_images: bool | None = Field(
+        None, description="ddpm methods: whether real images of the other classes are used"
+    )
 
 
 @router.get("", response_model=list[MethodPublic])
-def list_methods(_: Reader) -> list[MethodPublic]:
-    """Every unlearning method with its paper, scopes and parameter schema (with defaults)."""
-    return [MethodPublic.model_validate(m) for m in service.methods()]
+def list_methods(
+    _: Reader,
+    family: Annotated[
+        str | None, Query(pattern="^(classifier|ddpm)$", description="Only this model family")
+    ] = None,
+) -> list[MethodPublic]:
+    """Every unlearning method with its paper, scopes and parameter schema (with defaults).
+
+    ``family`` says which models a method applies to: ``classifier`` or ``ddpm``. Some
+    names exist in both families (e.g. ``retrain``); a job resolves the name against the
+    family of the model version it unlearns.
+    """
+    return [
+        MethodPublic.model_validate(m)
+        for m in service.methods()
+        if family is None or m["family"] == family
+    ]

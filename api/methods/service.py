@@ -1,4 +1,9 @@
-"""The method registry as the API publishes it (torch-free: the engine keeps it so)."""
+"""The method registries as the API publishes them (torch-free: the engine keeps them so).
+
+Classifier methods and diffusion (``ddpm``) erasure methods live in two registries and
+share some names (``retrain``, ``salun``, ``gradient_ascent``), so a method is always
+resolved together with the family of the model it is asked to unlearn.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.errors import Unprocessable
+from workers.engine.diffusion.unlearning import describe_diffusion_methods, get_diffusion_method
 from workers.engine.unlearning import describe_methods, get_method
 from workers.engine.unlearning.base import UnknownMethod
 
@@ -23,28 +29,53 @@ SISA = {
     "params_schema": {"type": "object", "properties": {}, "additionalProperties": False},
 }
 
+# Diffusion methods erase classes; only the exact retrain can also drop individual
+# samples or subjects (it trains again on whatever remains).
+DIFFUSION_SCOPES = {"retrain": ["labels", "sample_ids", "subject_ids"]}
+
+
+def _diffusion_methods() -> list[dict[str, Any]]:
+    out = []
+    for method in describe_diffusion_methods():
+        extra = {k: method.pop(k) for k in ("needs_forget_images", "needs_retain_images")}
+        out.append(
+            {
+                **method,
+                "scopes": DIFFUSION_SCOPES.get(method["name"], ["labels"]),
+                "supports_loreun": False,
+                **extra,
+            }
+        )
+    return out
+
 
 @lru_cache
 def methods() -> list[dict[str, Any]]:
-    return sorted([*describe_methods(), SISA], key=lambda m: m["name"])
+    """Every method of every family, sorted by (name, family)."""
+    every = [*describe_methods(), SISA, *_diffusion_methods()]
+    return sorted(every, key=lambda m: (m["name"], m["family"]))
 
 
-def method_info(name: str) -> dict[str, Any]:
+def method_info(name: str, family: str = "classifier") -> dict[str, Any]:
     for method in methods():
-        if method["name"] == name:
+        if method["name"] == name and method["family"] == family:
             return method
-    known = ", ".join(m["name"] for m in methods())
-    raise Unprocessable(f"unknown method {name!r}; choose one of: {known}", field="method")
+    known = ", ".join(m["name"] for m in methods() if m["family"] == family)
+    raise Unprocessable(
+        f"unknown method {name!r} for {family} models; choose one of: {known}", field="method"
+    )
 
 
-def validate_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+def validate_params(
+    name: str, params: dict[str, Any], family: str = "classifier"
+) -> dict[str, Any]:
     """Params checked against the method's schema now, so a typo is a 422, not a failed job."""
-    if name == "sisa":
+    if name == "sisa" and family == "classifier":
         if params:
             raise Unprocessable("sisa takes no params", field="params")
         return {}
     try:
-        cls = get_method(name).Params
+        cls = (get_diffusion_method(name) if family == "ddpm" else get_method(name)).Params
     except UnknownMethod as exc:
         raise Unprocessable(str(exc), field="method") from exc
     try:

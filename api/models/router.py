@@ -38,6 +38,7 @@ def _public(session: SessionDep, model: Model) -> ModelPublic:
     "/models", status_code=status.HTTP_201_CREATED, response_model=ModelPublic, responses=CONFLICT
 )
 def create_model(body: ModelCreate, session: SessionDep, key: Engineer) -> ModelPublic:
+    assert body.family is not None  # filled in from the architecture by the schema
     model = service.create_model(
         session, body.name, body.family, body.architecture, body.description, key.id
     )
@@ -78,7 +79,10 @@ def upload_version(
     key: Engineer,
     checkpoint: Annotated[
         UploadFile,
-        File(description="A .safetensors file or a PyTorch state dict (.pt/.pth, weights only)"),
+        File(
+            description="A .safetensors file or a PyTorch state dict (.pt/.pth, weights only); "
+            "for a ddpm model, the UNet2DModel state dict of its architecture"
+        ),
     ],
     metrics: Annotated[
         str, Form(max_length=20_000, description="Optional JSON object of reported metrics")
@@ -205,8 +209,8 @@ def put_deletion_policy(
 ) -> DeletionPolicy:
     model = service.get_model_or_404(session, model_id)
     for name in (body.method, body.class_method, body.fallback):
-        method_info(name)  # 422 for an unknown method
-    validate_params(body.method, body.method_params)
-    validate_params(body.class_method, body.class_method_params)
+        method_info(name, model.family)  # 422 for a method unknown to the model's family
+    validate_params(body.method, body.method_params, model.family)
+    validate_params(body.class_method, body.class_method_params, model.family)
     model.deletion_policy = body.model_dump(mode="json")
     return body

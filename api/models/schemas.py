@@ -3,19 +3,66 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from api.schemas import ORMModel
 from workers.engine.config import ArchitectureConfig
+from workers.engine.diffusion.config import DiffusionArchitecture
+
+ModelFamily = Literal["classifier", "ddpm"]
 
 
 class ModelCreate(BaseModel):
+    """A classifier (``architecture.name``) or a class-conditional DDPM
+    (``architecture.family = "ddpm"``, see docs/diffusion.md)."""
+
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
-    family: Literal["classifier"] = Field(
-        "classifier", description="Only classifiers can be registered so far"
+    family: ModelFamily | None = Field(
+        None,
+        description="classifier or ddpm; by default read from the architecture "
+        "(a DDPM architecture carries family='ddpm')",
     )
-    architecture: ArchitectureConfig
+    architecture: ArchitectureConfig | DiffusionArchitecture
     description: str = Field(default="", max_length=5000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _family_into_architecture(cls, data: Any) -> Any:
+        # {"family": "ddpm", "architecture": {...}} may leave the family out of the arch.
+        if isinstance(data, dict) and data.get("family") == "ddpm":
+            arch = data.get("architecture")
+            if isinstance(arch, dict) and "family" not in arch:
+                data = {**data, "architecture": {**arch, "family": "ddpm"}}
+        return data
+
+    @field_validator("architecture", mode="wrap")
+    @classmethod
+    def _pick_schema(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """Validate against one schema, chosen by the ``family`` key, so errors name the
+        field (``architecture.num_classes``) instead of listing every union member."""
+        if isinstance(value, dict):
+            if value.get("family") == "ddpm":
+                return DiffusionArchitecture.model_validate(value)
+            return ArchitectureConfig.model_validate(value)
+        return handler(value)
+
+    @model_validator(mode="after")
+    def _family_matches(self) -> ModelCreate:
+        actual: ModelFamily = (
+            "ddpm" if isinstance(self.architecture, DiffusionArchitecture) else "classifier"
+        )
+        if self.family is not None and self.family != actual:
+            raise ValueError(
+                f"family is {self.family!r} but the architecture is a {actual} architecture"
+            )
+        self.family = actual
+        return self
 
 
 class ModelPublic(ORMModel):

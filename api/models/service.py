@@ -19,6 +19,7 @@ from core.storage import ObjectStore
 from models import DatasetVersion, Job, Model, ModelVersion
 from models.base import new_id
 from workers.engine.config import ArchitectureConfig
+from workers.engine.diffusion.config import DiffusionArchitecture
 
 VALIDATE_TIMEOUT_S = 180
 
@@ -27,7 +28,7 @@ def create_model(
     session: Session,
     name: str,
     family: str,
-    architecture: ArchitectureConfig,
+    architecture: ArchitectureConfig | DiffusionArchitecture,
     description: str,
     created_by: str | None,
 ) -> Model:
@@ -65,6 +66,7 @@ def validate_checkpoint(architecture: dict[str, Any], source: Path, target: Path
 
     The API process never imports torch and never parses untrusted tensors itself: the
     engine's checkpoint tool does, with ``weights_only=True``, and writes safetensors.
+    A DDPM architecture (``family: ddpm``) is checked against the UNet's expected shapes.
     """
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     try:
@@ -109,7 +111,7 @@ def upload_version(
     metrics: dict[str, Any],
     created_by: str | None,
 ) -> ModelVersion:
-    if model.family != "classifier":
+    if model.family not in ("classifier", "ddpm"):
         raise Unprocessable(f"checkpoint upload is not supported for family {model.family!r}")
     version_id = new_id("mv")
     with tempfile.TemporaryDirectory(prefix="expunge-ckpt-") as tmp:

@@ -3,6 +3,8 @@
 ``python -m workers.engine.checkpoint_tool --arch '<json>' --input FILE --output OUT``
 reads FILE (safetensors or a weights-only PyTorch state dict), checks it against the
 architecture, writes it back as our safetensors format and prints exactly one JSON line.
+An architecture with ``"family": "ddpm"`` is a ``DiffusionArchitecture``: the file is
+checked against the UNet's expected keys and shapes and written as a DDPM checkpoint.
 The API runs this as a subprocess so that it never imports torch and never parses an
 untrusted file in its own address space.
 
@@ -23,6 +25,7 @@ from pydantic import ValidationError
 
 from workers.engine.checkpoint import read_external_checkpoint, save_checkpoint, validate_state_dict
 from workers.engine.config import ArchitectureConfig
+from workers.engine.diffusion.config import DiffusionArchitecture
 from workers.engine.errors import EngineError
 from workers.engine.nets import build_network, count_parameters
 
@@ -49,8 +52,38 @@ def convert(arch: ArchitectureConfig, input_path: str, output_path: str) -> dict
     }
 
 
-def _parse_arch(text: str) -> ArchitectureConfig:
+def convert_ddpm(
+    arch: DiffusionArchitecture, input_path: str, output_path: str
+) -> dict[str, object]:
+    """The DDPM counterpart of ``convert``: keys and shapes must match the UNet exactly."""
+    from workers.engine.diffusion.checkpoint import save_ddpm
+    from workers.engine.diffusion.models import count_parameters as count_unet_parameters
+    from workers.engine.diffusion.models import expected_unet_shapes
+
+    state_dict = read_external_checkpoint(input_path)
+    expected = expected_unet_shapes(arch)
+    # Our key order, float32 as the UNet is built (validated by save_ddpm).
+    normalised = {
+        k: state_dict[k].to(torch.float32) if state_dict[k].is_floating_point() else state_dict[k]
+        for k in expected
+        if k in state_dict
+    }
+    normalised.update({k: v for k, v in state_dict.items() if k not in expected})
+    sha256 = save_ddpm(output_path, arch, normalised)  # CheckpointMismatch names the misfit
+    return {
+        "ok": True,
+        "sha256": sha256,
+        "size_bytes": os.path.getsize(output_path),
+        "num_parameters": count_unet_parameters(arch),
+        "tensors": len(normalised),
+    }
+
+
+def _parse_arch(text: str) -> ArchitectureConfig | DiffusionArchitecture:
     try:
+        raw = json.loads(text)
+        if isinstance(raw, dict) and raw.get("family") == "ddpm":
+            return DiffusionArchitecture.model_validate_json(text)
         return ArchitectureConfig.model_validate_json(text)
     except ValidationError as exc:
         problems = "; ".join(
@@ -69,7 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         arch = _parse_arch(args.arch)
-        report = convert(arch, args.input, args.output)
+        if isinstance(arch, DiffusionArchitecture):
+            report = convert_ddpm(arch, args.input, args.output)
+        else:
+            report = convert(arch, args.input, args.output)
         code = EXIT_OK
     except EngineError as exc:
         report, code = {"ok": False, "error": str(exc)}, EXIT_INVALID

@@ -19,7 +19,7 @@ from core.registry import add_model_version
 from models import Job, ModelVersion
 from models.base import utcnow
 from workers.context import JobContext, StaleAttempt
-from workers.engine.checkpoint import load_checkpoint, save_checkpoint
+from workers.engine.checkpoint import load_checkpoint, save_checkpoint, sha256_file
 
 
 def output_prefix(model_id: str, job_id: str) -> str:
@@ -53,6 +53,8 @@ class VersionOutput:
     parent_version_id: str | None
     # Extra tensor files kept beside the checkpoint (e.g. SISA's per-slice weights).
     extra_files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Files already written (e.g. a ddpm delta): name -> (local path, artifact info).
+    extra_paths: dict[str, tuple[Path, dict[str, Any]]] = field(default_factory=dict)
 
 
 def publish_version(ctx: JobContext, job: Job, out: VersionOutput) -> ModelVersion:
@@ -78,6 +80,11 @@ def publish_version(ctx: JobContext, job: Job, out: VersionOutput) -> ModelVersi
             ctx.store.put_file(f"{prefix}/{name}.safetensors", extra)
             artifacts.append(
                 {"name": name, "key": f"{prefix}/{name}.safetensors", "sha256": digest}
+            )
+        for name, (local, extra_info) in out.extra_paths.items():
+            stored = ctx.store.put_file(f"{prefix}/{name}{local.suffix}", local)
+            artifacts.append(
+                {"name": name, "key": stored.key, "sha256": sha256_file(local), **extra_info}
             )
     ctx.store.put_bytes(
         f"{prefix}/config.json",

@@ -1,0 +1,452 @@
+"""ddpm jobs: train a class-conditional DDPM, erase classes (or retrain without samples),
+and judge what a version generates. The engine is ``workers.engine.diffusion``; this
+module only moves data, weights and metrics between it and the service."""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.datasets.reader import ShardReader
+from core.jobs import record_event
+from models import Dataset, Job, Model, ModelVersion
+from models.base import utcnow
+from workers.context import JobCancelled, JobContext
+from workers.engine.checkpoint import read_external_checkpoint
+from workers.engine.config import MNIST_MEAN, MNIST_STD, ArchitectureConfig
+from workers.engine.data import ImageArrays
+from workers.engine.diffusion.checkpoint import CHECKPOINT_FORMAT, DELTA_FORMAT, save_delta
+from workers.engine.diffusion.config import DiffusionArchitecture, DiffusionTrainParams
+from workers.engine.diffusion.judge import Judge, evaluate_erasure
+from workers.engine.diffusion.models import (
+    count_parameters,
+    to_model_space,
+    to_uint8,
+    train_ddpm,
+)
+from workers.engine.diffusion.unlearning import DiffusionUnlearnData, get_diffusion_method
+from workers.engine.errors import EngineError
+from workers.jobs.common import (
+    ContextCallbacks,
+    dataset_size,
+    load_split,
+    split_for_forgetting,
+)
+from workers.jobs.publish import VersionOutput, load_version_weights, publish_version
+
+MNIST_SOURCE = "builtin:mnist"
+# The API's JudgeParams defaults, for unlearn jobs submitted without judge settings
+# (e.g. by the deletion-request workflow).
+DEFAULT_JUDGE: dict[str, Any] = {
+    "samples_per_class": 32,
+    "guidance_scale": 3.0,
+    "num_inference_steps": 25,
+    "scheduler": "ddim",
+    "seed": 0,
+    "batch_size": 64,
+    "real_images": 1000,
+    "device": "cpu",
+}
+JUDGE_NAME = "digit-recognizer-py mnist_cnn (pretrained on MNIST)"
+
+
+def _version_config(arch: DiffusionArchitecture, **extra: Any) -> dict[str, Any]:
+    """A ddpm version's config; ``format`` and ``arch`` make the stored checkpoint a file
+    that ``workers.engine.diffusion.checkpoint.load_ddpm`` reads on its own."""
+    dumped = arch.model_dump(mode="json")
+    return {"format": CHECKPOINT_FORMAT, "arch": dumped, "architecture": dumped, **extra}
+
+
+def stop_reason(ctx: JobContext, exc: EngineError) -> Exception:
+    """Cancellation, stale ownership or the time limit if that is why the engine stopped;
+    otherwise the engine's own message (diverged, bad data) becomes the job's error."""
+    if ctx.should_stop():
+        ctx.check()  # raises the precise reason: cancelled, stale or time limit
+        return JobCancelled("stopped")
+    return ValueError(str(exc))
+
+
+# --------------------------------------------------------------------------- train
+
+
+def run_train_ddpm(ctx: JobContext, job: Job) -> dict[str, Any]:
+    params = DiffusionTrainParams.model_validate(job.params)
+    reader = ShardReader(ctx.store)
+    with ctx.factory() as session:
+        model = session.get(Model, job.model_id)
+        assert model is not None and job.dataset_id is not None
+        arch = DiffusionArchitecture.model_validate(model.architecture)
+        number = int(job.spec["dataset_version"])
+        parent = session.get(ModelVersion, job.model_version_id) if job.model_version_id else None
+        ctx.log(f"loading dataset {job.dataset_id} v{number}")
+        train = load_split(session, reader, job.dataset_id, number, "train")
+        size = dataset_size(session, job.dataset_id)
+    ctx.check()
+    callbacks = ContextCallbacks(ctx, progress_span=(0.02, 0.97))
+    try:
+        init = load_version_weights(ctx, parent) if parent is not None else None
+        resume = callbacks.load_resume()
+        if resume is not None:
+            ctx.log(f"resuming from step {resume.get('step')}")
+        trained = train_ddpm(
+            arch, params, train.arrays, callbacks=callbacks, resume=resume, init_state_dict=init
+        )
+    except EngineError as exc:
+        raise stop_reason(ctx, exc) from exc
+    metrics: dict[str, Any] = {k: float(v) for k, v in trained.metrics.items()}
+    config = _version_config(
+        arch,
+        train_params=params.model_dump(mode="json"),
+        dataset_id=job.dataset_id,
+        dataset_version_id=job.spec["dataset_version_id"],
+        parent_version_id=parent.id if parent else None,
+        weights="ema" if params.ema_decay > 0 else "raw",
+    )
+    ids = sorted(trained.train_sample_ids)
+    publish_version(
+        ctx,
+        job,
+        VersionOutput(
+            model_id=model.id,
+            source="train",
+            state_dict=trained.state_dict,  # the EMA weights: what one samples from
+            config=config,
+            metrics=metrics,
+            trained_sample_ids=ids,
+            trained_positions=train.positions_of(ids),
+            dataset_size=size,
+            dataset_version_id=job.spec["dataset_version_id"],
+            parent_version_id=parent.id if parent else None,
+        ),
+    )
+    return metrics
+
+
+# --------------------------------------------------------------------------- judge
+
+
+def _digit_recognizer_weights() -> Path | None:
+    spec = importlib.util.find_spec("digit_recognizer")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "handwriting_model.pth"
+    return path if path.is_file() else None
+
+
+def load_judge(dataset: Dataset, arch: DiffusionArchitecture) -> tuple[Judge | None, str]:
+    """The pretrained judge for the dataset, or None and why there is none.
+
+    Only MNIST has one: digit-recognizer-py's CNN, trained on real MNIST digits and never
+    on anything a diffusion model made, so it cannot be fitted to an erasure's artefacts.
+    """
+    if dataset.source != MNIST_SOURCE:
+        return None, (
+            f"no pretrained judge for dataset {dataset.name!r} (source {dataset.source}); "
+            "only MNIST has one (digit-recognizer-py)"
+        )
+    if arch.num_classes != 10 or arch.in_channels != 1:
+        return None, (
+            "the MNIST judge scores 10 grey classes; the model has "
+            f"num_classes={arch.num_classes}, in_channels={arch.in_channels}"
+        )
+    weights = _digit_recognizer_weights()
+    if weights is None:
+        return None, "digit-recognizer-py is not installed, so there is no MNIST judge"
+    judge_arch = ArchitectureConfig(
+        name="mnist_cnn", num_classes=10, normalize_mean=MNIST_MEAN, normalize_std=MNIST_STD
+    )
+    return Judge(arch=judge_arch, state_dict=read_external_checkpoint(weights)), JUDGE_NAME
+
+
+def real_images_at_model_size(
+    images: ImageArrays, arch: DiffusionArchitecture, limit: int, seed: int = 0
+) -> ImageArrays:
+    """At most ``limit`` real images, resized to what the model generates, so the judge
+    and the Fréchet features see real and generated images at the same resolution."""
+    if len(images) > limit:
+        keep = np.sort(np.random.default_rng(seed).choice(len(images), limit, replace=False))
+        images = images.subset(keep)
+    resized = to_uint8(to_model_space(images.images, arch))
+    return ImageArrays(images=resized, labels=images.labels, sample_ids=images.sample_ids)
+
+
+def _load_real(
+    session: Any, reader: ShardReader, dataset_id: str, number: int, limit: int
+) -> ImageArrays | None:
+    if limit == 0:
+        return None
+    for split in ("test", "train"):
+        try:
+            return load_split(session, reader, dataset_id, number, split).arrays
+        except ValueError:
+            continue
+    return None
+
+
+def judge_versions(
+    ctx: JobContext,
+    arch: DiffusionArchitecture,
+    weights: Mapping[str, Mapping[str, torch.Tensor]],
+    forget_labels: list[int],
+    dataset: Dataset,
+    real: ImageArrays | None,
+    settings: dict[str, Any],
+    progress_span: tuple[float, float],
+) -> dict[str, Any]:
+    """Judge metrics of each named state dict (``evaluation``, ``original_evaluation``);
+    ``judge: None`` with ``judge_reason`` where the dataset has no judge."""
+    judge, about = load_judge(dataset, arch)
+    if judge is None:
+        ctx.log(f"no judge evaluation: {about}")
+        return {"judge": None, "judge_reason": about}
+    real_small = (
+        real_images_at_model_size(real, arch, int(settings["real_images"]), int(settings["seed"]))
+        if real is not None
+        else None
+    )
+    out: dict[str, Any] = {"judge": {"name": about, "kind": "pretrained"}}
+    low, high = progress_span
+    step = (high - low) / max(len(weights), 1)
+    for i, (name, state_dict) in enumerate(weights.items()):
+        ctx.log(f"judging {name}: {settings['samples_per_class']} images per class")
+        callbacks = ContextCallbacks(ctx, progress_span=(low + i * step, low + (i + 1) * step))
+        try:
+            result = evaluate_erasure(
+                arch,
+                state_dict,
+                judge,
+                forget_labels,
+                real=real_small,
+                samples_per_class=int(settings["samples_per_class"]),
+                guidance_scale=float(settings["guidance_scale"]),
+                num_inference_steps=int(settings["num_inference_steps"]),
+                scheduler=settings["scheduler"],
+                seed=int(settings["seed"]),
+                batch_size=int(settings["batch_size"]),
+                device=str(settings["device"]),
+                callbacks=callbacks,
+            )
+        except EngineError as exc:
+            raise stop_reason(ctx, exc) from exc
+        result["per_class_accuracy"] = {str(k): v for k, v in result["per_class_accuracy"].items()}
+        out[name] = result
+    return out
+
+
+def _emit_judge_metrics(ctx: JobContext, evaluation: dict[str, Any] | None) -> None:
+    for key in ("forget_rate", "retain_accuracy", "frechet_retain", "frechet_forget"):
+        if evaluation and key in evaluation:
+            ctx.metric(key, evaluation[key])
+
+
+# --------------------------------------------------------------------------- unlearn
+
+
+def _retrain_without(
+    arch: DiffusionArchitecture,
+    recipe: DiffusionTrainParams,
+    retain: ImageArrays,
+    raw_params: dict[str, Any],
+    callbacks: ContextCallbacks,
+) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """Exact unlearning of samples or subjects: the original recipe on what remains
+    (the ``retrain`` method's own options: train_steps, use_recipe_seed, device)."""
+    params: Any = get_diffusion_method("retrain").parse_params(raw_params)
+    updates: dict[str, Any] = {}
+    if params.train_steps is not None:
+        updates["steps"] = params.train_steps
+        updates["lr_warmup_steps"] = min(recipe.lr_warmup_steps, params.train_steps - 1)
+    if not params.use_recipe_seed:
+        updates["seed"] = params.seed
+    if params.device != "auto":
+        updates["device"] = params.device
+    recipe = recipe.model_copy(update=updates)
+    callbacks.on_log(f"retrain: {recipe.steps} steps on the {len(retain)} remaining images")
+    trained = train_ddpm(arch, recipe, retain, callbacks=callbacks)
+    return trained.state_dict, {f"train/{k}": float(v) for k, v in trained.metrics.items()}
+
+
+def run_unlearn_ddpm(ctx: JobContext, job: Job) -> dict[str, Any]:
+    spec = job.spec
+    reader = ShardReader(ctx.store)
+    number = int(spec["dataset_version"])
+    judge_settings = {**DEFAULT_JUDGE, **(spec.get("judge") or {})}
+    with ctx.factory() as session:
+        original = session.get(ModelVersion, job.model_version_id)
+        model = session.get(Model, job.model_id)
+        dataset = session.get(Dataset, spec["dataset_id"])
+        assert original is not None and model is not None and dataset is not None
+        assert original.training_mask is not None
+        arch = DiffusionArchitecture.model_validate(model.architecture)
+        split = split_for_forgetting(
+            session, reader, spec["dataset_id"], number, original.training_mask, spec["forget"]
+        )
+        size = dataset_size(session, spec["dataset_id"])
+        real = (
+            _load_real(session, reader, spec["dataset_id"], number, judge_settings["real_images"])
+            if spec.get("evaluate", True) and spec["forget_kind"] == "labels"
+            else None
+        )
+        session.expunge(dataset)
+    recipe = DiffusionTrainParams.model_validate(original.config.get("train_params") or {})
+    forget, retain = split.forget, split.retain
+    ctx.log(f"{job.method}: forgetting {len(forget)} of {len(split.trained.arrays)} samples")
+    weights = load_version_weights(ctx, original)
+    callbacks = ContextCallbacks(ctx, progress_span=(0.02, 0.7))
+    started = time.perf_counter()
+    trained_keys: list[str] | None = None
+    try:
+        if split.forget_labels:
+            data = DiffusionUnlearnData(
+                forget_labels=sorted(set(split.forget_labels)), forget=forget, retain=retain
+            )
+            result = get_diffusion_method(job.method).run(
+                arch, weights, data, job.params, callbacks, train_params=recipe
+            )
+            for line in result.log[-20:]:
+                ctx.log(line)
+            new_weights, method_metrics = result.state_dict, dict(result.metrics)
+            trained_keys = result.trained_keys
+        else:
+            if job.method != "retrain":  # the API refuses this; a stale job row may not
+                raise ValueError(f"ddpm method {job.method!r} erases classes only")
+            new_weights, method_metrics = _retrain_without(
+                arch, recipe, retain, job.params, callbacks
+            )
+    except EngineError as exc:
+        raise stop_reason(ctx, exc) from exc
+    seconds = time.perf_counter() - started
+
+    metrics: dict[str, Any] = {
+        "method": job.method,
+        "exact": bool(spec.get("exact")),
+        "unlearn_seconds": seconds,
+        "forget_count": len(forget),
+        "retain_count": len(retain),
+        "method_metrics": {k: float(v) for k, v in method_metrics.items()},
+    }
+    erased = sorted(set(split.forget_labels or []))
+    if spec.get("evaluate", True) and erased:
+        metrics.update(
+            judge_versions(
+                ctx,
+                arch,
+                {"evaluation": new_weights, "original_evaluation": weights},
+                erased,
+                dataset,
+                real,
+                judge_settings,
+                progress_span=(0.7, 0.95),
+            )
+        )
+        _emit_judge_metrics(ctx, metrics.get("evaluation"))
+    elif spec.get("evaluate", True):
+        metrics["judge"] = None
+        metrics["judge_reason"] = "the judge scores erased classes; this scope names samples"
+    ctx.progress(0.96, force=True)
+
+    with tempfile.TemporaryDirectory(prefix="expunge-delta-") as tmp:
+        extra_paths: dict[str, tuple[Path, dict[str, Any]]] = {}
+        if trained_keys is not None:
+            delta_path = Path(tmp) / "delta.safetensors"
+            _, changed = save_delta(
+                delta_path,
+                weights,
+                new_weights,
+                original.sha256,
+                info={"method": job.method, "parent_version_id": original.id},
+            )
+            changed_params = sum(new_weights[k].numel() for k in changed)
+            metrics["delta"] = {
+                "changed_tensors": len(changed),
+                "changed_fraction": changed_params / max(count_parameters(arch), 1),
+            }
+            extra_paths["delta"] = (
+                delta_path,
+                {"format": DELTA_FORMAT, "parent_sha256": original.sha256, **metrics["delta"]},
+            )
+        config = _version_config(
+            arch,
+            train_params=recipe.model_dump(mode="json"),
+            dataset_id=spec["dataset_id"],
+            dataset_version_id=spec["dataset_version_id"],
+            parent_version_id=original.id,
+            unlearning={
+                "method": job.method,
+                "params": job.params,
+                "exact": bool(spec.get("exact")),
+                "forget_kind": spec["forget_kind"],
+                "forget_hash": spec["forget_hash"],
+                "forget_count": len(forget),
+                "forget_labels": erased or None,
+            },
+        )
+        publish_version(
+            ctx,
+            job,
+            VersionOutput(
+                model_id=model.id,
+                source="unlearn",
+                state_dict=new_weights,
+                config=config,
+                metrics=metrics,
+                trained_sample_ids=retain.sample_ids,
+                trained_positions=split.retain_positions,
+                dataset_size=size,
+                dataset_version_id=spec["dataset_version_id"],
+                parent_version_id=original.id,
+                extra_paths=extra_paths,
+            ),
+        )
+    return metrics
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def run_evaluate_ddpm(ctx: JobContext, job: Job) -> dict[str, Any]:
+    spec = job.spec
+    reader = ShardReader(ctx.store)
+    settings = {**DEFAULT_JUDGE, **(spec.get("judge") or {})}
+    number = int(spec["dataset_version"])
+    forget_labels = sorted({int(c) for c in (spec.get("forget") or {}).get("labels") or []})
+    with ctx.factory() as session:
+        version = session.get(ModelVersion, job.model_version_id)
+        model = session.get(Model, job.model_id)
+        dataset = session.get(Dataset, job.dataset_id)
+        assert version is not None and model is not None and dataset is not None
+        arch = DiffusionArchitecture.model_validate(model.architecture)
+        real = _load_real(session, reader, dataset.id, number, settings["real_images"])
+        session.expunge(dataset)
+    weights = load_version_weights(ctx, version)
+    metrics = judge_versions(
+        ctx,
+        arch,
+        {"evaluation": weights},
+        forget_labels,
+        dataset,
+        real,
+        settings,
+        progress_span=(0.05, 0.95),
+    )
+    _emit_judge_metrics(ctx, metrics.get("evaluation"))
+    with ctx.factory() as session:
+        ctx._fenced(
+            session,
+            state="succeeded",
+            progress=1.0,
+            metrics=metrics,
+            finished_at=utcnow(),
+            wall_seconds=ctx.wall_seconds,
+            peak_memory_mb=round(ctx.peak_rss_mb, 1),
+        )
+        record_event(session, job.id, "state", {"state": "succeeded"})
+        session.commit()
+    return metrics
