@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -18,9 +19,10 @@ from sqlalchemy.orm import Session
 from core.db import session_factory
 from core.queue import send_job
 from core.settings import Settings, get_settings
-from core.storage import ObjectStore
+from core.storage import ObjectStore, StorageError, without_retries
 from models import Job, JobEvent
 from models.base import new_id, utcnow
+from models.jobs import TERMINAL_STATES
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +65,41 @@ def dispatch_pending(session: Session, settings: Settings, limit: int = 200) -> 
     return sent
 
 
-def requeue_lost(session: Session, settings: Settings) -> int:
-    """Jobs whose worker stopped heart-beating: requeue (fenced by attempt) or give up."""
+def job_prefixes(job_id: str, model_id: str | None) -> list[str]:
+    """Every storage folder a job's attempts write: its scratch (resume checkpoints) and,
+    for jobs that make a model version, the version's files before the row exists."""
+    prefixes = [f"jobs/{job_id}/"]
+    if model_id:
+        prefixes.append(f"models/{model_id}/jobs/{job_id}/")
+    return prefixes
+
+
+def _remove_quietly(store: ObjectStore, prefixes: list[str]) -> int:
+    removed = 0
+    for prefix in prefixes:
+        try:
+            removed += store.delete_prefix(prefix)
+        except StorageError as exc:  # storage down: the next orphan sweep tries again
+            log.warning("could not remove %s: %s", prefix, exc)
+    return removed
+
+
+def requeue_lost(session: Session, settings: Settings, store: ObjectStore | None = None) -> int:
+    """Jobs whose worker stopped heart-beating: requeue (fenced by attempt) or give up.
+
+    A job given up on (failed or cancelled) cannot be resumed, so the objects its dead
+    attempts wrote are removed once that state is committed (when ``store`` is given).
+    """
     cutoff = utcnow() - timedelta(seconds=settings.lost_after_seconds)
     stale = session.execute(
-        select(Job.id, Job.attempt, Job.state, Job.cancel_requested).where(
+        select(Job.id, Job.attempt, Job.state, Job.cancel_requested, Job.model_id).where(
             Job.state.in_(("running", "cancelling")),
             or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff),
         )
     ).all()
     changed = 0
-    for job_id, attempt, state, cancel_requested in stale:
+    ended: list[tuple[str, str | None]] = []
+    for job_id, attempt, state, cancel_requested, model_id in stale:
         if state == "cancelling" or cancel_requested:
             values: dict[str, Any] = {"state": "cancelled", "finished_at": utcnow()}
             note = {"state": "cancelled", "reason": "worker lost while cancelling"}
@@ -98,9 +124,61 @@ def requeue_lost(session: Session, settings: Settings) -> int:
             record_event(session, job_id, "state", note)
             if note["state"] == "lost":
                 state_event(session, job_id, "queued", reason="requeued after worker loss")
+            else:
+                ended.append((job_id, model_id))
             changed += 1
     session.commit()
+    if store is not None:
+        for job_id, model_id in ended:
+            _remove_quietly(store, job_prefixes(job_id, model_id))
     return changed
+
+
+def sweep_orphans(session: Session, store: ObjectStore, grace_seconds: float = 60.0) -> int:
+    """Remove objects that no job can still use; returns how many objects went.
+
+    A job that ended while storage was down (or whose worker died while cleaning up)
+    leaves objects behind. Of a job that failed or was cancelled, everything under its
+    folders goes (``jobs/<id>/`` and ``models/<m>/jobs/<id>/``). Of a job that
+    succeeded, only what its row does not list as an artifact goes from ``jobs/<id>/``
+    (a leftover resume checkpoint, not a generated image); its version's files stay.
+    Jobs still queued, running or lost keep everything (a retry resumes from it); jobs
+    that ended less than ``grace_seconds`` ago are left to their own runner.
+    """
+    found: dict[str, list[str]] = {}
+    for key in store.list("jobs"):
+        parts = key.split("/")
+        if len(parts) >= 3:
+            found.setdefault(parts[1], []).append(key)
+    for key in store.list("models"):
+        parts = key.split("/")
+        if len(parts) >= 5 and parts[2] == "jobs":
+            found.setdefault(parts[3], []).append(key)
+    cutoff = utcnow() - timedelta(seconds=grace_seconds)
+    ids = sorted(found)
+    removed = 0
+    for start in range(0, len(ids), 500):
+        rows = session.execute(
+            select(Job.id, Job.state, Job.finished_at, Job.artifacts).where(
+                Job.id.in_(ids[start : start + 500])
+            )
+        ).all()
+        for job_id, state, finished_at, artifacts in rows:
+            if state not in TERMINAL_STATES or finished_at is None or finished_at > cutoff:
+                continue
+            doomed = found[job_id]
+            if state == "succeeded":
+                kept = {a.get("key") for a in artifacts or [] if isinstance(a, dict)}
+                doomed = [k for k in doomed if k.startswith("jobs/") and k not in kept]
+            for key in doomed:
+                try:
+                    store.delete(key)
+                    removed += 1
+                except StorageError as exc:  # storage down again: the next sweep retries
+                    log.warning("could not remove %s: %s", key, exc)
+    if removed:
+        log.info("orphan sweep removed %d objects", removed)
+    return removed
 
 
 def sweep_once(settings: Settings | None = None, store: ObjectStore | None = None) -> None:
@@ -108,7 +186,7 @@ def sweep_once(settings: Settings | None = None, store: ObjectStore | None = Non
     factory = session_factory(settings)
     session = factory()
     try:
-        requeue_lost(session, settings)
+        requeue_lost(session, settings, store)
         dispatch_pending(session, settings)
     finally:
         session.close()
@@ -116,6 +194,10 @@ def sweep_once(settings: Settings | None = None, store: ObjectStore | None = Non
         from core.deletion.service import advance_all
 
         advance_all(factory, store, settings)
+    # Last: a slow receiver delays only its own announcements, not the jobs.
+    from core.webhooks import deliver_due
+
+    deliver_due(factory, settings)
 
 
 class Sweeper:
@@ -128,8 +210,11 @@ class Sweeper:
         store: ObjectStore | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        self.store = store
+        # No retry layer here: a storage outage must not hold up requeueing lost jobs;
+        # whatever fails is simply tried again on a later tick.
+        self.store = without_retries(store) if store is not None else None
         self.interval = interval or max(1.0, self.settings.dispatch_retry_seconds / 2)
+        self._last_orphan_sweep = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="expunge-sweeper", daemon=True)
 
@@ -147,3 +232,13 @@ class Sweeper:
                 sweep_once(self.settings, self.store)
             except Exception as exc:  # the database may be restarting; try again next tick
                 log.warning("sweep failed: %s", exc)
+            if (
+                self.store is not None
+                and time.monotonic() - self._last_orphan_sweep >= self.settings.orphan_sweep_seconds
+            ):
+                self._last_orphan_sweep = time.monotonic()
+                try:
+                    with session_factory(self.settings)() as session:
+                        sweep_orphans(session, self.store)
+                except Exception as exc:
+                    log.warning("orphan sweep failed: %s", exc)

@@ -12,16 +12,18 @@ import builtins
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import tempfile
 import threading
+import time
 import xml.etree.ElementTree as ET
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, BinaryIO, Protocol
+from typing import IO, Any, BinaryIO, Protocol, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import urllib3
@@ -36,12 +38,19 @@ __all__ = [
     "ObjectInfo",
     "ObjectNotFound",
     "ObjectStore",
+    "RetryPolicy",
+    "RetryingStore",
     "S3Store",
     "StorageError",
     "StorageUnavailable",
     "open_store",
     "validate_key",
+    "with_retries",
+    "without_retries",
 ]
+
+_log = logging.getLogger("expunge.storage")
+_T = TypeVar("_T")
 
 MAX_KEY_BYTES = 1024
 DEFAULT_CHUNK_SIZE = 1 << 20
@@ -920,6 +929,137 @@ class S3Store(ObjectStore):
             self._client.bucket_exists(self.bucket)
         except Exception as exc:
             raise _translate(exc, f"reach bucket {self.bucket!r}") from exc
+
+
+# ------------------------------------------------------------------------- retries
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long to keep trying a storage call that failed with ``StorageUnavailable``.
+
+    ``attempts`` tries in all; between them the wait doubles from ``base_seconds`` up to
+    ``max_seconds``. Only "unreachable / busy" is retried: a missing object, refused
+    credentials or a bad key will not get better by waiting.
+    """
+
+    attempts: int = 6
+    base_seconds: float = 0.5
+    max_seconds: float = 8.0
+
+    def delays(self) -> Iterator[float]:
+        delay = self.base_seconds
+        for _ in range(max(self.attempts, 1) - 1):
+            yield min(delay, self.max_seconds)
+            delay *= 2
+
+
+class RetryingStore(ObjectStore):
+    """Wraps a store so every call that can be repeated safely survives a short outage.
+
+    Writes of bytes and files are repeatable (the same object again); a stream is only
+    retried if it can be rewound. A whole download restarts from the first byte. Listing
+    is read to the end inside the retry, so a listing never stops half-way. When the
+    tries run out the last ``StorageUnavailable`` is raised, saying how long we tried.
+    """
+
+    def __init__(
+        self,
+        inner: ObjectStore,
+        policy: RetryPolicy,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.inner = inner
+        self.policy = policy
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"RetryingStore({self.inner!r}, attempts={self.policy.attempts})"
+
+    def _retry(self, what: str, call: Callable[[], _T]) -> _T:
+        waited = 0.0
+        delays = self.policy.delays()
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return call()
+            except StorageUnavailable as exc:
+                delay = next(delays, None)
+                if delay is None:
+                    raise StorageUnavailable(
+                        f"gave up after {tries} tries over {waited:.1f}s to {what}: {exc}"
+                    ) from exc
+                _log.warning(
+                    "object storage unavailable (try %d/%d) to %s; retrying in %.2fs: %s",
+                    tries,
+                    self.policy.attempts,
+                    what,
+                    delay,
+                    exc,
+                )
+                self._sleep(delay)
+                waited += delay
+
+    def check(self) -> None:
+        self._retry("check the store", self.inner.check)
+
+    def download_file(self, key: str, path: str | os.PathLike[str]) -> None:
+        validate_key(key)
+        self._retry(f"download {key}", lambda: self.inner.download_file(key, path))
+
+    def _put_bytes(self, key: str, data: bytes, content_type: str) -> ObjectInfo:
+        return self._retry(f"write {key}", lambda: self.inner._put_bytes(key, data, content_type))
+
+    def _put_file(self, key: str, path: Path, content_type: str) -> ObjectInfo:
+        return self._retry(f"write {key}", lambda: self.inner._put_file(key, path, content_type))
+
+    def _put_stream(self, key: str, stream: BinaryIO | IO[bytes], content_type: str) -> ObjectInfo:
+        seekable = False
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            seekable = bool(stream.seekable())
+        if not seekable:
+            return self.inner._put_stream(key, stream, content_type)
+        start = stream.tell()
+
+        def attempt() -> ObjectInfo:
+            stream.seek(start)
+            return self.inner._put_stream(key, stream, content_type)
+
+        return self._retry(f"write {key}", attempt)
+
+    def _get_bytes(self, key: str) -> bytes:
+        return self._retry(f"read {key}", lambda: self.inner._get_bytes(key))
+
+    def _iter_chunks(self, key: str, chunk_size: int) -> ChunkIterator:
+        # Only the opening is retried; a failure mid-stream reaches the reader.
+        return self._retry(f"read {key}", lambda: self.inner._iter_chunks(key, chunk_size))
+
+    def _stat(self, key: str) -> ObjectInfo:
+        return self._retry(f"stat {key}", lambda: self.inner._stat(key))
+
+    def _delete(self, key: str) -> None:
+        self._retry(f"delete {key}", lambda: self.inner._delete(key))
+
+    def _delete_prefix(self, folder: str) -> int:
+        return self._retry(f"delete {folder}/", lambda: self.inner._delete_prefix(folder))
+
+    def _list(self, folder: str) -> Iterator[str]:
+        keys = self._retry(f"list {folder}/", lambda: builtins.list(self.inner._list(folder)))
+        return iter(keys)
+
+    def _list_versions(self, folder: str) -> builtins.list[tuple[str, str | None]]:
+        return self._retry(f"list {folder}/", lambda: self.inner._list_versions(folder))
+
+
+def with_retries(store: ObjectStore, policy: RetryPolicy) -> ObjectStore:
+    """``store`` behind a retry layer (never two layers: re-wrapping replaces the policy)."""
+    return RetryingStore(without_retries(store), policy)
+
+
+def without_retries(store: ObjectStore) -> ObjectStore:
+    """The store under any retry layer: for best-effort calls that must not block."""
+    return store.inner if isinstance(store, RetryingStore) else store
 
 
 # ------------------------------------------------------------------------ factory

@@ -38,6 +38,58 @@ class JobTimeLimit(Exception):
     """The job ran past the configured time limit."""
 
 
+def _address_space_bytes() -> int | None:
+    try:
+        with open(f"/proc/{os.getpid()}/statm") as fh:
+            return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return None
+
+
+class MemoryCap:
+    """Caps how much address space one job may add to the worker (``RLIMIT_AS``).
+
+    The worker runs jobs in its own process, one at a time, so the cap is the address
+    space at the job's start plus the limit; the old limit comes back when the job ends.
+    Past the cap an allocation fails (``MemoryError`` in Python and numpy, a
+    "can't allocate memory" ``RuntimeError`` in torch) instead of the kernel's OOM
+    killer ending the whole worker. Linux only; elsewhere it does nothing.
+    """
+
+    def __init__(self, limit_mb: int) -> None:
+        self.limit_mb = limit_mb
+        self._previous: tuple[int, int] | None = None
+
+    def __enter__(self) -> MemoryCap:
+        base = _address_space_bytes()
+        if self.limit_mb <= 0 or base is None:
+            return self
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = base + self.limit_mb * 2**20
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        if soft != resource.RLIM_INFINITY and soft <= cap:
+            return self  # an operator's tighter limit already applies
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+        self._previous = (soft, hard)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            resource.setrlimit(resource.RLIMIT_AS, self._previous)
+            self._previous = None
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """An allocation failure, whichever library reported it."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text.lower()
+    )
+
+
 def _rss_mb() -> float:
     try:
         with open(f"/proc/{os.getpid()}/statm") as fh:
@@ -72,13 +124,16 @@ class JobContext:
         self._heartbeat = threading.Thread(
             target=self._beat, name=f"heartbeat-{job_id}", daemon=True
         )
+        self._memory_cap = MemoryCap(settings.job_memory_limit_mb)
 
     # -- lifecycle -------------------------------------------------------------------
     def __enter__(self) -> JobContext:
         self._heartbeat.start()
+        self._memory_cap.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._memory_cap.__exit__()
         self._stop.set()
         self._heartbeat.join(timeout=5)
 

@@ -17,36 +17,70 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_factory
-from core.jobs import record_event
+from core.jobs import job_prefixes, record_event
 from core.settings import Settings, get_settings
-from core.storage import ObjectStore, StorageError, open_store
-from models import Job
+from core.storage import (
+    ObjectStore,
+    RetryPolicy,
+    StorageError,
+    StorageUnavailable,
+    open_store,
+    with_retries,
+    without_retries,
+)
+from models import Job, Model
 from models.base import utcnow
-from workers.context import JobCancelled, JobContext, JobTimeLimit, StaleAttempt
+from workers.context import (
+    JobCancelled,
+    JobContext,
+    JobTimeLimit,
+    StaleAttempt,
+    is_out_of_memory,
+)
 
 log = logging.getLogger("expunge.worker")
 
 Handler = Callable[[JobContext, Job], dict[str, Any]]
 
 
-def _handlers() -> dict[str, Handler]:
+def _handlers() -> dict[tuple[str, str], Handler]:
+    """Handlers by (job kind, model family)."""
     # Imported lazily: the handlers pull in torch, the runner module does not need to.
+    from workers.jobs.diffusion import run_evaluate_ddpm, run_train_ddpm, run_unlearn_ddpm
     from workers.jobs.evaluate import run_evaluate
+    from workers.jobs.generate import run_generate
     from workers.jobs.train import run_train
     from workers.jobs.unlearn import run_unlearn
 
-    return {"train": run_train, "unlearn": run_unlearn, "evaluate": run_evaluate}
+    return {
+        ("train", "classifier"): run_train,
+        ("unlearn", "classifier"): run_unlearn,
+        ("evaluate", "classifier"): run_evaluate,
+        ("train", "ddpm"): run_train_ddpm,
+        ("unlearn", "ddpm"): run_unlearn_ddpm,
+        ("evaluate", "ddpm"): run_evaluate_ddpm,
+        ("generate", "ddpm"): run_generate,
+    }
 
 
 class Runner:
     def __init__(self, settings: Settings | None = None, store: ObjectStore | None = None) -> None:
         self.settings = settings or get_settings()
         self.factory: sessionmaker[Session] = session_factory(self.settings)
-        self.store = store or open_store(
-            self.settings.storage_url,
-            self.settings.s3_access_key,
-            self.settings.s3_secret_key,
-            self.settings.s3_region,
+        # Every storage call a job makes rides out a short outage (bounded backoff).
+        self.store = with_retries(
+            store
+            or open_store(
+                self.settings.storage_url,
+                self.settings.s3_access_key,
+                self.settings.s3_secret_key,
+                self.settings.s3_region,
+            ),
+            RetryPolicy(
+                self.settings.storage_retry_attempts,
+                self.settings.storage_retry_base_seconds,
+                self.settings.storage_retry_max_seconds,
+            ),
         )
         self.worker_name = f"{socket.gethostname()}:{__import__('os').getpid()}"
 
@@ -101,21 +135,25 @@ class Runner:
         return state
 
     def _continue_workflow(self, job_id: str) -> None:
-        """A deletion request's job finished: move its request on at once (the sweeper
-        would too, later)."""
+        """A deletion request's job finished: move its requests on at once (a batched run
+        serves several; the sweeper would too, later)."""
         with self.factory() as session:
             job = session.get(Job, job_id)
             request_id = (job.spec or {}).get("deletion_request_id") if job else None
         if not request_id:
             return
-        from core.deletion.service import advance_request
+        from core.deletion.service import advance_for_job
 
         try:
-            advance_request(self.factory, self.store, self.settings, request_id)
+            advance_for_job(self.factory, self.store, self.settings, job_id)
         except Exception:  # the sweeper retries; the job itself already finished
             log.exception("could not advance deletion request %s", request_id)
 
     def _run(self, job_id: str) -> str | None:
+        # Import the handlers (torch: seconds on a cold worker) before claiming: the
+        # heartbeat starts with the job, and a claim that sat silent through the import
+        # could be taken for a lost worker.
+        handlers = _handlers()
         attempt = self.claim(job_id)
         if attempt is None:
             log.info("job %s is owned or finished elsewhere; nothing to do", job_id)
@@ -123,12 +161,14 @@ class Runner:
         with self.factory() as session:
             job = session.get(Job, job_id)
             assert job is not None
+            model = session.get(Model, job.model_id) if job.model_id else None
+            family = model.family if model is not None else "classifier"
             session.expunge(job)
-        handler = _handlers().get(job.kind)
+        handler = handlers.get((job.kind, family))
         with JobContext(job_id, attempt, self.settings, self.factory, self.store) as ctx:
             try:
                 if handler is None:
-                    raise ValueError(f"this worker cannot run {job.kind!r} jobs")
+                    raise ValueError(f"this worker cannot run {job.kind!r} jobs on {family} models")
                 handler(ctx, job)
                 return "succeeded"
             except StaleAttempt:
@@ -138,7 +178,18 @@ class Runner:
                 return self._finish(ctx, "cancelled", None)
             except JobTimeLimit as exc:
                 return self._finish(ctx, "failed", str(exc))
+            except StorageUnavailable as exc:
+                log.error("job %s failed: object storage unavailable: %s", job_id, exc)
+                return self._finish(ctx, "failed", f"object storage unavailable: {exc}")
             except Exception as exc:
+                if is_out_of_memory(exc):
+                    # The allocation failed, so the memory it wanted was never taken:
+                    # this process is fine to run the next job.
+                    limit = self.settings.job_memory_limit_mb
+                    cap = f" (job memory limit {limit} MiB)" if limit > 0 else ""
+                    message = f"out of memory{cap}: {_describe(exc)}"
+                    log.error("job %s failed: %s", job_id, message)
+                    return self._finish(ctx, "failed", message)
                 message = _describe(exc)
                 log.error("job %s failed: %s\n%s", job_id, message, traceback.format_exc())
                 return self._finish(ctx, "failed", message)
@@ -161,12 +212,17 @@ class Runner:
                 session.commit()
         except StaleAttempt:
             return None  # the new owner's objects are under the same keys: leave them
-        # Only after the fenced write: a failed or cancelled job leaves no partial objects.
-        for prefix in (f"jobs/{ctx.job_id}/", *ctx.scratch_prefixes):
+        # Only after the fenced write: a failed or cancelled job leaves no partial objects,
+        # neither this attempt's nor those of an earlier attempt that was killed. One try
+        # each, no backoff: if storage is down, the sweeper's orphan pass removes them.
+        with self.factory() as session:
+            model_id = session.scalar(select(Job.model_id).where(Job.id == ctx.job_id))
+        store = without_retries(ctx.store)
+        for prefix in dict.fromkeys((*job_prefixes(ctx.job_id, model_id), *ctx.scratch_prefixes)):
             try:
-                ctx.store.delete_prefix(prefix)
+                store.delete_prefix(prefix)
             except StorageError as exc:
-                log.warning("could not clean %s: %s", prefix, exc)
+                log.warning("could not clean %s (the orphan sweep will): %s", prefix, exc)
         return state
 
 
