@@ -8,24 +8,30 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DBAPIError, OperationalError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.audit.router import router as audit_router
 from api.auth.router import router as keys_router
 from api.auth.service import ensure_bootstrap_key
 from api.datasets.router import router as datasets_router
+from api.deletion_requests.notes import router as deletion_notes_router
 from api.deletion_requests.router import router as deletion_router
 from api.health.router import router as health_router
 from api.idempotency import IdempotencyMiddleware
 from api.jobs.router import router as jobs_router
 from api.methods.router import router as methods_router
 from api.models.router import router as models_router
+from api.ratelimit import RateLimitMiddleware
+from api.webhooks.router import router as webhooks_router
 from core.audit.events import subject_salt
 from core.datasets.reader import ShardReader
 from core.db import session_factory
@@ -69,9 +75,37 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(422, safe, "validation_error", message=message)
 
     @app.exception_handler(OperationalError)
-    async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
+    @app.exception_handler(PoolTimeout)
+    async def _db_down(_: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable: %s", exc)
         return _error(503, "the database is unavailable; retry shortly", "unavailable")
+
+    @app.exception_handler(DataError)
+    async def _bad_value(_: Request, exc: DataError) -> JSONResponse:
+        # SQLSTATE class 22: the database refused a value the request carried (a NUL
+        # character in text, an integer past 64 bits). The request is at fault, not us.
+        reason = (
+            "text may not contain NUL (\\u0000) characters"
+            if "NUL" in str(exc.orig)
+            else "a value is out of range for its field"
+        )
+        return _error(422, f"invalid value: {reason}", "invalid_value")
+
+    @app.exception_handler(OverflowError)
+    async def _too_large(_: Request, exc: OverflowError) -> JSONResponse:
+        # SQLite's driver raises this (not a DataError) for an integer past 64 bits.
+        log.warning("overflow answered as 422: %s", exc, exc_info=exc)
+        return _error(422, "invalid value: a number is out of range for its field", "invalid_value")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        # Framework errors (an unparseable body, an unknown path) in the same typed shape.
+        if exc.status_code < 400:
+            return await http_exception_handler(request, exc)
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        response = _error(exc.status_code, exc.detail, codes.get(exc.status_code, "http_error"))
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(DBAPIError)
     async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
@@ -91,6 +125,52 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidKey)
     async def _bad_key(_: Request, exc: InvalidKey) -> JSONResponse:
         return _error(422, str(exc), "invalid_key")
+
+
+def _database_down(exc: BaseException) -> bool:
+    """Errors that mean "the database cannot be reached now", not "this request is bad"."""
+    if isinstance(exc, (OperationalError, PoolTimeout)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+class DatabaseUnavailableMiddleware:
+    """503 + Retry-After for a database outage met outside a route (the idempotency and
+    rate-limit middlewares query it before any route's handlers can catch the error)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = finished = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started, finished
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                finished = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if not _database_down(exc):
+                raise
+            if finished:
+                # Bookkeeping after a complete response (e.g. storing an idempotent
+                # reply) failed: the client has its answer; raising would only make the
+                # server drop the kept-alive connection under the client's next request.
+                log.warning("database unavailable after the response was sent: %s", exc)
+                return
+            if started:
+                raise
+            log.warning("database unavailable: %s", exc)
+            response = _error(503, "the database is unavailable; retry shortly", "unavailable")
+            await response(scope, receive, send)
 
 
 class BodyLimitMiddleware:
@@ -159,12 +239,18 @@ def create_app(settings: Settings | None = None, *, run_sweeper: bool = True) ->
         jobs_router,
         methods_router,
         deletion_router,
+        deletion_notes_router,
+        webhooks_router,
         audit_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 
     app.add_middleware(IdempotencyMiddleware, session_factory=factory)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + 1024 * 1024)
+    # Outermost: a key over its limit costs neither a body read nor a database query.
+    app.add_middleware(RateLimitMiddleware, settings=settings)
+    # Around everything: a database outage in any middleware is a 503, never a 500.
+    app.add_middleware(DatabaseUnavailableMiddleware)
 
     frontend = settings.frontend_dir or REPO_FRONTEND
     if (frontend / "index.html").exists():

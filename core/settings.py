@@ -46,15 +46,39 @@ class Settings(BaseSettings):
     # Limits.
     max_upload_bytes: int = 512 * 1024 * 1024
     max_request_samples: int = 200_000
+    # Per-API-key limits on expensive endpoints (token buckets: N per minute, bursts of N;
+    # 0 switches one off). Generous: they stop runaway scripts, not people. api/ratelimit.py.
+    rate_limit_enabled: bool = True
+    rate_limit_jobs_per_minute: float = 3000
+    rate_limit_uploads_per_minute: float = 300
+    rate_limit_deletion_requests_per_minute: float = 600
+    rate_limit_audit_per_minute: float = 120
 
     # Job lifecycle.
     heartbeat_seconds: float = 2.0
     lost_after_seconds: float = 30.0
     dispatch_retry_seconds: float = 5.0
     job_time_limit_seconds: int = 6 * 3600
+    # Address space a job may add to its worker process, in MiB (0: no cap). Past it an
+    # allocation fails and the job fails "out of memory"; the worker keeps serving.
+    job_memory_limit_mb: int = 0
     max_attempts: int = 3
+    # Workers retry object-storage calls that failed because the server was unreachable:
+    # up to this many tries, backoff doubling from base to max seconds between them.
+    storage_retry_attempts: int = 6
+    storage_retry_base_seconds: float = 0.5
+    storage_retry_max_seconds: float = 8.0
+    # How often the sweeper looks for objects left by failed, cancelled or killed jobs.
+    orphan_sweep_seconds: float = 300.0
     torch_threads: int = 1
     worker_queues: str = "cpu"
+
+    # Deletion requests: webhooks (outbox, retried with exponential backoff) and attachments.
+    webhook_max_attempts: int = 8
+    webhook_backoff_seconds: float = 10.0
+    webhook_backoff_max_seconds: float = 3600.0
+    webhook_timeout_seconds: float = 5.0
+    max_attachment_bytes: int = 10 * 1024 * 1024
 
     # API.
     cors_origins: list[str] = []

@@ -19,7 +19,7 @@ from api.audit.schemas import (
     VerifyReportPublic,
 )
 from api.deps import SessionDep, SettingsDep, require
-from api.schemas import ERRORS, NOT_FOUND, ErrorBody
+from api.schemas import ERRORS, NOT_FOUND, ErrorBody, ValidationErrorBody
 from core.audit import log
 from models import ApiKey
 
@@ -29,7 +29,7 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 # (It holds no personal data; it does show who did what, when.)
 AUDIT = ("admin", "compliance")
 Auditor = Annotated[ApiKey, Depends(require(*AUDIT))]
-INVALID = {422: {"model": ErrorBody, "description": "Positions outside the log"}}
+INVALID = {422: {"model": ValidationErrorBody, "description": "Positions outside the log"}}
 UNAVAILABLE = {503: {"model": ErrorBody, "description": "The signing key is not usable"}}
 EXPORT_CHUNK_LINES = 2000
 
