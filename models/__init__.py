@@ -3,11 +3,13 @@
 from models.audit import AuditCheckpoint, AuditEvent
 from models.base import Base
 from models.datasets import Dataset, DatasetVersion, Sample
-from models.deletion import DeletionItem, DeletionRequest
+from models.deletion import DeletionAttachment, DeletionComment, DeletionItem, DeletionRequest
 from models.idempotency import IdempotencyRecord
 from models.jobs import Job, JobEvent
 from models.keys import ApiKey
+from models.lineage import VersionMaskBlock
 from models.registry import Model, ModelVersion
+from models.webhooks import Webhook, WebhookDelivery
 
 __all__ = [
     "ApiKey",
@@ -16,6 +18,8 @@ __all__ = [
     "Base",
     "Dataset",
     "DatasetVersion",
+    "DeletionAttachment",
+    "DeletionComment",
     "DeletionItem",
     "DeletionRequest",
     "IdempotencyRecord",
@@ -24,4 +28,7 @@ __all__ = [
     "Model",
     "ModelVersion",
     "Sample",
+    "VersionMaskBlock",
+    "Webhook",
+    "WebhookDelivery",
 ]

@@ -3,14 +3,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, JSONType, UTCDateTime, utcnow
 
 REQUEST_STATUSES = (
-    "received", "scoped", "awaiting_approval", "unlearning", "verifying", "completed",
-    "rejected", "failed", "cancelled",
+    "received",
+    "scoped",
+    "awaiting_approval",
+    "unlearning",
+    "verifying",
+    "completed",
+    "rejected",
+    "failed",
+    "cancelled",
 )
 OPEN_STATUSES = ("received", "scoped", "awaiting_approval", "unlearning", "verifying")
 
@@ -62,3 +69,33 @@ class DeletionItem(Base):
     result_version_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     verdict: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    # Approved but held until this time so other requests on the same version join its run.
+    batch_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class DeletionComment(Base):
+    """A note on a request. May hold personal data: never copied into the audit log."""
+
+    __tablename__ = "deletion_comments"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("deletion_requests.id"), index=True)
+    author: Mapped[str] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DeletionAttachment(Base):
+    """A small file kept with the request (the compliance record; never purged)."""
+
+    __tablename__ = "deletion_attachments"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("deletion_requests.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    object_key: Mapped[str] = mapped_column(String(500))
+    uploaded_by: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -10,17 +10,21 @@ from fastapi import APIRouter, File, Query, Request, UploadFile, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import select
 
+from api.deletion_requests.notes import timeline_notes
 from api.deletion_requests.schemas import (
     Decision,
     DeletionItemPublic,
+    DeletionPreviewPublic,
     DeletionRequestCreate,
     DeletionRequestPublic,
     DeletionRequestsPublic,
+    RequestScope,
 )
 from api.deps import Compliance, Reader, SessionDep, SettingsDep, StoreDep
 from api.schemas import CONFLICT, ERRORS, NOT_FOUND
 from core.deletion import flows
 from core.deletion.render import render_html
+from core.deletion.scope import resolve
 from core.errors import Conflict, NotFound, Unprocessable
 from core.queue import send_job
 from models import Model
@@ -53,10 +57,8 @@ def _public(session: SessionDep, request: DeletionRequest) -> DeletionRequestPub
     return out
 
 
-def _file(
-    session: SessionDep, settings: SettingsDep, body: DeletionRequestCreate, actor: str
-) -> DeletionRequest:
-    scope = body.scope
+def _scope(session: SessionDep, scope: RequestScope) -> tuple[str, list[Any], str | None]:
+    """(scope kind, values, model id) of a request's scope, checked against the model."""
     if scope.concept is not None:
         model = session.get(Model, scope.concept.model_id)
         if model is None:
@@ -73,6 +75,13 @@ def _file(
         kind, values, model_id = "subject_ids", sorted(set(scope.subject_ids)), None
     else:
         kind, values, model_id = "sample_ids", sorted(set(scope.sample_ids or [])), None
+    return kind, values, model_id
+
+
+def _file(
+    session: SessionDep, settings: SettingsDep, body: DeletionRequestCreate, actor: str
+) -> DeletionRequest:
+    kind, values, model_id = _scope(session, body.scope)
     return flows.file_request(
         session,
         scope_kind=kind,
@@ -97,6 +106,24 @@ def file_request(
 ) -> DeletionRequestPublic:
     """File a request; the response already shows the blast radius and the plan."""
     return _public(session, _file(session, settings, body, key.id))
+
+
+@router.post("/preview", response_model=DeletionPreviewPublic, responses={**NOT_FOUND})
+def preview(
+    body: DeletionRequestCreate, session: SessionDep, _: Compliance
+) -> DeletionPreviewPublic:
+    """The blast radius a request would have, before filing it: nothing is written or tainted."""
+    kind, values, model_id = _scope(session, body.scope)
+    radius = resolve(session, kind, values, model_id=model_id)
+    if kind == "labels":
+        radius.samples, radius.sample_ids = {}, {}  # as filed: a class keeps its samples
+    session.rollback()  # resolve only reads; make sure this request leaves nothing behind
+    return DeletionPreviewPublic(
+        scope_kind=kind,
+        blast_radius=radius.summary(),
+        nothing_to_delete=radius.empty,
+        due_at=flows.due_date(body.legal_basis, body.received_at or utcnow()),
+    )
 
 
 @router.post("/bulk", status_code=status.HTTP_201_CREATED, response_model=DeletionRequestsPublic)
@@ -165,9 +192,11 @@ def _dispatch(session: SessionDep, settings: SettingsDep, jobs: list[Any]) -> No
 
 
 @router.get("/{request_id}/timeline", responses=NOT_FOUND)
-def timeline(request_id: str, session: SessionDep, _: Reader) -> list[dict[str, Any]]:
-    """Every step with who and when, straight from the audit log (with its positions)."""
+def timeline(request_id: str, session: SessionDep, key: Reader) -> list[dict[str, Any]]:
+    """Every step with who and when, straight from the audit log (with its positions);
+    comments and attachments appear as ``note`` (their content for compliance only)."""
     _get(session, request_id)
+    notes = timeline_notes(session, request_id, key.role in ("admin", "compliance"))
     events = session.scalars(
         select(AuditEvent)
         .where(AuditEvent.entity_type == "deletion_request", AuditEvent.entity_id == request_id)
@@ -181,6 +210,15 @@ def timeline(request_id: str, session: SessionDep, _: Reader) -> list[dict[str, 
             "action": e.action,
             "payload": e.payload,
             "hash": e.hash,
+            **(
+                {"note": notes[note_id]}
+                if (
+                    note_id := (e.payload or {}).get("comment")
+                    or (e.payload or {}).get("attachment")
+                )
+                in notes
+                else {}
+            ),
         }
         for e in events
     ]
@@ -242,9 +280,13 @@ def extend(
 def advance(
     request_id: str, session: SessionDep, settings: SettingsDep, store: StoreDep, _: Compliance
 ) -> DeletionRequestPublic:
-    """Re-check the request's jobs now (workers and the sweeper also do this on their own)."""
+    """Re-check the request's jobs now, and start any batch whose window has closed
+    (workers and the sweeper also do this on their own)."""
+    if flows.lock_request(session, request_id) is None:
+        raise NotFound(f"deletion request {request_id} not found")
     request = _get(session, request_id)
-    _dispatch(session, settings, flows.advance(session, store, settings, request))
+    jobs = flows.advance(session, store, settings, request)
+    _dispatch(session, settings, jobs + flows.start_batches(session))
     return _public(session, request)
 
 

@@ -47,6 +47,17 @@ class DeletionRequestCreate(BaseModel):
     received_at: datetime | None = Field(default=None, description="Defaults to now")
 
 
+class DeletionPreviewPublic(BaseModel):
+    """What filing this request would touch; see ``DeletionRequestPublic.blast_radius``."""
+
+    scope_kind: str
+    blast_radius: dict[str, Any] = Field(
+        description="datasets (id → samples), samples, versions, descendants, unverifiable_versions"
+    )
+    nothing_to_delete: bool = Field(description="Filing it would complete at once")
+    due_at: datetime = Field(description="The deadline it would get")
+
+
 class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -64,6 +75,9 @@ class DeletionItemPublic(ORMModel):
     result_version_id: str | None
     verdict: dict[str, Any] | None
     history: list[dict[str, Any]]
+    batch_until: datetime | None = Field(
+        default=None, description="Waiting for its batch window to close until then"
+    )
 
 
 class DeletionRequestPublic(ORMModel):
@@ -96,3 +110,38 @@ class DeletionRequestsPublic(BaseModel):
     data: list[DeletionRequestPublic]
     count: int
     next_cursor: str | None = None
+
+
+class CommentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class CommentPublic(ORMModel):
+    id: str
+    request_id: str
+    author: str
+    text: str
+    created_at: datetime
+
+
+class CommentsPublic(BaseModel):
+    data: list[CommentPublic]
+    count: int
+
+
+class AttachmentPublic(ORMModel):
+    id: str
+    request_id: str
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    uploaded_by: str
+    created_at: datetime
+
+
+class AttachmentsPublic(BaseModel):
+    data: list[AttachmentPublic]
+    count: int

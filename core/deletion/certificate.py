@@ -19,7 +19,7 @@ from core.audit.log import append as audit
 from core.settings import Settings
 from core.signing import CERTIFICATE_CONTEXT as CONTEXT
 from core.signing import canonical_json, load_signer, sign_document
-from models import DatasetVersion, ModelVersion
+from models import DatasetVersion, Job, ModelVersion
 from models.audit import AuditEvent
 from models.base import utcnow
 from models.deletion import DeletionItem, DeletionRequest
@@ -49,6 +49,8 @@ def build(session: Session, request: DeletionRequest, settings: Settings) -> dic
         select(DeletionItem).where(DeletionItem.request_id == request.id).order_by(DeletionItem.id)
     ).all()
     for item in items:
+        job = session.get(Job, item.job_id) if item.job_id else None
+        batch = (job.spec or {}).get("deletion_request_ids") or [request.id] if job else []
         old = session.get(ModelVersion, item.model_version_id)
         new = session.get(ModelVersion, item.result_version_id) if item.result_version_id else None
         verdict = item.verdict or {}
@@ -61,6 +63,9 @@ def build(session: Session, request: DeletionRequest, settings: Settings) -> dic
                 "new_version_id": new.id if new else None,
                 "new_sha256": new.sha256 if new else None,
                 "action": "retired" if item.method == "retire" else "unlearned",
+                # The run that did it; a batched run served several requests at once.
+                "job_id": item.job_id,
+                "batched_requests": len(batch),
                 "method": item.method,
                 "exact": item.exact,
                 "fallback_used": any(h.get("event") == "fallback" for h in item.history),
@@ -123,6 +128,9 @@ def issue(session: Session, request: DeletionRequest, settings: Settings) -> dic
         request.id,
         {"certificate_sha256": digest},
     )
+    from core.deletion.flows import announce
+
+    announce(session, request, event.action, event.seq, event.at)
     # The signed document is returned as is (verifiable offline); where the log anchors
     # it travels beside it, since the anchor event can only exist after the signature.
     request.certificate = {"document": signed, "anchor": {"audit_seq": event.seq, "sha256": digest}}

@@ -10,6 +10,7 @@ dispatches after committing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,19 +19,26 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core import webhooks
 from core.audit.events import commit_subject, subject_salt
 from core.audit.log import append as audit
 from core.deletion import purge
 from core.deletion.policy import DeletionPolicy, verify
 from core.deletion.scope import resolve
-from core.errors import Conflict, Forbidden, Unprocessable
+from core.errors import Conflict, Forbidden, PayloadTooLarge, Unprocessable
 from core.jobs import new_job
 from core.lineage import resolve_forget, scope_hash
 from core.settings import Settings
 from core.storage import ObjectStore
 from models import DatasetVersion, Job, Model, ModelVersion
 from models.base import new_id, utcnow
-from models.deletion import OPEN_STATUSES, DeletionItem, DeletionRequest
+from models.deletion import (
+    OPEN_STATUSES,
+    DeletionAttachment,
+    DeletionComment,
+    DeletionItem,
+    DeletionRequest,
+)
 
 log = logging.getLogger("expunge.deletion")
 
@@ -46,6 +54,25 @@ def due_date(basis: str, received_at: datetime) -> datetime:
     return received_at + DEADLINES[basis][0]
 
 
+def lock_request(session: Session, request_id: str) -> DeletionRequest | None:
+    """Serialise workflow steps on one request, on Postgres and on SQLite alike.
+
+    The worker finishing a job and the sweeper can advance the same request at once.
+    ``SELECT ... FOR UPDATE`` is ignored by SQLite, so the lock is a no-op UPDATE issued
+    before anything is read: it takes the row lock on Postgres and the write lock on
+    SQLite, so the second caller waits and then reads the first one's outcome.
+    """
+    touched = session.execute(
+        update(DeletionRequest)
+        .where(DeletionRequest.id == request_id)
+        .values(status=DeletionRequest.status)
+        .execution_options(synchronize_session=False)
+    )
+    if not touched.rowcount:  # type: ignore[attr-defined]
+        return None
+    return session.get(DeletionRequest, request_id, populate_existing=True)
+
+
 def policy_for(model: Model) -> DeletionPolicy:
     return DeletionPolicy.model_validate(model.deletion_policy or {})
 
@@ -56,7 +83,28 @@ def _event(
     event = audit(
         session, actor, f"deletion_request.{action}", "deletion_request", request.id, payload
     )
+    announce(session, request, event.action, event.seq, event.at)
     return event.seq
+
+
+def announce(
+    session: Session, request: DeletionRequest, action: str, seq: int, at: datetime
+) -> None:
+    """Queue the webhooks for a state change, in its transaction (no ids of people)."""
+    webhooks.enqueue(
+        session,
+        action,
+        {
+            "occurred_at": at.isoformat(),
+            "audit_seq": seq,
+            "request": {
+                "id": request.id,
+                "status": request.status,
+                "legal_basis": request.legal_basis,
+                "due_at": request.due_at.isoformat(),
+            },
+        },
+    )
 
 
 def file_request(
@@ -194,37 +242,65 @@ def approve(session: Session, request: DeletionRequest, actor: str) -> list[Job]
     request.approved_by, request.approved_at = actor, utcnow()
     request.status = "unlearning"
     _event(session, request, actor, "approved")
-    jobs = [job for item in _items(session, request.id) if (job := _start(session, request, item))]
+    jobs = []
+    for item in _items(session, request.id):
+        window = _batch_window(session, item)
+        if window and item.method != "retire":
+            _hold(item, request.approved_at + timedelta(seconds=window), "waiting for batch")
+        elif job := _start(session, request, item):
+            jobs.append(job)
     return jobs
+
+
+def _batch_window(session: Session, item: DeletionItem) -> int:
+    version = session.get(ModelVersion, item.model_version_id)
+    model = session.get(Model, version.model_id) if version else None
+    return policy_for(model).batch_window_seconds if model else 0
+
+
+def _hold(item: DeletionItem, until: datetime, why: str) -> None:
+    """Park an item until ``until``; ``start_batches`` then runs it with its version's peers."""
+    item.state, item.batch_until = "waiting", until
+    item.history = [
+        *item.history,
+        {"at": utcnow().isoformat(), "event": "waiting", "until": until.isoformat(), "why": why},
+    ]
 
 
 def _start(session: Session, request: DeletionRequest, item: DeletionItem) -> Job | None:
     """Submit the item's unlearning job (or retire it outright)."""
+    return _submit(session, [(request, item)])
+
+
+def _submit(session: Session, members: list[tuple[DeletionRequest, DeletionItem]]) -> Job | None:
+    """One unlearning job for items of one version, method and scope kind: the union of
+    their requests' scopes is forgotten in one run, producing one new version."""
+    request, item = members[0]
     version = session.get(ModelVersion, item.model_version_id)
     assert version is not None
     if item.method == "retire":
-        item.state = "done"
-        item.history = [*item.history, {"at": utcnow().isoformat(), "event": "retired"}]
+        for _, each in members:
+            each.state = "done"
+            each.history = [*each.history, {"at": utcnow().isoformat(), "event": "retired"}]
         return None
     model = session.get(Model, version.model_id)
     assert model is not None and version.dataset_version_id and version.training_mask is not None
     dsv = session.get(DatasetVersion, version.dataset_version_id)
     assert dsv is not None
-    forget = {request.scope_kind: request.scope[request.scope_kind]}
+    kind = request.scope_kind
+    values = sorted({v for r, _ in members for v in r.scope[kind]}, key=str)
+    forget = {kind: values}
     resolution = resolve_forget(session, dsv.dataset_id, dsv.version, version.training_mask, forget)
     policy = policy_for(model)
     params = (
         {}
         if item.method in ("sisa", "retrain")
-        else (
-            policy.class_method_params if request.scope_kind == "labels" else policy.method_params
-        )
+        else (policy.class_method_params if kind == "labels" else policy.method_params)
     )
     if resolution.retain_count == 0:
-        item.method, item.exact = "retire", True
-        item.state = "done"
+        for _, each in members:
+            each.method, each.exact, each.state = "retire", True, "done"
         return None
-    item.attempt += 1
     job = new_job(
         session,
         "unlearn",
@@ -237,7 +313,7 @@ def _start(session: Session, request: DeletionRequest, item: DeletionItem) -> Jo
         params=params,
         spec={
             "forget": forget,
-            "forget_kind": request.scope_kind,
+            "forget_kind": kind,
             "forget_hash": scope_hash(forget),
             "forget_count": len(resolution.forget_positions),
             "dataset_id": dsv.dataset_id,
@@ -247,15 +323,83 @@ def _start(session: Session, request: DeletionRequest, item: DeletionItem) -> Jo
             "exact": item.method in ("sisa", "retrain"),
             "deletion_request_id": request.id,
             "deletion_item_id": item.id,
+            "deletion_request_ids": [r.id for r, _ in members],
+            "deletion_item_ids": [i.id for _, i in members],
             "workflow": True,
         },
     )
-    item.job_id, item.state = job.id, "unlearning"
-    item.history = [
-        *item.history,
-        {"at": utcnow().isoformat(), "event": "started", "method": item.method, "job_id": job.id},
-    ]
+    for member_request, each in members:
+        each.attempt += 1
+        each.job_id, each.state, each.batch_until = job.id, "unlearning", None
+        each.history = [
+            *each.history,
+            {
+                "at": utcnow().isoformat(),
+                "event": "started",
+                "method": each.method,
+                "job_id": job.id,
+                "batch_size": len(members),
+            },
+        ]
+        if len(members) > 1:
+            _event(
+                session,
+                member_request,
+                SYSTEM,
+                "batch_started",
+                item=each.id,
+                job=job.id,
+                requests=len(members),
+            )
     return job
+
+
+def start_batches(session: Session, now: datetime | None = None) -> list[Job]:
+    """Start one run per version whose batch window has closed, over all its waiting items.
+
+    Items of a version wait while a sibling still has a finished job to be read (its
+    request not yet advanced): after a batch fails verification, every member falls back
+    together, in one run again.
+    """
+    now = now or utcnow()
+    rows = session.execute(
+        select(DeletionItem, DeletionRequest)
+        .join(DeletionRequest, DeletionRequest.id == DeletionItem.request_id)
+        .where(
+            DeletionItem.state == "waiting",
+            DeletionRequest.status.in_(("unlearning", "verifying")),
+        )
+        .order_by(DeletionItem.id)
+        .with_for_update(skip_locked=True, of=DeletionItem)
+    ).all()
+    groups: dict[tuple[str, str, str], list[tuple[DeletionRequest, DeletionItem]]] = {}
+    for item, request in rows:
+        key = (item.model_version_id, item.method, request.scope_kind)
+        groups.setdefault(key, []).append((request, item))
+    jobs = []
+    for (version_id, _, _), members in groups.items():
+        due = min(i.batch_until or now for _, i in members)
+        if due > now or _unread_siblings(session, version_id):
+            continue
+        if job := _submit(session, members):
+            jobs.append(job)
+    return jobs
+
+
+def _unread_siblings(session: Session, version_id: str) -> bool:
+    return (
+        session.scalar(
+            select(DeletionItem.id)
+            .join(Job, Job.id == DeletionItem.job_id)
+            .where(
+                DeletionItem.model_version_id == version_id,
+                DeletionItem.state == "unlearning",
+                Job.state.in_(("succeeded", "failed", "cancelled")),
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def advance(
@@ -306,16 +450,21 @@ def advance(
                     "method": fallback,
                 },
             ]
-            new = _start(session, request, item)
-            if new is not None:
-                jobs.append(new)
+            if len((job.spec or {}).get("deletion_item_ids") or [item.id]) > 1:
+                # A batch falls back as a batch: start_batches reruns its members together.
+                _hold(item, utcnow(), f"fallback to {fallback} with its batch")
+            else:
+                new = _start(session, request, item)
+                if new is not None:
+                    jobs.append(new)
         else:
             item.state = "failed"
             item.history = [
                 *item.history,
                 {"at": utcnow().isoformat(), "event": "failed", "reason": reason},
             ]
-    if any(i.state == "failed" for i in items) and not any(i.state == "unlearning" for i in items):
+    busy = any(i.state in ("unlearning", "waiting") for i in items)
+    if any(i.state == "failed" for i in items) and not busy:
         request.status = "failed"
         request.reason = "; ".join(
             f"{i.model_version_id}: {i.history[-1].get('reason', 'failed')}"
@@ -471,3 +620,105 @@ def overdue(request: DeletionRequest, now: datetime | None = None) -> bool:
 def due_soon(request: DeletionRequest, now: datetime | None = None, days: int = 7) -> bool:
     now = now or utcnow()
     return request.status in OPEN_STATUSES and now <= request.due_at <= now + timedelta(days=days)
+
+
+# --------------------------------------------------------------------------- notes
+
+# Attachments are evidence (an ID check, the requester's letter): a short list of plain
+# formats, each checked against its leading bytes, so nothing active is ever served back.
+ATTACHMENT_TYPES: dict[str, bytes | None] = {
+    "application/pdf": b"%PDF-",
+    "image/png": b"\x89PNG\r\n\x1a\n",
+    "image/jpeg": b"\xff\xd8\xff",
+    "text/plain": None,
+    "text/csv": None,
+    "application/json": None,
+}
+
+
+def add_comment(
+    session: Session, request: DeletionRequest, actor: str, text: str
+) -> DeletionComment:
+    """A note on the request, at any status (the record continues after completion).
+
+    The text may name the person, so the audit event holds only its id and length.
+    """
+    if not text.strip():
+        raise Unprocessable("a comment needs some text", field="text")
+    comment = DeletionComment(
+        id=new_id("drc"), request_id=request.id, author=actor, text=text, created_at=utcnow()
+    )
+    session.add(comment)
+    session.flush()
+    _event(session, request, actor, "comment_added", comment=comment.id, length=len(text))
+    return comment
+
+
+def safe_filename(name: str) -> str:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip() or "attachment"
+    cleaned = "".join(c if c.isalnum() or c in "._- " else "_" for c in base)
+    return cleaned[:200] or "attachment"
+
+
+def add_attachment(
+    session: Session,
+    store: ObjectStore,
+    settings: Settings,
+    request: DeletionRequest,
+    actor: str,
+    *,
+    filename: str,
+    content_type: str,
+    data: bytes,
+) -> DeletionAttachment:
+    """Store a small file under the request's prefix; kept for good, as evidence."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind not in ATTACHMENT_TYPES:
+        raise Unprocessable(
+            f"attachments may be {', '.join(ATTACHMENT_TYPES)}; not {kind or 'untyped'}",
+            field="file",
+        )
+    if not data:
+        raise Unprocessable("the attachment is empty", field="file")
+    if len(data) > settings.max_attachment_bytes:
+        raise PayloadTooLarge(
+            f"attachments are limited to {settings.max_attachment_bytes} bytes", field="file"
+        )
+    magic = ATTACHMENT_TYPES[kind]
+    if magic is not None and not data.startswith(magic):
+        raise Unprocessable(f"the file's content is not {kind}", field="file")
+    if magic is None:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Unprocessable(f"a {kind} attachment must be UTF-8 text", field="file") from exc
+        if "\x00" in text:
+            raise Unprocessable(f"a {kind} attachment must not contain NUL bytes", field="file")
+    attachment_id = new_id("dra")
+    # The key names no file: a filename may itself name the person.
+    key = f"deletion-requests/{request.id}/attachments/{attachment_id}"
+    store.put_bytes(key, data, content_type=kind)
+    attachment = DeletionAttachment(
+        id=attachment_id,
+        request_id=request.id,
+        filename=safe_filename(filename),
+        content_type=kind,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        object_key=key,
+        uploaded_by=actor,
+        created_at=utcnow(),
+    )
+    session.add(attachment)
+    session.flush()
+    _event(
+        session,
+        request,
+        actor,
+        "attachment_added",
+        attachment=attachment.id,
+        sha256=attachment.sha256,
+        size_bytes=attachment.size_bytes,
+        content_type=kind,
+    )
+    return attachment

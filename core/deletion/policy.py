@@ -46,6 +46,13 @@ class DeletionPolicy(BaseModel):
     class_method_params: dict[str, Any] = Field(default_factory=dict)
     fallback: str = Field("retrain", description="Exact method when verification fails")
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    batch_window_seconds: int = Field(
+        0,
+        ge=0,
+        le=30 * 86400,
+        description="Approved requests on the same version within this many seconds of the "
+        "first are unlearned together in one run (0: each request runs at once, alone)",
+    )
 
 
 def verify(
