@@ -275,6 +275,159 @@ try {
     await shot(page, "15-viewer-models");
   });
 
+  // --- The ORL deletion flow: one compliance officer files, another approves. ---
+  const OFFICER_A = process.env.EXPUNGE_COMPLIANCE_KEY_A;
+  const OFFICER_B = process.env.EXPUNGE_COMPLIANCE_KEY_B;
+  const ORL_JOB = process.env.E2E_ORL_TRAIN_JOB;
+  const ORL_DATASET = process.env.E2E_ORL_DATASET;
+  const admin = async (path) => {
+    const r = await fetch(`${BASE}/api/v1${path}`, { headers: { Authorization: `Bearer ${KEY}` } });
+    check(r.ok, `GET ${path}: HTTP ${r.status} ${await r.clone().text()}`);
+    return r.json();
+  };
+  const signInAs = async (key, role) => {
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("API key").fill(key);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByText("Signed in as").waitFor();
+    check((await page.locator(".topbar .badge").innerText()) === role, `signed in as ${role}`);
+  };
+  let requestUrl = "";
+  let requestId = "";
+  if (OFFICER_A && OFFICER_B && ORL_JOB && ORL_DATASET) {
+    let subject = "";
+    await step("deletion: the ORL model is trained (submitted by the test at start)", async () => {
+      const deadline = Date.now() + JOB_TIMEOUT;
+      let job = await admin(`/jobs/${ORL_JOB}`);
+      while (!["succeeded", "failed", "cancelled"].includes(job.state)) {
+        check(Date.now() < deadline, `ORL training finished within ${JOB_TIMEOUT} ms (${job.state})`);
+        await new Promise((r) => setTimeout(r, 500));
+        job = await admin(`/jobs/${ORL_JOB}`);
+      }
+      check(job.state === "succeeded", `ORL training succeeded: ${job.error}`);
+      const samples = await admin(`/datasets/${ORL_DATASET}/samples?split=train&limit=50`);
+      subject = samples.data.find((s) => s.subject_id)?.subject_id ?? "";
+      check(subject, "an ORL training sample has a subject id");
+      log(`  subject ${subject}`);
+    });
+
+    await step("deletion: compliance officer A previews the scope and files a request", async () => {
+      await signInAs(OFFICER_A, "compliance");
+      await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Deletion requests" }).click();
+      await page.getByRole("heading", { name: "Deletion requests" }).waitFor();
+      await page.locator("table, .empty").first().waitFor();
+      await shot(page, "17-deletion-requests");
+      await page.getByRole("link", { name: "File a request" }).click();
+      const form = page.getByRole("form", { name: "File a deletion request" });
+      await form.getByLabel("Subject ids").fill(subject);
+      await form.getByLabel("Legal basis").selectOption("gdpr_art17");
+      await form.getByLabel("Requester reference").fill("e2e-ticket-1");
+      check(await form.getByRole("button", { name: "File request" }).isDisabled(), "filing waits for a scope preview");
+      await form.getByRole("button", { name: "Preview scope" }).click();
+      const preview = page.getByTestId("scope-preview");
+      await preview.waitFor();
+      const text = await preview.innerText();
+      check(/Samples\s+([1-9]\d*)/.test(text), `the preview counts the subject's samples: ${text}`);
+      check((await preview.getByRole("link", { name: /mv_/ }).count()) >= 1 || /mv_/.test(text), `the preview lists the trained version: ${text}`);
+      await shot(page, "18-deletion-preview");
+      await form.getByRole("button", { name: "File request" }).click();
+      await page.waitForURL(/#\/deletion-requests\/dr_/);
+      requestUrl = page.url();
+      requestId = requestUrl.split("/").pop();
+      await page.getByTestId("request-status").getByText("awaiting_approval").waitFor();
+      const note = await page.getByTestId("action-note").first().innerText();
+      check(/You filed this request/.test(note), `the filer is told why they cannot approve: ${note}`);
+      check((await page.getByRole("button", { name: "Approve" }).count()) === 0, "no Approve button for the filer");
+      await page.getByRole("heading", { name: "Plan" }).waitFor();
+      await page.getByTestId("timeline").waitFor();
+      await shot(page, "19-deletion-filed");
+      // The overview lists it among the open requests, with its countdown.
+      await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Overview" }).click();
+      await page.getByRole("link", { name: `Deletion request ${requestId}` }).waitFor();
+      check(/\d+ days left/.test(await page.getByRole("table", { name: "Open deletion requests by deadline" }).innerText()), "the open request shows its countdown");
+      await shot(page, "19b-overview-open-request");
+    });
+
+    await step("deletion: officer B approves and watches it complete live", async () => {
+      await signInAs(OFFICER_B, "compliance");
+      await page.goto(requestUrl);
+      await page.getByTestId("request-status").getByText("awaiting_approval").waitFor();
+      await page.evaluate((t0) => {
+        const seen = (window.__requestSeen = []);
+        const read = () => {
+          const status = document.querySelector("[data-testid=request-status] .badge")?.textContent?.trim() ?? "";
+          const items = [...document.querySelectorAll("[data-testid=items] tbody tr")].map((tr) => tr.querySelector(".badge")?.textContent?.trim() ?? "");
+          const last = seen[seen.length - 1];
+          if (!last || last.status !== status || JSON.stringify(last.items) !== JSON.stringify(items)) seen.push({ t: Date.now() - t0, status, items });
+        };
+        new MutationObserver(read).observe(document.body, { subtree: true, childList: true, characterData: true });
+        read();
+      }, started);
+      await page.getByRole("button", { name: "Approve" }).click();
+      const deadline = Date.now() + JOB_TIMEOUT;
+      let shotMoving = false;
+      let seen = [];
+      for (;;) {
+        seen = await page.evaluate(() => window.__requestSeen);
+        const now = seen[seen.length - 1];
+        check(Date.now() < deadline, `the request finished within ${JOB_TIMEOUT} ms; saw ${JSON.stringify(seen.slice(-5))}`);
+        if (["unlearning", "verifying"].includes(now.status) && !shotMoving) {
+          shotMoving = true;
+          await shot(page, "20-deletion-unlearning");
+        }
+        if (["completed", "failed"].includes(now.status)) break;
+        await page.waitForTimeout(250);
+      }
+      log(`  request states seen by the page: ${JSON.stringify(seen)}`);
+      check(seen[seen.length - 1].status === "completed", `the request completed: ${await page.locator(".error").allInnerTexts()}`);
+      check(seen.some((s) => s.status === "unlearning"), "the page showed it unlearning before it completed (it followed it live)");
+      await page.getByRole("button", { name: "Verify certificate" }).waitFor();
+      await shot(page, "21-deletion-completed");
+    });
+
+    await step("certificate: download, verify in the browser, view", async () => {
+      const download = page.waitForEvent("download");
+      await page.getByRole("button", { name: "Download JSON" }).click();
+      const file = await download;
+      check(file.suggestedFilename() === `certificate-${requestId}.json`, `certificate downloads: ${file.suggestedFilename()}`);
+      await page.getByRole("button", { name: "Verify certificate" }).click();
+      const result = page.getByTestId("verify-result");
+      await result.waitFor();
+      const text = await result.innerText();
+      check(/✓ Verified/.test(text) && /valid Ed25519 signature/.test(text) && /Steps in the log/.test(text), `the certificate verifies: ${text}`);
+      await shot(page, "22-certificate-verified");
+      await page.getByRole("button", { name: "View certificate" }).click();
+      await page.frameLocator("iframe.certificate").getByText(/Deletion certificate/i).first().waitFor();
+      await page.getByRole("button", { name: "View certificate" }).scrollIntoViewIfNeeded();
+      await shot(page, "23-certificate-view");
+    });
+
+    await step("audit log: events, verify the chain, checkpoints, an inclusion proof", async () => {
+      await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Audit log" }).click();
+      await page.getByTestId("audit-events").waitFor();
+      await page.getByRole("button", { name: "Verify chain" }).click();
+      const chain = page.getByTestId("chain-result");
+      await chain.waitFor();
+      check(/The log is intact/.test(await chain.innerText()), `the chain verifies: ${await chain.innerText()}`);
+      await page.getByRole("form", { name: "Prove a certificate is in the log" }).getByLabel("Deletion request id").fill(requestId);
+      await page.getByRole("button", { name: "Get proof" }).click();
+      const proof = page.getByTestId("proof-result");
+      await proof.waitFor();
+      check(/✓ Proven/.test(await proof.innerText()), `the inclusion proof checks: ${await proof.innerText()}`);
+      await page.getByTestId("checkpoints").getByText("✓ valid").first().waitFor();
+      await shot(page, "24-audit");
+    });
+
+    await step("overview: deletion panels", async () => {
+      await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Overview" }).click();
+      await page.getByTestId("recent-certificates").getByRole("link").first().waitFor();
+      await page.getByTestId("latest-checkpoint").getByText("signature verified").waitFor();
+      await shot(page, "25-overview-compliance");
+    });
+  } else {
+    log("  (deletion flow skipped: EXPUNGE_COMPLIANCE_KEY_A/B, E2E_ORL_TRAIN_JOB and E2E_ORL_DATASET are not set)");
+  }
+
   await step("an API error shows the API's message", async () => {
     await go(page, "/jobs/job_does_not_exist");
     const alert = page.getByRole("alert");

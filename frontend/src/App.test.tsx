@@ -15,7 +15,8 @@ function fakeApi(role: string, seen: Request[]) {
     if (request.headers.get("Authorization") !== "Bearer exp_test_key") return json({ detail: "invalid API key", code: "unauthorized" }, 401);
     if (path.endsWith("/keys/me")) return json({ id: "key_1", name: `a ${role}`, role, prefix: "p", created_at: "2026-01-01T00:00:00Z", created_by: null, revoked_at: null });
     if (path.endsWith("/health")) return json({ status: "ok", database: check, queue: check, storage: check, outbox_backlog: 0 });
-    if (path.endsWith("/jobs") || path.endsWith("/models")) return json({ data: [], count: 0, next_cursor: null });
+    if (path.endsWith("/jobs") || path.endsWith("/models") || path.endsWith("/deletion-requests")) return json({ data: [], count: 0, next_cursor: null });
+    if (path.endsWith("/audit/checkpoints")) return json({ data: [], count: 0 });
     return json({ detail: "no such path", code: "not_found" }, 404);
   });
 }
@@ -55,6 +56,10 @@ describe("what a role may not do is not offered", () => {
     const seen = await renderApp("viewer");
     expect(screen.queryByRole("link", { name: "Submit a job" })).toBeNull();
     expect(screen.queryByRole("link", { name: "API keys" })).toBeNull();
+    // Deletion requests are readable by all; the audit log is not.
+    expect(screen.getByRole("link", { name: "Deletion requests" })).toBeTruthy();
+    expect(screen.queryByRole("link", { name: "Audit log" })).toBeNull();
+    expect(seen.some((r) => r.url.includes("/audit/"))).toBe(false);
     expect(seen.every((r) => r.headers.get("Authorization") === "Bearer exp_test_key")).toBe(true);
   });
 
@@ -62,6 +67,14 @@ describe("what a role may not do is not offered", () => {
     await renderApp("engineer");
     expect(screen.getByRole("link", { name: "Submit a job" })).toBeTruthy();
     expect(screen.queryByRole("link", { name: "API keys" })).toBeNull();
+  });
+
+  it("a compliance officer reads the audit log but does not submit jobs", async () => {
+    await renderApp("compliance");
+    expect(screen.getByRole("link", { name: "Audit log" })).toBeTruthy();
+    expect(screen.queryByRole("link", { name: "Submit a job" })).toBeNull();
+    expect(await screen.findByText("No checkpoint signed yet.")).toBeTruthy();
+    expect(await screen.findByText("No deletion request is open.")).toBeTruthy();
   });
 
   it("an admin also manages keys", async () => {

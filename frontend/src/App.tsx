@@ -5,6 +5,10 @@ import { useAuth, useCan } from "./auth";
 import { ErrorMessage, Loading } from "./components/States";
 import { DatasetDetail } from "./pages/DatasetDetail";
 import { Datasets } from "./pages/Datasets";
+import { Audit } from "./pages/Audit";
+import { DeletionRequestDetail } from "./pages/DeletionRequestDetail";
+import { DeletionRequestNew } from "./pages/DeletionRequestNew";
+import { DeletionRequests } from "./pages/DeletionRequests";
 import { Jobs } from "./pages/Jobs";
 import { JobSubmit } from "./pages/JobSubmit";
 import { Keys } from "./pages/Keys";
@@ -50,12 +54,15 @@ function Header(): ReactNode {
 
 function Nav(): ReactNode {
   const manageKeys = useCan("manageKeys");
+  const audit = useCan("audit");
   const items: [string, string][] = [
     ["/", "Overview"],
+    ["/deletion-requests", "Deletion requests"],
     ["/datasets", "Datasets"],
     ["/models", "Models"],
     ["/jobs", "Jobs"],
   ];
+  if (audit) items.push(["/audit", "Audit log"]);
   if (manageKeys) items.push(["/keys", "API keys"]);
   return (
     <nav className="sidebar" aria-label="Main">
@@ -102,6 +109,10 @@ export function App(): ReactNode {
             <Route path="/jobs/new" element={<JobSubmit />} />
             <Route path="/jobs/:jobId" element={<JobDetail />} />
             <Route path="/keys" element={<Keys />} />
+            <Route path="/deletion-requests" element={<DeletionRequests />} />
+            <Route path="/deletion-requests/new" element={<DeletionRequestNew />} />
+            <Route path="/deletion-requests/:requestId" element={<DeletionRequestDetail />} />
+            <Route path="/audit" element={<Audit />} />
             <Route path="*" element={<NotFound />} />
           </Routes>
         </Suspense>

@@ -99,6 +99,10 @@ export function useAuth(): Auth {
 export const CAN = {
   write: (role: Role | undefined) => role === "admin" || role === "engineer",
   manageKeys: (role: Role | undefined) => role === "admin",
+  /** File, approve, reject, cancel and extend deletion requests. */
+  comply: (role: Role | undefined) => role === "admin" || role === "compliance",
+  /** Read the audit log, verify it, sign checkpoints. */
+  audit: (role: Role | undefined) => role === "admin" || role === "compliance",
 };
 
 export function useCan(action: keyof typeof CAN): boolean {

@@ -1,6 +1,8 @@
 """The dashboard end to end: `expunge up` on the embedded default, driven in Debian's
-headless Chromium by playwright-core (frontend/e2e/run.mjs). Screenshots of each page
-land in test-output/screenshots/."""
+headless Chromium by playwright-core (frontend/e2e/run.mjs), including an ORL subject's
+deletion request filed by one compliance officer and approved by another, followed live
+to its certificate, which is verified in the browser. Screenshots of each page land in
+test-output/screenshots/."""
 
 from __future__ import annotations
 
@@ -86,6 +88,7 @@ def test_dashboard_end_to_end(tmp_path) -> None:
     client = ExpungeClient(f"http://127.0.0.1:{port}", KEY)
     try:
         _wait_for_demo(client, proc, log_path)
+        deletion_env = _deletion_world(client)
         SHOTS.mkdir(parents=True, exist_ok=True)
         run = subprocess.run(
             ["node", str(FRONTEND / "e2e" / "run.mjs")],
@@ -95,6 +98,7 @@ def test_dashboard_end_to_end(tmp_path) -> None:
                 "EXPUNGE_URL": f"http://127.0.0.1:{port}",
                 "EXPUNGE_KEY": KEY,
                 "SCREENSHOT_DIR": str(SHOTS),
+                **deletion_env,
             },
             capture_output=True,
             text=True,
@@ -121,11 +125,33 @@ def test_dashboard_end_to_end(tmp_path) -> None:
             "04-dataset-mnist.png",
             "11-job-succeeded.png",
             "12-version-lineage.png",
+            "18-deletion-preview.png",
+            "21-deletion-completed.png",
+            "22-certificate-verified.png",
+            "23-certificate-view.png",
+            "24-audit.png",
         ):
             assert expected in names, names
     finally:
         client.close()
         _stop(proc)
+
+
+def _deletion_world(client: ExpungeClient) -> dict[str, str]:
+    """Two compliance officers (one files, the other approves) and a small model trained
+    on the ORL faces, whose people appear in no other dataset. The training job is only
+    submitted here: it runs while the browser goes through the other pages."""
+    officers = {
+        f"EXPUNGE_COMPLIANCE_KEY_{who}": client.create_key(f"e2e-compliance-{who}", "compliance")[
+            "key"
+        ]
+        for who in ("A", "B")
+    }
+    orl = next(d for d in client.datasets(limit=200)["data"] if d["name"] == "orl-faces")
+    arch = {"name": "small_cnn", "num_classes": 40, "width": 8, "input_size": [28, 28]}
+    model = client.create_model("e2e-orl-cnn", arch)
+    job = client.train(model["id"], orl["id"], {"epochs": 8, "lr": 0.05, "batch_size": 16})
+    return {**officers, "E2E_ORL_DATASET": orl["id"], "E2E_ORL_TRAIN_JOB": job["id"]}
 
 
 def _tail(path, n: int = 3000) -> str:

@@ -317,7 +317,8 @@ export interface paths {
         put?: never;
         /**
          * Advance
-         * @description Re-check the request's jobs now (workers and the sweeper also do this on their own).
+         * @description Re-check the request's jobs now, and start any batch whose window has closed
+         *     (workers and the sweeper also do this on their own).
          */
         post: operations["deletion-requests-advance"];
         delete?: never;
@@ -340,6 +341,44 @@ export interface paths {
          * @description A second person (not the filer) approves; one unlearning job per affected version.
          */
         post: operations["deletion-requests-approve"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deletion-requests/{request_id}/attachments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Attachments */
+        get: operations["deletion-requests-list_attachments"];
+        put?: never;
+        /** Add Attachment */
+        post: operations["deletion-requests-add_attachment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deletion-requests/{request_id}/attachments/{attachment_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download Attachment
+         * @description The file as uploaded, always as a download (never rendered inline).
+         */
+        get: operations["deletion-requests-download_attachment"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -374,6 +413,24 @@ export interface paths {
         get: operations["deletion-requests-certificate"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deletion-requests/{request_id}/comments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Comments */
+        get: operations["deletion-requests-list_comments"];
+        put?: never;
+        /** Add Comment */
+        post: operations["deletion-requests-add_comment"];
         delete?: never;
         options?: never;
         head?: never;
@@ -423,7 +480,8 @@ export interface paths {
         };
         /**
          * Timeline
-         * @description Every step with who and when, straight from the audit log (with its positions).
+         * @description Every step with who and when, straight from the audit log (with its positions);
+         *     comments and attachments appear as ``note`` (their content for compliance only).
          */
         get: operations["deletion-requests-timeline"];
         put?: never;
@@ -448,6 +506,26 @@ export interface paths {
          * @description One request per CSV row; the whole file is refused if any row is invalid.
          */
         post: operations["deletion-requests-file_bulk"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deletion-requests/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Preview
+         * @description The blast radius a request would have, before filing it: nothing is written or tainted.
+         */
+        post: operations["deletion-requests-preview"];
         delete?: never;
         options?: never;
         head?: never;
@@ -501,6 +579,29 @@ export interface paths {
         };
         /** Get Job */
         get: operations["jobs-get_job"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/jobs/{job_id}/artifacts/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download Artifact
+         * @description One file a job produced, by its name in ``job.artifacts`` (e.g. ``grid.png``).
+         *
+         *     Only names the job lists are served, so a name can never reach another object; the
+         *     weights of a tainted or purged version are refused like its checkpoint download.
+         */
+        get: operations["jobs-download_artifact"];
         put?: never;
         post?: never;
         delete?: never;
@@ -648,6 +749,10 @@ export interface paths {
         /**
          * List Methods
          * @description Every unlearning method with its paper, scopes and parameter schema (with defaults).
+         *
+         *     ``family`` says which models a method applies to: ``classifier`` or ``ddpm``. Some
+         *     names exist in both families (e.g. ``retrain``); a job resolves the name against the
+         *     family of the model version it unlearns.
          */
         get: operations["methods-list_methods"];
         put?: never;
@@ -803,6 +908,89 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Webhooks */
+        get: operations["webhooks-list_webhooks"];
+        put?: never;
+        /**
+         * Create Webhook
+         * @description Register a receiver; the response holds its signing secret, shown this once.
+         */
+        post: operations["webhooks-create_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Webhook */
+        get: operations["webhooks-get_webhook"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Webhook
+         * @description Remove the receiver and its delivery history (pending ones are never sent).
+         */
+        delete: operations["webhooks-delete_webhook"];
+        options?: never;
+        head?: never;
+        /** Update Webhook */
+        patch: operations["webhooks-update_webhook"];
+        trace?: never;
+    };
+    "/api/v1/webhooks/{webhook_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Deliveries
+         * @description Newest first: what was sent, how many attempts, the receiver's last answer.
+         */
+        get: operations["webhooks-list_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry Delivery
+         * @description Send a given-up (or pending) delivery again at the next sweep, attempts reset.
+         */
+        post: operations["webhooks-retry_delivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -857,6 +1045,35 @@ export interface components {
              * @default 32
              */
             width: number;
+        };
+        /** AttachmentPublic */
+        AttachmentPublic: {
+            /** Content Type */
+            content_type: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Filename */
+            filename: string;
+            /** Id */
+            id: string;
+            /** Request Id */
+            request_id: string;
+            /** Sha256 */
+            sha256: string;
+            /** Size Bytes */
+            size_bytes: number;
+            /** Uploaded By */
+            uploaded_by: string;
+        };
+        /** AttachmentsPublic */
+        AttachmentsPublic: {
+            /** Count */
+            count: number;
+            /** Data */
+            data: components["schemas"]["AttachmentPublic"][];
         };
         /** AuditEventPublic */
         AuditEventPublic: {
@@ -925,6 +1142,14 @@ export interface components {
             /** Name */
             name: string;
         };
+        /** Body_deletion-requests-add_attachment */
+        "Body_deletion-requests-add_attachment": {
+            /**
+             * File
+             * @description PDF, PNG, JPEG, plain text, CSV or JSON
+             */
+            file: string;
+        };
         /** Body_deletion-requests-file_bulk */
         "Body_deletion-requests-file_bulk": {
             /**
@@ -937,7 +1162,7 @@ export interface components {
         "Body_models-upload_version": {
             /**
              * Checkpoint
-             * @description A .safetensors file or a PyTorch state dict (.pt/.pth, weights only)
+             * @description A .safetensors file or a PyTorch state dict (.pt/.pth, weights only); for a ddpm model, the UNet2DModel state dict of its architecture
              */
             checkpoint: string;
             /**
@@ -1005,6 +1230,34 @@ export interface components {
             count: number;
             /** Data */
             data: components["schemas"]["CheckpointPublic"][];
+        };
+        /** CommentCreate */
+        CommentCreate: {
+            /** Text */
+            text: string;
+        };
+        /** CommentPublic */
+        CommentPublic: {
+            /** Author */
+            author: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /** Request Id */
+            request_id: string;
+            /** Text */
+            text: string;
+        };
+        /** CommentsPublic */
+        CommentsPublic: {
+            /** Count */
+            count: number;
+            /** Data */
+            data: components["schemas"]["CommentPublic"][];
         };
         /**
          * ConceptScope
@@ -1110,6 +1363,11 @@ export interface components {
         DeletionItemPublic: {
             /** Attempt */
             attempt: number;
+            /**
+             * Batch Until
+             * @description Waiting for its batch window to close until then
+             */
+            batch_until?: string | null;
             /** Exact */
             exact: boolean;
             /** History */
@@ -1135,6 +1393,12 @@ export interface components {
         };
         /** DeletionPolicy */
         DeletionPolicy: {
+            /**
+             * Batch Window Seconds
+             * @description Approved requests on the same version within this many seconds of the first are unlearned together in one run (0: each request runs at once, alone)
+             * @default 0
+             */
+            batch_window_seconds: number;
             /**
              * Class Method
              * @description Approximate method for classes
@@ -1162,6 +1426,32 @@ export interface components {
                 [key: string]: unknown;
             };
             thresholds?: components["schemas"]["Thresholds"];
+        };
+        /**
+         * DeletionPreviewPublic
+         * @description What filing this request would touch; see ``DeletionRequestPublic.blast_radius``.
+         */
+        DeletionPreviewPublic: {
+            /**
+             * Blast Radius
+             * @description datasets (id → samples), samples, versions, descendants, unverifiable_versions
+             */
+            blast_radius: {
+                [key: string]: unknown;
+            };
+            /**
+             * Due At
+             * Format: date-time
+             * @description The deadline it would get
+             */
+            due_at: string;
+            /**
+             * Nothing To Delete
+             * @description Filing it would complete at once
+             */
+            nothing_to_delete: boolean;
+            /** Scope Kind */
+            scope_kind: string;
         };
         /** DeletionRequestCreate */
         DeletionRequestCreate: {
@@ -1270,6 +1560,210 @@ export interface components {
             /** Next Cursor */
             next_cursor?: string | null;
         };
+        /** DeliveriesPublic */
+        DeliveriesPublic: {
+            /** Count */
+            count: number;
+            /** Data */
+            data: components["schemas"]["DeliveryPublic"][];
+        };
+        /** DeliveryPublic */
+        DeliveryPublic: {
+            /** Attempts */
+            attempts: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Delivered At */
+            delivered_at: string | null;
+            /** Event */
+            event: string;
+            /** Id */
+            id: string;
+            /** Last Error */
+            last_error: string | null;
+            /** Last Status */
+            last_status: number | null;
+            /**
+             * Next Attempt At
+             * Format: date-time
+             */
+            next_attempt_at: string;
+            /** Payload */
+            payload: {
+                [key: string]: unknown;
+            };
+            /** State */
+            state: string;
+            /** Webhook Id */
+            webhook_id: string;
+        };
+        /**
+         * DiffusionArchitecture
+         * @description Everything needed to rebuild a class-conditional pixel-space DDPM.
+         *
+         *     The network is diffusers' ``UNet2DModel`` with a learned class embedding of
+         *     ``num_classes + 1`` rows: the last row is the *null class* that training substitutes
+         *     with probability ``cond_drop_prob``, so one network gives both the conditional and
+         *     the unconditional prediction that classifier-free guidance and ESD combine.
+         *     The noise schedule is part of the architecture because a trained network only
+         *     means something under the schedule it was trained with.
+         */
+        DiffusionArchitecture: {
+            /**
+             * Attention Head Dim
+             * @description Channels per attention head.
+             * @default 8
+             */
+            attention_head_dim: number;
+            /**
+             * Attention Levels
+             * @description Per level, whether it has self-attention; default: the lowest resolution only (when there are at least two levels).
+             */
+            attention_levels?: boolean[] | null;
+            /**
+             * Beta Schedule
+             * @description Noise schedule; the cosine schedule (Nichol & Dhariwal 2021) wastes fewer steps on near-pure noise at small resolutions than the linear one.
+             * @default squaredcos_cap_v2
+             * @enum {string}
+             */
+            beta_schedule: "linear" | "squaredcos_cap_v2";
+            /**
+             * Block Out Channels
+             * @description Channels of each UNet resolution level, highest resolution first.
+             */
+            block_out_channels?: number[];
+            /**
+             * Family
+             * @description Model family (class-conditional DDPM).
+             * @default ddpm
+             * @constant
+             */
+            family: "ddpm";
+            /**
+             * In Channels
+             * @description Image channels (1 gray, 3 RGB).
+             * @default 1
+             */
+            in_channels: number;
+            /**
+             * Layers Per Block
+             * @description ResNet layers per UNet level.
+             * @default 1
+             */
+            layers_per_block: number;
+            /**
+             * Norm Num Groups
+             * @description GroupNorm groups in every block.
+             * @default 8
+             */
+            norm_num_groups: number;
+            /**
+             * Num Classes
+             * @description Number of real classes (no null class).
+             */
+            num_classes: number;
+            /**
+             * Num Train Timesteps
+             * @description Diffusion steps T of the training schedule.
+             * @default 1000
+             */
+            num_train_timesteps: number;
+            /**
+             * Sample Size
+             * @description Side of the square images the model generates.
+             * @default 16
+             */
+            sample_size: number;
+        };
+        /**
+         * DiffusionTrainParams
+         * @description Hyper-parameters of one DDPM training run (steps, not epochs: diffusion training
+         *     samples a fresh timestep and noise for every image, so epochs carry no meaning).
+         */
+        DiffusionTrainParams: {
+            /**
+             * Batch Size
+             * @description Images per optimizer step.
+             * @default 64
+             */
+            batch_size: number;
+            /**
+             * Checkpoint Every Steps
+             * @description Emit a resumable state every this many steps (0: never).
+             * @default 500
+             */
+            checkpoint_every_steps: number;
+            /**
+             * Cond Drop Prob
+             * @description Probability of training on the null class (enables classifier-free guidance).
+             * @default 0.1
+             */
+            cond_drop_prob: number;
+            /**
+             * Device
+             * @description torch device to train on.
+             * @default cpu
+             */
+            device: string;
+            /**
+             * Ema Decay
+             * @description Cap of the EMA decay; the decay warms up as (1+n)/(10+n) so short runs are not dominated by the random initialisation. 0 keeps no average.
+             * @default 0.999
+             */
+            ema_decay: number;
+            /**
+             * Grad Clip
+             * @description Clip the global gradient norm to this (none: no clipping).
+             * @default 1
+             */
+            grad_clip: number | null;
+            /**
+             * Log Every Steps
+             * @description Report the mean training loss every this many steps.
+             * @default 50
+             */
+            log_every_steps: number;
+            /**
+             * Lr
+             * @description Peak AdamW learning rate.
+             * @default 0.001
+             */
+            lr: number;
+            /**
+             * Lr Schedule
+             * @description After warm-up: constant, or cosine decay to 0 at the last step.
+             * @default cosine
+             * @enum {string}
+             */
+            lr_schedule: "constant" | "cosine";
+            /**
+             * Lr Warmup Steps
+             * @description Linear warm-up steps.
+             * @default 100
+             */
+            lr_warmup_steps: number;
+            /**
+             * Seed
+             * @description Seeds init, batches, noise, timesteps.
+             * @default 0
+             */
+            seed: number;
+            /**
+             * Steps
+             * @description Optimizer steps.
+             * @default 2000
+             */
+            steps: number;
+            /**
+             * Weight Decay
+             * @description AdamW weight decay.
+             * @default 0
+             */
+            weight_decay: number;
+        };
         /** ErrorBody */
         ErrorBody: {
             /** Code */
@@ -1293,6 +1787,8 @@ export interface components {
             dataset_version?: number | null;
             /** @description Also measure forgetting of this scope (UA, RA, TA, MIA, ...) */
             forget?: components["schemas"]["ForgetScope"] | null;
+            /** @description ddpm only: judge settings; forget.labels names the classes scored as erased (splits are not used) */
+            judge?: components["schemas"]["JudgeParams"] | null;
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
@@ -1339,6 +1835,84 @@ export interface components {
             /** Subject Ids */
             subject_ids?: string[] | null;
         };
+        /**
+         * GenerateJobCreate
+         * @description Generate images with a ddpm version: one per entry of ``params.labels``; PNGs and a
+         *     grid land in the job's artifacts. Same seeds and settings, same bytes.
+         */
+        GenerateJobCreate: {
+            /**
+             * Grid Columns
+             * @description Images per row of grid.png
+             * @default 8
+             */
+            grid_columns: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "generate";
+            /** Model Version Id */
+            model_version_id: string;
+            params: components["schemas"]["GenerateParams"];
+        };
+        /**
+         * GenerateParams
+         * @description One generation request: one image per entry of ``labels``.
+         *
+         *     Image ``i`` starts from noise drawn by its own generator seeded with ``seeds[i]`` (or
+         *     ``seed + i``), so an image depends on its seed, label and the settings, not on the
+         *     batch it happened to be computed in.
+         */
+        GenerateParams: {
+            /**
+             * Batch Size
+             * @description Images per forward pass.
+             * @default 64
+             */
+            batch_size: number;
+            /**
+             * Device
+             * @description torch device to run on.
+             * @default cpu
+             */
+            device: string;
+            /**
+             * Guidance Scale
+             * @description Classifier-free guidance w: eps = eps_null + w (eps_class - eps_null); 1 is the plain conditional model, 0 the unconditional one.
+             * @default 3
+             */
+            guidance_scale: number;
+            /**
+             * Labels
+             * @description Class of each image to generate (repeat a class for several images).
+             */
+            labels: number[];
+            /**
+             * Num Inference Steps
+             * @description Denoising steps (at most the model's training steps).
+             * @default 50
+             */
+            num_inference_steps: number;
+            /**
+             * Scheduler
+             * @description Sampler: ddpm (ancestral), ddim (deterministic), dpm (DPM-Solver++).
+             * @default ddim
+             * @enum {string}
+             */
+            scheduler: "ddpm" | "ddim" | "dpm";
+            /**
+             * Seed
+             * @description Base seed when seeds is not given.
+             * @default 0
+             */
+            seed: number;
+            /**
+             * Seeds
+             * @description Seed of each image; default seed + i for image i.
+             */
+            seeds?: number[] | null;
+        };
         /** HealthPublic */
         HealthPublic: {
             database: components["schemas"]["Check"];
@@ -1348,11 +1922,6 @@ export interface components {
             /** Status */
             status: string;
             storage: components["schemas"]["Check"];
-        };
-        /** HTTPValidationError */
-        HTTPValidationError: {
-            /** Detail */
-            detail?: components["schemas"]["ValidationError"][];
         };
         /** InclusionProofPublic */
         InclusionProofPublic: {
@@ -1504,6 +2073,62 @@ export interface components {
             /** Next Cursor */
             next_cursor?: string | null;
         };
+        /**
+         * JudgeParams
+         * @description How a ddpm version is judged: images generated per class and scored by an
+         *     independent classifier (docs/diffusion.md, "The judge").
+         */
+        JudgeParams: {
+            /**
+             * Batch Size
+             * @description Images per forward pass
+             * @default 64
+             */
+            batch_size: number;
+            /**
+             * Device
+             * @description torch device to run on.
+             * @default cpu
+             */
+            device: string;
+            /**
+             * Guidance Scale
+             * @description Classifier-free guidance
+             * @default 3
+             */
+            guidance_scale: number;
+            /**
+             * Num Inference Steps
+             * @description Sampler steps
+             * @default 25
+             */
+            num_inference_steps: number;
+            /**
+             * Real Images
+             * @description Real images the Fréchet distances compare against
+             * @default 1000
+             */
+            real_images: number;
+            /**
+             * Samples Per Class
+             * @description Images generated per class
+             * @default 32
+             */
+            samples_per_class: number;
+            /**
+             * Scheduler
+             * @description Sampler: ddpm, ddim or dpm
+             * @default ddim
+             * @enum {string}
+             */
+            scheduler: "ddpm" | "ddim" | "dpm";
+            /**
+             * Seed
+             * @description Same seed, same noise per class
+             * @default 0
+             */
+            seed: number;
+        };
         /** KeyCreate */
         KeyCreate: {
             /** Name */
@@ -1587,6 +2212,16 @@ export interface components {
             family: string;
             /** Name */
             name: string;
+            /**
+             * Needs Forget Images
+             * @description ddpm methods: whether real images of the erased classes are used
+             */
+            needs_forget_images?: boolean | null;
+            /**
+             * Needs Retain Images
+             * @description ddpm methods: whether real images of the other classes are used
+             */
+            needs_retain_images?: boolean | null;
             /** Paper */
             paper: string;
             /** Params Schema */
@@ -1612,9 +2247,14 @@ export interface components {
             /** Value */
             value: number;
         };
-        /** ModelCreate */
+        /**
+         * ModelCreate
+         * @description A classifier (``architecture.name``) or a class-conditional DDPM
+         *     (``architecture.family = "ddpm"``, see docs/diffusion.md).
+         */
         ModelCreate: {
-            architecture: components["schemas"]["ArchitectureConfig"];
+            /** Architecture */
+            architecture: components["schemas"]["ArchitectureConfig"] | components["schemas"]["DiffusionArchitecture"];
             /**
              * Description
              * @default
@@ -1622,11 +2262,9 @@ export interface components {
             description: string;
             /**
              * Family
-             * @description Only classifiers can be registered so far
-             * @default classifier
-             * @constant
+             * @description classifier or ddpm; by default read from the architecture (a DDPM architecture carries family='ddpm')
              */
-            family: "classifier";
+            family?: ("classifier" | "ddpm") | null;
             /** Name */
             name: string;
         };
@@ -1831,7 +2469,11 @@ export interface components {
         };
         /**
          * TrainJobCreate
-         * @description Train a classifier on a dataset version; the result is a new model version.
+         * @description Train a model on a dataset version; the result is a new model version.
+         *
+         *     ``params`` are ``TrainParams`` for a classifier and ``DiffusionTrainParams`` for a
+         *     ``ddpm`` model (the dataset's labels are the class condition); the service checks
+         *     them against the model's family.
          */
         TrainJobCreate: {
             /** Dataset Id */
@@ -1848,7 +2490,11 @@ export interface components {
             kind: "train";
             /** Model Id */
             model_id: string;
-            params?: components["schemas"]["TrainParams"];
+            /**
+             * Params
+             * @description TrainParams (classifier) or DiffusionTrainParams (ddpm)
+             */
+            params?: components["schemas"]["TrainParams"] | components["schemas"]["DiffusionTrainParams"];
             /**
              * Parent Version Id
              * @description Fine-tune from this version of the same model
@@ -1943,11 +2589,13 @@ export interface components {
         UnlearnJobCreate: {
             /**
              * Evaluate
-             * @description Measure UA/RA/TA/MIA etc. after unlearning
+             * @description Measure UA/RA/TA/MIA etc. after unlearning (ddpm: the judge's forget rate, retained accuracy and Fréchet distances)
              * @default true
              */
             evaluate: boolean;
             forget: components["schemas"]["ForgetScope"];
+            /** @description ddpm only: judge settings for evaluate=true (defaults) */
+            judge?: components["schemas"]["JudgeParams"] | null;
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
@@ -1973,17 +2621,28 @@ export interface components {
              */
             reference?: "retrain" | null;
         };
-        /** ValidationError */
-        ValidationError: {
-            /** Context */
-            ctx?: Record<string, never>;
-            /** Input */
-            input?: unknown;
-            /** Location */
-            loc: (string | number)[];
+        /**
+         * ValidationErrorBody
+         * @description A 422: ``detail`` lists the issues for malformed input (with a one-line
+         *     ``message``), or is one sentence for input that is well-formed but not acceptable.
+         */
+        ValidationErrorBody: {
+            /** Code */
+            code: string;
+            /** Detail */
+            detail: string | components["schemas"]["ValidationIssue"][];
+            /** Field */
+            field?: string | null;
             /** Message */
+            message?: string | null;
+        };
+        /** ValidationIssue */
+        ValidationIssue: {
+            /** Loc */
+            loc: (string | number)[];
+            /** Msg */
             msg: string;
-            /** Error Type */
+            /** Type */
             type: string;
         };
         /** VerifyReportPublic */
@@ -2020,6 +2679,89 @@ export interface components {
              */
             size: number;
         };
+        /** WebhookCreate */
+        WebhookCreate: {
+            /**
+             * Active
+             * @default true
+             */
+            active: boolean;
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /**
+             * Events
+             * @description Empty: every event
+             */
+            events?: string[];
+            /** Url */
+            url: string;
+        };
+        /** WebhookCreated */
+        WebhookCreated: {
+            /** Active */
+            active: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string | null;
+            /** Description */
+            description: string;
+            /** Events */
+            events: string[];
+            /** Id */
+            id: string;
+            /**
+             * Secret
+             * @description Shown once: keep it to verify X-Expunge-Signature
+             */
+            secret: string;
+            /** Url */
+            url: string;
+        };
+        /** WebhookPublic */
+        WebhookPublic: {
+            /** Active */
+            active: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string | null;
+            /** Description */
+            description: string;
+            /** Events */
+            events: string[];
+            /** Id */
+            id: string;
+            /** Url */
+            url: string;
+        };
+        /** WebhooksPublic */
+        WebhooksPublic: {
+            /** Count */
+            count: number;
+            /** Data */
+            data: components["schemas"]["WebhookPublic"][];
+        };
+        /** WebhookUpdate */
+        WebhookUpdate: {
+            /** Active */
+            active?: boolean | null;
+            /** Description */
+            description?: string | null;
+            /** Events */
+            events?: string[] | null;
+            /** Url */
+            url?: string | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -2028,15 +2770,21 @@ export interface components {
     pathItems: never;
 }
 export type SchemaArchitectureConfig = components['schemas']['ArchitectureConfig'];
+export type SchemaAttachmentPublic = components['schemas']['AttachmentPublic'];
+export type SchemaAttachmentsPublic = components['schemas']['AttachmentsPublic'];
 export type SchemaAuditEventPublic = components['schemas']['AuditEventPublic'];
 export type SchemaAuditEventsPublic = components['schemas']['AuditEventsPublic'];
 export type SchemaBodyDatasetsUploadDataset = components['schemas']['Body_datasets-upload_dataset'];
+export type SchemaBodyDeletionRequestsAddAttachment = components['schemas']['Body_deletion-requests-add_attachment'];
 export type SchemaBodyDeletionRequestsFileBulk = components['schemas']['Body_deletion-requests-file_bulk'];
 export type SchemaBodyModelsUploadVersion = components['schemas']['Body_models-upload_version'];
 export type SchemaBuiltinSource = components['schemas']['BuiltinSource'];
 export type SchemaCheck = components['schemas']['Check'];
 export type SchemaCheckpointPublic = components['schemas']['CheckpointPublic'];
 export type SchemaCheckpointsPublic = components['schemas']['CheckpointsPublic'];
+export type SchemaCommentCreate = components['schemas']['CommentCreate'];
+export type SchemaCommentPublic = components['schemas']['CommentPublic'];
+export type SchemaCommentsPublic = components['schemas']['CommentsPublic'];
 export type SchemaConceptScope = components['schemas']['ConceptScope'];
 export type SchemaConsistencyProofPublic = components['schemas']['ConsistencyProofPublic'];
 export type SchemaDatasetCreate = components['schemas']['DatasetCreate'];
@@ -2045,15 +2793,21 @@ export type SchemaDatasetVersionPublic = components['schemas']['DatasetVersionPu
 export type SchemaDecision = components['schemas']['Decision'];
 export type SchemaDeletionItemPublic = components['schemas']['DeletionItemPublic'];
 export type SchemaDeletionPolicy = components['schemas']['DeletionPolicy'];
+export type SchemaDeletionPreviewPublic = components['schemas']['DeletionPreviewPublic'];
 export type SchemaDeletionRequestCreate = components['schemas']['DeletionRequestCreate'];
 export type SchemaDeletionRequestPublic = components['schemas']['DeletionRequestPublic'];
 export type SchemaDeletionRequestsPublic = components['schemas']['DeletionRequestsPublic'];
+export type SchemaDeliveriesPublic = components['schemas']['DeliveriesPublic'];
+export type SchemaDeliveryPublic = components['schemas']['DeliveryPublic'];
+export type SchemaDiffusionArchitecture = components['schemas']['DiffusionArchitecture'];
+export type SchemaDiffusionTrainParams = components['schemas']['DiffusionTrainParams'];
 export type SchemaErrorBody = components['schemas']['ErrorBody'];
 export type SchemaEvaluateJobCreate = components['schemas']['EvaluateJobCreate'];
 export type SchemaEvaluateParams = components['schemas']['EvaluateParams'];
 export type SchemaForgetScope = components['schemas']['ForgetScope'];
+export type SchemaGenerateJobCreate = components['schemas']['GenerateJobCreate'];
+export type SchemaGenerateParams = components['schemas']['GenerateParams'];
 export type SchemaHealthPublic = components['schemas']['HealthPublic'];
-export type SchemaHttpValidationError = components['schemas']['HTTPValidationError'];
 export type SchemaInclusionProofPublic = components['schemas']['InclusionProofPublic'];
 export type SchemaJobEventPublic = components['schemas']['JobEventPublic'];
 export type SchemaJobEventsPublic = components['schemas']['JobEventsPublic'];
@@ -2061,6 +2815,7 @@ export type SchemaJobMetricsPublic = components['schemas']['JobMetricsPublic'];
 export type SchemaJobPublic = components['schemas']['JobPublic'];
 export type SchemaJobRef = components['schemas']['JobRef'];
 export type SchemaJobsPublic = components['schemas']['JobsPublic'];
+export type SchemaJudgeParams = components['schemas']['JudgeParams'];
 export type SchemaKeyCreate = components['schemas']['KeyCreate'];
 export type SchemaKeyCreated = components['schemas']['KeyCreated'];
 export type SchemaKeyPublic = components['schemas']['KeyPublic'];
@@ -2084,8 +2839,14 @@ export type SchemaTrainingSetPublic = components['schemas']['TrainingSetPublic']
 export type SchemaTrainJobCreate = components['schemas']['TrainJobCreate'];
 export type SchemaTrainParams = components['schemas']['TrainParams'];
 export type SchemaUnlearnJobCreate = components['schemas']['UnlearnJobCreate'];
-export type SchemaValidationError = components['schemas']['ValidationError'];
+export type SchemaValidationErrorBody = components['schemas']['ValidationErrorBody'];
+export type SchemaValidationIssue = components['schemas']['ValidationIssue'];
 export type SchemaVerifyReportPublic = components['schemas']['VerifyReportPublic'];
+export type SchemaWebhookCreate = components['schemas']['WebhookCreate'];
+export type SchemaWebhookCreated = components['schemas']['WebhookCreated'];
+export type SchemaWebhookPublic = components['schemas']['WebhookPublic'];
+export type SchemaWebhooksPublic = components['schemas']['WebhooksPublic'];
+export type SchemaWebhookUpdate = components['schemas']['WebhookUpdate'];
 export type $defs = Record<string, never>;
 export interface operations {
     "audit-list_checkpoints": {
@@ -2108,6 +2869,15 @@ export interface operations {
                     "application/json": components["schemas"]["CheckpointsPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -2126,13 +2896,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -2162,6 +2932,15 @@ export interface operations {
                     "application/json": components["schemas"]["CheckpointPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -2178,6 +2957,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
             /** @description The signing key is not usable */
@@ -2217,6 +3005,15 @@ export interface operations {
                     "application/json": components["schemas"]["AuditEventsPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -2235,13 +3032,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -2264,6 +3061,15 @@ export interface operations {
                     "application/x-ndjson": unknown;
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -2280,6 +3086,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -2306,6 +3121,15 @@ export interface operations {
                     "application/json": components["schemas"]["ConsistencyProofPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -2330,7 +3154,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -2355,6 +3179,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["InclusionProofPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Missing, malformed or revoked API key */
@@ -2390,7 +3223,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -2443,6 +3276,15 @@ export interface operations {
                     "application/json": components["schemas"]["VerifyReportPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -2459,6 +3301,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
             /** @description The signing key is not usable */
@@ -2493,6 +3344,15 @@ export interface operations {
                     "application/json": components["schemas"]["Page_DatasetPublic_"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -2511,13 +3371,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -2542,6 +3402,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DatasetPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Missing, malformed or revoked API key */
@@ -2600,6 +3469,15 @@ export interface operations {
                     "application/json": components["schemas"]["DatasetPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -2627,13 +3505,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -2665,6 +3543,15 @@ export interface operations {
                     "application/json": components["schemas"]["SamplesPage"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -2692,13 +3579,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -2724,6 +3611,15 @@ export interface operations {
                     "image/png": unknown;
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -2751,13 +3647,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -2782,6 +3678,15 @@ export interface operations {
                     "application/json": components["schemas"]["DatasetVersionPublic"][];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -2809,13 +3714,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -2838,6 +3743,15 @@ export interface operations {
                     "application/json": components["schemas"]["SourcePublic"][];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -2854,6 +3768,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -2878,6 +3801,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DatasetPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Missing, malformed or revoked API key */
@@ -2914,13 +3846,13 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -2947,6 +3879,15 @@ export interface operations {
                     "application/json": components["schemas"]["DeletionRequestsPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -2965,13 +3906,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -2998,6 +3939,15 @@ export interface operations {
                     "application/json": components["schemas"]["DeletionRequestPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -3025,13 +3975,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -3056,6 +4006,15 @@ export interface operations {
                     "application/json": components["schemas"]["DeletionRequestPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -3083,13 +4042,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -3114,6 +4073,15 @@ export interface operations {
                     "application/json": components["schemas"]["DeletionRequestPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -3141,13 +4109,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -3172,6 +4140,15 @@ export interface operations {
                     "application/json": components["schemas"]["DeletionRequestPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -3208,13 +4185,227 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+        };
+    };
+    "deletion-requests-list_attachments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttachmentsPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+        };
+    };
+    "deletion-requests-add_attachment": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_deletion-requests-add_attachment"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttachmentPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the attachment size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+        };
+    };
+    "deletion-requests-download_attachment": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                attachment_id: string;
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -3239,6 +4430,15 @@ export interface operations {
                     "application/json": components["schemas"]["DeletionRequestPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -3275,13 +4475,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -3309,6 +4509,15 @@ export interface operations {
                     "text/html": unknown;
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -3345,13 +4554,151 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+        };
+    };
+    "deletion-requests-list_comments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CommentsPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+        };
+    };
+    "deletion-requests-add_comment": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CommentCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CommentPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -3380,6 +4727,15 @@ export interface operations {
                     "application/json": components["schemas"]["DeletionRequestPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -3416,13 +4772,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -3451,6 +4807,15 @@ export interface operations {
                     "application/json": components["schemas"]["DeletionRequestPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -3487,13 +4852,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -3518,6 +4883,15 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     }[];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Missing, malformed or revoked API key */
@@ -3547,13 +4921,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -3580,6 +4954,15 @@ export interface operations {
                     "application/json": components["schemas"]["DeletionRequestsPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -3598,13 +4981,82 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+        };
+    };
+    "deletion-requests-preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeletionRequestCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletionPreviewPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -3663,6 +5115,15 @@ export interface operations {
                     "application/json": components["schemas"]["JobsPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -3681,13 +5142,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -3701,7 +5162,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["TrainJobCreate"] | components["schemas"]["UnlearnJobCreate"] | components["schemas"]["EvaluateJobCreate"];
+                "application/json": components["schemas"]["TrainJobCreate"] | components["schemas"]["UnlearnJobCreate"] | components["schemas"]["EvaluateJobCreate"] | components["schemas"]["GenerateJobCreate"];
             };
         };
         responses: {
@@ -3712,6 +5173,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JobPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Missing, malformed or revoked API key */
@@ -3750,13 +5220,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -3781,6 +5251,15 @@ export interface operations {
                     "application/json": components["schemas"]["JobPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -3808,23 +5287,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
     };
-    "jobs-cancel_job": {
+    "jobs-download_artifact": {
         parameters: {
             query?: never;
             header?: never;
             path: {
                 job_id: string;
+                name: string;
             };
             cookie?: never;
         };
@@ -3836,7 +5316,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["JobPublic"];
+                    "application/octet-stream": unknown;
+                    "image/png": unknown;
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Missing, malformed or revoked API key */
@@ -3875,13 +5365,89 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+        };
+    };
+    "jobs-cancel_job": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -3911,6 +5477,15 @@ export interface operations {
                     "text/event-stream": unknown;
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -3938,13 +5513,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -3972,6 +5547,15 @@ export interface operations {
                     "application/json": components["schemas"]["JobEventsPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -3999,13 +5583,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -4030,6 +5614,15 @@ export interface operations {
                     "application/json": components["schemas"]["JobMetricsPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -4057,13 +5650,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -4086,6 +5679,15 @@ export interface operations {
                     "application/json": components["schemas"]["KeysPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -4102,6 +5704,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -4128,6 +5739,15 @@ export interface operations {
                     "application/json": components["schemas"]["KeyCreated"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -4146,13 +5766,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -4177,6 +5797,15 @@ export interface operations {
                     "application/json": components["schemas"]["KeyPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -4204,13 +5833,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -4233,6 +5862,15 @@ export interface operations {
                     "application/json": components["schemas"]["KeyPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -4251,11 +5889,23 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
         };
     };
     "methods-list_methods": {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only this model family */
+                family?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -4271,6 +5921,15 @@ export interface operations {
                     "application/json": components["schemas"]["MethodPublic"][];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -4287,6 +5946,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -4311,6 +5979,15 @@ export interface operations {
                     "application/json": components["schemas"]["ModelVersionPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -4338,13 +6015,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -4367,6 +6044,15 @@ export interface operations {
                 };
                 content: {
                     "application/octet-stream": unknown;
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Missing, malformed or revoked API key */
@@ -4405,13 +6091,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -4436,6 +6122,15 @@ export interface operations {
                     "application/json": components["schemas"]["LineagePublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -4463,13 +6158,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -4494,6 +6189,15 @@ export interface operations {
                     "text/plain": unknown;
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -4521,13 +6225,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -4553,6 +6257,15 @@ export interface operations {
                     "application/json": components["schemas"]["Page_ModelPublic_"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -4571,13 +6284,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -4604,6 +6317,15 @@ export interface operations {
                     "application/json": components["schemas"]["ModelPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -4631,13 +6353,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -4662,6 +6384,15 @@ export interface operations {
                     "application/json": components["schemas"]["ModelPublic"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -4689,13 +6420,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -4720,6 +6451,15 @@ export interface operations {
                     "application/json": components["schemas"]["DeletionPolicy"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -4747,13 +6487,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -4782,6 +6522,15 @@ export interface operations {
                     "application/json": components["schemas"]["DeletionPolicy"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -4809,13 +6558,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -4844,6 +6593,15 @@ export interface operations {
                     "application/json": components["schemas"]["Page_ModelVersionPublic_"];
                 };
             };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing, malformed or revoked API key */
             401: {
                 headers: {
@@ -4871,13 +6629,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -4904,6 +6662,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ModelVersionPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Missing, malformed or revoked API key */
@@ -4940,13 +6707,479 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation Error */
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+        };
+    };
+    "webhooks-list_webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhooksPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+        };
+    };
+    "webhooks-create_webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookCreated"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+        };
+    };
+    "webhooks-get_webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+        };
+    };
+    "webhooks-delete_webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+        };
+    };
+    "webhooks-update_webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+        };
+    };
+    "webhooks-list_deliveries": {
+        parameters: {
+            query?: {
+                limit?: number;
+                state?: string | null;
+            };
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveriesPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+        };
+    };
+    "webhooks-retry_delivery": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                delivery_id: string;
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };

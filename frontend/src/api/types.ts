@@ -25,3 +25,29 @@ export type DatasetCreate = S["DatasetCreate"];
 export type KeyCreate = S["KeyCreate"];
 
 export type Role = "admin" | "compliance" | "engineer" | "viewer";
+
+export type DeletionRequest = S["DeletionRequestPublic"];
+export type DeletionRequestsPage = S["DeletionRequestsPublic"];
+export type DeletionItem = S["DeletionItemPublic"];
+export type DeletionRequestCreate = S["DeletionRequestCreate"];
+export type DeletionPreview = S["DeletionPreviewPublic"];
+export type AuditEvent = S["AuditEventPublic"];
+export type Checkpoint = S["CheckpointPublic"];
+export type VerifyReport = S["VerifyReportPublic"];
+export type InclusionProof = S["InclusionProofPublic"];
+
+/** One entry of GET /deletion-requests/{id}/timeline (the API types it loosely). */
+export type TimelineEntry = { seq: number; at: string; actor: string; action: string; payload: Record<string, unknown> | null; hash: string };
+
+/** What a plan item says (the API keeps the plan as free-form objects). */
+export type PlanItem = {
+  item_id?: string;
+  model_version_id: string;
+  model_id?: string;
+  method: string;
+  exact: boolean;
+  fallback?: string | null;
+  estimated_seconds?: number | null;
+  retrain_seconds?: number | null;
+  note?: string | null;
+};

@@ -3,7 +3,7 @@ import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
 
 import { ApiError } from "../api/errors";
-import { componentSchema, discriminatedBodies } from "../api/openapi";
+import { componentSchema, discriminatedBodies, type JsonSchema } from "../api/openapi";
 import { SchemaForm } from "./SchemaForm";
 
 const TRAIN = discriminatedBodies("/api/v1/jobs", "post").train;
@@ -83,5 +83,33 @@ describe("the API's validation errors land on their fields", () => {
     await user.click(screen.getByRole("button", { name: "Submit" }));
     expect(await screen.findByText("Input should be greater than 0")).toBeTruthy();
     expect(screen.getByLabelText("Lr").getAttribute("aria-invalid")).toBe("true");
+  });
+});
+
+describe("SchemaForm on a union of objects", () => {
+  const schema: JsonSchema = {
+    type: "object",
+    properties: {
+      params: {
+        title: "Params",
+        anyOf: [
+          { type: "object", title: "TrainParams", properties: { lr: { type: "number", title: "Lr", default: 0.1 } } },
+          { type: "object", title: "DiffusionTrainParams", required: ["steps"], properties: { steps: { type: "integer", title: "Steps", minimum: 1 } } },
+        ],
+      },
+    },
+  };
+
+  it("offers the alternatives by name and submits the chosen one's fields", async () => {
+    const user = userEvent.setup();
+    const onSubmit = vi.fn(async () => undefined);
+    render(<SchemaForm label="Union" schema={schema} submitLabel="Submit" onSubmit={onSubmit} />);
+    const group = screen.getByRole("group", { name: "Params" });
+    expect((within(group).getByLabelText("Lr") as HTMLInputElement).value).toBe("0.1");
+    await user.selectOptions(within(group).getByLabelText("Params: kind"), "DiffusionTrainParams");
+    expect(within(group).queryByLabelText("Lr")).toBeNull();
+    await user.type(within(group).getByLabelText(/Steps/), "7");
+    await user.click(screen.getByRole("button", { name: "Submit" }));
+    expect(onSubmit).toHaveBeenCalledWith({ params: { steps: 7 } });
   });
 });

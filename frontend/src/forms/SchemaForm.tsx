@@ -3,7 +3,7 @@ import { useId, useRef, useState, type FormEvent, type ReactNode } from "react";
 import type { JsonSchema } from "../api/openapi";
 import { ApiError } from "../api/errors";
 import { ErrorMessage } from "../components/States";
-import { buildValue, errorsForDraft, fieldsOf, initialDraft, orderFields, setAt, type Draft, type DraftValue, type Errors, type Field } from "./schema";
+import { buildValue, chosenVariant, errorsForDraft, fieldsOf, initialDraft, orderFields, setAt, variantDraft, type Draft, type DraftValue, type Errors, type Field } from "./schema";
 
 export type WidgetProps = {
   id: string;
@@ -185,6 +185,42 @@ export function SchemaFields({ schema, draft, rootDraft, errors, onChange, widge
                 prefix={field.path}
                 order={order}
               />}
+            </fieldset>
+          );
+        }
+        if (field.kind === "variant" && !widgets[field.path]) {
+          const current = draft[field.name] as Draft | null | undefined;
+          const index = chosenVariant(field, current);
+          const variant = field.variants![index];
+          return (
+            <fieldset key={field.path} className="nested" data-field={field.path}>
+              <legend>{field.title}</legend>
+              {field.description && <p className="help">{field.description}</p>}
+              <div className="field field-enum">
+                <label htmlFor={`${id}-variant`} className="label">
+                  {field.title}: kind
+                </label>
+                <select id={`${id}-variant`} value={String(index)} onChange={(e) => onChange(field.path, variantDraft(field, Number(e.target.value)))}>
+                  {field.variants!.map((v, i) => (
+                    <option key={i} value={String(i)}>
+                      {v.title ?? `option ${i + 1}`}
+                    </option>
+                  ))}
+                </select>
+                {variant.description && <span className="help">{variant.description.split("\n")[0]}</span>}
+              </div>
+              <SchemaFields
+                schema={variant}
+                draft={current ?? {}}
+                rootDraft={rootDraft}
+                errors={errors}
+                onChange={onChange}
+                widgets={widgets}
+                hidden={hidden}
+                idPrefix={idPrefix}
+                prefix={field.path}
+                order={order}
+              />
             </fieldset>
           );
         }

@@ -22,7 +22,14 @@ export type FieldKind =
   | "multi"
   | "file"
   | "object"
+  | "variant"
   | "json";
+
+/**
+ * Where a "variant" draft (a union of object schemas, e.g. classifier or diffusion
+ * params) keeps which alternative is chosen: its index among `Field.variants`.
+ */
+export const VARIANT_KEY = "$variant";
 
 export type Field = {
   name: string;
@@ -33,6 +40,8 @@ export type Field = {
   nullable: boolean;
   title: string;
   description?: string;
+  /** For kind "variant": the object schemas one of which the value must match. */
+  variants?: JsonSchema[];
 };
 
 export type Errors = Record<string, string>;
@@ -92,18 +101,38 @@ export function orderFields(fields: Field[], order: string[] = []): Field[] {
   return fields.map((f, i) => ({ f, i })).sort((a, b) => rank(a.f) - rank(b.f) || a.i - b.i).map(({ f }) => f);
 }
 
+/** The object alternatives of a union of several objects (`A | B [| None]`), else null. */
+export function objectVariants(raw: JsonSchema): JsonSchema[] | null {
+  const schema = deref(raw);
+  const options = (schema.anyOf ?? schema.oneOf ?? []).filter((v) => v.type !== "null").map(deref);
+  return options.length >= 2 && options.every((v) => v.type === "object" && v.properties) ? options : null;
+}
+
+/** The chosen alternative of a variant field's draft (the first when none is recorded). */
+export function chosenVariant(field: Field, draft: Draft | null | undefined): number {
+  const i = Number(draft?.[VARIANT_KEY] ?? 0);
+  return Number.isInteger(i) && i >= 0 && i < (field.variants?.length ?? 0) ? i : 0;
+}
+
+/** A fresh draft of alternative `index` of a variant field. */
+export function variantDraft(field: Field, index: number): Draft {
+  return { ...initialDraft(field.variants![index]), [VARIANT_KEY]: String(index) };
+}
+
 export function fieldsOf(objectSchema: JsonSchema, prefix = ""): Field[] {
   const schema = deref(objectSchema);
   const required = new Set(schema.required ?? []);
   return Object.entries(schema.properties ?? {}).map(([name, raw]) => {
     const { schema: s, nullable } = unwrap(raw);
+    const variants = objectVariants(raw);
     // A `$ref` property would otherwise take the referenced model's name as its title.
     const isRef = Boolean(raw.$ref || raw.anyOf?.some((v) => v.$ref));
     return {
       name,
       path: prefix ? `${prefix}.${name}` : name,
-      kind: kindOf(s),
+      kind: variants ? "variant" : kindOf(s),
       schema: s,
+      ...(variants ? { variants } : {}),
       required: required.has(name),
       nullable,
       title: (isRef ? raw.title : s.title) ?? titleCase(name),
@@ -118,6 +147,8 @@ function initialValue(field: Field): DraftValue {
     case "object":
       // An optional object (`X | None = None`) starts switched off.
       return field.nullable && !field.required && (d === null || d === undefined) ? null : initialDraft(field.schema);
+    case "variant":
+      return field.nullable && !field.required && (d === null || d === undefined) ? null : variantDraft(field, 0);
     case "boolean":
       return d === true;
     case "file":
@@ -226,6 +257,17 @@ export function buildValue(objectSchema: JsonSchema, draft: Draft, prefix = ""):
         continue;
       }
       const nested = buildValue(s, raw as Draft, field.path);
+      Object.assign(errors, nested.errors);
+      value[field.name] = nested.value;
+      continue;
+    }
+    if (field.kind === "variant") {
+      if (raw === null || raw === undefined) {
+        if (field.required) errors[field.path] = "Required";
+        continue;
+      }
+      const { [VARIANT_KEY]: _chosen, ...rest } = raw as Draft;
+      const nested = buildValue(field.variants![chosenVariant(field, raw as Draft)], rest, field.path);
       Object.assign(errors, nested.errors);
       value[field.name] = nested.value;
       continue;

@@ -1,11 +1,19 @@
+import { useQuery } from "@tanstack/react-query";
 import type { ReactNode } from "react";
 import { Link } from "react-router";
 
+import { api, unwrap } from "../api/client";
+import { useDeletionRequests, useOpenDeletionRequests } from "../api/deletion";
 import { useAllModels, useHealth, useJobs } from "../api/queries";
 import type { Check } from "../api/types";
 import { useCan } from "../auth";
+import { Mono, ShortId } from "../components/Badges";
 import { JobTable } from "../components/JobTable";
-import { QueryView } from "../components/States";
+import { Empty, QueryView } from "../components/States";
+import { Time } from "../components/Time";
+import { checkCheckpoint } from "../verify/certificate";
+import { importPublicKey } from "../verify/crypto";
+import { RequestTable } from "./DeletionRequests";
 
 function CheckCard({ name, check }: { name: string; check: Check }): ReactNode {
   return (
@@ -22,7 +30,64 @@ function CheckCard({ name, check }: { name: string; check: Check }): ReactNode {
   );
 }
 
+function RecentCertificates(): ReactNode {
+  const done = useDeletionRequests("completed", undefined, 5);
+  return (
+    <QueryView query={done} what="recent certificates">
+      {(page) =>
+        page.data.length ? (
+          <ul className="plain" data-testid="recent-certificates">
+            {page.data.map((r) => (
+              <li key={r.id}>
+                <Link to={`/deletion-requests/${r.id}`}>
+                  <ShortId id={r.id} />
+                </Link>{" "}
+                {r.has_certificate ? "certificate issued" : "completed"} <Time value={r.completed_at} />
+                {r.requester_reference && <span className="muted small"> · {r.requester_reference}</span>}
+              </li>
+            ))}
+          </ul>
+        ) : (
+          <Empty>No request has completed yet.</Empty>
+        )
+      }
+    </QueryView>
+  );
+}
+
+/** The newest signed checkpoint, its signature checked here with the public key. */
+function LatestCheckpoint(): ReactNode {
+  const latest = useQuery({
+    queryKey: ["checkpoint-latest"],
+    queryFn: async () => {
+      const cp = (await unwrap(api.GET("/api/v1/audit/checkpoints", { params: { query: { limit: 1 } } }))).data[0];
+      if (!cp) return null;
+      const key = await importPublicKey(String(await unwrap(api.GET("/api/v1/audit/public-key", { parseAs: "text" }))));
+      return { cp, check: await checkCheckpoint(cp, key) };
+    },
+    refetchInterval: 60_000,
+  });
+  return (
+    <QueryView query={latest} what="the latest checkpoint">
+      {(v) =>
+        v ? (
+          <p data-testid="latest-checkpoint">
+            <span className={v.check.ok ? "ok-text" : "bad-text"}>{v.check.ok ? "✓ signature verified" : `✗ ${v.check.detail}`}</span>: {v.cp.tree_size} events, signed <Time value={v.cp.at} />, root <Mono title={v.cp.root_hash}>{v.cp.root_hash.slice(0, 16)}…</Mono>{" "}
+            <Link to="/audit" className="small">
+              verify the chain →
+            </Link>
+          </p>
+        ) : (
+          <Empty>No checkpoint signed yet.</Empty>
+        )
+      }
+    </QueryView>
+  );
+}
+
 export function Overview(): ReactNode {
+  const openRequests = useOpenDeletionRequests();
+  const canAudit = useCan("audit");
   const health = useHealth();
   const running = useJobs({ state: "running" }, undefined, 20);
   const queued = useJobs({ state: "queued" }, undefined, 20);
@@ -56,12 +121,30 @@ export function Overview(): ReactNode {
           </>
         )}
       </QueryView>
+      <h2>
+        Open deletion requests, by deadline <Link to="/deletion-requests" className="small">all requests →</Link>
+      </h2>
+      <QueryView query={openRequests} what="open deletion requests">
+        {(list) => <RequestTable requests={list.slice(0, 10)} empty="No deletion request is open." caption="Open deletion requests by deadline" />}
+      </QueryView>
+      <div className="grid-2">
+        <section aria-labelledby="certs-h">
+          <h2 id="certs-h">Recent certificates</h2>
+          <RecentCertificates />
+        </section>
+        {canAudit && (
+          <section aria-labelledby="cp-latest-h">
+            <h2 id="cp-latest-h">Audit log</h2>
+            <LatestCheckpoint />
+          </section>
+        )}
+      </div>
       <h2>Running jobs</h2>
-          <QueryView query={running} what="running jobs">
-            {(page) => <JobTable jobs={page.data} modelNames={names} empty="No job is running." caption="Running jobs" />}
+      <QueryView query={running} what="running jobs">
+        {(page) => <JobTable jobs={page.data} modelNames={names} empty="No job is running." caption="Running jobs" />}
       </QueryView>
       <h2>Queued jobs</h2>
-          <QueryView query={queued} what="queued jobs">
+      <QueryView query={queued} what="queued jobs">
         {(page) => <JobTable jobs={page.data} modelNames={names} empty="Nothing is waiting in the queue." caption="Queued jobs" />}
       </QueryView>
       <h2>

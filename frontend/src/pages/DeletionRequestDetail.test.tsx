@@ -1,0 +1,104 @@
+import { fireEvent, screen, waitFor } from "@testing-library/react";
+import { afterEach, describe, expect, it } from "vitest";
+
+import { cleanupPage, fakeRequest, json, renderPage } from "../test/harness";
+import { allowedActions } from "./DeletionRequestDetail";
+
+const load = async () => (await import("./DeletionRequestDetail")).DeletionRequestDetail;
+const timeline = [
+  { seq: 4, at: "2026-11-01T10:00:00.000001+00:00", actor: "key_filer", action: "deletion_request.received", payload: { legal_basis: "gdpr_art17" }, hash: "a".repeat(64) },
+  { seq: 5, at: "2026-11-01T10:00:00.000002+00:00", actor: "system", action: "deletion_request.planned", payload: { items: 1 }, hash: "b".repeat(64) },
+];
+
+function api(request: ReturnType<typeof fakeRequest>, calls: string[] = []) {
+  return (r: Request, url: URL) => {
+    const p = url.pathname;
+    calls.push(`${r.method} ${p}`);
+    if (p.endsWith("/timeline")) return json(timeline);
+    if (p.endsWith("/approve")) return json({ ...request, status: "unlearning", approved_by: "key_me" });
+    if (p.endsWith("/reject")) return json({ ...request, status: "rejected", reason: "not our data" });
+    if (p.endsWith(`/deletion-requests/${request.id}`)) return json(request);
+    if (p.endsWith("/datasets") || p.endsWith("/models")) return json({ data: [], count: 0, next_cursor: null });
+    return undefined;
+  };
+}
+
+describe("who may decide on a request", () => {
+  const r = { status: "awaiting_approval", created_by: "key_filer", extended: false };
+  it("offers approve to a second compliance officer, never to the filer", () => {
+    expect(allowedActions(r, "compliance", "key_other").actions).toEqual(["approve", "reject", "cancel", "extend"]);
+    const filer = allowedActions(r, "compliance", "key_filer");
+    expect(filer.actions).toEqual(["reject", "cancel", "extend"]);
+    expect(filer.notes[0]).toMatch(/You filed this request/);
+  });
+
+  it("offers nothing to engineers and viewers, and says why", () => {
+    for (const role of ["engineer", "viewer"]) {
+      const a = allowedActions(r, role, "key_other");
+      expect(a.actions).toEqual([]);
+      expect(a.notes[0]).toMatch(/compliance or admin role/);
+    }
+  });
+
+  it("follows the state: no reject once unlearning, one extension, nothing when closed", () => {
+    expect(allowedActions({ ...r, status: "unlearning" }, "admin", "k").actions).toEqual(["extend", "advance"]);
+    const extended = allowedActions({ ...r, extended: true }, "admin", "k");
+    expect(extended.actions).not.toContain("extend");
+    expect(extended.notes.join(" ")).toMatch(/already extended once/);
+    expect(allowedActions({ ...r, status: "completed" }, "admin", "k")).toEqual({ actions: [], notes: [] });
+  });
+});
+
+describe("deletion request page", () => {
+  afterEach(cleanupPage);
+
+  it("shows the timeline, blast radius and plan, and tells the filer why they cannot approve", async () => {
+    const request = fakeRequest();
+    await renderPage({ role: "compliance", keyId: "key_filer", path: "/deletion-requests/dr_0001", route: "/deletion-requests/:requestId", load, handler: api(request) });
+    expect(await screen.findByText(/You filed this request, so you cannot approve it/)).toBeTruthy();
+    expect(screen.queryByRole("button", { name: "Approve" })).toBeNull();
+    expect(screen.getByRole("button", { name: "Reject…" })).toBeTruthy();
+    expect(await screen.findByText("planned")).toBeTruthy();
+    expect(screen.getByText(/audit #5/)).toBeTruthy();
+    expect(screen.getByTestId("plan-total").textContent).toContain("12.5 s");
+    expect(screen.getByText("finetune")).toBeTruthy();
+    expect(screen.getByText(/The signed certificate is issued when the request completes/)).toBeTruthy();
+  });
+
+  it("lets a second officer approve, and reject only with a reason", async () => {
+    const request = fakeRequest();
+    const calls: string[] = [];
+    await renderPage({ role: "compliance", keyId: "key_other", path: "/deletion-requests/dr_0001", route: "/deletion-requests/:requestId", load, handler: api(request, calls) });
+    fireEvent.click(await screen.findByRole("button", { name: "Reject…" }));
+    const submit = screen.getByRole("button", { name: "Reject request" }) as HTMLButtonElement;
+    expect(submit.disabled).toBe(true);
+    fireEvent.change(screen.getByLabelText(/Reason for rejecting/), { target: { value: "not our data" } });
+    fireEvent.click(submit);
+    await waitFor(() => expect(calls).toContain("POST /api/v1/deletion-requests/dr_0001/reject"));
+    expect(await screen.findByText("not our data")).toBeTruthy();
+  });
+
+  it("shows a viewer no decisions, and an unknown id as the API's 404", async () => {
+    const request = fakeRequest();
+    await renderPage({ role: "viewer", path: "/deletion-requests/dr_0001", route: "/deletion-requests/:requestId", load, handler: api(request) });
+    expect(await screen.findByText(/needs the compliance or admin role/)).toBeTruthy();
+    expect(screen.queryByRole("button", { name: "Reject…" })).toBeNull();
+    cleanupPage();
+    await renderPage({ role: "admin", path: "/deletion-requests/dr_nope", route: "/deletion-requests/:requestId", load, handler: () => json({ detail: "deletion request dr_nope not found", code: "not_found" }, 404) });
+    const alerts = await screen.findAllByRole("alert");
+    expect(alerts.some((a) => /deletion request dr_nope not found/.test(a.textContent ?? ""))).toBe(true);
+  });
+});
+
+describe("the verification summary", () => {
+  it("says what was checked, what failed, and what a role could not check", async () => {
+    const { render } = await import("@testing-library/react");
+    const { Checks } = await import("./DeletionRequestDetail");
+    const signature = { name: "Signature", ok: true, detail: "valid Ed25519 signature by key k" };
+    const { rerender } = render(<Checks checks={[signature, { name: "Audit log", ok: false, skipped: true, detail: "not checked: needs the role" }]} />);
+    expect(screen.getByTestId("verify-result").textContent).toContain("✓ Signature verified (audit log not checked)");
+    rerender(<Checks checks={[signature, { name: "Steps in the log", ok: false, detail: "not proven: position(s) 4" }]} />);
+    expect(screen.getByTestId("verify-result").textContent).toContain("✗ Not verified");
+    expect(screen.getByTestId("verify-result").className).toContain("bad");
+  });
+});

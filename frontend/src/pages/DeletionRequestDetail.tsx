@@ -1,0 +1,513 @@
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useId, useState, type ReactNode } from "react";
+import { Link, useParams } from "react-router";
+
+import { api, saveBlob, unwrap } from "../api/client";
+import { LEGAL_BASIS_TEXT, MOVING, OPEN_STATUSES, UNDECIDED, useDeletionRequest, useTimeline } from "../api/deletion";
+import { toApiError } from "../api/errors";
+import { isActive, useAllDatasets, useAllModels, useJob } from "../api/queries";
+import type { DeletionItem, DeletionRequest, Job, PlanItem, TimelineEntry } from "../api/types";
+import { useAuth, useCan } from "../auth";
+import { Mono, Progress, ShortId, StateBadge } from "../components/Badges";
+import { Countdown } from "../components/Countdown";
+import { Facts } from "../components/KeyValue";
+import { Empty, ErrorMessage, Loading, QueryView } from "../components/States";
+import { duration, Time } from "../components/Time";
+import { useJobLive } from "../live/useJobLive";
+import { verifyCertificate, type Check } from "../verify/certificate";
+
+type Action = "approve" | "reject" | "cancel" | "extend" | "advance";
+
+/** What the signed-in key may do to this request now, and why not otherwise. */
+export function allowedActions(request: Pick<DeletionRequest, "status" | "created_by" | "extended">, role: string | undefined, keyId: string | undefined): { actions: Action[]; notes: string[] } {
+  const notes: string[] = [];
+  if (role !== "admin" && role !== "compliance") {
+    if (OPEN_STATUSES.includes(request.status)) notes.push("Deciding on deletion requests needs the compliance or admin role.");
+    return { actions: [], notes };
+  }
+  const actions: Action[] = [];
+  if (request.status === "awaiting_approval") {
+    if (keyId && keyId === request.created_by) notes.push("You filed this request, so you cannot approve it: a second person (compliance or admin) must.");
+    else actions.push("approve");
+  }
+  if (UNDECIDED.includes(request.status)) actions.push("reject", "cancel");
+  if (OPEN_STATUSES.includes(request.status)) {
+    if (request.extended) notes.push("The deadline was already extended once; the law allows one extension.");
+    else actions.push("extend");
+  }
+  if (MOVING.includes(request.status)) actions.push("advance");
+  return { actions, notes };
+}
+
+const LABELS: Record<Action, string> = { approve: "Approve", reject: "Reject…", cancel: "Cancel request", extend: "Extend deadline…", advance: "Re-check jobs now" };
+
+function Actions({ request }: { request: DeletionRequest }): ReactNode {
+  const { me, role } = useAuth();
+  const queryClient = useQueryClient();
+  const [asking, setAsking] = useState<"reject" | "extend" | null>(null);
+  const [reason, setReason] = useState("");
+  const id = useId();
+  const { actions, notes } = allowedActions(request, role, me?.id);
+  const run = useMutation({
+    mutationFn: async ({ action, why }: { action: Action; why?: string }) => {
+      const path = { params: { path: { request_id: request.id } } };
+      switch (action) {
+        case "approve":
+          return unwrap(api.POST("/api/v1/deletion-requests/{request_id}/approve", path));
+        case "cancel":
+          return unwrap(api.POST("/api/v1/deletion-requests/{request_id}/cancel", path));
+        case "advance":
+          return unwrap(api.POST("/api/v1/deletion-requests/{request_id}/advance", path));
+        case "reject":
+          return unwrap(api.POST("/api/v1/deletion-requests/{request_id}/reject", { ...path, body: { reason: why ?? "" } }));
+        case "extend":
+          return unwrap(api.POST("/api/v1/deletion-requests/{request_id}/extend", { ...path, body: { reason: why ?? "" } }));
+      }
+    },
+    onSuccess: (updated) => {
+      queryClient.setQueryData(["deletion-request", request.id], updated);
+      void queryClient.invalidateQueries({ queryKey: ["deletion-requests"] });
+      void queryClient.invalidateQueries({ queryKey: ["deletion-timeline", request.id] });
+      setAsking(null);
+      setReason("");
+    },
+  });
+  if (!actions.length && !notes.length) return null;
+  return (
+    <div className="request-actions" role="group" aria-label="Decisions">
+      <div className="actions">
+        {actions.map((a) => (
+          <button
+            key={a}
+            type="button"
+            className={a === "approve" ? "primary" : a === "reject" || a === "cancel" ? "danger" : undefined}
+            disabled={run.isPending}
+            aria-expanded={a === "reject" || a === "extend" ? asking === a : undefined}
+            onClick={() => {
+              if (a === "reject" || a === "extend") setAsking(asking === a ? null : a);
+              else if (a !== "cancel" || window.confirm("Cancel this request? The versions it tainted are released.")) run.mutate({ action: a });
+            }}
+          >
+            {LABELS[a]}
+          </button>
+        ))}
+      </div>
+      {notes.map((n) => (
+        <p key={n} className="notice" data-testid="action-note">
+          {n}
+        </p>
+      ))}
+      {asking && (
+        <form
+          className="card reason"
+          aria-label={asking === "reject" ? "Reject the request" : "Extend the deadline"}
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (reason.trim()) run.mutate({ action: asking, why: reason.trim() });
+          }}
+        >
+          <label htmlFor={`${id}-reason`}>{asking === "reject" ? "Reason for rejecting (kept in the audit log)" : "Reason for the extension (told to the data subject)"}</label>
+          <textarea id={`${id}-reason`} rows={3} maxLength={2000} value={reason} onChange={(e) => setReason(e.target.value)} autoFocus />
+          <div className="actions">
+            <button type="submit" className={asking === "reject" ? "danger" : "primary"} disabled={!reason.trim() || run.isPending}>
+              {asking === "reject" ? "Reject request" : "Extend deadline"}
+            </button>
+            <button type="button" onClick={() => setAsking(null)}>
+              Back
+            </button>
+          </div>
+        </form>
+      )}
+      {run.error && <ErrorMessage error={run.error} title="The API refused" />}
+    </div>
+  );
+}
+
+function VersionList({ ids }: { ids: unknown }): ReactNode {
+  const list = Array.isArray(ids) ? (ids as string[]) : [];
+  if (!list.length) return <span className="muted">none</span>;
+  return (
+    <ul className="plain">
+      {list.map((v) => (
+        <li key={v}>
+          <Link to={`/versions/${v}`}>
+            <ShortId id={v} />
+          </Link>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function BlastRadius({ request }: { request: DeletionRequest }): ReactNode {
+  const datasets = useAllDatasets();
+  const names = new Map((datasets.data ?? []).map((d) => [d.id, d.name]));
+  const br = request.blast_radius as { datasets?: Record<string, number>; samples?: number; versions?: string[]; descendants?: string[]; unverifiable_versions?: string[] };
+  if (!Object.keys(br).length) return <Empty>Not scoped yet.</Empty>;
+  return (
+    <Facts
+      items={[
+        ["Samples", String(br.samples ?? 0)],
+        [
+          "Datasets",
+          Object.keys(br.datasets ?? {}).length ? (
+            <ul className="plain">
+              {Object.entries(br.datasets ?? {}).map(([id, n]) => (
+                <li key={id}>
+                  <Link to={`/datasets/${id}`}>{names.get(id) ?? id}</Link>: {n} samples
+                </li>
+              ))}
+            </ul>
+          ) : (
+            <span className="muted">none</span>
+          ),
+        ],
+        ["Versions trained on them", <VersionList ids={br.versions} />],
+        ["Fine-tuned from those", <VersionList ids={br.descendants} />],
+        ["Lineage unknown (uploaded)", <VersionList ids={br.unverifiable_versions} />],
+      ]}
+    />
+  );
+}
+
+function Plan({ plan }: { plan: PlanItem[] }): ReactNode {
+  const models = useAllModels();
+  const names = new Map((models.data ?? []).map((m) => [m.id, m.name]));
+  if (!plan.length) return <Empty>No plan: nothing to unlearn.</Empty>;
+  const total = plan.reduce((s, p) => s + (p.estimated_seconds ?? 0), 0);
+  const unknown = plan.some((p) => p.method !== "retire" && (p.estimated_seconds === null || p.estimated_seconds === undefined));
+  return (
+    <>
+      <table className="table">
+        <caption className="sr-only">Plan</caption>
+        <thead>
+          <tr>
+            <th scope="col">Version</th>
+            <th scope="col">Model</th>
+            <th scope="col">Method</th>
+            <th scope="col">Fallback</th>
+            <th scope="col">Estimated cost</th>
+            <th scope="col">Retraining took</th>
+          </tr>
+        </thead>
+        <tbody>
+          {plan.map((p) => (
+            <tr key={p.model_version_id}>
+              <td>
+                <Link to={`/versions/${p.model_version_id}`}>
+                  <ShortId id={p.model_version_id} />
+                </Link>
+              </td>
+              <td>{p.model_id ? <Link to={`/models/${p.model_id}`}>{names.get(p.model_id) ?? <ShortId id={p.model_id} />}</Link> : "—"}</td>
+              <td>
+                {p.method} <span className="muted small">({p.exact ? "exact" : "approximate, verified"})</span>
+                {p.note && <div className="muted small">{p.note}</div>}
+              </td>
+              <td>{p.fallback ?? "—"}</td>
+              <td>{p.method === "retire" ? "none" : duration(p.estimated_seconds)}</td>
+              <td>{duration(p.retrain_seconds)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p className="muted small" data-testid="plan-total">
+        Estimated total: {duration(total)} of worker time{unknown ? " (some versions have no training time to estimate from)" : ""}.
+      </p>
+    </>
+  );
+}
+
+function LiveJob({ jobId, job }: { jobId: string; job: Job }): ReactNode {
+  const live = useJobLive(jobId, job);
+  return (
+    <>
+      <Progress value={job.progress} label={`Progress of job ${jobId}`} />
+      {live.status === "open" && <span className="live live-open">live</span>}
+    </>
+  );
+}
+
+function ItemJob({ jobId }: { jobId: string }): ReactNode {
+  const job = useJob(jobId);
+  if (job.isPending) return <Loading what="Loading the job" />;
+  if (job.error || !job.data) return <ErrorMessage error={job.error} title="Could not load the job" />;
+  const j = job.data;
+  return (
+    <span className="item-job">
+      <Link to={`/jobs/${jobId}`} aria-label={`Job ${jobId}`}>
+        <ShortId id={jobId} />
+      </Link>{" "}
+      <StateBadge state={j.state} /> {isActive(j) ? <LiveJob jobId={jobId} job={j} /> : <span className="muted small">{duration(j.wall_seconds)}</span>}
+    </span>
+  );
+}
+
+function Items({ items }: { items: DeletionItem[] }): ReactNode {
+  if (!items.length) return <Empty>No version needs unlearning.</Empty>;
+  return (
+    <table className="table" data-testid="items">
+      <caption className="sr-only">Progress per version</caption>
+      <thead>
+        <tr>
+          <th scope="col">Version</th>
+          <th scope="col">State</th>
+          <th scope="col">Method</th>
+          <th scope="col">Job</th>
+          <th scope="col">Verification</th>
+          <th scope="col">New version</th>
+        </tr>
+      </thead>
+      <tbody>
+        {items.map((i) => (
+          <tr key={i.id}>
+            <td>
+              <Link to={`/versions/${i.model_version_id}`}>
+                <ShortId id={i.model_version_id} />
+              </Link>
+            </td>
+            <td>
+              <StateBadge state={i.state} />
+            </td>
+            <td>
+              {i.method}
+              {i.attempt > 1 && <span className="muted small"> (attempt {i.attempt})</span>}
+            </td>
+            <td>{i.job_id ? <ItemJob jobId={i.job_id} /> : <span className="muted">—</span>}</td>
+            <td>{i.verdict ? (i.verdict.passed ? <span className="ok-text">passed{i.verdict.exact ? " (exact)" : ""}</span> : <span className="bad-text">{String(i.verdict.reason ?? "failed")}</span>) : <span className="muted">—</span>}</td>
+            <td>
+              {i.result_version_id ? (
+                <Link to={`/versions/${i.result_version_id}`}>
+                  <ShortId id={i.result_version_id} />
+                </Link>
+              ) : (
+                <span className="muted">—</span>
+              )}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function payloadText(payload: Record<string, unknown> | null): string {
+  if (!payload) return "";
+  return Object.entries(payload)
+    .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : String(v)}`)
+    .join(" · ");
+}
+
+export function TimelineList({ entries }: { entries: TimelineEntry[] }): ReactNode {
+  if (!entries.length) return <Empty>No steps recorded.</Empty>;
+  return (
+    <ol className="timeline" data-testid="timeline">
+      {entries.map((e) => (
+        <li key={e.seq}>
+          <strong>{e.action.replace(/^deletion_request\./, "").replace(/_/g, " ")}</strong> <Time value={e.at} /> <span className="muted small">by {e.actor} · audit #{e.seq}</span>
+          {payloadText(e.payload) && <div className="muted small">{payloadText(e.payload)}</div>}
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+type Fetched = { text: string; sha256: string | null; seq: number | null };
+
+async function fetchCertificate(requestId: string, format: "json" | "html"): Promise<Fetched> {
+  const { data, error, response } = await api.GET("/api/v1/deletion-requests/{request_id}/certificate", {
+    params: { path: { request_id: requestId }, query: { format } },
+    parseAs: "text",
+  });
+  if (!response.ok || typeof data !== "string") {
+    let body: unknown = error;
+    try {
+      body = typeof error === "string" ? JSON.parse(error) : error;
+    } catch {
+      /* keep the text */
+    }
+    throw toApiError(body, response);
+  }
+  const seq = response.headers.get("X-Audit-Seq");
+  return { text: data, sha256: response.headers.get("X-Certificate-SHA256"), seq: seq === null ? null : Number(seq) };
+}
+
+export function Checks({ checks }: { checks: Check[] }): ReactNode {
+  const done = checks.filter((c) => !c.skipped);
+  const ok = done.length > 0 && done.every((c) => c.ok);
+  const partial = ok && done.length < checks.length;
+  return (
+    <div className={`verify-result ${ok ? "ok" : "bad"}`} role="status" data-testid="verify-result">
+      <p>
+        <strong>{!ok ? "✗ Not verified" : partial ? "✓ Signature verified (audit log not checked)" : "✓ Verified"}</strong>{" "}
+        <span className="muted small">(checked in this browser with the deployment's public key)</span>
+      </p>
+      <ul className="plain">
+        {checks.map((c) => (
+          <li key={c.name} className={c.skipped ? "muted" : c.ok ? "ok-text" : "bad-text"}>
+            <span aria-hidden="true">{c.skipped ? "–" : c.ok ? "✓" : "✗"}</span> <strong>{c.name}</strong>: {c.detail}
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
+function Certificate({ request }: { request: DeletionRequest }): ReactNode {
+  const [view, setView] = useState<"html" | "json" | null>(null);
+  const canAudit = useCan("audit");
+  const json = useQuery({ queryKey: ["certificate", request.id, "json"], queryFn: () => fetchCertificate(request.id, "json"), staleTime: Infinity });
+  const html = useQuery({ queryKey: ["certificate", request.id, "html"], queryFn: () => fetchCertificate(request.id, "html"), enabled: view === "html", staleTime: Infinity });
+  const verify = useMutation({
+    mutationFn: async () => {
+      const cert = json.data ?? (await fetchCertificate(request.id, "json"));
+      const pem = await unwrap(api.GET("/api/v1/audit/public-key", { parseAs: "text" }));
+      return verifyCertificate(request.id, { text: cert.text, sha256Header: cert.sha256, auditSeq: cert.seq }, String(pem), canAudit);
+    },
+  });
+  return (
+    <>
+      <div className="actions">
+        <button type="button" aria-pressed={view === "html"} onClick={() => setView(view === "html" ? null : "html")}>
+          View certificate
+        </button>
+        <button type="button" aria-pressed={view === "json"} onClick={() => setView(view === "json" ? null : "json")}>
+          View JSON
+        </button>
+        <button type="button" disabled={!json.data} onClick={() => json.data && saveBlob(new Blob([json.data.text], { type: "application/json" }), `certificate-${request.id}.json`)}>
+          Download JSON
+        </button>
+        <button type="button" className="primary" disabled={verify.isPending} onClick={() => verify.mutate()}>
+          {verify.isPending ? "Verifying…" : "Verify certificate"}
+        </button>
+      </div>
+      {json.error && <ErrorMessage error={json.error} title="Could not load the certificate" retry={() => void json.refetch()} />}
+      {json.data && (
+        <p className="muted small">
+          sha256 <Mono>{json.data.sha256 ?? "?"}</Mono> · anchored at audit position {json.data.seq ?? "?"}
+        </p>
+      )}
+      {verify.error && <ErrorMessage error={verify.error} title="Could not verify" />}
+      {verify.data && <Checks checks={verify.data} />}
+      {view === "html" && (
+        <QueryView query={html} what="the certificate">
+          {(c) => (
+            // No scripts run in it; same origin only so its height can be fitted to the content.
+            <iframe
+              className="certificate"
+              title="Deletion certificate"
+              sandbox="allow-same-origin"
+              srcDoc={c.text}
+              onLoad={(e) => {
+                const doc = e.currentTarget.contentDocument;
+                if (doc?.documentElement) e.currentTarget.style.height = `${doc.documentElement.scrollHeight + 24}px`;
+              }}
+            />
+          )}
+        </QueryView>
+      )}
+      {view === "json" && (
+        <QueryView query={json} what="the certificate">
+          {(c) => (
+            <pre className="log certificate-json" tabIndex={0} aria-label="Certificate JSON">
+              {JSON.stringify(JSON.parse(c.text), null, 2)}
+            </pre>
+          )}
+        </QueryView>
+      )}
+    </>
+  );
+}
+
+function scopeText(r: DeletionRequest): ReactNode {
+  const values = r.scope[r.scope_kind];
+  if (Array.isArray(values)) {
+    const shown = values.slice(0, 20).map(String).join(", ");
+    return (
+      <>
+        {r.scope_kind === "labels" ? `class ${shown} of ` : `${r.scope_kind.replace("_ids", "")}: ${shown}`}
+        {r.scope_kind === "labels" && typeof r.scope.model_id === "string" ? <Link to={`/models/${r.scope.model_id}`}>{r.scope.model_id}</Link> : null}
+        {values.length > 20 ? ` … (${values.length})` : ""}
+      </>
+    );
+  }
+  return <span className="muted">{r.scope_commitments.length} salted commitment(s); ids no longer kept in clear</span>;
+}
+
+function RequestBody({ request }: { request: DeletionRequest }): ReactNode {
+  const timeline = useTimeline(request.id, request.status);
+  return (
+    <>
+      <div className="page-head">
+        <h1>
+          Deletion request <ShortId id={request.id} />
+        </h1>
+        <span aria-live="polite" data-testid="request-status">
+          <StateBadge state={request.status} />
+        </span>
+        <Countdown dueAt={request.due_at} status={request.status} />
+      </div>
+      <Actions request={request} />
+      {request.reason && (
+        <div className={request.status === "failed" ? "error" : "notice"} role={request.status === "failed" ? "alert" : undefined}>
+          <strong>{request.status === "failed" ? "Failed" : "Reason"}</strong>
+          <p>{request.reason}</p>
+        </div>
+      )}
+      <div className="grid-2">
+        <section aria-labelledby="dr-facts-h">
+          <h2 id="dr-facts-h">Details</h2>
+          <Facts
+            items={[
+              ["Scope", scopeText(request)],
+              ["Legal basis", LEGAL_BASIS_TEXT[request.legal_basis] ?? request.legal_basis],
+              ["Requester reference", request.requester_reference || null],
+              ["Received", <Time value={request.received_at} />],
+              ["Due", <Time value={request.due_at} />],
+              ["Extended", request.extended ? `yes: ${request.extension_reason ?? ""}` : "no"],
+              ["Filed by", request.created_by],
+              ["Approved by", request.approved_by ? <>{request.approved_by} · <Time value={request.approved_at} /></> : null],
+              ["Completed", <Time value={request.completed_at} />],
+            ]}
+          />
+        </section>
+        <section aria-labelledby="dr-timeline-h">
+          <h2 id="dr-timeline-h">Timeline</h2>
+          <QueryView query={timeline} what="the timeline">
+            {(entries) => <TimelineList entries={entries} />}
+          </QueryView>
+        </section>
+      </div>
+      <section aria-labelledby="dr-radius-h">
+        <h2 id="dr-radius-h">Blast radius</h2>
+        <BlastRadius request={request} />
+      </section>
+      <section aria-labelledby="dr-plan-h">
+        <h2 id="dr-plan-h">Plan</h2>
+        <Plan plan={request.plan as PlanItem[]} />
+      </section>
+      <section aria-labelledby="dr-progress-h">
+        <h2 id="dr-progress-h">Progress per version</h2>
+        <Items items={request.items ?? []} />
+      </section>
+      <section aria-labelledby="dr-cert-h">
+        <h2 id="dr-cert-h">Certificate</h2>
+        {request.has_certificate ? <Certificate request={request} /> : <Empty>The signed certificate is issued when the request completes.</Empty>}
+      </section>
+    </>
+  );
+}
+
+export function DeletionRequestDetail(): ReactNode {
+  const { requestId = "" } = useParams();
+  const request = useDeletionRequest(requestId);
+  return (
+    <section>
+      <p className="crumbs">
+        <Link to="/deletion-requests">Deletion requests</Link> /
+      </p>
+      <QueryView query={request} what="the deletion request">
+        {(r) => <RequestBody key={r.id} request={r} />}
+      </QueryView>
+    </section>
+  );
+}
