@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import threading
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models import IdempotencyRecord
 from models.base import utcnow
+
+log = logging.getLogger("expunge.idempotency")
 
 NOT_STORED = {401, 403, 409, 429}
 ABANDONED_AFTER = timedelta(minutes=10)
@@ -42,6 +46,12 @@ class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp, session_factory: sessionmaker[Session]) -> None:
         self.app = app
         self.session_factory = session_factory
+        # Outcomes that could not be stored (the database went away after the answer was
+        # sent). Left alone, their records would read "still running" for ten minutes and
+        # a client retrying its 503 with the same key would get 409s; they are written
+        # before this process claims any other key.
+        self._unfinished: list[tuple[str, str, int, bytes]] = []
+        self._unfinished_lock = threading.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -109,10 +119,31 @@ class IdempotencyMiddleware:
             await self.app(scope, replay_receive, capture_send)
         finally:
             await run_in_threadpool(
-                self._finish, principal, key_text, status_code, b"".join(response_chunks)
+                self._finish_or_defer, principal, key_text, status_code, b"".join(response_chunks)
             )
 
+    def _finish_or_defer(self, principal: str, key: str, status_code: int, body: bytes) -> None:
+        try:
+            self._finish(principal, key, status_code, body)
+        except SQLAlchemyError as exc:
+            log.warning("could not store the outcome of idempotency key %r yet: %s", key, exc)
+            with self._unfinished_lock:
+                self._unfinished.append((principal, key, status_code, body))
+
+    def _flush_unfinished(self) -> None:
+        with self._unfinished_lock:
+            pending, self._unfinished = self._unfinished, []
+        for n, item in enumerate(pending):
+            try:
+                self._finish(*item)
+            except SQLAlchemyError:
+                with self._unfinished_lock:
+                    self._unfinished[:0] = pending[n:]
+                raise
+
     def _claim(self, principal: str, key: str, request_hash: str) -> tuple[int, Any, bool] | None:
+        if self._unfinished:
+            self._flush_unfinished()
         with self.session_factory() as session:
             try:
                 session.add(
