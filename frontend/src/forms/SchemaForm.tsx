@@ -13,6 +13,8 @@ export type WidgetProps = {
   invalid: boolean;
   describedBy: string | undefined;
   draft: Draft;
+  /** Set another field by its dotted path (e.g. a model picker choosing the params kind). */
+  set: (path: string, value: DraftValue) => void;
 };
 
 export type Widgets = Record<string, (props: WidgetProps) => ReactNode>;
@@ -251,6 +253,7 @@ export function SchemaFields({ schema, draft, rootDraft, errors, onChange, widge
               invalid={Boolean(error)}
               describedBy={describedBy}
               draft={rootDraft}
+              set={onChange}
             />
             {error && (
               <span className="field-error" id={errorId}>

@@ -45,6 +45,7 @@ FAST: dict[str, dict[str, Any]] = {
     },
     "salun": {"steps": 30, "lr": 1e-3, "retain_weight": 1.0, "saliency_draws": 1},
     "retrain": {"train_steps": 60},
+    "uno": {"steps": 30, "lr": 1e-3},
 }
 # The erased class must move at least this many times more than the retained ones.
 SELECTIVITY = 1.5

@@ -14,6 +14,7 @@ from workers.engine.diffusion.unlearning import (  # noqa: F401  (imported to re
     gradient_ascent,
     retrain,
     salun,
+    uno,
 )
 from workers.engine.diffusion.unlearning.base import (
     DIFFUSION_METHODS,
