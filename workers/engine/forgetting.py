@@ -35,15 +35,30 @@ class NetworkPredictor:
     state_dict: Mapping[str, torch.Tensor]
     device: str = "cpu"
     batch_size: int = 512
+    # Remember logits per sample id: a job scores the same samples several times (the
+    # evidence, then the Compare views). Only for ids that name one image each.
+    memo: bool = False
 
     def __post_init__(self) -> None:
         self.net = build_network(self.arch)
         self.net.load_state_dict(dict(self.state_dict), strict=True)
         self.net.to(self.device)
+        self._memo: dict[str, np.ndarray] = {}
 
     def logits(self, arrays: ImageArrays) -> np.ndarray:
-        logits, _ = predict(self.net, arrays, self.arch, self.batch_size, self.device)
-        return logits
+        if not self.memo:
+            logits, _ = predict(self.net, arrays, self.arch, self.batch_size, self.device)
+            return logits
+        missing = [i for i, sid in enumerate(arrays.sample_ids) if sid not in self._memo]
+        if missing:
+            fresh, _ = predict(
+                self.net, arrays.subset(missing), self.arch, self.batch_size, self.device
+            )
+            for i, row in zip(missing, fresh, strict=True):
+                self._memo[arrays.sample_ids[i]] = row
+        if not len(arrays):
+            return np.empty((0, self.arch.num_classes), np.float32)
+        return np.stack([self._memo[sid] for sid in arrays.sample_ids])
 
 
 def _subsample(arrays: ImageArrays, limit: int | None, seed: int) -> ImageArrays:

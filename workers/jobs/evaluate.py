@@ -1,8 +1,10 @@
 """Evaluation job: accuracy and loss per split, and, given a forget scope, the forgetting
-evidence (UA, RA, TA, MIA, loss AUC, relearn, probe; divergences against a reference)."""
+evidence (UA, RA, TA, MIA, loss AUC, relearn, probe; divergences against a reference)
+plus the Compare views (``views.json``, listed in the job's artifacts)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -14,10 +16,51 @@ from models.base import utcnow
 from workers.context import JobContext
 from workers.engine import metrics as M
 from workers.engine.config import ArchitectureConfig, EvaluateParams
+from workers.engine.data import ImageArrays
 from workers.engine.forgetting import EvaluationSets, NetworkPredictor, evaluate_forgetting
+from workers.engine.views import ViewSets, build_views
 from workers.jobs import sisa_io
-from workers.jobs.common import load_split, split_for_forgetting
+from workers.jobs.common import ForgetSplit, load_split, split_for_forgetting
 from workers.jobs.publish import load_version_weights
+
+# The artifact name under which a job lists its Compare views (the API serves it).
+VIEWS_ARTIFACT = "views"
+
+
+def compute_views(
+    ctx: JobContext,
+    split: ForgetSplit,
+    after: Any,
+    num_classes: int,
+    *,
+    dataset_id: str,
+    before: Any = None,
+    reference: Any = None,
+    retain: ImageArrays | None = None,
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """The Compare views of ``after`` (``before`` / ``reference`` where known), or None.
+
+    A failure here is logged and skipped: the views are a convenience for the dashboard,
+    never a reason to lose the evaluation (or the unlearning) they describe.
+    """
+    if split.test is None or not split.forget_mask.any():
+        return None
+    # The evaluation's own retain sample, by default, so memoised logits are reused.
+    retain = split.retain if retain is None else retain
+    sets = ViewSets(split.forget, retain, split.test, split.forget_labels)
+    try:
+        views = build_views(after, sets, num_classes, before=before, reference=reference, seed=seed)
+    except (ValueError, RuntimeError) as exc:
+        ctx.log(f"compare views skipped: {exc}")
+        return None
+    views["dataset_id"] = dataset_id
+    return views
+
+
+def views_json(views: dict[str, Any]) -> bytes:
+    """Compact and strict (no NaN), so any JSON parser reads it."""
+    return json.dumps(views, separators=(",", ":"), allow_nan=False).encode()
 
 
 def predictor_for(
@@ -26,7 +69,7 @@ def predictor_for(
     weights = load_version_weights(ctx, version)
     if version.config.get("sisa"):
         return sisa_io.ensemble_from_checkpoint(arch, version.config["sisa"], weights, device)
-    return NetworkPredictor(arch, weights, device=device)
+    return NetworkPredictor(arch, weights, device=device, memo=True)
 
 
 def run_evaluate(ctx: JobContext, job: Job) -> dict[str, Any]:
@@ -50,8 +93,11 @@ def run_evaluate(ctx: JobContext, job: Job) -> dict[str, Any]:
         )
         ref_id = job.spec.get("reference_version_id")
         reference_version = session.get(ModelVersion, ref_id) if ref_id else None
+        parent_id = version.parent_version_id if forget_split is not None else None
+        parent = session.get(ModelVersion, parent_id) if parent_id else None
     predictor = predictor_for(ctx, version, arch, params.device)
     metrics: dict[str, Any] = {}
+    artifacts: list[dict[str, Any]] = []
     per_class: dict[str, Any] = {}
     for i, split in enumerate(splits):
         ctx.check()
@@ -84,12 +130,34 @@ def run_evaluate(ctx: JobContext, job: Job) -> dict[str, Any]:
         metrics["evaluation"] = evaluate_forgetting(predictor, sets, reference=reference)
         for name in ("UA", "RA", "TA", "MIA"):
             ctx.metric(name, metrics["evaluation"][name])
+        ctx.check()
+        before = (
+            predictor_for(ctx, parent, arch, params.device)
+            if parent is not None and parent.status != "purged"
+            else None
+        )
+        views = compute_views(
+            ctx,
+            forget_split,
+            predictor,
+            arch.num_classes,
+            dataset_id=job.dataset_id,
+            before=before,
+            reference=reference,
+            retain=sets.retain,
+        )
+        if views is not None:
+            key = f"jobs/{job.id}/views.json"
+            data = views_json(views)
+            ctx.store.put_bytes(key, data, content_type="application/json")
+            artifacts.append({"name": VIEWS_ARTIFACT, "key": key, "size": len(data)})
     with ctx.factory() as session:
         ctx._fenced(
             session,
             state="succeeded",
             progress=1.0,
             metrics=metrics,
+            artifacts=artifacts,
             finished_at=utcnow(),
             wall_seconds=ctx.wall_seconds,
             peak_memory_mb=round(ctx.peak_rss_mb, 1),

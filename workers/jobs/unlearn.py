@@ -4,7 +4,9 @@ the evaluation that a certificate will carry."""
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from core.datasets.reader import ShardReader
@@ -17,6 +19,7 @@ from workers.engine.unlearning import UnlearnData, get_method
 from workers.engine.unlearning.sisa import SisaEnsemble, unlearn_sisa
 from workers.jobs import sisa_io
 from workers.jobs.common import ContextCallbacks, ForgetSplit, dataset_size, split_for_forgetting
+from workers.jobs.evaluate import VIEWS_ARTIFACT, compute_views, views_json
 from workers.jobs.publish import VersionOutput, load_version_weights, publish_version
 
 
@@ -71,8 +74,8 @@ def run_unlearn(ctx: JobContext, job: Job) -> dict[str, Any]:
             for line in result.log[-20:]:
                 ctx.log(line)
             new_weights, method_metrics = result.state_dict, dict(result.metrics)
-            predictor = NetworkPredictor(arch, new_weights)
-            original_predictor = NetworkPredictor(arch, weights)
+            predictor = NetworkPredictor(arch, new_weights, memo=True)
+            original_predictor = NetworkPredictor(arch, weights, memo=True)
     except TrainingStopped as exc:
         if ctx.should_stop():
             ctx.check()  # raises the precise reason: cancelled, stale or time limit
@@ -93,7 +96,10 @@ def run_unlearn(ctx: JobContext, job: Job) -> dict[str, Any]:
             "evaluating against the original"
             + (" and the reference" if spec.get("reference_job_id") else "")
         )
-        metrics.update(_evaluate(ctx, job, split, predictor, original_predictor, arch))
+        evaluated, views = _evaluate(ctx, job, split, predictor, original_predictor, arch)
+        metrics.update(evaluated)
+    else:
+        views = None
     ctx.progress(0.97, force=True)
     config = {
         "architecture": arch.model_dump(mode="json"),
@@ -112,23 +118,30 @@ def run_unlearn(ctx: JobContext, job: Job) -> dict[str, Any]:
     }
     if original.config.get("sisa"):
         config["sisa"] = original.config["sisa"]
-    publish_version(
-        ctx,
-        job,
-        VersionOutput(
-            model_id=model.id,
-            source="unlearn",
-            state_dict=new_weights,
-            config=config,
-            metrics=metrics,
-            trained_sample_ids=retain.sample_ids,
-            trained_positions=split.retain_positions,
-            dataset_size=size,
-            dataset_version_id=spec["dataset_version_id"],
-            parent_version_id=original.id,
-            extra_files=extra,
-        ),
-    )
+    with tempfile.TemporaryDirectory(prefix="expunge-views-") as tmp:
+        extra_paths: dict[str, tuple[Path, dict[str, Any]]] = {}
+        if views is not None:
+            local = Path(tmp) / "views.json"
+            local.write_bytes(views_json(views))
+            extra_paths[VIEWS_ARTIFACT] = (local, {"size": local.stat().st_size})
+        publish_version(
+            ctx,
+            job,
+            VersionOutput(
+                model_id=model.id,
+                source="unlearn",
+                state_dict=new_weights,
+                config=config,
+                metrics=metrics,
+                trained_sample_ids=retain.sample_ids,
+                trained_positions=split.retain_positions,
+                dataset_size=size,
+                dataset_version_id=spec["dataset_version_id"],
+                parent_version_id=original.id,
+                extra_files=extra,
+                extra_paths=extra_paths,
+            ),
+        )
     return metrics
 
 
@@ -139,10 +152,11 @@ def _evaluate(
     predictor: Any,
     original: Any,
     arch: ArchitectureConfig,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The evidence (vs the original and, if finished, the reference) and the views."""
     if split.test is None:
         ctx.log("no test split: UA and RA only")
-        return {}
+        return {}, None
     sets = EvaluationSets.build(
         split.forget,
         split.retain,
@@ -162,7 +176,19 @@ def _evaluate(
     )
     for name in ("UA", "RA", "TA", "MIA"):
         ctx.metric(name, evaluation[name])
-    return {"evaluation": evaluation, "original_evaluation": before}
+    ctx.check()
+    views = compute_views(
+        ctx,
+        split,
+        predictor,
+        arch.num_classes,
+        dataset_id=job.spec["dataset_id"],
+        before=original,
+        reference=reference,
+        retain=sets.retain,
+        seed=int(job.params.get("seed", 0)),
+    )
+    return {"evaluation": evaluation, "original_evaluation": before}, views
 
 
 def _reference_predictor(ctx: JobContext, job: Job, arch: ArchitectureConfig) -> Any:
@@ -180,4 +206,4 @@ def _reference_predictor(ctx: JobContext, job: Job, arch: ArchitectureConfig) ->
     if version is None:
         ctx.log("the retrain reference has not finished yet; output divergences are skipped")
         return None
-    return NetworkPredictor(arch, load_version_weights(ctx, version))
+    return NetworkPredictor(arch, load_version_weights(ctx, version), memo=True)
