@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,6 +28,11 @@ from models.base import utcnow
 from models.jobs import TERMINAL_STATES
 from workers.engine.config import ArchitectureConfig, TrainParams
 from workers.engine.diffusion.config import DiffusionArchitecture, DiffusionTrainParams
+from workers.engine.diffusion.prompt_config import (
+    PROMPT_FAMILIES,
+    PromptGenerateParams,
+    TextToImageArchitecture,
+)
 
 GAP_KEYS = ("UA", "RA", "TA", "MIA")
 
@@ -54,7 +61,13 @@ def create_train_job(session: Session, body: TrainJobCreate, created_by: str) ->
     model = session.get(Model, body.model_id)
     if model is None:
         raise NotFound(f"model {body.model_id} not found")
-    if model.family not in ("classifier", "ddpm"):
+    if model.family == "stable_diffusion":
+        raise Unprocessable(
+            "stable_diffusion models are not trained here: upload a diffusers folder as a "
+            "version (POST /models/{id}/versions)",
+            field="model_id",
+        )
+    if model.family not in ("classifier", "ddpm", "text2image"):
         raise Unprocessable(
             f"training {model.family!r} models is not supported yet", field="model_id"
         )
@@ -113,9 +126,13 @@ def create_train_job(session: Session, body: TrainJobCreate, created_by: str) ->
     )
 
 
-def _architecture(model: Model) -> ArchitectureConfig | DiffusionArchitecture:
+def _architecture(
+    model: Model,
+) -> ArchitectureConfig | DiffusionArchitecture | TextToImageArchitecture:
     if model.family == "ddpm":
         return DiffusionArchitecture.model_validate(model.architecture)
+    if model.family == "text2image":
+        return TextToImageArchitecture.model_validate(model.architecture)
     return ArchitectureConfig.model_validate(model.architecture)
 
 
@@ -123,7 +140,7 @@ def _train_params(model: Model, body: TrainJobCreate) -> TrainParams | Diffusion
     """The params re-read against the model's family: only the keys the client gave."""
     given = body.params.model_dump(mode="json", exclude_unset=True)
     cls: type[TrainParams] | type[DiffusionTrainParams] = (
-        DiffusionTrainParams if model.family == "ddpm" else TrainParams
+        DiffusionTrainParams if model.family in ("ddpm", "text2image") else TrainParams
     )
     if isinstance(body.params, cls):
         return body.params
@@ -154,6 +171,12 @@ def _check_classes(labels: list[int], arch: DiffusionArchitecture, field: str) -
 
 
 def _judge_spec(family: str, judge: JudgeParams | None) -> dict[str, Any] | None:
+    if family in PROMPT_FAMILIES:
+        if judge is not None:
+            raise Unprocessable(
+                f"there is no judge for {family} models yet; drop judge", field="judge"
+            )
+        return None
     if judge is None:
         return JudgeParams().model_dump(mode="json") if family == "ddpm" else None
     if family != "ddpm":
@@ -186,6 +209,14 @@ def create_unlearn_job(session: Session, body: UnlearnJobCreate, created_by: str
         )
     model = _model_of(session, mv)
     family = model.family
+    if family in PROMPT_FAMILIES:
+        return [_concept_unlearn_job(session, mv, model, body, created_by)]
+    if body.forget.concept is not None:
+        raise Unprocessable(
+            f"a concept scope (prompts) is for text2image and stable_diffusion models; "
+            f"this {family} model takes class labels, not prompts",
+            field="forget.concept",
+        )
     info = method_info(body.method, family)
     scope = body.forget.as_dict()
     kind = scope_kind(scope)
@@ -257,6 +288,46 @@ def create_unlearn_job(session: Session, body: UnlearnJobCreate, created_by: str
     return jobs
 
 
+def _concept_unlearn_job(
+    session: Session, mv: ModelVersion, model: Model, body: UnlearnJobCreate, created_by: str
+) -> Job:
+    """Erase a concept from a prompt-conditioned version. No sample leaves the training
+    set, so the lineage stays the parent's; an uploaded pipeline needs none."""
+    concept = body.forget.concept
+    if concept is None:
+        raise Unprocessable(
+            f"a {model.family} model forgets a concept named by prompts: give "
+            'forget.concept = {"prompts": [...], "anchor": "..."}; it takes prompts, not '
+            "class labels, samples or subjects",
+            field="forget",
+        )
+    info = method_info(body.method, model.family)
+    params = validate_params(body.method, body.params, model.family)
+    _judge_spec(model.family, body.judge)
+    if body.reference is not None:
+        raise Unprocessable(
+            "a retrained reference is not available for concept erasure", field="reference"
+        )
+    if concept.anchor in concept.prompts:
+        raise Unprocessable("the anchor is one of the erased prompts", field="forget.concept")
+    scope = {"concept": concept.model_dump(mode="json")}
+    canon = json.dumps(scope, sort_keys=True, separators=(",", ":"))
+    dsv = session.get(DatasetVersion, mv.dataset_version_id) if mv.dataset_version_id else None
+    spec = {
+        "forget": scope,
+        "forget_kind": "concept",
+        "forget_hash": hashlib.sha256(canon.encode()).hexdigest(),
+        "forget_count": 0,
+        "dataset_id": dsv.dataset_id if dsv else None,
+        "dataset_version": dsv.version if dsv else None,
+        "dataset_version_id": dsv.id if dsv else None,
+        "evaluate": body.evaluate,
+        "exact": info["exact"],
+        "family": model.family,
+    }
+    return _unlearn_job(session, mv, body.method, params, spec, created_by)
+
+
 def _unlearn_job(
     session: Session,
     mv: ModelVersion,
@@ -322,6 +393,17 @@ def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: s
     if mv.status == "purged":
         raise Conflict(f"model version {mv.id} is purged; its checkpoint no longer exists")
     model = _model_of(session, mv)
+    if model.family in PROMPT_FAMILIES:
+        raise Unprocessable(
+            f"evaluate jobs for {model.family} models are not built yet (there is no prompt "
+            "judge); generate images and compare them instead",
+            field="model_version_id",
+        )
+    if body.forget is not None and body.forget.concept is not None:
+        raise Unprocessable(
+            f"this {model.family} model takes class labels, not prompts (concept scope)",
+            field="forget.concept",
+        )
     judge = _judge_spec(model.family, body.judge)
     if model.family == "ddpm":
         arch = DiffusionArchitecture.model_validate(model.architecture)
@@ -374,15 +456,17 @@ def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: s
 
 
 def create_generate_job(session: Session, body: GenerateJobCreate, created_by: str) -> Job:
-    """Images from a ddpm version; refused up front for classifiers and unknown classes."""
+    """Images from a diffusion version; refused up front for classifiers, unknown classes,
+    and labels given to a prompt family or prompts to ddpm."""
     mv = session.get(ModelVersion, body.model_version_id)
     if mv is None:
         raise NotFound(f"model version {body.model_version_id} not found")
     model = _model_of(session, mv)
-    if model.family != "ddpm":
+    if model.family not in ("ddpm", *PROMPT_FAMILIES):
         raise Unprocessable(
             f"model version {mv.id} belongs to {model.family} model {model.name!r}; "
-            "generation needs a ddpm model",
+            "generation needs a ddpm model or a prompt-conditioned one (text2image, "
+            "stable_diffusion)",
             field="model_version_id",
         )
     if mv.status in ("tainted", "purged"):
@@ -390,6 +474,21 @@ def create_generate_job(session: Session, body: GenerateJobCreate, created_by: s
             f"model version {mv.id} is {mv.status}: it cannot generate (it depends on data "
             "under a deletion request, or was purged)"
         )
+    prompted = isinstance(body.params, PromptGenerateParams)
+    if model.family in PROMPT_FAMILIES:
+        if not prompted:
+            raise Unprocessable(
+                f"this family ({model.family}) takes prompts, not class labels: give "
+                "params.prompts",
+                field="params",
+            )
+        return _prompt_generate_job(session, mv, model, body, created_by)
+    if prompted:
+        raise Unprocessable(
+            "this family (ddpm) takes class labels, not prompts: give params.labels",
+            field="params.prompts",
+        )
+    assert not isinstance(body.params, PromptGenerateParams)
     arch = DiffusionArchitecture.model_validate(model.architecture)
     _check_classes(body.params.labels, arch, "params.labels")
     if body.params.num_inference_steps > arch.num_train_timesteps:
@@ -407,6 +506,37 @@ def create_generate_job(session: Session, body: GenerateJobCreate, created_by: s
         model_version_id=mv.id,
         params=body.params.model_dump(mode="json"),
         spec={"grid_columns": body.grid_columns, "family": "ddpm"},
+    )
+
+
+def _prompt_generate_job(
+    session: Session, mv: ModelVersion, model: Model, body: GenerateJobCreate, created_by: str
+) -> Job:
+    params = body.params
+    assert isinstance(params, PromptGenerateParams)
+    if model.family == "text2image":
+        arch = TextToImageArchitecture.model_validate(model.architecture)
+        if params.num_inference_steps > arch.num_train_timesteps:
+            raise Unprocessable(
+                f"num_inference_steps {params.num_inference_steps} exceeds the model's "
+                f"{arch.num_train_timesteps} training timesteps",
+                field="params.num_inference_steps",
+            )
+        if params.height is not None:
+            raise Unprocessable(
+                f"a text2image model generates {arch.sample_size}x{arch.sample_size} images; "
+                "drop height",
+                field="params.height",
+            )
+    return new_job(
+        session,
+        "generate",
+        created_by,
+        queue=queue_for(params.device),
+        model_id=mv.model_id,
+        model_version_id=mv.id,
+        params=params.model_dump(mode="json"),
+        spec={"grid_columns": body.grid_columns, "family": model.family},
     )
 
 

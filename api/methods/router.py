@@ -33,12 +33,17 @@ class MethodPublic(BaseModel):
 def list_methods(
     _: Reader,
     family: Annotated[
-        str | None, Query(pattern="^(classifier|ddpm)$", description="Only this model family")
+        str | None,
+        Query(
+            pattern="^(classifier|ddpm|text2image|stable_diffusion)$",
+            description="Only this model family",
+        ),
     ] = None,
 ) -> list[MethodPublic]:
     """Every unlearning method with its paper, scopes and parameter schema (with defaults).
 
-    ``family`` says which models a method applies to: ``classifier`` or ``ddpm``. Some
+    ``family`` says which models a method applies to: ``classifier``, ``ddpm``,
+    ``text2image`` or ``stable_diffusion`` (one row per family). Some
     names exist in both families (e.g. ``retrain``); a job resolves the name against the
     family of the model version it unlearns.
     """

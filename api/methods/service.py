@@ -30,22 +30,36 @@ SISA = {
 }
 
 # Diffusion methods erase classes; only the exact retrain can also drop individual
-# samples or subjects (it trains again on whatever remains).
+# samples or subjects (it trains again on whatever remains). On the prompt families
+# (text2image, stable_diffusion) what is erased is a concept named by prompts.
 DIFFUSION_SCOPES = {"retrain": ["labels", "sample_ids", "subject_ids"]}
+PROMPT_FAMILIES = ("text2image", "stable_diffusion")
+DIFFUSION_FAMILIES = ("ddpm", *PROMPT_FAMILIES)
 
 
 def _diffusion_methods() -> list[dict[str, Any]]:
+    """One row per (method, family) it applies to."""
     out = []
     for method in describe_diffusion_methods():
         extra = {k: method.pop(k) for k in ("needs_forget_images", "needs_retain_images")}
-        out.append(
-            {
-                **method,
-                "scopes": DIFFUSION_SCOPES.get(method["name"], ["labels"]),
-                "supports_loreun": False,
-                **extra,
-            }
-        )
+        concept_schema = method.pop("concept_params_schema")
+        for family in method.pop("families"):
+            scopes = (
+                ["concept"]
+                if family in PROMPT_FAMILIES
+                else DIFFUSION_SCOPES.get(method["name"], ["labels"])
+            )
+            schema = concept_schema if family in PROMPT_FAMILIES else method["params_schema"]
+            out.append(
+                {
+                    **method,
+                    "family": family,
+                    "scopes": scopes,
+                    "supports_loreun": False,
+                    "params_schema": schema,
+                    **extra,
+                }
+            )
     return out
 
 
@@ -60,6 +74,13 @@ def method_info(name: str, family: str = "classifier") -> dict[str, Any]:
     for method in methods():
         if method["name"] == name and method["family"] == family:
             return method
+    elsewhere = sorted({m["family"] for m in methods() if m["name"] == name})
+    if elsewhere and not set(elsewhere) - set(PROMPT_FAMILIES) and family not in elsewhere:
+        raise Unprocessable(
+            f"method {name!r} does not apply to {family} models: {name} needs a "
+            f"prompt-conditioned model ({', '.join(elsewhere)})",
+            field="method",
+        )
     known = ", ".join(m["name"] for m in methods() if m["family"] == family)
     raise Unprocessable(
         f"unknown method {name!r} for {family} models; choose one of: {known}", field="method"
@@ -75,7 +96,11 @@ def validate_params(
             raise Unprocessable("sisa takes no params", field="params")
         return {}
     try:
-        cls = (get_diffusion_method(name) if family == "ddpm" else get_method(name)).Params
+        cls = (
+            get_diffusion_method(name).params_class(family)
+            if family in DIFFUSION_FAMILIES
+            else get_method(name).Params
+        )
     except UnknownMethod as exc:
         raise Unprocessable(str(exc), field="method") from exc
     try:

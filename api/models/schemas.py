@@ -14,31 +14,48 @@ from pydantic import (
 from api.schemas import ORMModel
 from workers.engine.config import ArchitectureConfig
 from workers.engine.diffusion.config import DiffusionArchitecture
+from workers.engine.diffusion.prompt_config import (
+    StableDiffusionArchitecture,
+    TextToImageArchitecture,
+)
 
-ModelFamily = Literal["classifier", "ddpm"]
+ModelFamily = Literal["classifier", "ddpm", "text2image", "stable_diffusion"]
+# Families whose architecture carries a ``family`` key, and the schema of each.
+_FAMILY_SCHEMAS: dict[str, type[BaseModel]] = {
+    "ddpm": DiffusionArchitecture,
+    "text2image": TextToImageArchitecture,
+    "stable_diffusion": StableDiffusionArchitecture,
+}
 
 
 class ModelCreate(BaseModel):
-    """A classifier (``architecture.name``) or a class-conditional DDPM
-    (``architecture.family = "ddpm"``, see docs/diffusion.md)."""
+    """A classifier (``architecture.name``), a class-conditional DDPM
+    (``architecture.family = "ddpm"``), a prompt-conditioned ``text2image`` model, or a
+    ``stable_diffusion`` pipeline (its folder is uploaded as a version); see
+    docs/diffusion.md."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
     family: ModelFamily | None = Field(
         None,
-        description="classifier or ddpm; by default read from the architecture "
-        "(a DDPM architecture carries family='ddpm')",
+        description="classifier, ddpm, text2image or stable_diffusion; by default read "
+        "from the architecture (a diffusion architecture carries its family)",
     )
-    architecture: ArchitectureConfig | DiffusionArchitecture
+    architecture: (
+        ArchitectureConfig
+        | DiffusionArchitecture
+        | TextToImageArchitecture
+        | StableDiffusionArchitecture
+    )
     description: str = Field(default="", max_length=5000)
 
     @model_validator(mode="before")
     @classmethod
     def _family_into_architecture(cls, data: Any) -> Any:
         # {"family": "ddpm", "architecture": {...}} may leave the family out of the arch.
-        if isinstance(data, dict) and data.get("family") == "ddpm":
-            arch = data.get("architecture")
+        if isinstance(data, dict) and data.get("family") in _FAMILY_SCHEMAS:
+            arch = data.get("architecture", {})
             if isinstance(arch, dict) and "family" not in arch:
-                data = {**data, "architecture": {**arch, "family": "ddpm"}}
+                data = {**data, "architecture": {**arch, "family": data["family"]}}
         return data
 
     @field_validator("architecture", mode="wrap")
@@ -47,16 +64,15 @@ class ModelCreate(BaseModel):
         """Validate against one schema, chosen by the ``family`` key, so errors name the
         field (``architecture.num_classes``) instead of listing every union member."""
         if isinstance(value, dict):
-            if value.get("family") == "ddpm":
-                return DiffusionArchitecture.model_validate(value)
+            schema = _FAMILY_SCHEMAS.get(str(value.get("family")))
+            if schema is not None:
+                return schema.model_validate(value)
             return ArchitectureConfig.model_validate(value)
         return handler(value)
 
     @model_validator(mode="after")
     def _family_matches(self) -> ModelCreate:
-        actual: ModelFamily = (
-            "ddpm" if isinstance(self.architecture, DiffusionArchitecture) else "classifier"
-        )
+        actual: ModelFamily = getattr(self.architecture, "family", "classifier")
         if self.family is not None and self.family != actual:
             raise ValueError(
                 f"family is {self.family!r} but the architecture is a {actual} architecture"

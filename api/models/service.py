@@ -18,8 +18,6 @@ from core.registry import add_model_version, version_prefix
 from core.storage import ObjectStore
 from models import DatasetVersion, Job, Model, ModelVersion
 from models.base import new_id
-from workers.engine.config import ArchitectureConfig
-from workers.engine.diffusion.config import DiffusionArchitecture
 
 VALIDATE_TIMEOUT_S = 180
 
@@ -28,7 +26,7 @@ def create_model(
     session: Session,
     name: str,
     family: str,
-    architecture: ArchitectureConfig | DiffusionArchitecture,
+    architecture: Any,
     description: str,
     created_by: str | None,
 ) -> Model:
@@ -102,6 +100,80 @@ def validate_checkpoint(architecture: dict[str, Any], source: Path, target: Path
     return report
 
 
+SD_PIPELINE_FORMAT = "expunge.sd_pipeline/1"
+
+
+def validate_sd_archive(source: Path, target: Path) -> dict[str, Any]:
+    """Check an uploaded diffusers Stable Diffusion archive in a child process (unpacked
+    safely, components and configs checked, loaded locally) and repack it to ``target``."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "workers.engine.diffusion.sd_tool"]
+    try:
+        proc = subprocess.run(
+            [*command, "--input", str(source), "--output", str(target)],
+            capture_output=True,
+            text=True,
+            timeout=VALIDATE_TIMEOUT_S,
+            env=env,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise Unprocessable("pipeline validation timed out", field="checkpoint") from exc
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(
+            f"pipeline tool gave no report (exit {proc.returncode}): {proc.stderr[-500:]}"
+        )
+    report = json.loads(lines[-1])
+    if not report.get("ok"):
+        raise Unprocessable(report.get("error", "invalid diffusers folder"), field="checkpoint")
+    return report
+
+
+def _upload_pipeline(
+    session: Session,
+    store: ObjectStore,
+    model: Model,
+    upload: Path,
+    filename: str,
+    metrics: dict[str, Any],
+    created_by: str | None,
+) -> ModelVersion:
+    """A stable_diffusion version: the checked folder stored as one tar."""
+    version_id = new_id("mv")
+    prefix = version_prefix(model.id, version_id)
+    with tempfile.TemporaryDirectory(prefix="expunge-sd-") as tmp:
+        packed = Path(tmp) / "pipeline.tar"
+        report = validate_sd_archive(upload, packed)
+        config = {
+            "format": SD_PIPELINE_FORMAT,
+            "architecture": model.architecture,
+            "pipeline": report["info"],
+            "source": {"type": "upload", "filename": filename},
+            "num_parameters": report["info"].get("num_parameters"),
+        }
+        info = store.put_file(f"{prefix}/pipeline.tar", packed)
+        blob = json.dumps(config, sort_keys=True, indent=2).encode()
+        store.put_bytes(f"{prefix}/config.json", blob, content_type="application/json")
+    try:
+        return add_model_version(
+            session,
+            model.id,
+            id=version_id,
+            status="active",
+            source="upload",
+            checkpoint_key=f"{prefix}/pipeline.tar",
+            config_key=f"{prefix}/config.json",
+            sha256=report["sha256"],
+            size_bytes=info.size,
+            config=config,
+            metrics=metrics,
+            created_by=created_by,
+        )
+    except BaseException:
+        store.delete_prefix(prefix + "/")
+        raise
+
+
 def upload_version(
     session: Session,
     store: ObjectStore,
@@ -111,6 +183,8 @@ def upload_version(
     metrics: dict[str, Any],
     created_by: str | None,
 ) -> ModelVersion:
+    if model.family == "stable_diffusion":
+        return _upload_pipeline(session, store, model, upload, filename, metrics, created_by)
     if model.family not in ("classifier", "ddpm"):
         raise Unprocessable(f"checkpoint upload is not supported for family {model.family!r}")
     version_id = new_id("mv")

@@ -589,6 +589,8 @@ class _DDPMLoop:
         self.optimizer, self.lr_scheduler, self.ema = optimizer, lr_scheduler, ema
         self.callbacks, self.device = callbacks, device
         self.digest = ""
+        # Counted on the network itself so subclasses with another UNet type reuse the loop.
+        self.num_parameters = sum(p.numel() for p in unet.parameters())
         self.scheduler = noise_scheduler(arch)
         self.x0 = to_model_space(images.images, arch).to(device)
         self.labels = torch.from_numpy(images.labels).to(device)
@@ -637,7 +639,7 @@ class _DDPMLoop:
     def run(self) -> DiffusionTrainResult:
         params, callbacks = self.params, self.callbacks
         callbacks.on_log(
-            f"training ddpm ({count_parameters(self.arch)} parameters, "
+            f"training {self.arch.family} ({self.num_parameters} parameters, "
             f"{self.arch.sample_size}x{self.arch.sample_size}) on {len(self.labels)} images: "
             f"{params.steps} steps of {params.batch_size}, device {self.device}"
             + (f", resuming at step {self.step}" if self.step else "")
@@ -736,7 +738,7 @@ class _DDPMLoop:
         metrics = {
             "steps": float(self.step),
             "wall_seconds": self.wall_seconds(),
-            "parameters": float(count_parameters(self.arch)),
+            "parameters": float(self.num_parameters),
         }
         if self.history:
             metrics["first_train_loss"] = self.history[0]["train_loss"]

@@ -8,6 +8,7 @@ the erasure tests need: a model whose classes differ, so erasing one is measurab
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import torch
@@ -71,3 +72,31 @@ def world() -> DiffusionWorld:
 @pytest.fixture(scope="session")
 def judge(world: DiffusionWorld) -> Judge:
     return train_judge(world.arch, world.images, width=8)
+
+
+# --------------------------------------------------------------------------- prompt families
+
+PROMPT_NAMES = ["sneaker", "dress", "handbag"]
+
+
+@dataclass
+class PromptWorld:
+    arch: Any
+    recipe: DiffusionTrainParams
+    images: ImageArrays
+    state_dict: dict[str, torch.Tensor]
+    prompts: list[str]
+
+
+@pytest.fixture(scope="session")
+def prompt_world() -> PromptWorld:
+    """A tiny text2image model on the band world, captioned "a photo of <name>"."""
+    from workers.engine.diffusion.prompt_config import TextToImageArchitecture
+    from workers.engine.diffusion.prompted import train_text2image
+
+    arch = TextToImageArchitecture.preset("tiny8", num_classes=NUM_CLASSES)
+    images = synthetic_arrays(n=192, size=8, num_classes=NUM_CLASSES, seed=0)
+    recipe = tiny_recipe(steps=100)
+    trained = train_text2image(arch, recipe, images, PROMPT_NAMES)
+    prompts = [f"a photo of {n}" for n in PROMPT_NAMES]
+    return PromptWorld(arch, recipe, images, trained.state_dict, prompts)

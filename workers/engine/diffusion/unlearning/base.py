@@ -38,6 +38,9 @@ _DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?|mps)$"
 # the time embedding that every ResNet block reads through its ``time_emb_proj``. Those
 # are the layers that read the condition, so they stand in for ESD's cross-attention.
 TrainableSubset = Literal["full", "noxattn", "xattn"]
+# On UNet2DConditionModel (prompt families) also "kv": only the cross-attention key and
+# value projections, Concept Ablation's default.
+PromptSubset = Literal["full", "noxattn", "xattn", "kv"]
 
 
 # --------------------------------------------------------------------------- data
@@ -77,6 +80,28 @@ class DiffusionUnlearnData:
             leaked = sorted({int(c) for c in self.retain.labels} & erased)
             if leaked:
                 raise EngineError(f"retain images include erased classes {leaked}")
+
+
+@dataclass(frozen=True)
+class ConceptUnlearnData:
+    """What a prompt-family erasure is given: prompts naming the concepts to erase, the
+    anchor prompt they should map to, and prompts whose outputs must be kept."""
+
+    prompts: list[str]
+    anchor: str = ""
+    preserve: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        prompts = [str(p) for p in self.prompts]
+        if not prompts:
+            raise EngineError("no prompt to erase: the concept scope is empty")
+        if len(set(prompts)) != len(prompts):
+            raise EngineError(f"concept prompts have duplicates: {prompts}")
+        clash = sorted(set(prompts) & set(self.preserve))
+        if clash:
+            raise EngineError(f"prompts {clash} are both erased and preserved")
+        object.__setattr__(self, "prompts", prompts)
+        object.__setattr__(self, "preserve", [str(p) for p in self.preserve])
 
 
 @dataclass
@@ -129,25 +154,38 @@ class DiffusionUnlearningMethod(ABC):
     """One erasure method. Subclasses set the class attributes and ``unlearn``."""
 
     name: ClassVar[str]
-    family: ClassVar[Literal["ddpm"]] = "ddpm"
+    family: ClassVar[str] = "ddpm"
+    # Model families the method applies to; ddpm-only unless a method says otherwise.
+    families: ClassVar[tuple[str, ...]] = ("ddpm",)
     exact: ClassVar[bool] = False
     paper: ClassVar[str]
     needs_forget_images: ClassVar[bool] = False
     needs_retain_images: ClassVar[bool] = False
     Params: ClassVar[type[DiffusionMethodParams]] = DiffusionMethodParams
+    # Params on the prompt families when they differ (e.g. no anchor class there).
+    ConceptParams: ClassVar[type[DiffusionMethodParams] | None] = None
+
+    def params_class(self, family: str = "ddpm") -> type[DiffusionMethodParams]:
+        """The params schema for models of ``family``."""
+        if family != "ddpm" and self.ConceptParams is not None:
+            return self.ConceptParams
+        return self.Params
 
     def parse_params(
-        self, params: DiffusionMethodParams | Mapping[str, Any] | None
+        self,
+        params: DiffusionMethodParams | Mapping[str, Any] | None,
+        family: str = "ddpm",
     ) -> DiffusionMethodParams:
         """Accept a Params instance, a plain dict (from a job row) or None (defaults)."""
+        cls = self.params_class(family)
         if params is None:
-            return self.Params()
-        if isinstance(params, self.Params):
+            return cls()
+        if isinstance(params, cls):
             return params
         if isinstance(params, BaseModel):
             params = params.model_dump()
         try:
-            return self.Params.model_validate(dict(params))
+            return cls.model_validate(dict(params))
         except ValidationError as exc:
             raise InvalidMethodParams(f"invalid params for {self.name}: {exc}") from exc
 
@@ -175,6 +213,11 @@ class DiffusionUnlearningMethod(ABC):
         train_params: DiffusionTrainParams | None = None,
     ) -> DiffusionUnlearnResult:
         """Validate params and data, then erase. The input state dict is not modified."""
+        if "ddpm" not in self.families:
+            raise EngineError(
+                f"{self.name} needs a prompt-conditioned model "
+                f"({' or '.join(self.families)}); a ddpm model has no text cross-attention"
+            )
         parsed = self.parse_params(params)
         self.check_data(arch, data)
         if callbacks is None:
@@ -182,6 +225,33 @@ class DiffusionUnlearningMethod(ABC):
 
             callbacks = Callbacks()
         return self.unlearn(arch, state_dict, data, parsed, callbacks, train_params)
+
+    def run_concepts(
+        self,
+        model: Any,
+        data: ConceptUnlearnData,
+        params: DiffusionMethodParams | Mapping[str, Any] | None = None,
+        callbacks: Callbacks | None = None,
+    ) -> DiffusionUnlearnResult:
+        """Erase prompt concepts from a ``prompted.PromptModel`` (text2image or
+        stable_diffusion); the result's state dict is the UNet's. The model is not
+        modified."""
+        if not set(self.families) - {"ddpm"}:
+            raise EngineError(
+                f"{self.name} erases classes of ddpm models; it does not take prompts"
+            )
+        parsed = self.parse_params(params, family="text2image")
+        if callbacks is None:
+            from workers.engine.training import Callbacks
+
+            callbacks = Callbacks()
+        return self.unlearn_concepts(model, data, parsed, callbacks)
+
+    def unlearn_concepts(
+        self, model: Any, data: ConceptUnlearnData, params: Any, callbacks: Callbacks
+    ) -> DiffusionUnlearnResult:
+        """The prompt-family variant; methods that list such a family implement it."""
+        raise EngineError(f"{self.name} does not erase prompt concepts")
 
     @abstractmethod
     def unlearn(
@@ -229,12 +299,14 @@ def describe_diffusion_methods() -> list[dict[str, Any]]:
         {
             "name": cls.name,
             "family": cls.family,
+            "families": list(cls.families),
             "exact": cls.exact,
             "paper": cls.paper,
             "needs_forget_images": cls.needs_forget_images,
             "needs_retain_images": cls.needs_retain_images,
             "summary": (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " "),
             "params_schema": cls.Params.model_json_schema(),
+            "concept_params_schema": (cls.ConceptParams or cls.Params).model_json_schema(),
         }
         for cls in sorted(DIFFUSION_METHODS.values(), key=lambda c: c.name)
     ]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from workers.engine.diffusion.unlearning.base import (
+    ConceptUnlearnData,
     DiffusionMethodParams,
     DiffusionUnlearnData,
     DiffusionUnlearningMethod,
@@ -65,6 +66,7 @@ class ESD(DiffusionUnlearningMethod):
     unconditional noise pushed away from the class."""
 
     name = "esd"
+    families = ("ddpm", "text2image", "stable_diffusion")
     paper = (
         "Gandikota et al., 'Erasing Concepts from Diffusion Models', ICCV 2023, "
         "arXiv:2303.07345, https://erasing.baulab.info"
@@ -109,3 +111,41 @@ class ESD(DiffusionUnlearningMethod):
         )
         guard = C.optimize(self.name, params.steps, params.seed, optimizer, callbacks, loss_fn)
         return C.finish(self.name, arch, state_dict, unet, trained, data, params, guard)
+
+    def unlearn_concepts(
+        self, model: Any, data: ConceptUnlearnData, params: Any, callbacks: Callbacks
+    ) -> DiffusionUnlearnResult:
+        """The paper's own setting: the erased prompts' states from the frozen model's
+        guided DDIM runs, the target eps_uncond - eta (eps_prompt - eps_uncond), the
+        subset over real cross-attention (xattn = ESD-x, noxattn = ESD-u). The anchor
+        and preserved prompts are not used by the loss (ESD has no preservation term);
+        the preserved prompts' epsilon shift is reported."""
+        import torch.nn.functional as F
+
+        from workers.engine.diffusion.unlearning import common as C
+        from workers.engine.diffusion.unlearning import prompt_common as P
+
+        unet, trained, optimizer = P.trainable_copy(model, params, params.train_method)
+        pool = P.record_prompt_trajectories(
+            model,
+            data.prompts,
+            params.trajectories,
+            params.seed,
+            params.guidance_scale,
+            params.ddim_steps,
+        )
+        contexts = model.encode(data.prompts)
+        eta = params.negative_guidance
+
+        def loss_fn(g: torch.Generator) -> dict[str, torch.Tensor]:
+            x_t, t, idx, eps_cond, eps_uncond = pool.draw(params.batch_size, g, model.device)
+            target = eps_uncond - eta * (eps_cond - eps_uncond)
+            pred = unet(x_t, t, encoder_hidden_states=contexts[idx]).sample
+            return {"esd_loss": F.mse_loss(pred, target)}
+
+        callbacks.on_log(
+            f"esd: {len(trained)} tensors train ({params.train_method}); "
+            f"{len(pool.t)} recorded states of {len(data.prompts)} prompt(s)"
+        )
+        guard = C.optimize(self.name, params.steps, params.seed, optimizer, callbacks, loss_fn)
+        return P.finish_prompt(self.name, model, unet, trained, data, params, guard)
