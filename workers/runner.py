@@ -49,6 +49,11 @@ def _handlers() -> dict[tuple[str, str], Handler]:
     from workers.jobs.diffusion import run_evaluate_ddpm, run_train_ddpm, run_unlearn_ddpm
     from workers.jobs.evaluate import run_evaluate
     from workers.jobs.generate import run_generate
+    from workers.jobs.prompted import (
+        run_generate_prompted,
+        run_train_text2image,
+        run_unlearn_prompted,
+    )
     from workers.jobs.train import run_train
     from workers.jobs.unlearn import run_unlearn
 
@@ -60,6 +65,11 @@ def _handlers() -> dict[tuple[str, str], Handler]:
         ("unlearn", "ddpm"): run_unlearn_ddpm,
         ("evaluate", "ddpm"): run_evaluate_ddpm,
         ("generate", "ddpm"): run_generate,
+        ("train", "text2image"): run_train_text2image,
+        ("generate", "text2image"): run_generate_prompted,
+        ("unlearn", "text2image"): run_unlearn_prompted,
+        ("generate", "stable_diffusion"): run_generate_prompted,
+        ("unlearn", "stable_diffusion"): run_unlearn_prompted,
     }
 
 

@@ -15,13 +15,15 @@ from pydantic import (
 from api.schemas import ORMModel
 from workers.engine.config import EvaluateParams, TrainParams
 from workers.engine.diffusion.config import DiffusionTrainParams, GenerateParams, SamplerName
+from workers.engine.diffusion.prompt_config import ConceptScope, PromptGenerateParams
 
 # Keys only DDPM training has: a params object holding one of them is DiffusionTrainParams.
 _DDPM_ONLY_KEYS = set(DiffusionTrainParams.model_fields) - set(TrainParams.model_fields)
 
 
 class ForgetScope(BaseModel):
-    """Exactly one of: data subjects, samples, or whole classes."""
+    """Exactly one of: data subjects, samples, whole classes, or (text2image and
+    stable_diffusion models) a concept named by prompts."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -34,15 +36,20 @@ class ForgetScope(BaseModel):
     labels: list[Annotated[int, Field(ge=0)]] | None = Field(
         default=None, min_length=1, max_length=1000
     )
+    concept: ConceptScope | None = Field(
+        default=None,
+        description='Prompt families only: {"prompts": ["a sneaker"], "anchor": "a photo"} '
+        "erases what the prompts name by mapping it onto the anchor",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ForgetScope:
-        given = [k for k in ("subject_ids", "sample_ids", "labels") if getattr(self, k)]
+        given = [k for k in ("subject_ids", "sample_ids", "labels", "concept") if getattr(self, k)]
         if len(given) != 1:
-            raise ValueError("give exactly one of subject_ids, sample_ids or labels")
+            raise ValueError("give exactly one of subject_ids, sample_ids, labels or concept")
         return self
 
-    def as_dict(self) -> dict[str, list[Any]]:
+    def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if v}
 
 
@@ -111,6 +118,14 @@ class JudgeParams(BaseModel):
     device: str = Field(
         "cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$", description="torch device to run on."
     )
+    attack_steps: int = Field(
+        0,
+        ge=0,
+        le=10_000,
+        description="Robustness attack: optimise the erased class's embedding for this many "
+        "steps to bring it back, and report attack_success_rate (0: no attack)",
+    )
+    attack_lr: float = Field(0.05, gt=0, le=10, description="Adam learning rate of the attack")
 
 
 class UnlearnJobCreate(BaseModel):
@@ -163,14 +178,29 @@ class EvaluateJobCreate(BaseModel):
 
 
 class GenerateJobCreate(BaseModel):
-    """Generate images with a ddpm version: one per entry of ``params.labels``; PNGs and a
-    grid land in the job's artifacts. Same seeds and settings, same bytes."""
+    """Generate images: one per entry of ``params.labels`` (ddpm) or ``params.prompts``
+    (text2image, stable_diffusion); PNGs and a grid land in the job's artifacts. Same
+    seeds and settings, same bytes."""
 
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["generate"]
     model_version_id: str = Field(max_length=40)
-    params: GenerateParams
+    params: GenerateParams | PromptGenerateParams = Field(
+        description="GenerateParams (labels, ddpm) or PromptGenerateParams (prompts)"
+    )
+
+    @field_validator("params", mode="wrap")
+    @classmethod
+    def _pick_params(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """``prompts`` selects PromptGenerateParams, otherwise GenerateParams, so an error
+        names ``params.<field>``; the service checks the choice against the family."""
+        if isinstance(value, dict):
+            if "prompts" in value or "negative_prompts" in value:
+                return PromptGenerateParams.model_validate(value)
+            return GenerateParams.model_validate(value)
+        return handler(value)
+
     grid_columns: int = Field(8, ge=1, le=256, description="Images per row of grid.png")
 
 
@@ -239,3 +269,111 @@ class MetricPoint(BaseModel):
 class JobMetricsPublic(BaseModel):
     final: dict[str, Any]
     series: dict[str, list[MetricPoint]]
+
+
+# ------------------------------------------------------------------ Compare views
+# Roles in the views: "after" (the evaluated, unlearned model), "before" (the original
+# it came from) and "reference" (the retrained model); each part holds the roles known.
+
+
+class AtRiskSample(BaseModel):
+    """A forget sample the loss-threshold attack still calls a member most confidently."""
+
+    sample_id: str
+    label: int
+    predicted: int = Field(description="The unlearned model's prediction")
+    loss: float | None
+    score: float | None = Field(
+        description="Share of non-members (test) with a higher loss: 1 looks most like "
+        "training data, about 0.5 like unseen data"
+    )
+    score_before: float | None = Field(description="The same score under the original")
+    image_url: str = Field(description="The sample's thumbnail (PNG) in this API")
+
+
+class AttackView(BaseModel):
+    members: str
+    nonmembers: str
+    roc: dict[str, list[list[float | None]]] = Field(
+        description="Per role: [fpr, tpr, loss threshold] points of the threshold sweep"
+    )
+    auc: dict[str, float | None]
+    at_risk: list[AtRiskSample]
+
+
+class FeatureMapPoint(BaseModel):
+    sample_id: str
+    label: int
+    forget: bool = Field(description="A forget sample (else a test sample)")
+    after: list[float | None]
+    before: list[float | None] | None = None
+    predicted_after: int
+    predicted_before: int | None = None
+
+
+class FeatureMapView(BaseModel):
+    basis: str = Field(description="Which models' features the PCA basis was fitted on")
+    explained_variance_ratio: list[float | None]
+    points: list[FeatureMapPoint]
+
+
+class CkaView(BaseModel):
+    layers: list[str]
+    batch_size: int
+    to_original: list[float | None] | None = None
+    to_reference: list[float | None] | None = None
+
+
+class JobViewsPublic(BaseModel):
+    """What the Compare page shows for one evaluated model, stored by its evaluation."""
+
+    job_id: str
+    format: int
+    dataset_id: str
+    num_classes: int
+    models: list[str] = Field(description="Roles present: after, before, reference")
+    forget_labels: list[int] | None
+    counts: dict[str, int] = Field(description="Samples per split (forget, retain, test)")
+    class_counts: dict[str, list[int]]
+    class_accuracy: dict[str, dict[str, list[float | None]]] = Field(
+        description="split -> role -> accuracy per class (null: no sample of the class)"
+    )
+    confusion: dict[str, dict[str, list[list[int]]]] | None = Field(
+        description="split (test, forget) -> role -> counts[true][predicted]; null past 50 classes"
+    )
+    attack: AttackView
+    feature_map: FeatureMapView | None
+    cka: CkaView | None
+
+
+class CompareRow(BaseModel):
+    """One unlearning (or evaluate) job's numbers, side by side with the others."""
+
+    job_id: str
+    kind: str
+    state: str
+    method: str | None
+    params: dict[str, Any]
+    model_id: str | None
+    model_version_id: str | None
+    result_version_id: str | None
+    forget_kind: str | None
+    forget_count: int | None
+    exact: bool
+    UA: float | None
+    RA: float | None
+    TA: float | None
+    MIA: float | None
+    loss_auc: float | None
+    reference_job_id: str | None
+    avg_gap: float | None = Field(description="Mean |Δ| over UA, RA, TA, MIA to the reference")
+    seconds: float | None = Field(description="Unlearning time (else the job's wall time)")
+    speedup: float | None = Field(description="Reference retraining time / this job's time")
+    has_views: bool
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class ComparePublic(BaseModel):
+    data: list[CompareRow]
+    count: int

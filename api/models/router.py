@@ -8,8 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 
 from api.deps import Compliance, Engineer, Reader, SessionDep, SettingsDep, StoreDep
+from api.jobs.schemas import JudgeParams
 from api.methods.service import method_info, validate_params
 from api.models import repository, service
 from api.models.schemas import (
@@ -81,7 +83,8 @@ def upload_version(
         UploadFile,
         File(
             description="A .safetensors file or a PyTorch state dict (.pt/.pth, weights only); "
-            "for a ddpm model, the UNet2DModel state dict of its architecture"
+            "for a ddpm model, the UNet2DModel state dict of its architecture; for a "
+            "stable_diffusion model, a tar or zip of a diffusers pipeline folder"
         ),
     ],
     metrics: Annotated[
@@ -196,9 +199,8 @@ def download_checkpoint(
 )
 def get_deletion_policy(model_id: str, session: SessionDep, _: Reader) -> DeletionPolicy:
     """How deletion requests unlearn this model: method, thresholds, fallback."""
-    return DeletionPolicy.model_validate(
-        service.get_model_or_404(session, model_id).deletion_policy or {}
-    )
+    model = service.get_model_or_404(session, model_id)
+    return DeletionPolicy.for_family(model.family, model.deletion_policy)
 
 
 @router.put(
@@ -208,6 +210,13 @@ def put_deletion_policy(
     model_id: str, body: DeletionPolicy, session: SessionDep, _: Compliance
 ) -> DeletionPolicy:
     model = service.get_model_or_404(session, model_id)
+    # Fields left out take the family's defaults (a ddpm erases classes with esd).
+    body = DeletionPolicy.for_family(model.family, body.model_dump(exclude_unset=True))
+    if body.judge:
+        try:
+            JudgeParams.model_validate(body.judge)
+        except ValidationError as exc:
+            raise Unprocessable(f"judge: {exc.errors()[0]['msg']}", field="judge") from exc
     for name in (body.method, body.class_method, body.fallback):
         method_info(name, model.family)  # 422 for a method unknown to the model's family
     validate_params(body.method, body.method_params, model.family)

@@ -3,10 +3,17 @@
 Exact methods (``sisa``, ``retrain``) need no statistical check: they are what training
 without the data gives. Approximate results must pass the thresholds below against the
 evaluation stored by the unlearning job, or the exact fallback runs.
+
+The defaults depend on the model's family (``DeletionPolicy.for_family``): classifiers
+use classifier methods and are checked on UA / test accuracy / loss AUC; ``ddpm`` models
+erase a class with a diffusion method (ESD by default) and are checked on the judge's
+forget rate and retained accuracy; subjects and samples of a ddpm are retrained (exact),
+the only ddpm method that forgets single images.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,6 +41,20 @@ class Thresholds(BaseModel):
         le=1,
         description="Loss-threshold attack ROC AUC, forget vs test (0.5 = cannot tell them apart)",
     )
+    max_forget_rate: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="ddpm: share of images generated for an erased class that the judge still "
+        "recognises as it",
+    )
+    max_retain_drop: float = Field(
+        0.03,
+        ge=0,
+        le=1,
+        description="ddpm: the judge's accuracy on the other classes may fall by at most this "
+        "against the original",
+    )
 
 
 class DeletionPolicy(BaseModel):
@@ -53,12 +74,42 @@ class DeletionPolicy(BaseModel):
         description="Approved requests on the same version within this many seconds of the "
         "first are unlearned together in one run (0: each request runs at once, alone)",
     )
+    judge: dict[str, Any] = Field(
+        default_factory=dict,
+        description="ddpm: judge settings of the verifying evaluation (the unlearn job's "
+        "'judge' object; defaults where empty)",
+    )
+
+    @classmethod
+    def for_family(cls, family: str, stored: Mapping[str, Any] | None) -> DeletionPolicy:
+        """The stored policy over the family's defaults (what a model gets unless set)."""
+        base = dict(FAMILY_DEFAULTS.get(family, {}))
+        return cls.model_validate({**base, **dict(stored or {})})
+
+
+# Diffusion defaults: ESD (data-free, trains no conditioning layers, the paper's choice for
+# objects) for classes; retrain for subjects and samples (the only ddpm method that forgets
+# single images; exact). Fallback stays retrain.
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ddpm": {
+        "method": "retrain",
+        "method_params": {},
+        "class_method": "esd",
+        "class_method_params": {"steps": 200, "lr": 2e-4, "batch_size": 16},
+    }
+}
 
 
 def verify(
-    evaluation: dict[str, float], original: dict[str, float], scope_kind: str, t: Thresholds
+    evaluation: dict[str, Any],
+    original: dict[str, Any],
+    scope_kind: str,
+    t: Thresholds,
+    family: str = "classifier",
 ) -> dict[str, Any]:
     """Each check with its value and threshold, and whether all passed."""
+    if family == "ddpm":
+        return verify_diffusion(evaluation, original, t)
     checks: list[dict[str, Any]] = []
     forget_accuracy = 1.0 - evaluation["UA"]
     if scope_kind == "labels":
@@ -97,4 +148,29 @@ def verify(
             "passed": evaluation["TA"] >= floor,
         }
     )
+    return {"passed": all(c["passed"] for c in checks), "checks": checks}
+
+
+def verify_diffusion(
+    evaluation: dict[str, Any], original: dict[str, Any], t: Thresholds
+) -> dict[str, Any]:
+    """A ddpm erasure passes when the judge no longer sees the class in what the model
+    generates for it, and still sees the other classes about as well as before."""
+    forget_rate = float(evaluation["forget_rate"])
+    floor = float(original["retain_accuracy"]) - t.max_retain_drop
+    retain = float(evaluation["retain_accuracy"])
+    checks = [
+        {
+            "check": "forget_rate <= max_forget_rate",
+            "value": forget_rate,
+            "threshold": t.max_forget_rate,
+            "passed": forget_rate <= t.max_forget_rate,
+        },
+        {
+            "check": "retain_accuracy >= original - max_retain_drop",
+            "value": retain,
+            "threshold": floor,
+            "passed": retain >= floor,
+        },
+    ]
     return {"passed": all(c["passed"] for c in checks), "checks": checks}

@@ -14,17 +14,28 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.datasets.builtin import label_factors
 from core.datasets.reader import ShardReader
 from core.jobs import record_event
 from models import Dataset, Job, Model, ModelVersion
 from models.base import utcnow
 from workers.context import JobCancelled, JobContext
 from workers.engine.checkpoint import read_external_checkpoint
-from workers.engine.config import MNIST_MEAN, MNIST_STD, ArchitectureConfig
+from workers.engine.config import MNIST_MEAN, MNIST_STD, ArchitectureConfig, TrainParams
 from workers.engine.data import ImageArrays
+from workers.engine.diffusion.attack import embedding_attack
 from workers.engine.diffusion.checkpoint import CHECKPOINT_FORMAT, DELTA_FORMAT, save_delta
 from workers.engine.diffusion.config import DiffusionArchitecture, DiffusionTrainParams
-from workers.engine.diffusion.judge import Judge, evaluate_erasure
+from workers.engine.diffusion.judge import (
+    FactorJudge,
+    Judge,
+    evaluate_erasure,
+    judge_from_bytes,
+    judge_recipe_for,
+    judge_recipe_key,
+    judge_to_bytes,
+    train_judge,
+)
 from workers.engine.diffusion.models import (
     count_parameters,
     to_model_space,
@@ -33,6 +44,7 @@ from workers.engine.diffusion.models import (
 )
 from workers.engine.diffusion.unlearning import DiffusionUnlearnData, get_diffusion_method
 from workers.engine.errors import EngineError
+from workers.engine.training import Callbacks
 from workers.jobs.common import (
     ContextCallbacks,
     dataset_size,
@@ -53,8 +65,14 @@ DEFAULT_JUDGE: dict[str, Any] = {
     "batch_size": 64,
     "real_images": 1000,
     "device": "cpu",
+    "attack_steps": 0,
+    "attack_lr": 0.05,
 }
 JUDGE_NAME = "digit-recognizer-py mnist_cnn (pretrained on MNIST)"
+# Worker-trained judges live here, one folder per dataset (purged with its samples).
+JUDGE_PREFIX = "judges"
+JUDGE_MAX_TRAIN = 12_000
+JUDGE_MAX_HELDOUT = 2_000
 
 
 def _version_config(arch: DiffusionArchitecture, **extra: Any) -> dict[str, Any]:
@@ -145,6 +163,7 @@ def load_judge(dataset: Dataset, arch: DiffusionArchitecture) -> tuple[Judge | N
 
     Only MNIST has one: digit-recognizer-py's CNN, trained on real MNIST digits and never
     on anything a diffusion model made, so it cannot be fitted to an erasure's artefacts.
+    Other datasets get a judge trained by the worker (``trained_judges``).
     """
     if dataset.source != MNIST_SOURCE:
         return None, (
@@ -163,6 +182,141 @@ def load_judge(dataset: Dataset, arch: DiffusionArchitecture) -> tuple[Judge | N
         name="mnist_cnn", num_classes=10, normalize_mean=MNIST_MEAN, normalize_std=MNIST_STD
     )
     return Judge(arch=judge_arch, state_dict=read_external_checkpoint(weights)), JUDGE_NAME
+
+
+def judge_recipe(train_count: int) -> TrainParams:
+    """The recipe of a worker-trained judge (at most 12 000 images per epoch)."""
+    return judge_recipe_for(train_count, JUDGE_MAX_TRAIN)
+
+
+def judge_key(
+    dataset_id: str,
+    number: int,
+    arch: DiffusionArchitecture,
+    name: str,
+    recipe: TrainParams,
+    num_classes: int,
+    dataset_version_id: str,
+) -> str:
+    """Where a trained judge is cached: one per (dataset version, resolution, recipe)."""
+    digest = judge_recipe_key(
+        arch,
+        recipe,
+        num_classes=num_classes,
+        extra={"dataset_version_id": dataset_version_id, "factor": name},
+    )
+    size = f"{arch.sample_size}x{arch.sample_size}c{arch.in_channels}"
+    return f"{JUDGE_PREFIX}/{dataset_id}/v{number}/{name}-{size}-{digest}.safetensors"
+
+
+def _real_splits(
+    ctx: JobContext, dataset_id: str, number: int
+) -> tuple[ImageArrays, ImageArrays | None]:
+    """(train, held-out) real images of a dataset version; held-out is the test split,
+    or None where the dataset has none."""
+    reader = ShardReader(ctx.store)
+    with ctx.factory() as session:
+        train = load_split(session, reader, dataset_id, number, "train").arrays
+        try:
+            test: ImageArrays | None = load_split(
+                session, reader, dataset_id, number, "test"
+            ).arrays
+        except ValueError:
+            test = None
+    return train, test
+
+
+def _cached_judge(
+    ctx: JobContext,
+    key: str,
+    name: str,
+    arch: DiffusionArchitecture,
+    train: ImageArrays,
+    test: ImageArrays | None,
+    recipe: TrainParams,
+    num_classes: int,
+) -> tuple[Judge, bool]:
+    """The judge stored under ``key``, or one trained now and stored there."""
+    if ctx.store.exists(key):
+        return judge_from_bytes(ctx.store.get_bytes(key)), True
+    ctx.log(
+        f"training the {name} judge on {min(len(train), JUDGE_MAX_TRAIN)} real images "
+        f"({recipe.epochs} epochs at {arch.sample_size}x{arch.sample_size})"
+    )
+    small_train = real_images_at_model_size(train, arch, JUDGE_MAX_TRAIN)
+    small_test = (
+        real_images_at_model_size(test, arch, JUDGE_MAX_HELDOUT) if test is not None else None
+    )
+    judge = train_judge(
+        arch,
+        small_train,
+        test=small_test,
+        recipe=recipe,
+        num_classes=num_classes,
+        callbacks=_StopOnly(ctx),
+    )
+    ctx.store.put_bytes(key, judge_to_bytes(judge))
+    return judge, False
+
+
+class _StopOnly(Callbacks):
+    """Lets a cancelled or timed-out job stop a judge's training, and nothing else: the
+    judge's progress and checkpoints are not the job's."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+
+    def should_stop(self) -> bool:
+        return self.ctx.should_stop()
+
+
+def _relabel(images: ImageArrays | None, values: list[int]) -> ImageArrays | None:
+    if images is None:
+        return None
+    mapped = np.asarray(values, dtype=np.int64)[images.labels]
+    return ImageArrays(images=images.images, labels=mapped, sample_ids=images.sample_ids)
+
+
+def trained_judges(
+    ctx: JobContext,
+    dataset: Dataset,
+    number: int,
+    dataset_version_id: str,
+    arch: DiffusionArchitecture,
+) -> tuple[Judge, dict[str, Any], list[FactorJudge]]:
+    """A judge trained by the worker on the dataset's real images (once per dataset
+    version, resolution and recipe; cached under ``judges/``), and, for datasets whose
+    labels combine factors (the objects × styles set), one judge per factor."""
+    train, test = _real_splits(ctx, dataset.id, number)
+    recipe = judge_recipe(len(train))
+    key = judge_key(
+        dataset.id, number, arch, "labels", recipe, arch.num_classes, dataset_version_id
+    )
+    judge, cached = _cached_judge(ctx, key, "labels", arch, train, test, recipe, arch.num_classes)
+    about: dict[str, Any] = {
+        "name": f"small_cnn trained on the real images of {dataset.name!r} v{number}",
+        "kind": "trained",
+        "key": key,
+        "cached": cached,
+        "heldout_accuracy": judge.metrics.get("heldout_accuracy"),
+        "heldout_count": judge.metrics.get("heldout_count"),
+        "train_count": judge.metrics.get("train_count"),
+    }
+    factors: list[FactorJudge] = []
+    for name, values in (label_factors(dataset.source, list(dataset.label_names)) or {}).items():
+        count = max(values) + 1
+        fkey = judge_key(dataset.id, number, arch, name, recipe, count, dataset_version_id)
+        relabelled = _relabel(train, values)
+        assert relabelled is not None
+        fjudge, _ = _cached_judge(
+            ctx, fkey, name, arch, relabelled, _relabel(test, values), recipe, count
+        )
+        factors.append(FactorJudge(name=name, judge=fjudge, values=values))
+        about.setdefault("factors", {})[name] = {
+            "key": fkey,
+            "heldout_accuracy": fjudge.metrics.get("heldout_accuracy"),
+        }
+    return judge, about, factors
 
 
 def real_images_at_model_size(
@@ -199,19 +353,37 @@ def judge_versions(
     real: ImageArrays | None,
     settings: dict[str, Any],
     progress_span: tuple[float, float],
+    number: int,
+    dataset_version_id: str,
 ) -> dict[str, Any]:
-    """Judge metrics of each named state dict (``evaluation``, ``original_evaluation``);
-    ``judge: None`` with ``judge_reason`` where the dataset has no judge."""
-    judge, about = load_judge(dataset, arch)
-    if judge is None:
-        ctx.log(f"no judge evaluation: {about}")
-        return {"judge": None, "judge_reason": about}
+    """Judge metrics of each named state dict (``evaluation``, ``original_evaluation``).
+
+    MNIST uses the pretrained judge; any other labelled dataset a judge the worker trains
+    on its real images (cached). ``judge: None`` with ``judge_reason`` only where no judge
+    can be had (e.g. a dataset without a train split). With ``attack_steps > 0`` the
+    class-embedding attack runs on the first state dict (``evaluation.attack``).
+    """
+    factors: list[FactorJudge] = []
+    pretrained, about = load_judge(dataset, arch)
+    if pretrained is not None:
+        judge: Judge = pretrained
+        info: dict[str, Any] = {"name": about, "kind": "pretrained"}
+    else:
+        try:
+            judge, info, factors = trained_judges(ctx, dataset, number, dataset_version_id, arch)
+        except (ValueError, EngineError) as exc:
+            if ctx.should_stop():
+                # Cancelled (or out of time) while training the judge.
+                raise stop_reason(ctx, EngineError(str(exc))) from exc
+            reason = f"{about}; and no judge could be trained: {exc}"
+            ctx.log(f"no judge evaluation: {reason}")
+            return {"judge": None, "judge_reason": reason}
     real_small = (
         real_images_at_model_size(real, arch, int(settings["real_images"]), int(settings["seed"]))
         if real is not None
         else None
     )
-    out: dict[str, Any] = {"judge": {"name": about, "kind": "pretrained"}}
+    out: dict[str, Any] = {"judge": info}
     low, high = progress_span
     step = (high - low) / max(len(weights), 1)
     for i, (name, state_dict) in enumerate(weights.items()):
@@ -232,7 +404,12 @@ def judge_versions(
                 batch_size=int(settings["batch_size"]),
                 device=str(settings["device"]),
                 callbacks=callbacks,
+                factors=factors,
             )
+            if i == 0 and int(settings.get("attack_steps") or 0) > 0:
+                result["attack"] = _attack(
+                    ctx, arch, state_dict, judge, forget_labels, real_small, settings
+                )
         except EngineError as exc:
             raise stop_reason(ctx, exc) from exc
         result["per_class_accuracy"] = {str(k): v for k, v in result["per_class_accuracy"].items()}
@@ -240,10 +417,44 @@ def judge_versions(
     return out
 
 
+def _attack(
+    ctx: JobContext,
+    arch: DiffusionArchitecture,
+    state_dict: Mapping[str, torch.Tensor],
+    judge: Judge,
+    forget_labels: list[int],
+    real: ImageArrays | None,
+    settings: dict[str, Any],
+) -> dict[str, Any] | None:
+    """The class-embedding attack against the erased classes, on real images of them."""
+    if real is None or not np.isin(real.labels, forget_labels).any():
+        ctx.log("attack skipped: no real images of the erased classes")
+        return None
+    ctx.log(f"attack: {settings['attack_steps']} steps on the class embedding")
+    return embedding_attack(
+        arch,
+        state_dict,
+        judge,
+        forget_labels,
+        real,
+        steps=int(settings["attack_steps"]),
+        lr=float(settings["attack_lr"]),
+        samples_per_class=int(settings["samples_per_class"]),
+        guidance_scale=float(settings["guidance_scale"]),
+        num_inference_steps=int(settings["num_inference_steps"]),
+        scheduler=settings["scheduler"],
+        seed=int(settings["seed"]),
+        device=str(settings["device"]),
+    )
+
+
 def _emit_judge_metrics(ctx: JobContext, evaluation: dict[str, Any] | None) -> None:
     for key in ("forget_rate", "retain_accuracy", "frechet_retain", "frechet_forget"):
         if evaluation and key in evaluation:
             ctx.metric(key, evaluation[key])
+    attack = (evaluation or {}).get("attack")
+    if attack:
+        ctx.metric("attack_success_rate", attack["attack_success_rate"])
 
 
 # --------------------------------------------------------------------------- unlearn
@@ -344,6 +555,8 @@ def run_unlearn_ddpm(ctx: JobContext, job: Job) -> dict[str, Any]:
                 real,
                 judge_settings,
                 progress_span=(0.7, 0.95),
+                number=number,
+                dataset_version_id=spec["dataset_version_id"],
             )
         )
         _emit_judge_metrics(ctx, metrics.get("evaluation"))
@@ -435,6 +648,8 @@ def run_evaluate_ddpm(ctx: JobContext, job: Job) -> dict[str, Any]:
         real,
         settings,
         progress_span=(0.05, 0.95),
+        number=number,
+        dataset_version_id=str(spec.get("dataset_version_id") or f"{dataset.id}:v{number}"),
     )
     _emit_judge_metrics(ctx, metrics.get("evaluation"))
     with ctx.factory() as session:

@@ -26,7 +26,17 @@ def _ids(data: DatasetImport, split: str) -> list[str]:
 
 def test_registry_and_listing() -> None:
     listed = {entry["name"]: entry for entry in list_builtin()}
-    assert set(listed) == {"mnist", "fashion_mnist", "orl_faces", "digits"} == set(BUILTIN_SOURCES)
+    assert (
+        set(listed)
+        == {
+            "mnist",
+            "fashion_mnist",
+            "fashion_styles",
+            "orl_faces",
+            "digits",
+        }
+        == set(BUILTIN_SOURCES)
+    )
     for entry in listed.values():
         assert set(entry) == {"name", "description", "available", "reason"}
         assert entry["description"]

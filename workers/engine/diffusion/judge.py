@@ -20,6 +20,9 @@ Metrics (``evaluate_erasure``), following UnlearnCanvas and the issue's goals:
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,9 +39,19 @@ from workers.engine.errors import EngineError
 from workers.engine.nets import build_network
 from workers.engine.training import Callbacks, train_classifier
 
+JUDGE_FORMAT = "expunge-judge-v1"
 DEFAULT_JUDGE_RECIPE = TrainParams(
     epochs=8, batch_size=64, lr=2e-3, optimizer="adam", weight_decay=0.0, seed=0
 )
+
+
+def judge_recipe_for(train_count: int, max_train_samples: int | None = None) -> TrainParams:
+    """The default recipe scaled to the data: at least ~250 optimizer steps however small
+    the set (ORL has 320 training photos), 8 epochs on large ones."""
+    epochs = int(min(60, max(8, math.ceil(16_000 / max(train_count, 1)))))
+    return DEFAULT_JUDGE_RECIPE.model_copy(
+        update={"epochs": epochs, "max_train_samples": max_train_samples}
+    )
 
 
 @dataclass
@@ -78,13 +91,126 @@ def train_judge(
     recipe: TrainParams | None = None,
     width: int = 16,
     callbacks: Callbacks | None = None,
+    num_classes: int | None = None,
 ) -> Judge:
-    """Train the judge on real ``images`` at the diffusion model's size and channels."""
+    """Train the judge on real ``images`` at the diffusion model's size and channels.
+
+    ``num_classes`` overrides the model's class count for factor judges (objects or
+    styles of a styled dataset). With ``test`` (real images the judge never trained
+    on), ``metrics["heldout_accuracy"]`` says how far to trust its verdicts.
+    """
     judge_arch = pixel_config(arch, width=width)
+    if num_classes is not None:
+        judge_arch = judge_arch.model_copy(update={"num_classes": num_classes})
     trained = train_classifier(
         judge_arch, recipe or DEFAULT_JUDGE_RECIPE, images, test=test, callbacks=callbacks
     )
-    return Judge(arch=judge_arch, state_dict=trained.state_dict, metrics=trained.metrics)
+    judge = Judge(arch=judge_arch, state_dict=trained.state_dict, metrics=dict(trained.metrics))
+    if test is not None and len(test):
+        judge.metrics["heldout_accuracy"] = judge.accuracy(test)
+        judge.metrics["heldout_count"] = float(len(test))
+    judge.metrics["train_count"] = float(len(images))
+    return judge
+
+
+def judge_recipe_key(
+    arch: DiffusionArchitecture,
+    recipe: TrainParams | None = None,
+    width: int = 16,
+    num_classes: int | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """A short hash of everything that decides a trained judge's weights.
+
+    The service caches judges in object storage under this key, so a judge is trained
+    once per (dataset version, resolution, recipe) and a changed recipe never reuses
+    a stale one.
+    """
+    body = {
+        "arch": pixel_config(arch, width=width).model_dump(mode="json"),
+        "num_classes": num_classes,
+        "recipe": (recipe or DEFAULT_JUDGE_RECIPE).model_dump(mode="json"),
+        "extra": dict(extra or {}),
+        "format": JUDGE_FORMAT,
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def judge_to_bytes(judge: Judge) -> bytes:
+    """The judge as safetensors: weights, with its architecture and metrics as metadata."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in judge.state_dict.items()}
+    meta = {
+        "format": JUDGE_FORMAT,
+        "arch": judge.arch.model_dump_json(),
+        "metrics": json.dumps(judge.metrics),
+    }
+    return save(tensors, metadata=meta)
+
+
+def judge_from_bytes(data: bytes) -> Judge:
+    """Inverse of ``judge_to_bytes``; refuses files of another format by name."""
+    from safetensors.torch import load
+
+    # The safetensors header: an 8-byte little-endian length, then JSON with the metadata.
+    try:
+        size = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8 : 8 + size]).get("__metadata__") or {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EngineError(f"not a judge file: {exc}") from exc
+    if meta.get("format") != JUDGE_FORMAT:
+        raise EngineError(f"not a judge file (format {meta.get('format')!r})")
+    return Judge(
+        arch=ArchitectureConfig.model_validate_json(meta["arch"]),
+        state_dict=load(data),
+        metrics={k: float(v) for k, v in json.loads(meta.get("metrics") or "{}").items()},
+    )
+
+
+@dataclass
+class FactorJudge:
+    """A judge of one factor of the labels (the object, or the style, of a styled set).
+
+    ``values[label]`` is the factor value of each class of the diffusion model.
+    """
+
+    name: str
+    judge: Judge
+    values: list[int]
+
+
+def factor_report(
+    factor: FactorJudge, images: np.ndarray, prompted: np.ndarray, erased: Sequence[int]
+) -> dict[str, Any]:
+    """How one factor survives an erasure.
+
+    ``erased_values`` are the factor values every one of whose classes is erased (a
+    whole style); ``forget_rate`` is then the share of images prompted with an erased
+    class that the factor judge still sees in an erased value. ``accuracy_retained`` is
+    the factor judge's accuracy on images of the kept classes, and
+    ``accuracy_erased_prompts`` on images of the erased ones (erasing a style should
+    keep the object the prompt names).
+    """
+    values = np.asarray(factor.values, dtype=np.int64)
+    predicted, _ = factor.judge.predict(images)
+    wanted = values[prompted]
+    is_erased = np.isin(prompted, list(erased))
+    erased_set = set(int(c) for c in erased)
+    erased_values = [
+        int(v)
+        for v in sorted(set(values.tolist()))
+        if {c for c in range(len(values)) if values[c] == v} <= erased_set
+    ]
+    out: dict[str, Any] = {
+        "erased_values": erased_values,
+        "accuracy_retained": float((predicted[~is_erased] == wanted[~is_erased]).mean()),
+        "accuracy_erased_prompts": float((predicted[is_erased] == wanted[is_erased]).mean()),
+        "judge_heldout_accuracy": factor.judge.metrics.get("heldout_accuracy"),
+    }
+    if erased_values:
+        out["forget_rate"] = float(np.isin(predicted[is_erased], erased_values).mean())
+    return out
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -119,8 +245,13 @@ def evaluate_erasure(
     batch_size: int = 64,
     device: str = "cpu",
     callbacks: Callbacks | None = None,
+    factors: Sequence[FactorJudge] = (),
 ) -> dict[str, Any]:
     """Generate ``samples_per_class`` images of every class and let the judge score them.
+
+    ``factors`` add a ``factors`` entry per factor judge (see ``factor_report``): on the
+    objects × styles set, erasing a style reports the style's forget rate and how well
+    the objects are kept.
 
     The same ``seed`` gives every model the same starting noise per class, so the
     original, the erased and the retrained model are compared on identical draws.
@@ -171,6 +302,10 @@ def evaluate_erasure(
         "scheduler": scheduler,
     }
     result["erasure_rate"] = 1.0 - result["forget_rate"]
+    if factors:
+        result["factors"] = {
+            f.name: factor_report(f, generated.images, prompted, erased) for f in factors
+        }
     if real is not None and len(real):
         real_pred, real_feat = judge.predict(real.images)
         result["judge_accuracy_real"] = float((real_pred == real.labels).mean())

@@ -14,10 +14,12 @@ from workers.engine.diffusion.unlearning import (  # noqa: F401  (imported to re
     gradient_ascent,
     retrain,
     salun,
+    uce,
     uno,
 )
 from workers.engine.diffusion.unlearning.base import (
     DIFFUSION_METHODS,
+    ConceptUnlearnData,
     DiffusionMethodParams,
     DiffusionUnlearnData,
     DiffusionUnlearningMethod,
@@ -30,6 +32,7 @@ from workers.engine.diffusion.unlearning.base import (
 
 __all__ = [
     "DIFFUSION_METHODS",
+    "ConceptUnlearnData",
     "DiffusionMethodParams",
     "DiffusionUnlearnData",
     "DiffusionUnlearnResult",

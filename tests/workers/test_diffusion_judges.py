@@ -1,0 +1,74 @@
+"""Worker-trained judges and the attack, in-process against Postgres and the S3 server.
+
+A tiny ddpm on the objects × styles set: the evaluate job trains the label judge and the
+object and style judges on the real styled images, caches them under ``judges/``, reports
+their held-out accuracy, the per-factor metrics of an erased style, and the attack's
+success rate; a second evaluation reuses the cached judges."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from api.jobs.schemas import EvaluateJobCreate, TrainJobCreate
+from api.jobs.service import create_evaluate_job, create_train_job
+from core.datasets.builtin import FASHION_STYLES, style_labels
+from tests.workers.test_diffusion_jobs import TINY8, TRAIN, _commit, _run
+from workers.engine.diffusion.config import DiffusionArchitecture
+from workers.engine.diffusion.judge import judge_from_bytes
+
+STYLED8 = {**TINY8, "num_classes": 60}
+JUDGE = {"samples_per_class": 1, "num_inference_steps": 2, "real_images": 60}
+
+
+@pytest.fixture(scope="module")
+def styled(api) -> dict:
+    response = api.post(
+        "/api/v1/datasets",
+        json={"name": "styles-small", "source": {"name": "fashion_styles", "limit": 360}},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_a_style_is_judged_by_trained_judges(api, app, prod_settings, styled) -> None:
+    DiffusionArchitecture.model_validate(STYLED8)
+    model = api.post(
+        "/api/v1/models",
+        json={"name": f"styles-{uuid.uuid4().hex[:8]}", "architecture": STYLED8},
+    )
+    assert model.status_code == 201, model.text
+    train = TrainJobCreate(
+        kind="train", model_id=model.json()["id"], dataset_id=styled["id"], params=TRAIN
+    )
+    version_id = _run(prod_settings, app, _commit(prod_settings, create_train_job, train))
+    version_id = version_id.result_version_id
+    striped = style_labels("striped")
+    body = EvaluateJobCreate(
+        kind="evaluate",
+        model_version_id=version_id,
+        forget={"labels": striped},
+        judge={**JUDGE, "attack_steps": 2},
+    )
+    first = _run(prod_settings, app, _commit(prod_settings, create_evaluate_job, body)).metrics
+    judge = first["judge"]
+    assert judge["kind"] == "trained" and judge["cached"] is False
+    assert 0.0 <= judge["heldout_accuracy"] <= 1.0 and judge["heldout_count"] > 0
+    assert set(judge["factors"]) == {"object", "style"}
+    store = app.state.store
+    keys = list(store.list(f"judges/{styled['id']}"))
+    assert len(keys) == 3 and judge["key"] in keys
+    assert judge_from_bytes(store.get_bytes(judge["key"])).arch.num_classes == 60
+    evaluation = first["evaluation"]
+    style = evaluation["factors"]["style"]
+    assert style["erased_values"] == [FASHION_STYLES.index("striped")]
+    assert 0.0 <= style["forget_rate"] <= 1.0
+    assert evaluation["factors"]["object"]["erased_values"] == []
+    assert 0.0 <= evaluation["factors"]["object"]["accuracy_retained"] <= 1.0
+    attack = evaluation["attack"]
+    assert attack["steps"] == 2 and 0.0 <= attack["attack_success_rate"] <= 1.0
+
+    second = _run(prod_settings, app, _commit(prod_settings, create_evaluate_job, body)).metrics
+    assert second["judge"]["cached"] is True and second["judge"]["key"] == judge["key"]
+    assert second["judge"]["heldout_accuracy"] == judge["heldout_accuracy"]
