@@ -62,7 +62,9 @@ def build(session: Session, request: DeletionRequest, settings: Settings) -> dic
                 "old_status": old.status if old else None,
                 "new_version_id": new.id if new else None,
                 "new_sha256": new.sha256 if new else None,
-                "action": "retired" if item.method == "retire" else "unlearned",
+                "action": {"retire": "retired", "none": "nothing_left_to_forget"}.get(
+                    item.method, "unlearned"
+                ),
                 # The run that did it; a batched run served several requests at once.
                 "job_id": item.job_id,
                 "batched_requests": len(batch),

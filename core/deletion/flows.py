@@ -74,7 +74,7 @@ def lock_request(session: Session, request_id: str) -> DeletionRequest | None:
 
 
 def policy_for(model: Model) -> DeletionPolicy:
-    return DeletionPolicy.model_validate(model.deletion_policy or {})
+    return DeletionPolicy.for_family(model.family, model.deletion_policy)
 
 
 def _event(
@@ -197,6 +197,10 @@ def _plan_item(
         method, exact, estimate = policy.class_method, False, (train_seconds or 0) * 0.1
     else:
         method, exact, estimate = policy.method, False, (train_seconds or 0) * 0.2
+    if method in ("retrain", "sisa") and not descendant:
+        # An exact method chosen by the policy (a ddpm's default for subjects) costs what
+        # training cost.
+        exact, estimate = True, (train_seconds or 0) * (1.0 if method == "retrain" else 0.25)
     item = DeletionItem(
         id=new_id("dri"),
         request_id=request.id,
@@ -269,7 +273,35 @@ def _hold(item: DeletionItem, until: datetime, why: str) -> None:
 
 def _start(session: Session, request: DeletionRequest, item: DeletionItem) -> Job | None:
     """Submit the item's unlearning job (or retire it outright)."""
+    if item.method != "retire" and _busy_elsewhere(session, item.model_version_id, {request.id}):
+        _hold(item, utcnow(), "waiting for another request's run on this version to close")
+        return None
     return _submit(session, [(request, item)])
+
+
+def _busy_elsewhere(session: Session, version_id: str, request_ids: set[str]) -> bool:
+    """Whether another open request has a run on this version that has not closed yet.
+
+    Two runs from the same version would each keep what the other erased: each new
+    version is derived from a parent that still held the other request's data. So runs
+    on one version are serial; the later request continues from the earlier one's
+    result (``close`` retargets it), or from the version itself if the earlier failed.
+    """
+    return (
+        session.scalar(
+            select(DeletionItem.id)
+            .join(DeletionRequest, DeletionRequest.id == DeletionItem.request_id)
+            .where(
+                DeletionItem.model_version_id == version_id,
+                DeletionItem.request_id.not_in(request_ids),
+                DeletionItem.state.in_(("unlearning", "done")),
+                DeletionItem.method != "retire",
+                DeletionRequest.status.in_(("unlearning", "verifying")),
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def _submit(session: Session, members: list[tuple[DeletionRequest, DeletionItem]]) -> Job | None:
@@ -301,6 +333,16 @@ def _submit(session: Session, members: list[tuple[DeletionRequest, DeletionItem]
         for _, each in members:
             each.method, each.exact, each.state = "retire", True, "done"
         return None
+    if len(resolution.forget_positions) == 0:
+        # A retargeted version whose earlier run already removed all of this scope.
+        for _, each in members:
+            each.method, each.exact, each.state = "none", True, "done"
+            each.result_version_id = version.id
+            each.history = [
+                *each.history,
+                {"at": utcnow().isoformat(), "event": "nothing left to forget in this version"},
+            ]
+        return None
     job = new_job(
         session,
         "unlearn",
@@ -321,6 +363,7 @@ def _submit(session: Session, members: list[tuple[DeletionRequest, DeletionItem]
             "dataset_version_id": dsv.id,
             "evaluate": True,
             "exact": item.method in ("sisa", "retrain"),
+            **({"judge": policy.judge} if model.family == "ddpm" and policy.judge else {}),
             "deletion_request_id": request.id,
             "deletion_item_id": item.id,
             "deletion_request_ids": [r.id for r, _ in members],
@@ -379,7 +422,12 @@ def start_batches(session: Session, now: datetime | None = None) -> list[Job]:
     jobs = []
     for (version_id, _, _), members in groups.items():
         due = min(i.batch_until or now for _, i in members)
-        if due > now or _unread_siblings(session, version_id):
+        members_ids = {r.id for r, _ in members}
+        if (
+            due > now
+            or _unread_siblings(session, version_id)
+            or _busy_elsewhere(session, version_id, members_ids)
+        ):
             continue
         if job := _submit(session, members):
             jobs.append(job)
@@ -497,7 +545,9 @@ def _verdict(
         return {"passed": False, "exact": False, "checks": [], "reason": "no evaluation"}
     model = session.get(Model, job.model_id)
     assert model is not None
-    result = verify(evaluation, original, request.scope_kind, policy_for(model).thresholds)
+    result = verify(
+        evaluation, original, request.scope_kind, policy_for(model).thresholds, model.family
+    )
     return {
         **result,
         "exact": False,
@@ -520,6 +570,8 @@ def close(
     for item in items:
         old = session.get(ModelVersion, item.model_version_id)
         assert old is not None
+        if item.result_version_id == old.id:  # nothing of the scope was left in it
+            continue
         purge.purge_version(session, store, old)
         _event(
             session,
@@ -529,6 +581,9 @@ def close(
             version=old.id,
             replaced_by=item.result_version_id,
         )
+        if item.result_version_id:
+            _retarget(session, old.id, item.result_version_id, request.id)
+    _release(session, request)
     if request.scope_kind in ("subject_ids", "sample_ids"):
         salt = subject_salt(settings)
         for dataset_id, new_version in purge.delete_samples(
@@ -547,10 +602,60 @@ def close(
                 dataset=dataset_id,
                 new_version=new_version,
             )
+            # Judges the worker trained on this dataset's images learnt from the deleted
+            # samples too: they go with them (retrained on demand from what remains).
+            purge.after_commit(
+                session, lambda folder=f"judges/{dataset_id}/": store.delete_prefix(folder)
+            )
     request.status = "completed"
     request.completed_at = utcnow()
     _event(session, request, SYSTEM, "completed", outcome="erased")
     issue(session, request, settings)
+
+
+def _retarget(session: Session, old_id: str, new_id: str, closing_id: str) -> None:
+    """Other open requests waiting on a version this request replaced continue from its
+    replacement, which stays blocked (tainted) for them: it may still hold their data."""
+    rows = session.execute(
+        select(DeletionItem, DeletionRequest)
+        .join(DeletionRequest, DeletionRequest.id == DeletionItem.request_id)
+        .where(
+            DeletionItem.model_version_id == old_id,
+            DeletionItem.request_id != closing_id,
+            DeletionItem.state.in_(("planned", "waiting")),
+            DeletionRequest.status.in_(OPEN_STATUSES),
+        )
+    ).all()
+    if not rows:
+        return
+    session.execute(update(ModelVersion).where(ModelVersion.id == new_id).values(status="tainted"))
+    for item, other in rows:
+        item.model_version_id = new_id
+        item.history = [
+            *item.history,
+            {"at": utcnow().isoformat(), "event": "retargeted", "from": old_id, "to": new_id},
+        ]
+        if session.scalar(
+            select(DeletionItem.id).where(
+                DeletionItem.request_id == other.id,
+                DeletionItem.model_version_id == new_id,
+                DeletionItem.id != item.id,
+            )
+        ):
+            # The request already covers the replacement itself (it was filed after the
+            # replacement existed): one run there is enough.
+            item.method, item.exact, item.state, item.result_version_id = (
+                "none",
+                True,
+                "done",
+                new_id,
+            )
+        entries = [p for p in other.plan if p.get("model_version_id") == old_id]
+        other.plan = [
+            *other.plan,
+            *({**p, "model_version_id": new_id, "replaces": old_id} for p in entries),
+        ]
+        _event(session, other, SYSTEM, "retargeted", item=item.id, version=new_id, replaces=old_id)
 
 
 def open_in_progress(session: Session) -> list[str]:
