@@ -27,6 +27,7 @@ from api.deletion_requests.notes import router as deletion_notes_router
 from api.deletion_requests.router import router as deletion_router
 from api.health.router import router as health_router
 from api.idempotency import IdempotencyMiddleware
+from api.jobs.compare import compare_router, views_router
 from api.jobs.router import router as jobs_router
 from api.methods.router import router as methods_router
 from api.models.router import router as models_router
@@ -237,6 +238,8 @@ def create_app(settings: Settings | None = None, *, run_sweeper: bool = True) ->
         datasets_router,
         models_router,
         jobs_router,
+        views_router,
+        compare_router,
         methods_router,
         deletion_router,
         deletion_notes_router,

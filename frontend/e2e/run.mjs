@@ -247,6 +247,112 @@ try {
     await shot(page, "13-jobs-filtered");
   });
 
+  // --- Diffusion: a tiny ddpm model (trained by the test's setup), one class unlearned
+  // through the form, then the before/after grids of the same labels and seeds. ---
+  const DDPM_JOB = process.env.E2E_DDPM_TRAIN_JOB;
+  const api = async (path, init = {}) => {
+    const r = await fetch(`${BASE}/api/v1${path}`, { ...init, headers: { Authorization: `Bearer ${KEY}`, ...(init.headers ?? {}) } });
+    check(r.ok, `${init.method ?? "GET"} ${path}: HTTP ${r.status} ${await r.clone().text()}`);
+    return r.json();
+  };
+  const waitJob = async (id, what) => {
+    const deadline = Date.now() + JOB_TIMEOUT;
+    let job = await api(`/jobs/${id}`);
+    while (!["succeeded", "failed", "cancelled"].includes(job.state)) {
+      check(Date.now() < deadline, `${what} finished within ${JOB_TIMEOUT} ms (${job.state})`);
+      await new Promise((r) => setTimeout(r, 300));
+      job = await api(`/jobs/${id}`);
+    }
+    check(job.state === "succeeded", `${what} succeeded: ${job.error}`);
+    return job;
+  };
+  if (DDPM_JOB) {
+    let original = "";
+    let unlearned = "";
+    await step("diffusion: unlearn class 7 with esd from the schema-driven form", async () => {
+      const trained = await waitJob(DDPM_JOB, "ddpm training");
+      original = trained.result_version_id;
+      await go(page, `/jobs/new?kind=unlearn&model_version_id=${original}`);
+      const method = page.getByLabel("Method");
+      await method.locator("option", { hasText: /^esd/ }).waitFor({ state: "attached" });
+      const offered = await method.locator("option").allInnerTexts();
+      check(!offered.some((o) => /^finetune/.test(o)), `only ddpm methods are offered: ${offered}`);
+      await method.selectOption("esd");
+      await page.getByTestId("method-card").getByText("Erasing Concepts").waitFor();
+      const form = page.getByRole("form", { name: "Submit an unlearn job" });
+      check((await form.getByLabel("Negative Guidance").inputValue()) === "1", "esd's own params come from its schema with defaults");
+      await form.getByLabel("Labels").fill("7");
+      await form.getByLabel("Steps", { exact: true }).fill("3");
+      await form.getByLabel("Batch Size").fill("4");
+      await form.getByLabel("Trajectories").fill("1");
+      await form.getByLabel("Ddim Steps").fill("2");
+      await form.getByLabel("Evaluate", { exact: true }).uncheck();
+      await shot(page, "26-unlearn-form");
+      await form.getByRole("button", { name: "Submit unlearn job" }).click();
+      await page.waitForURL(/#\/jobs\/job_/);
+      const job = await waitJob(page.url().split("/").pop(), "esd unlearning");
+      check(job.method === "esd" && job.model_version_id === original, `the form sent the version and method: ${job.method}`);
+      unlearned = job.result_version_id;
+    });
+
+    await step("diffusion: before/after grids on the same labels and seeds", async () => {
+      await go(page, `/generations/compare?a=${original}`);
+      // The unlearned child is offered as the "after" version by itself.
+      await page.waitForFunction((v) => document.querySelector("#compare-b")?.value === v, unlearned);
+      const form = page.getByRole("form", { name: "Generation settings" });
+      check((await form.getByLabel("Labels").inputValue()) === "0, 1, 2, 3, 4, 5, 6, 7, 8, 9", "one image per class by default");
+      await form.getByLabel("Num Inference Steps").fill("10");
+      await form.getByRole("button", { name: "Generate on both (or reuse)" }).click();
+      const grids = () =>
+        page.waitForFunction(() => {
+          const imgs = [...document.querySelectorAll("[data-testid=before-after] img.grid-image")];
+          return imgs.length === 2 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+        }, null, { timeout: JOB_TIMEOUT });
+      await grids();
+      await page.getByText(/Same request on both/).waitFor();
+      await shot(page, "27-before-after");
+      // Asked again, the same request reuses both jobs rather than generating again.
+      const before = (await api(`/jobs?kind=generate&model_id=${process.env.E2E_DDPM_MODEL}`)).data.length;
+      await form.getByRole("button", { name: "Generate on both (or reuse)" }).click();
+      await page.getByTestId("side-b").getByText(/reused an earlier generation/).waitFor();
+      await grids();
+      const after = (await api(`/jobs?kind=generate&model_id=${process.env.E2E_DDPM_MODEL}`)).data.length;
+      check(before === 2 && after === 2, `the second request reused the two jobs (${before} → ${after})`);
+    });
+
+    await step("generations: list with grid thumbnails, detail with images", async () => {
+      await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Generations" }).click();
+      await page.waitForFunction(() => {
+        const imgs = [...document.querySelectorAll(".generations img.grid-image")];
+        return imgs.length >= 2 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+      });
+      await shot(page, "28-generations");
+      await page.getByRole("link", { name: /^Generation job_/ }).first().click();
+      await page.getByRole("heading", { name: "Images" }).waitFor();
+      await page.waitForFunction(() => {
+        const imgs = [...document.querySelectorAll(".generated img")];
+        return imgs.length === 10 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+      });
+      check(/label 0 · seed 0/.test(await page.locator(".generated li").first().innerText()), "each image shows its label and seed");
+      const download = page.waitForEvent("download");
+      await page.getByRole("button", { name: "Download grid" }).click();
+      check((await download).suggestedFilename().endsWith("grid.png"), "the grid downloads");
+      await shot(page, "29-generation-detail");
+    });
+
+    await step("diffusion version: generate button and latest grid", async () => {
+      await go(page, `/versions/${unlearned}`);
+      await page.getByRole("link", { name: "Generate", exact: true }).waitFor();
+      await page.waitForFunction(() => {
+        const img = document.querySelector("[data-testid=latest-grid] img.grid-image");
+        return img && img.complete && img.naturalWidth > 0;
+      });
+      await shot(page, "30-version-ddpm");
+    });
+  } else {
+    log("  (diffusion flow skipped: E2E_DDPM_TRAIN_JOB is not set)");
+  }
+
   let viewerKey = "";
   await step("API keys: create a viewer key, secret shown once", async () => {
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "API keys" }).click();
@@ -269,6 +375,10 @@ try {
     await page.getByRole("heading", { name: "Service health" }).waitFor();
     check((await page.getByRole("link", { name: "API keys" }).count()) === 0, "no keys page for a viewer");
     check((await page.getByRole("link", { name: "Submit a job" }).count()) === 0, "no job submission for a viewer");
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Generations" }).click();
+    await page.getByRole("heading", { name: "Generations" }).waitFor();
+    await page.locator(".generations, .empty").first().waitFor();
+    check((await page.getByRole("link", { name: "Generate images" }).count()) === 0, "no generating for a viewer");
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Models" }).click();
     await page.getByRole("link", { name: "demo-mnist-cnn" }).first().waitFor();
     check((await page.getByRole("button", { name: "Register a model" }).count()) === 0, "no model registration for a viewer");

@@ -9,6 +9,7 @@ import { Audit } from "./pages/Audit";
 import { DeletionRequestDetail } from "./pages/DeletionRequestDetail";
 import { DeletionRequestNew } from "./pages/DeletionRequestNew";
 import { DeletionRequests } from "./pages/DeletionRequests";
+import { GenerationDetail, Generations } from "./pages/Generations";
 import { Jobs } from "./pages/Jobs";
 import { JobSubmit } from "./pages/JobSubmit";
 import { Keys } from "./pages/Keys";
@@ -21,6 +22,8 @@ import { VersionDetail } from "./pages/VersionDetail";
 
 // The job page carries the charting library; load it when first opened.
 const JobDetail = lazy(() => import("./pages/JobDetail").then((m) => ({ default: m.JobDetail })));
+const Compare = lazy(() => import("./pages/Compare").then((m) => ({ default: m.Compare })));
+const GenerationCompare = lazy(() => import("./pages/GenerationCompare").then((m) => ({ default: m.GenerationCompare })));
 
 function Header(): ReactNode {
   const { me, signOut } = useAuth();
@@ -61,6 +64,8 @@ function Nav(): ReactNode {
     ["/datasets", "Datasets"],
     ["/models", "Models"],
     ["/jobs", "Jobs"],
+    ["/compare", "Compare"],
+    ["/generations", "Generations"],
   ];
   if (audit) items.push(["/audit", "Audit log"]);
   if (manageKeys) items.push(["/keys", "API keys"]);
@@ -108,6 +113,10 @@ export function App(): ReactNode {
             <Route path="/jobs" element={<Jobs />} />
             <Route path="/jobs/new" element={<JobSubmit />} />
             <Route path="/jobs/:jobId" element={<JobDetail />} />
+            <Route path="/compare" element={<Compare />} />
+            <Route path="/generations" element={<Generations />} />
+            <Route path="/generations/compare" element={<GenerationCompare />} />
+            <Route path="/generations/:jobId" element={<GenerationDetail />} />
             <Route path="/keys" element={<Keys />} />
             <Route path="/deletion-requests" element={<DeletionRequests />} />
             <Route path="/deletion-requests/new" element={<DeletionRequestNew />} />

@@ -72,6 +72,8 @@ INTENT: dict[tuple[str, str], str] = {
     ("GET", "/jobs/{job_id}/metrics"): "any",
     ("GET", "/jobs/{job_id}/events"): "any",
     ("GET", "/jobs/{job_id}/artifacts/{name}"): "any",
+    ("GET", "/jobs/{job_id}/views"): "any",
+    ("GET", "/compare"): "any",
     ("GET", "/methods"): "any",
     # deletion requests: compliance files and decides; everyone sees status and radius
     # (engineers need to know which versions are tainted and why).
@@ -116,6 +118,7 @@ INTENT: dict[tuple[str, str], str] = {
 QUERY = {
     "/audit/proofs/inclusion": {"seq": 0},
     "/audit/proofs/consistency": {"first": 0},
+    "/compare": {"jobs": "job_x"},
 }
 CALLERS = (*ROLES, "no key", "revoked key", "malformed key")
 

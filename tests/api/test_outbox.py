@@ -36,10 +36,11 @@ def test_submission_survives_a_down_broker(prod_settings, api, mnist_small) -> N
 
     factory = session_factory(prod_settings)
     with factory() as session:
-        assert session.scalar(select(Job.dispatched_at).where(Job.id == job_id)) is None
-    # The broker is back (the real one): the sweep sends what the outbox holds.
+        assert session.scalar(select(Job.state).where(Job.id == job_id)) == "queued"
+    # The broker is back (the real one): the sweep sends what the outbox holds. A session
+    # worker's own sweeper may get there first; either way the job leaves the outbox.
     time.sleep(prod_settings.dispatch_retry_seconds + 0.1)
     with factory() as session:
-        assert dispatch_pending(session, prod_settings) >= 1
+        dispatch_pending(session, prod_settings)
         assert session.scalar(select(Job.dispatched_at).where(Job.id == job_id)) is not None
     api.post(f"/api/v1/jobs/{job_id}/cancel")

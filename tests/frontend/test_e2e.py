@@ -1,7 +1,8 @@
 """The dashboard end to end: `expunge up` on the embedded default, driven in Debian's
 headless Chromium by playwright-core (frontend/e2e/run.mjs), including an ORL subject's
 deletion request filed by one compliance officer and approved by another, followed live
-to its certificate, which is verified in the browser. Screenshots of each page land in
+to its certificate, which is verified in the browser, and a tiny diffusion model that
+has one class unlearned from the form and is shown before/after. Screenshots of each page land in
 test-output/screenshots/."""
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def test_dashboard_end_to_end(tmp_path) -> None:
     try:
         _wait_for_demo(client, proc, log_path)
         deletion_env = _deletion_world(client)
+        diffusion_env = _diffusion_world(client)
         SHOTS.mkdir(parents=True, exist_ok=True)
         run = subprocess.run(
             ["node", str(FRONTEND / "e2e" / "run.mjs")],
@@ -99,6 +101,7 @@ def test_dashboard_end_to_end(tmp_path) -> None:
                 "EXPUNGE_KEY": KEY,
                 "SCREENSHOT_DIR": str(SHOTS),
                 **deletion_env,
+                **diffusion_env,
             },
             capture_output=True,
             text=True,
@@ -130,6 +133,11 @@ def test_dashboard_end_to_end(tmp_path) -> None:
             "22-certificate-verified.png",
             "23-certificate-view.png",
             "24-audit.png",
+            "26-unlearn-form.png",
+            "27-before-after.png",
+            "28-generations.png",
+            "29-generation-detail.png",
+            "30-version-ddpm.png",
         ):
             assert expected in names, names
     finally:
@@ -152,6 +160,34 @@ def _deletion_world(client: ExpungeClient) -> dict[str, str]:
     model = client.create_model("e2e-orl-cnn", arch)
     job = client.train(model["id"], orl["id"], {"epochs": 8, "lr": 0.05, "batch_size": 16})
     return {**officers, "E2E_ORL_DATASET": orl["id"], "E2E_ORL_TRAIN_JOB": job["id"]}
+
+
+TINY8 = {
+    "family": "ddpm",
+    "num_classes": 10,
+    "sample_size": 8,
+    "block_out_channels": [8, 16],
+    "attention_levels": [False, False],
+    "norm_num_groups": 4,
+}
+
+
+def _diffusion_world(client: ExpungeClient) -> dict[str, str]:
+    """A tiny class-conditional diffusion model (the tiny8 preset) on the MNIST built-in,
+    trained for a few steps. Only submitted here; the browser unlearns a class from it
+    with esd through the form and opens the before/after grids once it has finished."""
+    mnist = next(d for d in client.datasets(limit=200)["data"] if d["name"] == "mnist")
+    model = client.create_model("e2e-ddpm-tiny8", TINY8)
+    params = {
+        "steps": 20,
+        "batch_size": 16,
+        "lr": 2e-3,
+        "lr_warmup_steps": 1,
+        "log_every_steps": 10,
+        "checkpoint_every_steps": 0,
+    }
+    job = client.train(model["id"], mnist["id"], params)
+    return {"E2E_DDPM_MODEL": model["id"], "E2E_DDPM_TRAIN_JOB": job["id"]}
 
 
 def _tail(path, n: int = 3000) -> str:

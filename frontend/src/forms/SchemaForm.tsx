@@ -130,6 +130,11 @@ function DefaultWidget({ id, field, value, onChange, invalid, describedBy }: Wid
       );
     }
     case "list":
+      if (s.items?.type === "string") {
+        return (
+          <textarea {...common} rows={2} placeholder={field.nullable ? "(none) — one per line, or comma-separated" : "one per line, or comma-separated"} value={String(value ?? "")} onChange={(e) => onChange(e.target.value)} />
+        );
+      }
       return (
         <input {...common} type="text" placeholder={field.nullable ? "(none) — comma-separated" : "comma-separated"} value={String(value ?? "")} onChange={(e) => onChange(e.target.value)} />
       );

@@ -306,7 +306,10 @@ export function buildValue(objectSchema: JsonSchema, draft: Draft, prefix = ""):
         break;
       }
       case "list": {
-        const parts = String(raw).split(",").map((p) => p.trim()).filter(Boolean);
+        // Text items (prompts) may hold commas: one per line when there is a line break.
+        const text = String(raw);
+        const sep = s.items?.type === "string" && text.includes("\n") ? "\n" : ",";
+        const parts = text.split(sep).map((p) => p.trim()).filter(Boolean);
         const out: unknown[] = [];
         for (const [i, text] of parts.entries()) {
           const parsed = parseItem(text, s.items ?? {});

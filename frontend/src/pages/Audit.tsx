@@ -73,7 +73,7 @@ export function EventTable({ events }: { events: AuditEvent[] }): ReactNode {
             <td>
               <span className="muted small">{e.entity_type}</span> {entityLink(e)}
             </td>
-            <td>{e.actor}</td>
+            <td>{e.actor.length > 16 ? <ShortId id={e.actor} /> : e.actor}</td>
             <td className="small payload">{e.payload_raw ? <span className="bad-text">unreadable payload (run verify)</span> : <PayloadSummary payload={e.payload ?? {}} />}</td>
             <td>
               <ShortId id={e.hash} />

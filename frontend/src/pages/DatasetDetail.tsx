@@ -10,7 +10,7 @@ import { useCan } from "../auth";
 import { AuthImage } from "../components/AuthImage";
 import { Mono } from "../components/Badges";
 import { Facts } from "../components/KeyValue";
-import { Pager, useCursorPager } from "../components/Pager";
+import { Pager, useCursorPager, useSlicePager } from "../components/Pager";
 import { Empty, QueryView } from "../components/States";
 import { Time } from "../components/Time";
 
@@ -138,6 +138,7 @@ export function DatasetDetail(): ReactNode {
   const { datasetId = "" } = useParams();
   const dataset = useDataset(datasetId);
   const versions = useDatasetVersions(datasetId);
+  const { rows: versionRows, ...versionPager } = useSlicePager(versions.data ?? [], 10);
   const canWrite = useCan("write");
   return (
     <section>
@@ -174,6 +175,7 @@ export function DatasetDetail(): ReactNode {
                 list.length === 0 ? (
                   <Empty>No versions.</Empty>
                 ) : (
+                  <>
                   <table className="table">
                     <caption className="sr-only">Dataset versions</caption>
                     <thead>
@@ -187,7 +189,7 @@ export function DatasetDetail(): ReactNode {
                       </tr>
                     </thead>
                     <tbody>
-                      {list.map((v) => (
+                      {versionRows.map((v) => (
                         <tr key={v.id}>
                           <td>v{v.version}</td>
                           <td className="num">{v.num_samples.toLocaleString()}</td>
@@ -207,6 +209,8 @@ export function DatasetDetail(): ReactNode {
                       ))}
                     </tbody>
                   </table>
+                  <Pager label="Dataset versions" {...versionPager} />
+                  </>
                 )
               }
             </QueryView>

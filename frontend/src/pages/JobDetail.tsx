@@ -9,6 +9,7 @@ import { useCan } from "../auth";
 import { Progress, ShortId, StateBadge } from "../components/Badges";
 import { Facts, ObjectTable } from "../components/KeyValue";
 import { MetricsCharts } from "../components/MetricsChart";
+import { Pager, useSlicePager } from "../components/Pager";
 import { Empty, ErrorMessage, QueryView } from "../components/States";
 import { duration, localText, Time, utcText } from "../components/Time";
 import { useJobLive, type LiveStatus } from "../live/useJobLive";
@@ -81,6 +82,8 @@ function JobBody({ job }: { job: Job }): ReactNode {
   const model = useModel(job.model_id);
   const dataset = useDataset(job.dataset_id);
   const active = isActive(job);
+  // A generate job lists one artifact per image: page them.
+  const { rows: artifactRows, ...artifactPager } = useSlicePager(job.artifacts, 20);
   const cancel = useMutation({
     mutationFn: () => unwrap(api.POST("/api/v1/jobs/{job_id}/cancel", { params: { path: { job_id: job.id } } })),
     onSuccess: (updated) => {
@@ -133,6 +136,10 @@ function JobBody({ job }: { job: Job }): ReactNode {
                 ) : null,
               ],
               [job.kind === "train" ? "Fine-tuned from" : "Model version", job.model_version_id ? <Link to={`/versions/${job.model_version_id}`}><ShortId id={job.model_version_id} /></Link> : null],
+              ...(job.kind === "generate" ? ([["Images", <Link to={`/generations/${job.id}`}>open the generated images →</Link>]] as [string, ReactNode][]) : []),
+              ...(job.kind === "unlearn" && job.spec.family !== "ddpm"
+                ? ([["Compare", <Link to={`/compare?jobs=${[job.id, job.spec.reference_job_id].filter(Boolean).join(",")}&focus=${job.id}`}>compare with its reference, see the views →</Link>]] as [string, ReactNode][])
+                : []),
               ["Result version", job.result_version_id ? <Link to={`/versions/${job.result_version_id}`}>open version and lineage →</Link> : null],
               ["Queue", job.queue],
               ["Worker", job.worker ? `${job.worker} (attempt ${job.attempt})` : null],
@@ -179,8 +186,8 @@ function JobBody({ job }: { job: Job }): ReactNode {
           <h2 id="artifacts-h">Artifacts</h2>
           {job.artifacts.length ? (
             <ul className="plain">
-              {job.artifacts.map((a, i) => (
-                <li key={i}>
+              {artifactRows.map((a, i) => (
+                <li key={String(a.key ?? a.name ?? i)}>
                   <strong>{String(a.name ?? "artifact")}</strong> <code className="mono small">{String(a.key ?? "")}</code>
                   {typeof a.sha256 === "string" && <div className="muted small">sha256 {a.sha256}</div>}
                 </li>
@@ -188,6 +195,9 @@ function JobBody({ job }: { job: Job }): ReactNode {
             </ul>
           ) : (
             <Empty>{active ? "Artifacts appear when the job succeeds." : "No artifacts."}</Empty>
+          )}
+          {job.artifacts.length > 0 && (
+            <Pager label="Artifacts" {...artifactPager} />
           )}
         </section>
       </div>

@@ -6,6 +6,7 @@ import { requestSchema } from "../api/openapi";
 import type { KeyCreate, KeyCreated } from "../api/types";
 import { useAuth, useCan } from "../auth";
 import { Mono } from "../components/Badges";
+import { Pager, useSlicePager } from "../components/Pager";
 import { Empty, ErrorMessage, QueryView } from "../components/States";
 import { Time } from "../components/Time";
 import { SchemaForm } from "../forms/SchemaForm";
@@ -75,6 +76,7 @@ export function Keys(): ReactNode {
   const [created, setCreated] = useState<KeyCreated | null>(null);
   const [formKey, setFormKey] = useState(0);
   const keys = useQuery({ queryKey: ["keys"], queryFn: () => unwrap(api.GET("/api/v1/keys")), enabled: allowed });
+  const { rows, ...pager } = useSlicePager(keys.data?.data ?? []);
   if (!allowed) {
     return (
       <section>
@@ -109,6 +111,7 @@ export function Keys(): ReactNode {
           list.data.length === 0 ? (
             <Empty>No keys.</Empty>
           ) : (
+            <>
             <table className="table">
               <caption className="sr-only">API keys</caption>
               <thead>
@@ -124,7 +127,7 @@ export function Keys(): ReactNode {
                 </tr>
               </thead>
               <tbody>
-                {list.data.map((k) => (
+                {rows.map((k) => (
                   <tr key={k.id} className={k.revoked_at ? "revoked" : undefined}>
                     <td>{k.name}</td>
                     <td>
@@ -142,6 +145,8 @@ export function Keys(): ReactNode {
                 ))}
               </tbody>
             </table>
+            <Pager label="API keys" {...pager} />
+            </>
           )
         }
       </QueryView>

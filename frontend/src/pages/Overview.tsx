@@ -139,11 +139,15 @@ export function Overview(): ReactNode {
           </section>
         )}
       </div>
-      <h2>Running jobs</h2>
+      <h2>
+        Running jobs <Link to="/jobs?state=running" className="small">all running →</Link>
+      </h2>
       <QueryView query={running} what="running jobs">
         {(page) => <JobTable jobs={page.data} modelNames={names} empty="No job is running." caption="Running jobs" />}
       </QueryView>
-      <h2>Queued jobs</h2>
+      <h2>
+        Queued jobs <Link to="/jobs?state=queued" className="small">all queued →</Link>
+      </h2>
       <QueryView query={queued} what="queued jobs">
         {(page) => <JobTable jobs={page.data} modelNames={names} empty="Nothing is waiting in the queue." caption="Queued jobs" />}
       </QueryView>

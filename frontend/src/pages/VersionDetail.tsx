@@ -3,13 +3,15 @@ import type { ReactNode } from "react";
 import { Link, useParams } from "react-router";
 
 import { api, fetchWithKey, saveBlob, unwrap } from "../api/client";
-import { useDataset, useModel, useVersion } from "../api/queries";
+import { generates } from "../api/generations";
+import { useDataset, useJobs, useModel, useVersion } from "../api/queries";
 import type { Lineage, ModelVersion } from "../api/types";
 import { useCan } from "../auth";
 import { Mono, ShortId, StateBadge } from "../components/Badges";
 import { Facts, ObjectTable } from "../components/KeyValue";
 import { LineageGraph } from "../components/LineageGraph";
 import { Empty, ErrorMessage, QueryView } from "../components/States";
+import { GridView, paramsSummary } from "./Generations";
 import { bytes, Time } from "../components/Time";
 
 function Download({ version }: { version: ModelVersion }): ReactNode {
@@ -65,6 +67,29 @@ function TrainingSet({ lineage }: { lineage: Lineage }): ReactNode {
   );
 }
 
+/** A diffusion version's most recent successful generation, with its grid. */
+function LatestGrid({ version }: { version: ModelVersion }): ReactNode {
+  const jobs = useJobs({ kind: "generate", model_id: version.model_id, state: "succeeded" }, undefined, 100);
+  return (
+    <QueryView query={jobs} what="generations">
+      {(page) => {
+        const latest = page.data.find((j) => j.model_version_id === version.id);
+        if (!latest) return <Empty>No generation of this version yet.</Empty>;
+        return (
+          <figure className="latest-grid" data-testid="latest-grid">
+            <Link to={`/generations/${latest.id}`} aria-label={`Generation ${latest.id}`}>
+              <GridView job={latest} width={360} />
+            </Link>
+            <figcaption className="muted small">
+              {paramsSummary(latest.params)} · <Time value={latest.created_at} />
+            </figcaption>
+          </figure>
+        );
+      }}
+    </QueryView>
+  );
+}
+
 export function VersionDetail(): ReactNode {
   const { versionId = "" } = useParams();
   const version = useVersion(versionId);
@@ -94,6 +119,16 @@ export function VersionDetail(): ReactNode {
                   Evaluate
                 </Link>
               )}
+              {canWrite && v.status === "active" && v.source !== "upload" && (
+                <Link className="button" to={`/jobs/new?kind=unlearn&model_version_id=${v.id}`}>
+                  Unlearn
+                </Link>
+              )}
+              {canWrite && generates(model.data?.family) && v.status === "active" && (
+                <Link className="button primary" to={`/jobs/new?kind=generate&model_version_id=${v.id}`}>
+                  Generate
+                </Link>
+              )}
             </div>
             <div className="grid-2">
               <Facts
@@ -112,6 +147,17 @@ export function VersionDetail(): ReactNode {
                 <ObjectTable value={v.metrics} caption="Metrics" />
               </div>
             </div>
+            {generates(model.data?.family) && (
+              <>
+                <div className="page-head">
+                  <h2>Latest generation</h2>
+                  <Link to={v.parent_version_id ? `/generations/compare?a=${v.parent_version_id}&b=${v.id}` : `/generations/compare?a=${v.id}`}>
+                    Before / after {v.parent_version_id ? "against its parent" : ""} →
+                  </Link>
+                </div>
+                <LatestGrid version={v} />
+              </>
+            )}
             <h2>Lineage</h2>
             <QueryView query={lineage} what="lineage">
               {(l) => (
