@@ -50,6 +50,7 @@ def _handlers() -> dict[tuple[str, str], Handler]:
     from workers.jobs.evaluate import run_evaluate
     from workers.jobs.generate import run_generate
     from workers.jobs.prompted import (
+        run_evaluate_text2image,
         run_generate_prompted,
         run_train_text2image,
         run_unlearn_prompted,
@@ -68,6 +69,7 @@ def _handlers() -> dict[tuple[str, str], Handler]:
         ("train", "text2image"): run_train_text2image,
         ("generate", "text2image"): run_generate_prompted,
         ("unlearn", "text2image"): run_unlearn_prompted,
+        ("evaluate", "text2image"): run_evaluate_text2image,
         ("generate", "stable_diffusion"): run_generate_prompted,
         ("unlearn", "stable_diffusion"): run_unlearn_prompted,
     }

@@ -161,7 +161,9 @@ def _model_of(session: Session, mv: ModelVersion) -> Model:
     return model
 
 
-def _check_classes(labels: list[int], arch: DiffusionArchitecture, field: str) -> None:
+def _check_classes(
+    labels: list[int], arch: DiffusionArchitecture | TextToImageArchitecture, field: str
+) -> None:
     bad = sorted({c for c in labels if not 0 <= c < arch.num_classes})
     if bad:
         raise Unprocessable(
@@ -170,16 +172,20 @@ def _check_classes(labels: list[int], arch: DiffusionArchitecture, field: str) -
         )
 
 
+# Families whose versions a judge scores from generated images of every class.
+JUDGED_FAMILIES = ("ddpm", "text2image")
+
+
 def _judge_spec(family: str, judge: JudgeParams | None) -> dict[str, Any] | None:
-    if family in PROMPT_FAMILIES:
+    if family == "stable_diffusion":
         if judge is not None:
             raise Unprocessable(
                 f"there is no judge for {family} models yet; drop judge", field="judge"
             )
         return None
     if judge is None:
-        return JudgeParams().model_dump(mode="json") if family == "ddpm" else None
-    if family != "ddpm":
+        return JudgeParams().model_dump(mode="json") if family in JUDGED_FAMILIES else None
+    if family not in JUDGED_FAMILIES:
         raise Unprocessable(
             "judge settings are for ddpm models; a classifier is measured on real data",
             field="judge",
@@ -209,8 +215,14 @@ def create_unlearn_job(session: Session, body: UnlearnJobCreate, created_by: str
         )
     model = _model_of(session, mv)
     family = model.family
-    if family in PROMPT_FAMILIES:
+    if family in PROMPT_FAMILIES and body.method != "retrain":
         return [_concept_unlearn_job(session, mv, model, body, created_by)]
+    if family in PROMPT_FAMILIES and body.forget.concept is not None:
+        raise Unprocessable(
+            "retrain forgets class labels, samples or subjects (it trains again on what "
+            "remains); erase a concept named by prompts with esd, uce or concept_ablation",
+            field="forget.concept",
+        )
     if body.forget.concept is not None:
         raise Unprocessable(
             f"a concept scope (prompts) is for text2image and stable_diffusion models; "
@@ -228,8 +240,12 @@ def create_unlearn_job(session: Session, body: UnlearnJobCreate, created_by: str
         )
     params = validate_params(body.method, body.params, family)
     judge = _judge_spec(family, body.judge)
-    if family == "ddpm" and body.forget.labels:
-        arch = DiffusionArchitecture.model_validate(model.architecture)
+    if family in JUDGED_FAMILIES and body.forget.labels:
+        arch = (
+            DiffusionArchitecture.model_validate(model.architecture)
+            if family == "ddpm"
+            else TextToImageArchitecture.model_validate(model.architecture)
+        )
         _check_classes(body.forget.labels, arch, "forget.labels")
         if len(set(body.forget.labels)) >= arch.num_classes:
             raise Unprocessable("cannot erase every class of the model", field="forget.labels")
@@ -303,7 +319,7 @@ def _concept_unlearn_job(
         )
     info = method_info(body.method, model.family)
     params = validate_params(body.method, body.params, model.family)
-    _judge_spec(model.family, body.judge)
+    judge = _judge_spec(model.family, body.judge)
     if body.reference is not None:
         raise Unprocessable(
             "a retrained reference is not available for concept erasure", field="reference"
@@ -324,6 +340,7 @@ def _concept_unlearn_job(
         "evaluate": body.evaluate,
         "exact": info["exact"],
         "family": model.family,
+        **({"judge": judge} if judge is not None else {}),
     }
     return _unlearn_job(session, mv, body.method, params, spec, created_by)
 
@@ -386,6 +403,23 @@ def comparison(session: Session, job: Job) -> dict[str, Any] | None:
     return out
 
 
+def _check_text2image_scope(model: Model, body: EvaluateJobCreate) -> None:
+    """A text2image version is judged on classes: forget.labels, or forget.concept whose
+    prompts the worker maps to the classes they are captions of."""
+    forget = body.forget
+    if forget is None or not (forget.labels or forget.concept is not None):
+        raise Unprocessable(
+            "a text2image version is evaluated by judging generated images of every class; "
+            "give forget.labels (classes scored as erased) or forget.concept.prompts",
+            field="forget",
+        )
+    if forget.labels:
+        arch = TextToImageArchitecture.model_validate(model.architecture)
+        _check_classes(forget.labels, arch, "forget.labels")
+        if len(set(forget.labels)) >= arch.num_classes:
+            raise Unprocessable("forget.labels cannot name every class", field="forget.labels")
+
+
 def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: str) -> Job:
     mv = session.get(ModelVersion, body.model_version_id)
     if mv is None:
@@ -393,13 +427,15 @@ def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: s
     if mv.status == "purged":
         raise Conflict(f"model version {mv.id} is purged; its checkpoint no longer exists")
     model = _model_of(session, mv)
-    if model.family in PROMPT_FAMILIES:
+    if model.family == "stable_diffusion":
         raise Unprocessable(
-            f"evaluate jobs for {model.family} models are not built yet (there is no prompt "
-            "judge); generate images and compare them instead",
+            "evaluate jobs for stable_diffusion models are not built yet (there is no judge "
+            "for an uploaded pipeline); generate images and compare them instead",
             field="model_version_id",
         )
-    if body.forget is not None and body.forget.concept is not None:
+    if model.family == "text2image":
+        _check_text2image_scope(model, body)
+    elif body.forget is not None and body.forget.concept is not None:
         raise Unprocessable(
             f"this {model.family} model takes class labels, not prompts (concept scope)",
             field="forget.concept",
@@ -429,7 +465,7 @@ def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: s
     dataset, version = _dataset_version(
         session, dataset_id, body.dataset_version, "dataset_version"
     )
-    for split in body.splits if model.family != "ddpm" else []:
+    for split in body.splits if model.family not in JUDGED_FAMILIES else []:
         if not version.split_counts.get(split):
             raise Unprocessable(
                 f"dataset {dataset.name!r} has no {split!r} samples", field="splits"

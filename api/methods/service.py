@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from core.errors import Unprocessable
 from workers.engine.diffusion.unlearning import describe_diffusion_methods, get_diffusion_method
+from workers.engine.diffusion.unlearning.retrain import RETRAIN_FAMILIES
 from workers.engine.unlearning import describe_methods, get_method
 from workers.engine.unlearning.base import UnknownMethod
 
@@ -31,7 +32,8 @@ SISA = {
 
 # Diffusion methods erase classes; only the exact retrain can also drop individual
 # samples or subjects (it trains again on whatever remains). On the prompt families
-# (text2image, stable_diffusion) what is erased is a concept named by prompts.
+# (text2image, stable_diffusion) what is erased is a concept named by prompts, except
+# by retrain (text2image only), which trains again on the retained samples.
 DIFFUSION_SCOPES = {"retrain": ["labels", "sample_ids", "subject_ids"]}
 PROMPT_FAMILIES = ("text2image", "stable_diffusion")
 DIFFUSION_FAMILIES = ("ddpm", *PROMPT_FAMILIES)
@@ -43,11 +45,12 @@ def _diffusion_methods() -> list[dict[str, Any]]:
     for method in describe_diffusion_methods():
         extra = {k: method.pop(k) for k in ("needs_forget_images", "needs_retain_images")}
         concept_schema = method.pop("concept_params_schema")
-        for family in method.pop("families"):
-            scopes = (
-                ["concept"]
-                if family in PROMPT_FAMILIES
-                else DIFFUSION_SCOPES.get(method["name"], ["labels"])
+        families = method.pop("families")
+        if method["name"] == "retrain":
+            families = [*families, *(f for f in RETRAIN_FAMILIES if f not in families)]
+        for family in families:
+            scopes = DIFFUSION_SCOPES.get(
+                method["name"], ["concept"] if family in PROMPT_FAMILIES else ["labels"]
             )
             schema = concept_schema if family in PROMPT_FAMILIES else method["params_schema"]
             out.append(

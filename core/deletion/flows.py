@@ -23,7 +23,7 @@ from core import webhooks
 from core.audit.events import commit_subject, subject_salt
 from core.audit.log import append as audit
 from core.deletion import purge
-from core.deletion.policy import DeletionPolicy, verify
+from core.deletion.policy import JUDGED_FAMILIES, DeletionPolicy, verify
 from core.deletion.scope import resolve
 from core.errors import Conflict, Forbidden, PayloadTooLarge, Unprocessable
 from core.jobs import new_job
@@ -363,7 +363,7 @@ def _submit(session: Session, members: list[tuple[DeletionRequest, DeletionItem]
             "dataset_version_id": dsv.id,
             "evaluate": True,
             "exact": item.method in ("sisa", "retrain"),
-            **({"judge": policy.judge} if model.family == "ddpm" and policy.judge else {}),
+            **({"judge": policy.judge} if model.family in JUDGED_FAMILIES and policy.judge else {}),
             "deletion_request_id": request.id,
             "deletion_item_id": item.id,
             "deletion_request_ids": [r.id for r, _ in members],

@@ -8,7 +8,8 @@ The defaults depend on the model's family (``DeletionPolicy.for_family``): class
 use classifier methods and are checked on UA / test accuracy / loss AUC; ``ddpm`` models
 erase a class with a diffusion method (ESD by default) and are checked on the judge's
 forget rate and retained accuracy; subjects and samples of a ddpm are retrained (exact),
-the only ddpm method that forgets single images.
+the only ddpm method that forgets single images. ``text2image`` models follow the same
+pattern with UCE on the class's captions (esd also applies) and the same judge checks.
 """
 
 from __future__ import annotations
@@ -45,15 +46,15 @@ class Thresholds(BaseModel):
         0.02,
         ge=0,
         le=1,
-        description="ddpm: share of images generated for an erased class that the judge still "
-        "recognises as it",
+        description="ddpm, text2image: share of images generated for an erased class that "
+        "the judge still recognises as it",
     )
     max_retain_drop: float = Field(
         0.03,
         ge=0,
         le=1,
-        description="ddpm: the judge's accuracy on the other classes may fall by at most this "
-        "against the original",
+        description="ddpm, text2image: the judge's accuracy on the other classes may fall by "
+        "at most this against the original",
     )
 
 
@@ -76,8 +77,8 @@ class DeletionPolicy(BaseModel):
     )
     judge: dict[str, Any] = Field(
         default_factory=dict,
-        description="ddpm: judge settings of the verifying evaluation (the unlearn job's "
-        "'judge' object; defaults where empty)",
+        description="ddpm, text2image: judge settings of the verifying evaluation (the "
+        "unlearn job's 'judge' object; defaults where empty)",
     )
 
     @classmethod
@@ -96,8 +97,19 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
         "method_params": {},
         "class_method": "esd",
         "class_method_params": {"steps": 200, "lr": 2e-4, "batch_size": 16},
-    }
+    },
+    # text2image: a class's captions are erased with UCE (closed form, one solve, the
+    # other captions preserved); subjects and samples are retrained (exact). A class
+    # request also drops the class's samples from the new version's lineage.
+    "text2image": {
+        "method": "retrain",
+        "method_params": {},
+        "class_method": "uce",
+        "class_method_params": {},
+    },
 }
+# Families verified by the judge (forget rate / retained accuracy) rather than on real data.
+JUDGED_FAMILIES = ("ddpm", "text2image")
 
 
 def verify(
@@ -108,7 +120,7 @@ def verify(
     family: str = "classifier",
 ) -> dict[str, Any]:
     """Each check with its value and threshold, and whether all passed."""
-    if family == "ddpm":
+    if family in JUDGED_FAMILIES:
         return verify_diffusion(evaluation, original, t)
     checks: list[dict[str, Any]] = []
     forget_accuracy = 1.0 - evaluation["UA"]

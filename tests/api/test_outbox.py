@@ -36,7 +36,8 @@ def test_submission_survives_a_down_broker(prod_settings, api, mnist_small) -> N
 
     factory = session_factory(prod_settings)
     with factory() as session:
-        assert session.scalar(select(Job.state).where(Job.id == job_id)) == "queued"
+        # Committed before the 201 (a session worker may already have taken it since).
+        assert session.scalar(select(Job.state).where(Job.id == job_id)) is not None
     # The broker is back (the real one): the sweep sends what the outbox holds. A session
     # worker's own sweeper may get there first; either way the job leaves the outbox.
     time.sleep(prod_settings.dispatch_retry_seconds + 0.1)

@@ -24,6 +24,22 @@ pytestmark = pytest.mark.integration
 V1 = "/api/v1"
 
 
+def _stuck(api, ids: list[str]) -> str:
+    """Where unfinished requests stand, with their items' jobs, for the failure message."""
+    lines = []
+    for request_id in ids:
+        request = api.get(f"{V1}/deletion-requests/{request_id}").json()
+        lines.append(f"{request_id}: {request['status']}")
+        for item in request["items"]:
+            job = api.get(f"{V1}/jobs/{item['job_id']}").json() if item["job_id"] else {}
+            lines.append(
+                f"  item {item['state']} on {item['model_version_id']} "
+                f"job={item['job_id']} {job.get('state')} {job.get('error')} "
+                f"history={item['history'][-3:]}"
+            )
+    return "requests did not finish:\n" + "\n".join(lines)
+
+
 def _approver(api) -> dict[str, str]:
     created = api.post(
         f"{V1}/keys", json={"name": f"approver-{uuid.uuid4().hex[:6]}", "role": "compliance"}
@@ -101,7 +117,7 @@ def test_three_requests_one_run_three_certificates(api, anon, worker) -> None:
         [item] = approved.json()["items"]
         assert item["state"] == "waiting" and item["batch_until"] and item["job_id"] is None
 
-    deadline = time.monotonic() + 400
+    deadline = time.monotonic() + 200
     done: dict[str, dict] = {}
     while time.monotonic() < deadline and len(done) < 3:
         for request_id in ids:
@@ -111,7 +127,7 @@ def test_three_requests_one_run_three_certificates(api, anon, worker) -> None:
             if current["status"] in ("completed", "failed"):
                 done[request_id] = current
         time.sleep(0.5)
-    assert len(done) == 3, "requests did not finish"
+    assert len(done) == 3, _stuck(api, ids)
     assert {r["status"] for r in done.values()} == {"completed"}, done
 
     items = [r["items"][0] for r in done.values()]

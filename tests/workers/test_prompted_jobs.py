@@ -12,11 +12,22 @@ from typing import Any
 import pytest
 from safetensors.torch import load_file
 
-from api.jobs.schemas import GenerateJobCreate, TrainJobCreate, UnlearnJobCreate
-from api.jobs.service import create_generate_job, create_train_job, create_unlearn_job
+from api.jobs.schemas import (
+    EvaluateJobCreate,
+    GenerateJobCreate,
+    TrainJobCreate,
+    UnlearnJobCreate,
+)
+from api.jobs.service import (
+    create_evaluate_job,
+    create_generate_job,
+    create_train_job,
+    create_unlearn_job,
+)
+from core.lineage import decode_mask
 from tests.workers.engine.diffusion.tiny_sd import build_tiny_sd
+from tests.workers.test_diffusion_jobs import JUDGE, _commit, _run, _version
 from tests.workers.test_diffusion_jobs import TINY8 as DDPM_TINY8
-from tests.workers.test_diffusion_jobs import _commit, _run, _version
 from workers.engine.diffusion.prompt_config import TextToImageArchitecture
 from workers.engine.diffusion.prompted import pack_folder
 
@@ -79,6 +90,7 @@ def test_text2image_trains_generates_and_erases(app, prod_settings, t2i_version,
         model_version_id=t2i_version.id,
         method="uce",
         forget={"concept": {"prompts": ["a photo of the digit 3"], "anchor": "a photo"}},
+        judge=JUDGE,
     )
     job = _run(prod_settings, app, _commit(prod_settings, create_unlearn_job, unlearn))
     child = _version(prod_settings, job.result_version_id)
@@ -87,6 +99,14 @@ def test_text2image_trains_generates_and_erases(app, prod_settings, t2i_version,
     assert child.training_mask == t2i_version.training_mask  # no sample left the set
     assert job.metrics["preserved_prompts"] == 19  # the other class captions
     assert job.metrics["method_metrics"]["erase_residual"] < 0.5
+    # Judged like ddpm: the erased caption is class 3, scored on both versions.
+    assert job.metrics["judge"]["kind"] == "pretrained"
+    for name in ("evaluation", "original_evaluation"):
+        evaluation = job.metrics[name]
+        assert evaluation["forget_labels"] == [3] and evaluation["samples_per_class"] == 2
+        assert 0.0 <= evaluation["forget_rate"] <= 1.0
+        assert set(evaluation["per_class_accuracy"]) == {str(c) for c in range(10)}
+        assert "frechet_retain" in evaluation
     delta = next(a for a in job.artifacts if a["name"] == "delta")
     path = tmp_path / "delta.safetensors"
     path.write_bytes(app.state.store.get_bytes(delta["key"]))
@@ -99,13 +119,93 @@ def test_text2image_trains_generates_and_erases(app, prod_settings, t2i_version,
         method="esd",
         forget={"concept": {"prompts": ["a handwritten 3"]}},
         params={"train_method": "xattn", "steps": 3, "trajectories": 2, "ddim_steps": 3},
+        evaluate=False,
     )
     esd_job = _run(prod_settings, app, _commit(prod_settings, create_unlearn_job, esd))
+    assert "judge" not in esd_job.metrics  # evaluate=False
     changed = esd_job.metrics["delta"]["changed_tensors"]
     assert changed > 0 and esd_job.metrics["method_metrics"]["forget_epsilon_shift"] > 0
     # The erased version generates too.
     again = GenerateJobCreate(kind="generate", model_version_id=child.id, params=GEN)
     _run(prod_settings, app, _commit(prod_settings, create_generate_job, again))
+
+
+def test_text2image_evaluate_judges_classes_and_prompts(app, prod_settings, t2i_version) -> None:
+    def evaluate(forget: dict[str, Any]) -> Any:
+        body = EvaluateJobCreate(
+            kind="evaluate", model_version_id=t2i_version.id, forget=forget, judge=JUDGE
+        )
+        return _run(prod_settings, app, _commit(prod_settings, create_evaluate_job, body))
+
+    job = evaluate({"labels": [1]})
+    assert job.metrics["evaluation"]["forget_labels"] == [1]
+    assert job.metrics["judge"]["kind"] == "pretrained"
+    # Same seeds, same captions: a caption of class 1 gives the same scores as label 1.
+    again = evaluate({"concept": {"prompts": ["a handwritten 1"]}})
+    assert again.metrics["evaluation"]["forget_rate"] == job.metrics["evaluation"]["forget_rate"]
+    assert (
+        again.metrics["evaluation"]["per_class_accuracy"]
+        == (job.metrics["evaluation"]["per_class_accuracy"])
+    )
+    # A prompt that is no class caption cannot be scored by a class judge.
+    none = evaluate({"concept": {"prompts": ["a red balloon"]}})
+    assert none.metrics["judge"] is None and "a red balloon" in none.metrics["judge_reason"]
+
+
+def test_text2image_retrain_drops_samples_from_the_lineage(
+    api, app, prod_settings, t2i_version, mnist_small
+) -> None:
+    body = UnlearnJobCreate(
+        kind="unlearn",
+        model_version_id=t2i_version.id,
+        method="retrain",
+        forget={"labels": [3]},
+        params={"train_steps": 2},
+        judge=JUDGE,
+    )
+    job = _run(prod_settings, app, _commit(prod_settings, create_unlearn_job, body))
+    child = _version(prod_settings, job.result_version_id)
+    assert job.metrics["exact"] is True and child.parent_version_id == t2i_version.id
+    assert child.config["unlearning"]["forget_labels"] == [3]
+    assert child.config["format"] == "expunge.text2image/1"
+    assert job.metrics["evaluation"]["forget_labels"] == [3]
+    assert "original_evaluation" in job.metrics
+    removed = decode_mask(t2i_version.training_mask) & ~decode_mask(child.training_mask)
+    assert removed.sum() == job.metrics["forget_count"] > 0
+    # A subject scope: exact, no class to judge.
+    page = api.get(
+        f"/api/v1/datasets/{mnist_small['id']}/samples", params={"split": "train", "limit": 50}
+    ).json()
+    subject = next(s["subject_id"] for s in page["data"] if s["subject_id"])
+    by_subject = UnlearnJobCreate(
+        kind="unlearn",
+        model_version_id=t2i_version.id,
+        method="retrain",
+        forget={"subject_ids": [subject]},
+        params={"train_steps": 2},
+    )
+    job = _run(prod_settings, app, _commit(prod_settings, create_unlearn_job, by_subject))
+    assert job.metrics["judge"] is None and "samples" in job.metrics["judge_reason"]
+    r = _post_job(
+        api,
+        {
+            "kind": "unlearn",
+            "model_version_id": t2i_version.id,
+            "method": "retrain",
+            "forget": {"concept": {"prompts": ["a handwritten 3"]}},
+        },
+    )
+    assert r.status_code == 422 and "retrain forgets class labels" in r.json()["detail"]
+
+
+def test_text2image_evaluate_refusals(api, t2i_version) -> None:
+    base = {"kind": "evaluate", "model_version_id": t2i_version.id}
+    r = _post_job(api, base)
+    assert r.status_code == 422 and "forget.labels" in r.json()["detail"]
+    r = _post_job(api, {**base, "forget": {"labels": [12]}})
+    assert r.status_code == 422 and "unknown class label" in r.json()["detail"]
+    r = _post_job(api, {**base, "forget": {"labels": list(range(10))}})
+    assert r.status_code == 422 and "every class" in r.json()["detail"]
 
 
 def test_labels_and_prompts_stay_with_their_families(api, t2i_version, prod_settings) -> None:
@@ -171,10 +271,12 @@ def test_labels_and_prompts_stay_with_their_families(api, t2i_version, prod_sett
     )
     assert r.status_code == 422
     methods = api.get("/api/v1/methods", params={"family": "text2image"}).json()
-    assert [m["name"] for m in methods] == ["concept_ablation", "esd", "uce"]
+    assert [m["name"] for m in methods] == ["concept_ablation", "esd", "retrain", "uce"]
     ablation = next(m for m in methods if m["name"] == "concept_ablation")
     assert "anchor_label" not in ablation["params_schema"]["properties"]  # the scope's anchor
-    assert all(m["scopes"] == ["concept"] for m in methods)
+    assert all(m["scopes"] == ["concept"] for m in methods if m["name"] != "retrain")
+    retrain = next(m for m in methods if m["name"] == "retrain")
+    assert retrain["scopes"] == ["labels", "sample_ids", "subject_ids"] and retrain["exact"]
 
 
 @pytest.fixture(scope="module")

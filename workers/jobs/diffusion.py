@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -331,7 +331,7 @@ def real_images_at_model_size(
     return ImageArrays(images=resized, labels=images.labels, sample_ids=images.sample_ids)
 
 
-def _load_real(
+def load_real(
     session: Any, reader: ShardReader, dataset_id: str, number: int, limit: int
 ) -> ImageArrays | None:
     if limit == 0:
@@ -355,8 +355,13 @@ def judge_versions(
     progress_span: tuple[float, float],
     number: int,
     dataset_version_id: str,
+    generator_for: Callable[[Mapping[str, torch.Tensor]], Callable[..., Any]] | None = None,
 ) -> dict[str, Any]:
     """Judge metrics of each named state dict (``evaluation``, ``original_evaluation``).
+
+    ``arch`` is the pixel format the judge works at; ``generator_for`` (text2image) turns
+    a state dict into the ``evaluate_erasure`` generator that draws each class from its
+    caption. The class-embedding attack is ddpm-only and is skipped with a generator.
 
     MNIST uses the pretrained judge; any other labelled dataset a judge the worker trains
     on its real images (cached). ``judge: None`` with ``judge_reason`` only where no judge
@@ -405,8 +410,10 @@ def judge_versions(
                 device=str(settings["device"]),
                 callbacks=callbacks,
                 factors=factors,
+                generator=generator_for(state_dict) if generator_for is not None else None,
             )
-            if i == 0 and int(settings.get("attack_steps") or 0) > 0:
+            attack = generator_for is None and int(settings.get("attack_steps") or 0) > 0
+            if i == 0 and attack:
                 result["attack"] = _attack(
                     ctx, arch, state_dict, judge, forget_labels, real_small, settings
                 )
@@ -448,7 +455,7 @@ def _attack(
     )
 
 
-def _emit_judge_metrics(ctx: JobContext, evaluation: dict[str, Any] | None) -> None:
+def emit_judge_metrics(ctx: JobContext, evaluation: dict[str, Any] | None) -> None:
     for key in ("forget_rate", "retain_accuracy", "frechet_retain", "frechet_forget"):
         if evaluation and key in evaluation:
             ctx.metric(key, evaluation[key])
@@ -460,15 +467,11 @@ def _emit_judge_metrics(ctx: JobContext, evaluation: dict[str, Any] | None) -> N
 # --------------------------------------------------------------------------- unlearn
 
 
-def _retrain_without(
-    arch: DiffusionArchitecture,
-    recipe: DiffusionTrainParams,
-    retain: ImageArrays,
-    raw_params: dict[str, Any],
-    callbacks: ContextCallbacks,
-) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-    """Exact unlearning of samples or subjects: the original recipe on what remains
-    (the ``retrain`` method's own options: train_steps, use_recipe_seed, device)."""
+def retrain_recipe(
+    recipe: DiffusionTrainParams, raw_params: dict[str, Any]
+) -> DiffusionTrainParams:
+    """The version's training recipe under the ``retrain`` method's options
+    (train_steps, use_recipe_seed, device); shared by the ddpm and text2image retrains."""
     params: Any = get_diffusion_method("retrain").parse_params(raw_params)
     updates: dict[str, Any] = {}
     if params.train_steps is not None:
@@ -478,7 +481,19 @@ def _retrain_without(
         updates["seed"] = params.seed
     if params.device != "auto":
         updates["device"] = params.device
-    recipe = recipe.model_copy(update=updates)
+    return recipe.model_copy(update=updates)
+
+
+def _retrain_without(
+    arch: DiffusionArchitecture,
+    recipe: DiffusionTrainParams,
+    retain: ImageArrays,
+    raw_params: dict[str, Any],
+    callbacks: ContextCallbacks,
+) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """Exact unlearning of samples or subjects: the original recipe on what remains
+    (the ``retrain`` method's own options: train_steps, use_recipe_seed, device)."""
+    recipe = retrain_recipe(recipe, raw_params)
     callbacks.on_log(f"retrain: {recipe.steps} steps on the {len(retain)} remaining images")
     trained = train_ddpm(arch, recipe, retain, callbacks=callbacks)
     return trained.state_dict, {f"train/{k}": float(v) for k, v in trained.metrics.items()}
@@ -501,7 +516,7 @@ def run_unlearn_ddpm(ctx: JobContext, job: Job) -> dict[str, Any]:
         )
         size = dataset_size(session, spec["dataset_id"])
         real = (
-            _load_real(session, reader, spec["dataset_id"], number, judge_settings["real_images"])
+            load_real(session, reader, spec["dataset_id"], number, judge_settings["real_images"])
             if spec.get("evaluate", True) and spec["forget_kind"] == "labels"
             else None
         )
@@ -559,7 +574,7 @@ def run_unlearn_ddpm(ctx: JobContext, job: Job) -> dict[str, Any]:
                 dataset_version_id=spec["dataset_version_id"],
             )
         )
-        _emit_judge_metrics(ctx, metrics.get("evaluation"))
+        emit_judge_metrics(ctx, metrics.get("evaluation"))
     elif spec.get("evaluate", True):
         metrics["judge"] = None
         metrics["judge_reason"] = "the judge scores erased classes; this scope names samples"
@@ -636,7 +651,7 @@ def run_evaluate_ddpm(ctx: JobContext, job: Job) -> dict[str, Any]:
         dataset = session.get(Dataset, job.dataset_id)
         assert version is not None and model is not None and dataset is not None
         arch = DiffusionArchitecture.model_validate(model.architecture)
-        real = _load_real(session, reader, dataset.id, number, settings["real_images"])
+        real = load_real(session, reader, dataset.id, number, settings["real_images"])
         session.expunge(dataset)
     weights = load_version_weights(ctx, version)
     metrics = judge_versions(
@@ -651,7 +666,7 @@ def run_evaluate_ddpm(ctx: JobContext, job: Job) -> dict[str, Any]:
         number=number,
         dataset_version_id=str(spec.get("dataset_version_id") or f"{dataset.id}:v{number}"),
     )
-    _emit_judge_metrics(ctx, metrics.get("evaluation"))
+    emit_judge_metrics(ctx, metrics.get("evaluation"))
     with ctx.factory() as session:
         ctx._fenced(
             session,

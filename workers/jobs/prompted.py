@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,17 @@ from models.base import utcnow
 from workers.context import JobContext, StaleAttempt
 from workers.engine.checkpoint import save_checkpoint
 from workers.engine.diffusion.checkpoint import DELTA_FORMAT, save_delta
-from workers.engine.diffusion.config import DiffusionTrainParams
-from workers.engine.diffusion.models import grid_png
-from workers.engine.diffusion.prompt_config import PromptGenerateParams, TextToImageArchitecture
+from workers.engine.diffusion.config import (
+    DiffusionArchitecture,
+    DiffusionTrainParams,
+    GenerateParams,
+)
+from workers.engine.diffusion.models import GeneratedImages, grid_png
+from workers.engine.diffusion.prompt_config import (
+    MAX_PROMPTS,
+    PromptGenerateParams,
+    TextToImageArchitecture,
+)
 from workers.engine.diffusion.prompted import (
     TEXT2IMAGE_FORMAT,
     PromptModel,
@@ -39,8 +48,16 @@ from workers.engine.diffusion.prompted import (
 )
 from workers.engine.diffusion.unlearning import ConceptUnlearnData, get_diffusion_method
 from workers.engine.errors import EngineError
-from workers.jobs.common import ContextCallbacks, dataset_size, load_split
-from workers.jobs.diffusion import stop_reason
+from workers.engine.training import Callbacks
+from workers.jobs.common import ContextCallbacks, dataset_size, load_split, split_for_forgetting
+from workers.jobs.diffusion import (
+    DEFAULT_JUDGE,
+    emit_judge_metrics,
+    judge_versions,
+    load_real,
+    retrain_recipe,
+    stop_reason,
+)
 from workers.jobs.generate import _sha, generated_prefix
 from workers.jobs.publish import (
     VersionOutput,
@@ -48,6 +65,9 @@ from workers.jobs.publish import (
     output_prefix,
     publish_version,
 )
+
+# Which training samples a new version holds: sample ids, positions, dataset size.
+Lineage = tuple[list[str], np.ndarray, int]
 
 SD_PIPELINE_FORMAT = "expunge.sd_pipeline/1"
 SD_UNET_FORMAT = "expunge.sd_unet/1"
@@ -83,6 +103,181 @@ def load_prompt_model(
         ctx.store.download_file(archive_key, archive)
         folder = extract_archive(archive, Path(tmp) / "pipeline")
         return load_stable_diffusion(folder, dev, unet_state_dict=unet)
+
+
+# --------------------------------------------------------------------------- judge
+
+
+def judge_view(arch: TextToImageArchitecture) -> DiffusionArchitecture:
+    """The pixel format of a text2image model as the ddpm judge machinery reads it
+    (classes, channels, size); only those fields matter to the judge and its cache key,
+    so a text2image model shares the trained judge of a ddpm model at the same size."""
+    return DiffusionArchitecture(
+        num_classes=arch.num_classes,
+        in_channels=arch.in_channels,
+        sample_size=arch.sample_size,
+        block_out_channels=[8],
+        norm_num_groups=8,
+        attention_levels=[False],
+    )
+
+
+def caption_generator(
+    arch: TextToImageArchitecture, class_names: list[str], device: str
+) -> Callable[[Mapping[str, torch.Tensor]], Callable[..., GeneratedImages]]:
+    """For ``judge_versions``: a state dict -> a generator that draws image k of class c
+    from the class's caption under template ``k mod templates``, with the judge's seeds."""
+    captions = arch.captions_for(class_names)
+
+    def for_state_dict(
+        state_dict: Mapping[str, torch.Tensor],
+    ) -> Callable[..., GeneratedImages]:
+        def generate(params: GenerateParams, callbacks: Callbacks | None) -> GeneratedImages:
+            model = load_text2image(arch, state_dict, _device(device))
+            seen: dict[int, int] = {}
+            prompts: list[str] = []
+            for label in params.labels:
+                k = seen.get(label, 0)
+                seen[label] = k + 1
+                prompts.append(captions[label][k % len(captions[label])])
+            seeds = params.image_seeds()
+            chunks: list[np.ndarray] = []
+            started = time.perf_counter()
+            for start in range(0, len(prompts), MAX_PROMPTS):
+                stop = start + MAX_PROMPTS
+                out = generate_prompts(
+                    model,
+                    PromptGenerateParams(
+                        prompts=prompts[start:stop],
+                        seeds=seeds[start:stop],
+                        guidance_scale=params.guidance_scale,
+                        num_inference_steps=params.num_inference_steps,
+                        scheduler=params.scheduler,
+                        batch_size=params.batch_size,
+                        device=device,
+                    ),
+                    callbacks,
+                )
+                chunks.append(out.images)
+            return GeneratedImages(
+                images=np.concatenate(chunks),
+                labels=np.asarray(params.labels, dtype=np.int64),
+                seeds=seeds,
+                seconds=time.perf_counter() - started,
+            )
+
+        return generate
+
+    return for_state_dict
+
+
+def classes_of_prompts(
+    arch: TextToImageArchitecture, class_names: list[str], prompts: list[str]
+) -> tuple[list[int] | None, str | None]:
+    """The classes whose captions the erased prompts are, or None and why not: the judge
+    scores classes, so a concept it can score must be a set of class captions."""
+    by_caption = {
+        caption: c
+        for c, per_class in enumerate(arch.captions_for(class_names))
+        for caption in per_class
+    }
+    unknown = [p for p in prompts if p not in by_caption]
+    if unknown:
+        return None, (
+            f"the judge scores classes; prompt(s) {unknown[:5]} are not the caption of any "
+            "class (captions come from the model's caption_templates)"
+        )
+    classes = sorted({by_caption[p] for p in prompts})
+    if len(classes) >= arch.num_classes:
+        return None, "the prompts name every class: there is nothing retained to judge"
+    return classes, None
+
+
+def judge_text2image(
+    ctx: JobContext,
+    model: Model,
+    version: ModelVersion,
+    weights: Mapping[str, Mapping[str, torch.Tensor]],
+    forget_labels: list[int] | None,
+    reason: str | None,
+    spec: dict[str, Any],
+    progress_span: tuple[float, float],
+) -> dict[str, Any]:
+    """Judge metrics of text2image state dicts with the ddpm judge (``judge_versions``):
+    same metric names, so the deletion verdict and the dashboard read them unchanged."""
+    if forget_labels is None:
+        ctx.log(f"no judge evaluation: {reason}")
+        return {"judge": None, "judge_reason": reason}
+    if not spec.get("dataset_id"):
+        reason = "the version has no training dataset to take a judge from"
+        return {"judge": None, "judge_reason": reason}
+    settings = {**DEFAULT_JUDGE, **(spec.get("judge") or {})}
+    arch = TextToImageArchitecture.model_validate(model.architecture)
+    number = int(spec["dataset_version"])
+    with ctx.factory() as session:
+        dataset = session.get(Dataset, spec["dataset_id"])
+        assert dataset is not None
+        real = load_real(
+            session, ShardReader(ctx.store), dataset.id, number, settings["real_images"]
+        )
+        names = version.config.get("class_names") or resolve_class_names(
+            arch, list(dataset.label_names)
+        )
+        session.expunge(dataset)
+    metrics = judge_versions(
+        ctx,
+        judge_view(arch),
+        weights,
+        forget_labels,
+        dataset,
+        real,
+        settings,
+        progress_span=progress_span,
+        number=number,
+        dataset_version_id=str(spec["dataset_version_id"]),
+        generator_for=caption_generator(arch, list(names), str(settings["device"])),
+    )
+    emit_judge_metrics(ctx, metrics.get("evaluation"))
+    return metrics
+
+
+def run_evaluate_text2image(ctx: JobContext, job: Job) -> dict[str, Any]:
+    """Judge a text2image version on the classes named by ``forget.labels`` or by
+    ``forget.concept.prompts`` (class captions)."""
+    spec = job.spec
+    forget = spec.get("forget") or {}
+    with ctx.factory() as session:
+        version = session.get(ModelVersion, job.model_version_id)
+        model = session.get(Model, job.model_id)
+        dataset = session.get(Dataset, job.dataset_id)
+        assert version is not None and model is not None and dataset is not None
+        arch = TextToImageArchitecture.model_validate(model.architecture)
+        names = version.config.get("class_names") or resolve_class_names(
+            arch, list(dataset.label_names)
+        )
+        session.expunge(version)
+        session.expunge(model)
+    labels: list[int] | None
+    reason: str | None = None
+    if forget.get("concept"):
+        labels, reason = classes_of_prompts(arch, list(names), forget["concept"]["prompts"])
+    else:
+        labels = sorted({int(c) for c in forget.get("labels") or []})
+    weights = load_version_weights(ctx, version)
+    metrics = judge_text2image(
+        ctx,
+        model,
+        version,
+        {"evaluation": weights},
+        labels,
+        reason,
+        {**spec, "dataset_id": job.dataset_id},
+        progress_span=(0.05, 0.95),
+    )
+    if labels is not None:
+        metrics["forget_labels"] = labels
+    _succeed(ctx, job, metrics, [])
+    return metrics
 
 
 # --------------------------------------------------------------------------- train
@@ -245,15 +440,120 @@ def _default_preserve(version: ModelVersion, model: Model, erased: list[str]) ->
     return [c for c in captions if c not in erased]
 
 
-def run_unlearn_prompted(ctx: JobContext, job: Job) -> dict[str, Any]:
+def run_retrain_text2image(ctx: JobContext, job: Job) -> dict[str, Any]:
+    """Exact unlearning of a text2image version: its recipe on the retained training
+    samples (subject, sample or label scope); the new version's lineage drops the rest."""
     spec = job.spec
-    concept = spec["forget"]["concept"]
+    reader = ShardReader(ctx.store)
+    number = int(spec["dataset_version"])
+    with ctx.factory() as session:
+        original = session.get(ModelVersion, job.model_version_id)
+        model = session.get(Model, job.model_id)
+        dataset = session.get(Dataset, spec["dataset_id"])
+        assert original is not None and model is not None and dataset is not None
+        assert original.training_mask is not None
+        arch = TextToImageArchitecture.model_validate(model.architecture)
+        split = split_for_forgetting(
+            session, reader, spec["dataset_id"], number, original.training_mask, spec["forget"]
+        )
+        size = dataset_size(session, spec["dataset_id"])
+        names = original.config.get("class_names") or resolve_class_names(
+            arch, list(dataset.label_names)
+        )
+        session.expunge(original)
+        session.expunge(model)
+    recipe = DiffusionTrainParams.model_validate(original.config.get("train_params") or {})
+    recipe = retrain_recipe(recipe, job.params)
+    forget, retain = split.forget, split.retain
+    ctx.log(
+        f"retrain: {recipe.steps} steps on the {len(retain)} remaining images "
+        f"(forgetting {len(forget)})"
+    )
+    started = time.perf_counter()
+    try:
+        trained = train_text2image(
+            arch, recipe, retain, names, ContextCallbacks(ctx, progress_span=(0.02, 0.75))
+        )
+    except EngineError as exc:
+        raise stop_reason(ctx, exc) from exc
+    erased = sorted(set(split.forget_labels or []))
+    metrics: dict[str, Any] = {
+        "method": "retrain",
+        "exact": True,
+        "unlearn_seconds": time.perf_counter() - started,
+        "forget_count": len(forget),
+        "retain_count": len(retain),
+        "method_metrics": {f"train/{k}": float(v) for k, v in trained.metrics.items()},
+    }
+    if spec.get("evaluate", True):
+        weights = {"evaluation": trained.state_dict}
+        if erased:
+            weights["original_evaluation"] = load_version_weights(ctx, original)
+        metrics.update(
+            judge_text2image(
+                ctx,
+                model,
+                original,
+                weights,
+                erased or None,
+                "the judge scores erased classes; this scope names samples",
+                spec,
+                progress_span=(0.75, 0.95),
+            )
+        )
+    ctx.progress(0.96, force=True)
+    config = {
+        k: v
+        for k, v in original.config.items()
+        if k not in ("job_id", "training_set", "unlearning")
+    }
+    config.update(
+        class_names=list(names),
+        parent_version_id=original.id,
+        unlearning={
+            "method": "retrain",
+            "params": job.params,
+            "exact": True,
+            "forget_kind": spec["forget_kind"],
+            "forget_hash": spec["forget_hash"],
+            "forget_count": len(forget),
+            "forget_labels": erased or None,
+        },
+    )
+    publish_version(
+        ctx,
+        job,
+        VersionOutput(
+            model_id=model.id,
+            source="unlearn",
+            state_dict=trained.state_dict,
+            config=config,
+            metrics=metrics,
+            trained_sample_ids=retain.sample_ids,
+            trained_positions=split.retain_positions,
+            dataset_size=size,
+            dataset_version_id=spec["dataset_version_id"],
+            parent_version_id=original.id,
+        ),
+    )
+    return metrics
+
+
+def run_unlearn_prompted(ctx: JobContext, job: Job) -> dict[str, Any]:
+    if job.method == "retrain":
+        return run_retrain_text2image(ctx, job)
+    spec = job.spec
     with ctx.factory() as session:
         original = session.get(ModelVersion, job.model_version_id)
         model = session.get(Model, job.model_id)
         assert original is not None and model is not None
         session.expunge(original)
         session.expunge(model)
+    lineage: Lineage | None = None
+    if spec.get("forget_kind") == "labels":
+        concept, lineage = _labels_as_concept(ctx, original, model, spec)
+    else:
+        concept = spec["forget"]["concept"]
     preserve = concept.get("preserve")
     if preserve is None:
         preserve = _default_preserve(original, model, concept["prompts"])
@@ -282,19 +582,25 @@ def run_unlearn_prompted(ctx: JobContext, job: Job) -> dict[str, Any]:
         "concept": concept,
         "preserved_prompts": len(data.preserve),
         "method_metrics": {k: float(v) for k, v in result.metrics.items()},
-        "judge": None,
-        "judge_reason": f"there is no judge for {model.family} models yet",
     }
     for key in ("erase_residual", "preserve_drift"):
         if key in result.metrics:
             ctx.metric(key, float(result.metrics[key]))
+    if spec.get("evaluate", True):
+        metrics.update(
+            _judge_erasure(
+                ctx, model, original, parent, result.state_dict, spec, concept["prompts"]
+            )
+        )
+    ctx.progress(0.96, force=True)
     unlearning = {
         "method": job.method,
         "params": job.params,
         "exact": False,
-        "forget_kind": "concept",
+        "forget_kind": spec.get("forget_kind", "concept"),
         "forget_hash": spec["forget_hash"],
         "concept": concept,
+        **({"forget_labels": spec["forget"]["labels"]} if lineage is not None else {}),
     }
     with tempfile.TemporaryDirectory(prefix="expunge-delta-") as tmp:
         delta_path = Path(tmp) / "delta.safetensors"
@@ -321,6 +627,7 @@ def run_unlearn_prompted(ctx: JobContext, job: Job) -> dict[str, Any]:
                 metrics,
                 unlearning,
                 (delta_path, delta_info),
+                lineage,
             )
         else:
             _publish_sd(
@@ -336,6 +643,62 @@ def run_unlearn_prompted(ctx: JobContext, job: Job) -> dict[str, Any]:
     return metrics
 
 
+def _labels_as_concept(
+    ctx: JobContext, original: ModelVersion, model: Model, spec: dict[str, Any]
+) -> tuple[dict[str, Any], Lineage]:
+    """A class scope (a deletion request's label or concept) on a text2image model: the
+    classes' captions are the concept erased towards the empty prompt, and the new
+    version's lineage drops the classes' samples, as a ddpm class erasure does."""
+    if model.family != "text2image" or original.training_mask is None:
+        raise ValueError(f"a class scope needs a trained text2image version, not {model.family}")
+    arch = TextToImageArchitecture.model_validate(model.architecture)
+    names = original.config.get("class_names") or resolve_class_names(arch, [])
+    captions = arch.captions_for(list(names))
+    labels = sorted({int(c) for c in spec["forget"]["labels"]})
+    prompts = [caption for label in labels for caption in captions[label]]
+    with ctx.factory() as session:
+        split = split_for_forgetting(
+            session,
+            ShardReader(ctx.store),
+            spec["dataset_id"],
+            int(spec["dataset_version"]),
+            original.training_mask,
+            spec["forget"],
+        )
+        size = dataset_size(session, spec["dataset_id"])
+    ctx.log(f"class scope {labels}: erasing their captions, dropping {len(split.forget)} samples")
+    concept = {"prompts": prompts, "anchor": ""}
+    return concept, (list(split.retain.sample_ids), split.retain_positions, size)
+
+
+def _judge_erasure(
+    ctx: JobContext,
+    model: Model,
+    original: ModelVersion,
+    parent: Mapping[str, torch.Tensor],
+    erased: Mapping[str, torch.Tensor],
+    spec: dict[str, Any],
+    prompts: list[str],
+) -> dict[str, Any]:
+    """The erased and the original text2image model judged on the classes whose
+    captions were erased; ``judge: None`` with the reason otherwise."""
+    if model.family != "text2image":
+        return {"judge": None, "judge_reason": f"there is no judge for {model.family} models"}
+    arch = TextToImageArchitecture.model_validate(model.architecture)
+    names = original.config.get("class_names") or resolve_class_names(arch, [])
+    labels, reason = classes_of_prompts(arch, list(names), prompts)
+    return judge_text2image(
+        ctx,
+        model,
+        original,
+        {"evaluation": erased, "original_evaluation": parent},
+        labels,
+        reason,
+        spec,
+        progress_span=(0.8, 0.95),
+    )
+
+
 def _publish_text2image(
     ctx: JobContext,
     job: Job,
@@ -345,11 +708,16 @@ def _publish_text2image(
     metrics: dict[str, Any],
     unlearning: dict[str, Any],
     delta: tuple[Path, dict[str, Any]],
+    lineage: Lineage | None = None,
 ) -> None:
-    """Same lineage as the parent: erasing a concept drops no training sample."""
+    """Same lineage as the parent (erasing a concept drops no training sample), unless a
+    class scope's ``lineage`` says which samples remain."""
     assert original.training_mask is not None and original.sample_ids_key is not None
-    mask = decode_mask(original.training_mask)
-    ids = ctx.store.get_bytes(original.sample_ids_key).decode().split()
+    if lineage is None:
+        mask = decode_mask(original.training_mask)
+        ids = ctx.store.get_bytes(original.sample_ids_key).decode().split()
+        lineage = (ids, np.flatnonzero(mask), len(mask))
+    ids, positions, size = lineage
     config = {
         k: v
         for k, v in original.config.items()
@@ -366,8 +734,8 @@ def _publish_text2image(
             config=config,
             metrics=metrics,
             trained_sample_ids=ids,
-            trained_positions=np.flatnonzero(mask),
-            dataset_size=len(mask),
+            trained_positions=positions,
+            dataset_size=size,
             dataset_version_id=str(original.dataset_version_id),
             parent_version_id=original.id,
             extra_paths={"delta": delta},

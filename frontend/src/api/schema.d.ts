@@ -1595,7 +1595,7 @@ export interface components {
             fallback: string;
             /**
              * Judge
-             * @description ddpm: judge settings of the verifying evaluation (the unlearn job's 'judge' object; defaults where empty)
+             * @description ddpm, text2image: judge settings of the verifying evaluation (the unlearn job's 'judge' object; defaults where empty)
              */
             judge?: {
                 [key: string]: unknown;
@@ -2903,7 +2903,7 @@ export interface components {
             max_class_accuracy: number;
             /**
              * Max Forget Rate
-             * @description ddpm: share of images generated for an erased class that the judge still recognises as it
+             * @description ddpm, text2image: share of images generated for an erased class that the judge still recognises as it
              * @default 0.02
              */
             max_forget_rate: number;
@@ -2915,7 +2915,7 @@ export interface components {
             max_loss_auc: number;
             /**
              * Max Retain Drop
-             * @description ddpm: the judge's accuracy on the other classes may fall by at most this against the original
+             * @description ddpm, text2image: the judge's accuracy on the other classes may fall by at most this against the original
              * @default 0.03
              */
             max_retain_drop: number;

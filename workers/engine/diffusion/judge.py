@@ -24,7 +24,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,8 +246,13 @@ def evaluate_erasure(
     device: str = "cpu",
     callbacks: Callbacks | None = None,
     factors: Sequence[FactorJudge] = (),
+    generator: Callable[[GenerateParams, Callbacks | None], Any] | None = None,
 ) -> dict[str, Any]:
     """Generate ``samples_per_class`` images of every class and let the judge score them.
+
+    ``generator`` replaces the class-conditional sampler for other families (text2image
+    generates each class from its caption): it takes the ``GenerateParams`` and returns
+    an object with ``images`` (uint8 NHWC) and ``labels``; ``state_dict`` is then unused.
 
     ``factors`` add a ``factors`` entry per factor judge (see ``factor_report``): on the
     objects × styles set, erasing a style reports the style's forget rate and how well
@@ -284,7 +289,10 @@ def evaluate_erasure(
         batch_size=batch_size,
         device=device,
     )
-    generated = generate(arch, state_dict, params, callbacks)
+    if generator is not None:
+        generated = generator(params, callbacks)
+    else:
+        generated = generate(arch, state_dict, params, callbacks)
     predicted, features = judge.predict(generated.images)
     prompted = generated.labels
     is_erased = np.isin(prompted, erased)

@@ -29,6 +29,13 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
+# Families a retrain job applies to. ``DiffusionRetrain.unlearn`` is the ddpm path; on
+# text2image the job trains a new text2image model on the retained samples
+# (``workers.jobs.prompted.run_retrain_text2image``) with these same params. Kept apart
+# from ``families``, which lists where the engine's erasure methods themselves run.
+RETRAIN_FAMILIES: tuple[str, ...] = ("ddpm", "text2image")
+
+
 class DiffusionRetrainParams(DiffusionMethodParams):
     train_steps: int | None = Field(
         None,

@@ -1,0 +1,115 @@
+"""A deletion request on a text2image model, end to end with a real worker.
+
+A label request (a class of the model) is erased by the policy's default for the family
+(UCE on the class's captions) and judged like a ddpm erasure; the new version no longer
+holds the class's samples in its lineage. A subject request on that version is then
+retrained (exact). Both certificates verify offline. tiny8 and
+a handful of steps, on uploaded data so no other test's models are touched."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.integration.test_deletion_batching import _approver, _people_archive
+from tests.integration.test_deletion_diffusion import V1, _certificate_verifies, _finish
+from tests.integration.test_training_flow import wait
+
+pytestmark = pytest.mark.integration
+TINY_T2I = {
+    "family": "text2image",
+    "num_classes": 4,
+    "sample_size": 8,
+    "block_out_channels": [8, 16],
+    "cross_attention_levels": [False, True],
+    "norm_num_groups": 4,
+    "attention_heads": 2,
+    "max_prompt_tokens": 12,
+    "caption_templates": ["a photo of {name}"],
+}
+
+
+def test_label_request_on_a_text2image(api, anon, app, worker) -> None:
+    tag = f"ti{uuid.uuid4().hex[:8]}"
+    ds = api.post(
+        f"{V1}/datasets/upload",
+        files={"file": ("people.zip", _people_archive(tag), "application/zip")},
+        data={"name": f"t2i-{tag}"},
+    ).json()
+    model = api.post(f"{V1}/models", json={"name": f"t2i-{tag}", "architecture": TINY_T2I}).json()
+    defaults = api.get(f"{V1}/models/{model['id']}/deletion-policy").json()
+    assert defaults["class_method"] == "uce" and defaults["method"] == "retrain"
+    assert defaults["fallback"] == "retrain"
+    policy = {
+        # A 4-step model is noise to any judge: lenient thresholds so the approximate
+        # path passes here; the thresholds themselves are unit-tested.
+        "thresholds": {"max_forget_rate": 1.0, "max_retain_drop": 1.0},
+        "judge": {"samples_per_class": 4, "num_inference_steps": 3, "real_images": 40},
+    }
+    put = api.put(f"{V1}/models/{model['id']}/deletion-policy", json=policy)
+    assert put.status_code == 200 and put.json()["class_method"] == "uce", put.text
+    job = api.post(
+        f"{V1}/jobs",
+        json={
+            "kind": "train",
+            "model_id": model["id"],
+            "dataset_id": ds["id"],
+            "params": {"steps": 4, "batch_size": 8, "lr_warmup_steps": 1},
+        },
+    ).json()
+    trained = wait(api, job["id"], {"succeeded", "failed"})
+    assert trained["state"] == "succeeded", (trained, worker.log()[-2000:])
+    original = trained["result_version_id"]
+    before = api.get(f"{V1}/model-versions/{original}/lineage").json()["training_set"]
+
+    filed = api.post(
+        f"{V1}/deletion-requests",
+        json={"scope": {"concept": {"model_id": model["id"], "label": 1}}, "legal_basis": "other"},
+    ).json()
+    assert filed["status"] == "awaiting_approval", filed
+    [plan] = filed["plan"]
+    assert plan["method"] == "uce" and not plan["exact"] and plan["fallback"] == "retrain"
+    approve = anon.post(f"{V1}/deletion-requests/{filed['id']}/approve", headers=_approver(api))
+    assert approve.status_code == 200, approve.text
+    done = _finish(api, filed["id"])
+    assert done["status"] == "completed", (done, worker.log()[-3000:])
+    [item] = done["items"]
+    verdict = item["verdict"]
+    assert item["method"] == "uce" and verdict["passed"] and not verdict["exact"]
+    assert [c["check"] for c in verdict["checks"]] == [
+        "forget_rate <= max_forget_rate",
+        "retain_accuracy >= original - max_retain_drop",
+    ]
+    assert verdict["evaluation"]["forget_labels"] == [1]
+    assert verdict["evaluation"]["samples_per_class"] == 4
+    unlearn = api.get(f"{V1}/jobs/{item['job_id']}").json()
+    assert unlearn["metrics"]["judge"]["kind"] == "trained"
+    [prompt] = unlearn["metrics"]["concept"]["prompts"]  # the class's one caption
+    assert prompt.startswith("a photo of ") and unlearn["metrics"]["concept"]["anchor"] == ""
+    erased = api.get(f"{V1}/model-versions/{item['result_version_id']}").json()
+    # The class's samples left the lineage with the erasure.
+    after = api.get(f"{V1}/model-versions/{erased['id']}/lineage").json()["training_set"]
+    assert 0 < after["count"] < before["count"]
+    assert api.get(f"{V1}/model-versions/{original}").json()["status"] == "purged"
+    certificate = _certificate_verifies(api, anon, filed["id"])
+    assert certificate["models"][0]["new_sha256"] == erased["sha256"]
+
+    # A subject (images of label 2) the erased version still trained on: retrained.
+    subject = f"{tag}-p2"
+    filed = api.post(
+        f"{V1}/deletion-requests",
+        json={"scope": {"subject_ids": [subject]}, "legal_basis": "gdpr_art17"},
+    ).json()
+    assert filed["blast_radius"]["versions"] == [erased["id"]], filed
+    [plan] = filed["plan"]
+    assert plan["method"] == "retrain" and plan["exact"]
+    approve = anon.post(f"{V1}/deletion-requests/{filed['id']}/approve", headers=_approver(api))
+    assert approve.status_code == 200, approve.text
+    done = _finish(api, filed["id"])
+    assert done["status"] == "completed", (done, worker.log()[-3000:])
+    [item] = done["items"]
+    assert item["method"] == "retrain" and item["verdict"]["exact"]
+    _certificate_verifies(api, anon, filed["id"])
+    assert api.get(f"{V1}/model-versions/{erased['id']}").json()["status"] == "purged"
+    assert api.get(f"{V1}/audit/verify").json()["ok"]
