@@ -17,7 +17,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from core.db import session_factory
-from core.queue import send_job
+from core.queue import RUN_JOB_TASK, get_celery, send_job
 from core.settings import Settings, get_settings
 from core.storage import ObjectStore, StorageError, without_retries
 from models import Job, JobEvent
@@ -62,6 +62,51 @@ def dispatch_pending(session: Session, settings: Settings, limit: int = 200) -> 
         if not send_job(session, job_id, queue, settings):
             break
         sent += 1
+    return sent
+
+
+def redeliver_lost(session: Session, settings: Settings, limit: int = 200) -> int:
+    """Send again queued jobs whose broker message is gone.
+
+    Redis without persistence forgets every waiting message when it restarts, and those
+    jobs would stay ``queued`` forever (their rows say they were sent). Only on Redis, and
+    only while the job's queue list is empty — then no message for it waits there. A
+    message a busy worker has prefetched is not in the list either, so that job may be
+    delivered twice; the runner's claim (attempt fencing) makes the second a no-op.
+    """
+    if not settings.broker_url.startswith(("redis://", "rediss://")):
+        return 0  # the embedded SQL broker and AMQP keep their messages
+    cutoff = utcnow() - timedelta(seconds=settings.redeliver_after_seconds)
+    rows = session.execute(
+        select(Job.id, Job.queue)
+        .where(Job.state == "queued", Job.dispatched_at < cutoff)
+        .order_by(Job.id)
+        .limit(limit)
+    ).all()
+    if not rows:
+        return 0
+    import redis
+
+    client = redis.Redis.from_url(settings.broker_url, socket_timeout=3, socket_connect_timeout=3)
+    empty: dict[str, bool] = {}
+    sent = 0
+    try:
+        for job_id, queue in rows:
+            if queue not in empty:
+                empty[queue] = client.llen(queue) == 0
+            if not empty[queue]:
+                continue
+            get_celery(settings).send_task(RUN_JOB_TASK, args=[job_id], queue=queue)
+            session.execute(update(Job).where(Job.id == job_id).values(dispatched_at=utcnow()))
+            record_event(session, job_id, "log", {"message": "sent again: its message was lost"})
+            session.commit()
+            sent += 1
+    except Exception as exc:  # broker down again: the next sweep retries
+        log.warning("could not redeliver queued jobs: %s", exc)
+    finally:
+        client.close()
+    if sent:
+        log.warning("sent %d queued job(s) again whose broker messages were lost", sent)
     return sent
 
 
@@ -188,6 +233,7 @@ def sweep_once(settings: Settings | None = None, store: ObjectStore | None = Non
     try:
         requeue_lost(session, settings, store)
         dispatch_pending(session, settings)
+        redeliver_lost(session, settings)
     finally:
         session.close()
     if store is not None:

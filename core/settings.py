@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = 2.0
     lost_after_seconds: float = 30.0
     dispatch_retry_seconds: float = 5.0
+    # A queued job sent this long ago whose Redis queue is empty lost its message (Redis
+    # restarted without persistence): it is sent again; the runner's claim drops duplicates.
+    redeliver_after_seconds: float = 300.0
     job_time_limit_seconds: int = 6 * 3600
     # Address space a job may add to its worker process, in MiB (0: no cap). Past it an
     # allocation fails and the job fails "out of memory"; the worker keeps serving.

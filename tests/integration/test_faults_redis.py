@@ -70,3 +70,36 @@ def test_submissions_while_redis_is_down_are_kept_and_all_run_after(
         assert worker.proc.poll() is None
     finally:
         worker.stop()
+
+
+def test_messages_lost_in_a_redis_restart_are_sent_again(stack: FaultStack) -> None:
+    """Redis here keeps nothing on disk: a restart forgets every waiting message, while
+    the jobs' rows say they were sent. The sweep sends them again; the worker runs each
+    exactly once."""
+    import redis
+
+    from core.db import session_factory
+    from core.jobs import redeliver_lost
+
+    broker = redis.Redis.from_url(f"{REDIS}/{FAULT_BROKER_DB}")
+    broker.flushdb()
+    jobs = [stack.train(epochs=1) for _ in range(2)]  # no worker yet: they wait in Redis
+    assert broker.llen("cpu") == 2
+    broker.flushdb()  # the restart: the messages are gone, the rows still say "sent"
+
+    factory = session_factory(stack.settings)
+    with factory() as session:
+        assert redeliver_lost(session, stack.settings) == 0  # not overdue yet (300 s)
+    overdue = stack.settings.model_copy(update={"redeliver_after_seconds": 0})
+    with factory() as session:
+        assert redeliver_lost(session, overdue) == 2
+        assert redeliver_lost(session, overdue) == 0  # their messages wait again: no flood
+    assert broker.llen("cpu") == 2
+
+    worker = stack.worker("redeliver-worker")
+    try:
+        for job in jobs:
+            done = stack.wait(job["id"], {"succeeded", "failed"})
+            assert done["state"] == "succeeded" and done["attempt"] == 1, done
+    finally:
+        worker.stop()
