@@ -140,7 +140,6 @@ def _upload_pipeline(
 ) -> ModelVersion:
     """A stable_diffusion version: the checked folder stored as one tar."""
     version_id = new_id("mv")
-    prefix = version_prefix(model.id, version_id)
     with tempfile.TemporaryDirectory(prefix="expunge-sd-") as tmp:
         packed = Path(tmp) / "pipeline.tar"
         report = validate_sd_archive(upload, packed)
@@ -151,9 +150,27 @@ def _upload_pipeline(
             "source": {"type": "upload", "filename": filename},
             "num_parameters": report["info"].get("num_parameters"),
         }
-        info = store.put_file(f"{prefix}/pipeline.tar", packed)
-        blob = json.dumps(config, sort_keys=True, indent=2).encode()
-        store.put_bytes(f"{prefix}/config.json", blob, content_type="application/json")
+        return _store_upload(
+            session, store, model, version_id, packed, config, report["sha256"], metrics, created_by
+        )
+
+
+def _store_upload(
+    session: Session,
+    store: ObjectStore,
+    model: Model,
+    version_id: str,
+    weights: Path,
+    config: dict[str, Any],
+    sha256: str,
+    metrics: dict[str, Any],
+    created_by: str | None,
+) -> ModelVersion:
+    """Objects first, then the row; the objects go again if the row cannot be written."""
+    prefix = version_prefix(model.id, version_id)
+    info = store.put_file(f"{prefix}/{weights.name}", weights)
+    blob = json.dumps(config, sort_keys=True, indent=2).encode()
+    store.put_bytes(f"{prefix}/config.json", blob, content_type="application/json")
     try:
         return add_model_version(
             session,
@@ -161,9 +178,9 @@ def _upload_pipeline(
             id=version_id,
             status="active",
             source="upload",
-            checkpoint_key=f"{prefix}/pipeline.tar",
+            checkpoint_key=f"{prefix}/{weights.name}",
             config_key=f"{prefix}/config.json",
-            sha256=report["sha256"],
+            sha256=sha256,
             size_bytes=info.size,
             config=config,
             metrics=metrics,
@@ -191,33 +208,22 @@ def upload_version(
     with tempfile.TemporaryDirectory(prefix="expunge-ckpt-") as tmp:
         normalised = Path(tmp) / "model.safetensors"
         report = validate_checkpoint(model.architecture, upload, normalised)
-        prefix = version_prefix(model.id, version_id)
         config = {
             "architecture": model.architecture,
             "source": {"type": "upload", "filename": filename},
             "num_parameters": report.get("num_parameters"),
         }
-        config_blob = json.dumps(config, sort_keys=True, indent=2).encode()
-        info = store.put_file(f"{prefix}/model.safetensors", normalised)
-        store.put_bytes(f"{prefix}/config.json", config_blob, content_type="application/json")
-    try:
-        return add_model_version(
+        return _store_upload(
             session,
-            model.id,
-            id=version_id,
-            status="active",
-            source="upload",
-            checkpoint_key=f"{prefix}/model.safetensors",
-            config_key=f"{prefix}/config.json",
-            sha256=report["sha256"],
-            size_bytes=info.size,
-            config=config,
-            metrics=metrics,
-            created_by=created_by,
+            store,
+            model,
+            version_id,
+            normalised,
+            config,
+            report["sha256"],
+            metrics,
+            created_by,
         )
-    except BaseException:
-        store.delete_prefix(prefix + "/")
-        raise
 
 
 def lineage(session: Session, version: ModelVersion) -> dict[str, Any]:
