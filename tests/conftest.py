@@ -13,7 +13,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from core import migrate  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from tests.fixtures.s3server import S3Server, start_s3_server  # noqa: E402
-from tests.services import ADMIN_KEY, WorkerProcess, postgres_database, redis_url  # noqa: E402
+from tests.services import ADMIN_KEY, WorkerProcess, postgres_database, redis_database  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -30,12 +30,12 @@ def prod_settings(
     s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Settings]:
     """The production configuration: Postgres + Redis + S3, migrated with Alembic."""
-    with postgres_database() as url:
+    with postgres_database() as url, redis_database() as broker:
         settings = Settings(
             env="test",
             home=tmp_path_factory.mktemp("home"),
             database_url=url,
-            broker_url=redis_url(),
+            broker_url=broker,
             storage_url=f"s3://{s3_server.endpoint}/expunge-test?secure=false",
             s3_access_key=s3_server.access_key,
             s3_secret_key=s3_server.secret_key,

@@ -39,9 +39,31 @@ def postgres_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def redis_url() -> str:
-    """A Redis logical database chosen at random so parallel runs do not share a queue."""
-    return f"{REDIS}/{secrets.randbelow(14) + 1}"
+CLAIM_KEY = "expunge:test-session"
+
+
+@contextmanager
+def redis_database() -> Iterator[str]:
+    """A Redis logical database no other live test session holds (1–14; 15 is the fault
+    stack's). Two sessions sharing one would steal each other's Celery messages, so each
+    claims its database with a key that expires if the session dies without letting go."""
+    import redis
+
+    token = secrets.token_hex(8)
+    order = [n + 1 for n in range(14)]
+    start = secrets.randbelow(14)
+    for db in order[start:] + order[:start]:
+        client = redis.Redis.from_url(f"{REDIS}/{db}")
+        if client.set(CLAIM_KEY, token, nx=True, ex=3 * 3600):
+            try:
+                yield f"{REDIS}/{db}"
+            finally:
+                if client.get(CLAIM_KEY) == token.encode():
+                    client.delete(CLAIM_KEY)
+                client.close()
+            return
+        client.close()
+    raise RuntimeError(f"every Redis database 1-14 is claimed ({CLAIM_KEY}); is a run stuck?")
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -481,6 +481,7 @@ def advance(
                 )
                 continue
             reason = "verification failed"
+            _discard_candidate(session, store, request, item, job)
         else:
             reason = f"job {job.state}: {job.error or ''}".strip()
         _event(
@@ -526,6 +527,18 @@ def advance(
     elif all(i.state == "done" for i in items):
         close(session, store, settings, request, items)
     return jobs
+
+
+def _discard_candidate(
+    session: Session, store: ObjectStore, request: DeletionRequest, item: DeletionItem, job: Job
+) -> None:
+    """A candidate that failed verification may still hold the data: it never becomes
+    usable, and its checkpoint goes now (its numbers stay on the job and the verdict)."""
+    candidate = session.get(ModelVersion, job.result_version_id) if job.result_version_id else None
+    if candidate is None or candidate.status == "purged":
+        return
+    purge.purge_version(session, store, candidate)
+    _event(session, request, SYSTEM, "candidate_purged", item=item.id, version=candidate.id)
 
 
 def _verdict(
@@ -582,6 +595,13 @@ def close(
             replaced_by=item.result_version_id,
         )
         if item.result_version_id:
+            # Verified: usable from now on, unless another open request holds the
+            # version it replaces (then _retarget keeps it blocked for that request).
+            session.execute(
+                update(ModelVersion)
+                .where(ModelVersion.id == item.result_version_id)
+                .values(status="active")
+            )
             _retarget(session, old.id, item.result_version_id, request.id)
     _release(session, request)
     if request.scope_kind in ("subject_ids", "sample_ids"):

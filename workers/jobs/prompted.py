@@ -61,6 +61,7 @@ from workers.jobs.diffusion import (
 from workers.jobs.generate import _sha, generated_prefix
 from workers.jobs.publish import (
     VersionOutput,
+    initial_status,
     load_version_weights,
     output_prefix,
     publish_version,
@@ -795,7 +796,7 @@ def _publish_sd(
         version = add_model_version(
             session,
             model.id,
-            status="active",
+            status=initial_status(job),
             source="unlearn",
             checkpoint_key=info.key,
             config_key=f"{prefix}/config.json",

@@ -57,6 +57,13 @@ class VersionOutput:
     extra_paths: dict[str, tuple[Path, dict[str, Any]]] = field(default_factory=dict)
 
 
+def initial_status(job: Job) -> str:
+    """A deletion workflow's candidate is blocked (``tainted``) until it is verified and
+    its request closes: it derives from the data being deleted, and a failed
+    verification means it may still hold it. Every other new version is usable at once."""
+    return "tainted" if (job.spec or {}).get("workflow") else "active"
+
+
 def publish_version(ctx: JobContext, job: Job, out: VersionOutput) -> ModelVersion:
     prefix = output_prefix(out.model_id, job.id)
     ctx.scratch_prefixes.append(prefix + "/")
@@ -104,7 +111,7 @@ def publish_version(ctx: JobContext, job: Job, out: VersionOutput) -> ModelVersi
         version = add_model_version(
             session,
             out.model_id,
-            status="active",
+            status=initial_status(job),
             source=out.source,
             checkpoint_key=f"{prefix}/model.safetensors",
             config_key=f"{prefix}/config.json",

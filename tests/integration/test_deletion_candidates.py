@@ -1,0 +1,88 @@
+"""A workflow run's new version is a candidate: blocked until its request closes, purged
+when it fails verification, usable only once the request completes."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.integration.test_deletion_batching import _approver, _people_archive, _stuck
+from tests.integration.test_deletion_flow import _wait_request
+from tests.integration.test_training_flow import new_model, wait
+
+pytestmark = pytest.mark.integration
+V1 = "/api/v1"
+
+
+def test_rejected_candidate_is_purged_and_the_fallback_becomes_active(
+    api, anon, app, worker
+) -> None:
+    tag = f"cd{uuid.uuid4().hex[:8]}"
+    ds = api.post(
+        f"{V1}/datasets/upload",
+        files={"file": ("people.zip", _people_archive(tag), "application/zip")},
+        data={"name": f"candidates-{tag}"},
+    ).json()
+    model = new_model(
+        api, {"name": "small_cnn", "num_classes": 4, "width": 8, "input_size": [16, 16]}
+    )
+    # A whisper of fine-tuning cannot make a well-learnt class vanish, and the policy
+    # asks for exactly zero accuracy on it: the approximate candidate must be rejected.
+    policy = {
+        "class_method": "finetune",
+        "class_method_params": {"epochs": 1, "lr": 0.0001},
+        "thresholds": {"max_class_accuracy": 0.0},
+    }
+    put = api.put(f"{V1}/models/{model['id']}/deletion-policy", json=policy)
+    assert put.status_code == 200, put.text
+    job = api.post(
+        f"{V1}/jobs",
+        json={
+            "kind": "train",
+            "model_id": model["id"],
+            "dataset_id": ds["id"],
+            "params": {"epochs": 5, "lr": 0.05, "batch_size": 16},
+        },
+    ).json()
+    trained = wait(api, job["id"], {"succeeded", "failed"})
+    assert trained["state"] == "succeeded", trained
+    version_id = trained["result_version_id"]
+
+    filed = api.post(
+        f"{V1}/deletion-requests",
+        json={
+            "scope": {"concept": {"model_id": model["id"], "label": 2}},
+            "legal_basis": "other",
+        },
+    )
+    assert filed.status_code == 201, filed.text
+    request = filed.json()
+    approved = anon.post(f"{V1}/deletion-requests/{request['id']}/approve", headers=_approver(api))
+    assert approved.status_code == 200, approved.text
+    first_job = approved.json()["items"][0]["job_id"]
+
+    # The approximate run's version exists, blocked, before the request has looked at it.
+    ran = wait(api, first_job, {"succeeded", "failed"})
+    assert ran["state"] == "succeeded", ran
+    candidate = ran["result_version_id"]
+    assert api.get(f"{V1}/model-versions/{candidate}").json()["status"] in ("tainted", "purged")
+    assert api.get(f"{V1}/model-versions/{candidate}/checkpoint").status_code == 409
+
+    done = _wait_request(api, request["id"], {"completed", "failed"})
+    assert done["status"] == "completed", _stuck(api, [request["id"]])
+    [item] = done["items"]
+    assert item["method"] == "retrain" and item["exact"], item
+    assert any(h.get("event") == "fallback" for h in item["history"]), item["history"]
+
+    rejected = api.get(f"{V1}/model-versions/{candidate}").json()
+    assert rejected["status"] == "purged"
+    assert not [k for k in app.state.store.list("models/") if first_job in k]
+    timeline = api.get(f"{V1}/deletion-requests/{request['id']}/timeline").json()
+    assert "deletion_request.candidate_purged" in {e["action"] for e in timeline}
+
+    final = api.get(f"{V1}/model-versions/{item['result_version_id']}").json()
+    assert final["status"] == "active" and final["parent_version_id"] == version_id, final
+    download = api.get(f"{V1}/model-versions/{final['id']}/checkpoint")
+    assert download.status_code == 200
+    assert api.get(f"{V1}/model-versions/{version_id}").json()["status"] == "purged"
