@@ -264,6 +264,8 @@ def render(
             verdicts.append(
                 f"{backend}, {what}: {wall:.1f} s wall ({met}), {cpu:.1f} s CPU in this process"
             )
+    cores = os.cpu_count() or 1
+    busy = "otherwise idle" if load[0] < cores else f"shared with other work on {cores} cores"
     return f"""## Audit log verification
 
 Command: `.venv/bin/python bench/audit_verify.py --events {n}` (run
@@ -271,15 +273,15 @@ Command: `.venv/bin/python bench/audit_verify.py --events {n}` (run
 one subject commitment; {line_bytes:.0f} bytes per exported line), {checkpoints} signed
 checkpoints spread over the log, the last at the full size. Machine: {os.cpu_count()} CPU
 cores ({platform.processor() or platform.machine()}), Python {platform.python_version()},
-PostgreSQL on the same machine, **shared with other work: load average {load[0]:.1f} /
-{load[1]:.1f} / {load[2]:.1f} when the run started**.
+PostgreSQL on the same machine; **load average {load[0]:.1f} / {load[1]:.1f} /
+{load[2]:.1f} when the run started** ({busy}).
 
 Goal (issue 5): verifying 1 M events takes < 10 s on this machine. Result: {"; ".join(verdicts)}.
-Each step runs in one Python thread. Wall time includes waiting for a core: with a load
-average near {load[0]:.0f} on {os.cpu_count()} cores a busy thread gets a fraction of one, so
-wall time runs at a multiple of CPU time. CPU time is this process's own; on PostgreSQL
-the server's share of the work (reading and formatting rows) runs in its own process beside
-it. On an idle machine a step's wall time comes down towards its CPU time.
+Each step runs in one Python thread. Wall time includes waiting for a core: on a machine
+busy with other work a thread gets a fraction of one, and wall time runs at a multiple
+of CPU time (the 2026-11-28 run, at load average 6.9, took 11.7 s wall for the Postgres
+verification whose CPU time was 4.0 s). CPU time is this process's own; on PostgreSQL the
+server's share of the work (reading and formatting rows) runs in its own process beside it.
 
 {markdown_table(header, rows)}
 
