@@ -23,6 +23,7 @@ from api.deletion_requests.schemas import (
 from api.deps import Compliance, Reader, SessionDep, SettingsDep, StoreDep
 from api.schemas import CONFLICT, ERRORS, NOT_FOUND
 from core.deletion import flows
+from core.deletion.concepts import resolve_concept
 from core.deletion.render import render_html
 from core.deletion.scope import resolve
 from core.errors import Conflict, NotFound, Unprocessable
@@ -57,36 +58,38 @@ def _public(session: SessionDep, request: DeletionRequest) -> DeletionRequestPub
     return out
 
 
-def _scope(session: SessionDep, scope: RequestScope) -> tuple[str, list[Any], str | None]:
-    """(scope kind, values, model id) of a request's scope, checked against the model."""
+def _scope(
+    session: SessionDep, scope: RequestScope
+) -> tuple[str, list[Any], str | None, str | None]:
+    """(scope kind, values, model id, concept name) of a request's scope, checked
+    against the model."""
     if scope.concept is not None:
         model = session.get(Model, scope.concept.model_id)
         if model is None:
             raise NotFound(f"model {scope.concept.model_id} not found")
-        classes = int(model.architecture.get("num_classes", 0))
-        if scope.concept.label >= classes:
-            raise Unprocessable(
-                f"model {model.name!r} has {classes} classes; label {scope.concept.label} is not a "
-                "concept it knows",
-                field="scope.concept.label",
-            )
-        kind, values, model_id = "labels", [scope.concept.label], model.id
-    elif scope.subject_ids:
-        kind, values, model_id = "subject_ids", sorted(set(scope.subject_ids)), None
-    else:
-        kind, values, model_id = "sample_ids", sorted(set(scope.sample_ids or [])), None
-    return kind, values, model_id
+        concept = resolve_concept(
+            session,
+            model,
+            label=scope.concept.label,
+            labels=scope.concept.labels,
+            name=scope.concept.name,
+        )
+        return "labels", concept.labels, model.id, concept.name
+    if scope.subject_ids:
+        return "subject_ids", sorted(set(scope.subject_ids)), None, None
+    return "sample_ids", sorted(set(scope.sample_ids or [])), None, None
 
 
 def _file(
     session: SessionDep, settings: SettingsDep, body: DeletionRequestCreate, actor: str
 ) -> DeletionRequest:
-    kind, values, model_id = _scope(session, body.scope)
+    kind, values, model_id, concept_name = _scope(session, body.scope)
     return flows.file_request(
         session,
         scope_kind=kind,
         values=values,
         model_id=model_id,
+        concept_name=concept_name,
         legal_basis=body.legal_basis,
         requester_reference=body.requester_reference,
         received_at=body.received_at or utcnow(),
@@ -113,7 +116,7 @@ def preview(
     body: DeletionRequestCreate, session: SessionDep, _: Compliance
 ) -> DeletionPreviewPublic:
     """The blast radius a request would have, before filing it: nothing is written or tainted."""
-    kind, values, model_id = _scope(session, body.scope)
+    kind, values, model_id, _ = _scope(session, body.scope)
     radius = resolve(session, kind, values, model_id=model_id)
     if kind == "labels":
         radius.samples, radius.sample_ids = {}, {}  # as filed: a class keeps its samples

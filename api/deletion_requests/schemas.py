@@ -11,12 +11,31 @@ LegalBasis = Literal["gdpr_art17", "ccpa", "other"]
 
 
 class ConceptScope(BaseModel):
-    """A class of a classifier model (a person in a face model, an object class...)."""
+    """A concept of one model: one class (a digit, a garment, a person of a face model),
+    several classes, or a name looked up in the model's dataset (a label name, or a style
+    or object of the objects × styles set). Give exactly one of label, labels, name."""
 
     model_config = ConfigDict(extra="forbid")
 
     model_id: str = Field(max_length=40)
-    label: int = Field(ge=0)
+    label: int | None = Field(default=None, ge=0)
+    labels: list[Annotated[int, Field(ge=0)]] | None = Field(
+        default=None, min_length=1, max_length=1000
+    )
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="A label name of the model's dataset, or a style / object of the "
+        "objects × styles set (every label in it); case-insensitive",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ConceptScope:
+        given = [k for k in ("label", "labels", "name") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a concept gives exactly one of label, labels or name")
+        return self
 
 
 class RequestScope(BaseModel):

@@ -118,12 +118,20 @@ def file_request(
     received_at: datetime,
     actor: str,
     settings: Settings,
+    concept_name: str | None = None,
 ) -> DeletionRequest:
-    """Record the request, resolve its blast radius, taint what it touches, plan."""
+    """Record the request, resolve its blast radius, taint what it touches, plan.
+
+    A concept's name (a style, a person's label name) stays on the request row, never in
+    the audit log: the log holds no personal data, only the labels' count."""
     request = DeletionRequest(
         id=new_id("dr"),
         status="received",
-        scope={scope_kind: values, **({"model_id": model_id} if model_id else {})},
+        scope={
+            scope_kind: values,
+            **({"model_id": model_id} if model_id else {}),
+            **({"concept_name": concept_name} if concept_name else {}),
+        },
         scope_kind=scope_kind,
         legal_basis=legal_basis,
         requester_reference=requester_reference,

@@ -73,3 +73,29 @@ def test_preview_of_a_class_checks_the_label_against_the_model(api) -> None:
     # A class is not personal data: its samples are kept, so none are counted for deletion.
     assert preview["scope_kind"] == "labels" and preview["blast_radius"]["samples"] == 0
     assert preview["blast_radius"]["versions"] == []
+
+
+def test_a_concept_gives_one_of_label_labels_or_name(api) -> None:
+    arch = {"name": "small_cnn", "num_classes": 4, "width": 8}
+    model = api.post(
+        "/api/v1/models", json={"name": f"concepts-{uuid.uuid4().hex[:8]}", "architecture": arch}
+    ).json()
+
+    def concept(**given: object):  # type: ignore[no-untyped-def]
+        body = {"scope": {"concept": {"model_id": model["id"], **given}}, "legal_basis": "other"}
+        return api.post(f"{V1}/preview", json=body)
+
+    several = concept(labels=[2, 1, 2])
+    assert several.status_code == 200 and several.json()["scope_kind"] == "labels"
+    both = concept(label=1, labels=[2])
+    assert both.status_code == 422 and "exactly one of label, labels or name" in both.text
+    assert concept().status_code == 422
+    assert concept(labels=[]).status_code == 422
+    out_of_range = concept(labels=[0, 4, 5])
+    assert out_of_range.status_code == 422
+    assert out_of_range.json()["field"] == "scope.concept.labels"
+    assert "4, 5 are not a concept" in out_of_range.json()["detail"]
+    # No trained version yet, so no dataset whose label names a name could match.
+    named = concept(name="striped")
+    assert named.status_code == 422 and named.json()["field"] == "scope.concept.name"
+    assert "by number instead" in named.json()["detail"]

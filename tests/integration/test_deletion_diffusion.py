@@ -86,12 +86,14 @@ def test_concept_then_subject_on_a_ddpm(api, anon, app, worker) -> None:
     original = trained["result_version_id"]
     approver = _approver(api)
 
-    # 1. A concept: class 1 of this model, erased with ESD and judged.
+    # 1. A concept: class 1 of this model, named as its dataset names it, erased with
+    # ESD and judged.
     filed = api.post(
         f"{V1}/deletion-requests",
-        json={"scope": {"concept": {"model_id": model["id"], "label": 1}}, "legal_basis": "other"},
+        json={"scope": {"concept": {"model_id": model["id"], "name": "1"}}, "legal_basis": "other"},
     ).json()
     assert filed["status"] == "awaiting_approval", filed
+    assert filed["scope"]["labels"] == [1] and filed["scope"]["concept_name"] == "1", filed
     [plan] = filed["plan"]
     assert plan["method"] == "esd" and not plan["exact"] and plan["fallback"] == "retrain"
     assert (

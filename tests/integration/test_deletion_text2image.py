@@ -1,6 +1,6 @@
 """A deletion request on a text2image model, end to end with a real worker.
 
-A label request (a class of the model) is erased by the policy's default for the family
+A label request (two classes of the model, at once) is erased by the policy's default for the family
 (UCE on the class's captions) and judged like a ddpm erasure; the new version no longer
 holds the class's samples in its lineage. A subject request on that version is then
 retrained (exact). Both certificates verify offline. tiny8 and
@@ -65,7 +65,10 @@ def test_label_request_on_a_text2image(api, anon, app, worker) -> None:
 
     filed = api.post(
         f"{V1}/deletion-requests",
-        json={"scope": {"concept": {"model_id": model["id"], "label": 1}}, "legal_basis": "other"},
+        json={
+            "scope": {"concept": {"model_id": model["id"], "labels": [3, 1]}},
+            "legal_basis": "other",
+        },
     ).json()
     assert filed["status"] == "awaiting_approval", filed
     [plan] = filed["plan"]
@@ -81,12 +84,13 @@ def test_label_request_on_a_text2image(api, anon, app, worker) -> None:
         "forget_rate <= max_forget_rate",
         "retain_accuracy >= original - max_retain_drop",
     ]
-    assert verdict["evaluation"]["forget_labels"] == [1]
+    assert verdict["evaluation"]["forget_labels"] == [1, 3]
     assert verdict["evaluation"]["samples_per_class"] == 4
     unlearn = api.get(f"{V1}/jobs/{item['job_id']}").json()
     assert unlearn["metrics"]["judge"]["kind"] == "trained"
-    [prompt] = unlearn["metrics"]["concept"]["prompts"]  # the class's one caption
-    assert prompt.startswith("a photo of ") and unlearn["metrics"]["concept"]["anchor"] == ""
+    prompts = unlearn["metrics"]["concept"]["prompts"]  # each class's one caption, at once
+    assert len(prompts) == 2 and all(p.startswith("a photo of ") for p in prompts)
+    assert unlearn["metrics"]["concept"]["anchor"] == ""
     erased = api.get(f"{V1}/model-versions/{item['result_version_id']}").json()
     # The class's samples left the lineage with the erasure.
     after = api.get(f"{V1}/model-versions/{erased['id']}/lineage").json()["training_set"]

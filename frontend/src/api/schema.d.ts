@@ -1039,13 +1039,22 @@ export interface components {
     schemas: {
         /**
          * ConceptScope
-         * @description A class of a classifier model (a person in a face model, an object class...).
+         * @description A concept of one model: one class (a digit, a garment, a person of a face model),
+         *     several classes, or a name looked up in the model's dataset (a label name, or a style
+         *     or object of the objects × styles set). Give exactly one of label, labels, name.
          */
         api__deletion_requests__schemas__ConceptScope: {
             /** Label */
-            label: number;
+            label?: number | null;
+            /** Labels */
+            labels?: number[] | null;
             /** Model Id */
             model_id: string;
+            /**
+             * Name
+             * @description A label name of the model's dataset, or a style / object of the objects × styles set (every label in it); case-insensitive
+             */
+            name?: string | null;
         };
         /**
          * ArchitectureConfig

@@ -2,7 +2,7 @@ import { fireEvent, screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it } from "vitest";
 
 import { cleanupPage, fakeRequest, json, renderPage } from "../test/harness";
-import { localInputToIso, parseIds } from "./DeletionRequestNew";
+import { localInputToIso, parseConcept, parseIds } from "./DeletionRequestNew";
 
 const load = async () => (await import("./DeletionRequestNew")).DeletionRequestNew;
 
@@ -13,6 +13,14 @@ describe("filing a deletion request", () => {
     expect(parseIds(" s1\ns2, s3 ;s1\n\n")).toEqual(["s1", "s2", "s3"]);
     expect(localInputToIso("")).toBeUndefined();
     expect(localInputToIso("2026-11-28T10:00")).toMatch(/^2026-11-2\dT\d\d:00:00\.000Z$/);
+  });
+
+  it("reads a concept as one class, several, or a name", () => {
+    expect(parseConcept(" 3 ")).toEqual({ label: 3 });
+    expect(parseConcept("1, 4,1")).toEqual({ labels: [1, 4] });
+    expect(parseConcept("striped")).toEqual({ name: "striped" });
+    expect(parseConcept("Sneaker, striped")).toEqual({ name: "Sneaker, striped" });
+    expect(parseConcept("   ")).toBeNull();
   });
 
   it("files only after a preview of exactly what is filed", async () => {

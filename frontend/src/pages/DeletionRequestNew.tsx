@@ -26,6 +26,18 @@ const MAX_IDS = {
 };
 
 type Kind = "subject_ids" | "sample_ids" | "concept";
+
+/** "3" → one label, "1, 4" → several, anything else (e.g. "striped", "Sneaker, striped") → a name. */
+export function parseConcept(text: string): { label: number } | { labels: number[] } | { name: string } | null {
+  const trimmed = text.trim();
+  if (!trimmed) return null;
+  const parts = trimmed.split(",").map((p) => p.trim());
+  if (parts.every((p) => /^\d+$/.test(p))) {
+    const labels = [...new Set(parts.map(Number))];
+    return labels.length === 1 ? { label: labels[0] as number } : { labels };
+  }
+  return { name: trimmed };
+}
 const KIND_TEXT: Record<Kind, string> = { subject_ids: "Data subjects", sample_ids: "Samples", concept: "A class of a model (concept)" };
 
 /** Ids typed one per line, or separated by commas or spaces. */
@@ -162,10 +174,10 @@ export function DeletionRequestNew(): ReactNode {
   const build = (): DeletionRequestCreate | string => {
     let scope: DeletionRequestCreate["scope"];
     if (kind === "concept") {
-      const n = Number(label);
       if (!modelId) return "Choose the model whose class is to be forgotten.";
-      if (label === "" || !Number.isInteger(n) || n < 0) return "The class label is a whole number, 0 or more.";
-      scope = { concept: { model_id: modelId, label: n } };
+      const concept = parseConcept(label);
+      if (concept === null) return "Give the class: its number, several numbers separated by commas, or a name.";
+      scope = { concept: { model_id: modelId, ...concept } };
     } else {
       const list = parseIds(ids);
       if (!list.length) return `Give at least one ${kind === "subject_ids" ? "subject id" : "sample id"}.`;
@@ -241,8 +253,12 @@ export function DeletionRequestNew(): ReactNode {
                 </select>
               </div>
               <div className="field">
-                <label htmlFor="dr-label">Class label</label>
-                <input id="dr-label" type="number" min={0} step={1} value={label} onChange={(e) => setLabel(e.target.value)} />
+                <label htmlFor="dr-label">Class</label>
+                <input id="dr-label" value={label} onChange={(e) => setLabel(e.target.value)} aria-describedby="dr-label-help" />
+                <p id="dr-label-help" className="help">
+                  A class number (<code>3</code>), several (<code>1, 4, 7</code>), or a name from the model's dataset: a label
+                  name (<code>person-07</code>) or a style or object of the objects × styles set (<code>striped</code>).
+                </p>
               </div>
             </>
           ) : (
