@@ -547,6 +547,24 @@ def _discard_candidate(
         return
     purge.purge_version(session, store, candidate)
     _event(session, request, SYSTEM, "candidate_purged", item=item.id, version=candidate.id)
+    # A request filed meanwhile counted the candidate among its parent's descendants:
+    # there is nothing left of it to unlearn.
+    others = session.execute(
+        select(DeletionItem, DeletionRequest)
+        .join(DeletionRequest, DeletionRequest.id == DeletionItem.request_id)
+        .where(
+            DeletionItem.model_version_id == candidate.id,
+            DeletionItem.state.in_(("planned", "waiting")),
+            DeletionRequest.status.in_(OPEN_STATUSES),
+        )
+    ).all()
+    for other_item, other in others:
+        other_item.method, other_item.exact, other_item.state = "retire", True, "done"
+        other_item.history = [
+            *other_item.history,
+            {"at": utcnow().isoformat(), "event": "version purged: a rejected candidate"},
+        ]
+        _event(session, other, SYSTEM, "item_dropped", item=other_item.id, version=candidate.id)
 
 
 def _verdict(
