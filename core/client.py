@@ -218,3 +218,48 @@ class ExpungeClient:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {job['state']} after {timeout}s")
             time.sleep(poll)
+
+    # -- deletion requests -------------------------------------------------------------
+    def put(self, path: str, body: Any = None) -> Any:
+        return self._check(self.http.put(path, json=body))
+
+    def set_deletion_policy(self, model_id: str, policy: dict[str, Any]) -> dict[str, Any]:
+        """Fields left out keep the model family's defaults."""
+        return self.put(f"/models/{model_id}/deletion-policy", policy)
+
+    def file_deletion_request(
+        self, scope: dict[str, Any], legal_basis: str = "gdpr_art17", reference: str = ""
+    ) -> dict[str, Any]:
+        return self.post(
+            "/deletion-requests",
+            {"scope": scope, "legal_basis": legal_basis, "requester_reference": reference},
+        )
+
+    def deletion_request(self, request_id: str) -> dict[str, Any]:
+        return self.get(f"/deletion-requests/{request_id}")
+
+    def approve_deletion_request(self, request_id: str) -> dict[str, Any]:
+        """Needs a second person: the filer's own key gets 403."""
+        return self.post(f"/deletion-requests/{request_id}/approve")
+
+    def wait_for_deletion_request(
+        self, request_id: str, timeout: float = 600, poll: float = 1.0
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            request = self.deletion_request(request_id)
+            if request["status"] in ("completed", "failed", "rejected", "cancelled"):
+                return request
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"request {request_id} still {request['status']} after {timeout}s"
+                )
+            time.sleep(poll)
+
+    def certificate(self, request_id: str) -> dict[str, Any]:
+        return self.get(f"/deletion-requests/{request_id}/certificate")
+
+    def public_key(self) -> str:
+        """The Ed25519 key certificates and audit checkpoints are signed with (PEM)."""
+        key = self.get("/audit/public-key")
+        return key.decode() if isinstance(key, bytes) else str(key)
