@@ -511,6 +511,27 @@ def train_ddpm(
     loss, AdamW, EMA. The global torch RNG is left as it was found.
     """
     callbacks = callbacks or Callbacks()
+    device, digest = check_training_set(arch, params, images, resume)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(params.seed)
+        unet = build_unet(arch)
+    if init_state_dict is not None:
+        unet.load_state_dict(load_unet(arch, init_state_dict).state_dict())
+    optimizer, lr_scheduler, ema = optimisation(unet, params, device, resume)
+    loop = _DDPMLoop(arch, params, unet, optimizer, lr_scheduler, ema, images, callbacks, device)
+    loop.digest = digest
+    if resume is not None:
+        loop.restore(resume)
+    result = loop.run()
+    result.train_sample_ids = list(images.sample_ids)
+    return result
+
+
+def check_training_set(
+    arch: Any, params: DiffusionTrainParams, images: ImageArrays, resume: dict[str, Any] | None
+) -> tuple[torch.device, str]:
+    """Refuse a training set no run can use, or a resume state made for another run; the
+    device to train on and the data digest a resume state is checked against."""
     if len(images) == 0:
         raise EngineError("the training set is empty")
     if len(images) < params.batch_size:
@@ -519,16 +540,20 @@ def train_ddpm(
             f"{params.batch_size}; lower batch_size"
         )
     check_labels(images.labels, arch, "training")
-    device = resolve_device(params.device)
     digest = _data_digest(images)
     if resume is not None:
         _check_resume(resume, arch, params, digest)
+    return resolve_device(params.device), digest
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(params.seed)
-        unet = build_unet(arch)
-    if init_state_dict is not None:
-        unet.load_state_dict(load_unet(arch, init_state_dict).state_dict())
+
+def optimisation(
+    unet: torch.nn.Module,
+    params: DiffusionTrainParams,
+    device: torch.device,
+    resume: dict[str, Any] | None,
+) -> tuple[torch.optim.Optimizer, Any, EMAModel | None]:
+    """AdamW, the learning-rate schedule and EMA of a denoiser about to train, restored
+    from ``resume`` (weights included) so a resumed run continues bit for bit."""
     if resume is not None:
         unet.load_state_dict(resume["model"])
     unet.to(device).train()
@@ -547,14 +572,7 @@ def train_ddpm(
             ema.load_state_dict(_to_device(resume["ema"], device))
     if ema is not None:
         ema.to(device)
-
-    loop = _DDPMLoop(arch, params, unet, optimizer, lr_scheduler, ema, images, callbacks, device)
-    loop.digest = digest
-    if resume is not None:
-        loop.restore(resume)
-    result = loop.run()
-    result.train_sample_ids = list(images.sample_ids)
-    return result
+    return optimizer, lr_scheduler, ema
 
 
 def _check_resume(

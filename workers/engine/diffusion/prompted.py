@@ -34,8 +34,6 @@ from diffusers import (
     DPMSolverMultistepScheduler,
     UNet2DConditionModel,
 )
-from diffusers.optimization import get_scheduler
-from diffusers.training_utils import EMAModel
 from diffusers.utils.torch_utils import randn_tensor
 
 from workers.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -43,13 +41,11 @@ from workers.engine.data import ImageArrays
 from workers.engine.diffusion.config import DiffusionTrainParams, SamplerName
 from workers.engine.diffusion.models import (
     DiffusionTrainResult,
-    _check_resume,
-    _data_digest,
     _DDPMLoop,
     _step_generator,
-    _to_device,
-    check_labels,
+    check_training_set,
     cpu_state_dict,
+    optimisation,
     sampler,
     to_uint8,
 )
@@ -61,7 +57,6 @@ from workers.engine.errors import (
     TrainingDiverged,
     TrainingStopped,
 )
-from workers.engine.evaluation import resolve_device
 from workers.engine.training import Callbacks
 
 TEXT2IMAGE_FORMAT = "expunge.text2image/1"
@@ -335,18 +330,7 @@ def train_text2image(
     Same reproducibility contract as ``train_ddpm`` (bit-identical resume on CPU).
     """
     callbacks = callbacks or Callbacks()
-    if len(images) == 0:
-        raise EngineError("the training set is empty")
-    if len(images) < params.batch_size:
-        raise EngineError(
-            f"the training set has {len(images)} images, fewer than batch_size "
-            f"{params.batch_size}; lower batch_size"
-        )
-    check_labels(images.labels, arch, "training")  # type: ignore[arg-type]
-    device = resolve_device(params.device)
-    digest = _data_digest(images)
-    if resume is not None:
-        _check_resume(resume, arch, params, digest)  # type: ignore[arg-type]
+    device, digest = check_training_set(arch, params, images, resume)
     names = list(class_names)
     if len(names) != arch.num_classes:
         raise EngineError(f"{len(names)} class names for {arch.num_classes} classes")
@@ -362,24 +346,7 @@ def train_text2image(
         unet = build_text2image_unet(arch)
     if init_state_dict is not None:
         unet.load_state_dict(load_text2image(arch, init_state_dict).unet.state_dict())
-    if resume is not None:
-        unet.load_state_dict(resume["model"])
-    unet.to(device).train()
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-    lr_scheduler = get_scheduler(
-        "cosine" if params.lr_schedule == "cosine" else "constant_with_warmup",
-        optimizer,
-        num_warmup_steps=params.lr_warmup_steps,
-        num_training_steps=params.steps,
-    )
-    ema = EMAModel(unet.parameters(), decay=params.ema_decay) if params.ema_decay > 0 else None
-    if resume is not None:
-        optimizer.load_state_dict(resume["optimizer"])
-        lr_scheduler.load_state_dict(resume["lr_scheduler"])
-        if ema is not None:
-            ema.load_state_dict(_to_device(resume["ema"], device))
-    if ema is not None:
-        ema.to(device)
+    optimizer, lr_scheduler, ema = optimisation(unet, params, device, resume)
     loop = _Text2ImageLoop(
         arch,  # type: ignore[arg-type]  # duck-typed: schedule, pixels, family
         params,
