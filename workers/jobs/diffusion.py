@@ -51,7 +51,12 @@ from workers.jobs.common import (
     load_split,
     split_for_forgetting,
 )
-from workers.jobs.publish import VersionOutput, load_version_weights, publish_version
+from workers.jobs.publish import (
+    VersionOutput,
+    load_version_weights,
+    publish_version,
+    unlearning_record,
+)
 
 MNIST_SOURCE = "builtin:mnist"
 # The API's JudgeParams defaults, for unlearn jobs submitted without judge settings
@@ -606,15 +611,12 @@ def run_unlearn_ddpm(ctx: JobContext, job: Job) -> dict[str, Any]:
             dataset_id=spec["dataset_id"],
             dataset_version_id=spec["dataset_version_id"],
             parent_version_id=original.id,
-            unlearning={
-                "method": job.method,
-                "params": job.params,
-                "exact": bool(spec.get("exact")),
-                "forget_kind": spec["forget_kind"],
-                "forget_hash": spec["forget_hash"],
-                "forget_count": len(forget),
-                "forget_labels": erased or None,
-            },
+            unlearning=unlearning_record(
+                job,
+                bool(spec.get("exact")),
+                forget_count=len(forget),
+                forget_labels=erased or None,
+            ),
         )
         publish_version(
             ctx,

@@ -65,6 +65,7 @@ from workers.jobs.publish import (
     load_version_weights,
     output_prefix,
     publish_version,
+    unlearning_record,
 )
 
 # Which training samples a new version holds: sample ids, positions, dataset size.
@@ -511,15 +512,9 @@ def run_retrain_text2image(ctx: JobContext, job: Job) -> dict[str, Any]:
     config.update(
         class_names=list(names),
         parent_version_id=original.id,
-        unlearning={
-            "method": "retrain",
-            "params": job.params,
-            "exact": True,
-            "forget_kind": spec["forget_kind"],
-            "forget_hash": spec["forget_hash"],
-            "forget_count": len(forget),
-            "forget_labels": erased or None,
-        },
+        unlearning=unlearning_record(
+            job, True, forget_count=len(forget), forget_labels=erased or None
+        ),
     )
     publish_version(
         ctx,
@@ -594,15 +589,12 @@ def run_unlearn_prompted(ctx: JobContext, job: Job) -> dict[str, Any]:
             )
         )
     ctx.progress(0.96, force=True)
-    unlearning = {
-        "method": job.method,
-        "params": job.params,
-        "exact": False,
-        "forget_kind": spec.get("forget_kind", "concept"),
-        "forget_hash": spec["forget_hash"],
-        "concept": concept,
+    unlearning = unlearning_record(
+        job,
+        False,
+        concept=concept,
         **({"forget_labels": spec["forget"]["labels"]} if lineage is not None else {}),
-    }
+    )
     with tempfile.TemporaryDirectory(prefix="expunge-delta-") as tmp:
         delta_path = Path(tmp) / "delta.safetensors"
         _, changed = save_delta(

@@ -57,6 +57,19 @@ class VersionOutput:
     extra_paths: dict[str, tuple[Path, dict[str, Any]]] = field(default_factory=dict)
 
 
+def unlearning_record(job: Job, exact: bool, **extra: Any) -> dict[str, Any]:
+    """What a version's config says of the unlearning run that made it: method, params,
+    and which scope it forgot (by hash: the scope itself may name people)."""
+    return {
+        "method": job.method,
+        "params": job.params,
+        "exact": exact,
+        "forget_kind": job.spec.get("forget_kind", "concept"),
+        "forget_hash": job.spec["forget_hash"],
+        **extra,
+    }
+
+
 def initial_status(job: Job) -> str:
     """A deletion workflow's candidate is blocked (``tainted``) until it is verified and
     its request closes: it derives from the data being deleted, and a failed

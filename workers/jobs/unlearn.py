@@ -20,7 +20,12 @@ from workers.engine.unlearning.sisa import SisaEnsemble, unlearn_sisa
 from workers.jobs import sisa_io
 from workers.jobs.common import ContextCallbacks, ForgetSplit, dataset_size, split_for_forgetting
 from workers.jobs.evaluate import VIEWS_ARTIFACT, compute_views, views_json
-from workers.jobs.publish import VersionOutput, load_version_weights, publish_version
+from workers.jobs.publish import (
+    VersionOutput,
+    load_version_weights,
+    publish_version,
+    unlearning_record,
+)
 
 
 def run_unlearn(ctx: JobContext, job: Job) -> dict[str, Any]:
@@ -107,14 +112,7 @@ def run_unlearn(ctx: JobContext, job: Job) -> dict[str, Any]:
         "dataset_id": spec["dataset_id"],
         "dataset_version_id": spec["dataset_version_id"],
         "parent_version_id": original.id,
-        "unlearning": {
-            "method": job.method,
-            "params": job.params,
-            "exact": bool(spec.get("exact")),
-            "forget_kind": spec["forget_kind"],
-            "forget_hash": spec["forget_hash"],
-            "forget_count": len(forget),
-        },
+        "unlearning": unlearning_record(job, bool(spec.get("exact")), forget_count=len(forget)),
     }
     if original.config.get("sisa"):
         config["sisa"] = original.config["sisa"]
