@@ -7,7 +7,7 @@ import io
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, Request, UploadFile, status
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import select
 
 from api.deletion_requests.notes import timeline_notes
@@ -24,7 +24,7 @@ from api.deps import Compliance, Reader, SessionDep, SettingsDep, StoreDep
 from api.schemas import CONFLICT, ERRORS, NOT_FOUND
 from core.deletion import flows
 from core.deletion.concepts import resolve_concept
-from core.deletion.render import render_html
+from core.deletion.render import render_html, render_pdf
 from core.deletion.scope import resolve
 from core.errors import Conflict, NotFound, Unprocessable
 from core.queue import send_job
@@ -298,7 +298,7 @@ def advance(
     responses={
         **NOT_FOUND,
         **CONFLICT,
-        200: {"content": {"application/json": {}, "text/html": {}}},
+        200: {"content": {"application/json": {}, "text/html": {}, "application/pdf": {}}},
     },
 )
 def certificate(
@@ -306,7 +306,13 @@ def certificate(
     request: Request,
     session: SessionDep,
     _: Reader,
-    format: Annotated[str, Query(pattern="^(json|html)$")] = "json",
+    format: Annotated[
+        str,
+        Query(
+            pattern="^(json|html|pdf)$",
+            description="json: the signed document; html and pdf: the same, for people",
+        ),
+    ] = "json",
 ) -> Any:
     found = _get(session, request_id)
     if found.certificate is None:
@@ -317,4 +323,7 @@ def certificate(
     headers = {"X-Audit-Seq": str(anchor["audit_seq"]), "X-Certificate-SHA256": anchor["sha256"]}
     if format == "html":
         return HTMLResponse(render_html(document), headers=headers)
+    if format == "pdf":
+        headers["Content-Disposition"] = f'attachment; filename="certificate-{request_id}.pdf"'
+        return Response(render_pdf(document), media_type="application/pdf", headers=headers)
     return JSONResponse(document, headers=headers)

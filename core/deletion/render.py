@@ -1,65 +1,193 @@
-"""A human-readable page for a signed certificate (the JSON stays the thing that is signed)."""
+"""Human-readable forms of a signed certificate: an HTML page and a PDF.
+
+The canonical JSON stays the thing that is signed and verified; both forms are drawn from
+one summary (``summarise``), so they never say different things. The evidence shown is
+the family's own: a classifier's UA / RA / TA / MIA, a diffusion model's judge numbers.
+"""
 
 from __future__ import annotations
 
 import html
-import json
+from dataclasses import dataclass, field
 from typing import Any
 
+# Evidence worth showing, per metric name, with how to print it.
+_METRICS = (
+    ("UA", "UA", "pct"),
+    ("RA", "RA", "pct"),
+    ("TA", "TA", "pct"),
+    ("MIA", "MIA", "pct"),
+    ("forget_rate", "forget rate", "pct"),
+    ("retain_accuracy", "retained accuracy", "pct"),
+    ("frechet_retain", "Fréchet (retained)", "num"),
+)
 
-def _pct(value: Any) -> str:
-    return f"{100 * value:.2f} %" if isinstance(value, int | float) else "—"
+
+def _fmt(value: Any, kind: str) -> str:
+    if not isinstance(value, int | float):
+        return "—"
+    return f"{100 * value:.2f} %" if kind == "pct" else f"{value:.2f}"
 
 
-def render_html(cert: dict[str, Any]) -> str:
-    e = html.escape
+@dataclass
+class ModelRow:
+    old_version: str
+    old_sha256: str
+    new_version: str
+    new_sha256: str
+    method: str
+    evidence: str
+    checks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Summary:
+    request_id: str
+    intro: str
+    outcome: str
+    scope: str
+    models: list[ModelRow]
+    datasets: list[str]
+    steps: list[str]
+    signature: str
+
+
+def summarise(cert: dict[str, Any]) -> Summary:
     req = cert.get("request", {})
     rows = []
     for m in cert.get("models", []):
         ev = m.get("evaluation") or {}
-        checks = (
-            "".join(
-                f"<li>{'✔' if c['passed'] else '✘'} {e(c['check'])}: {c['value']:.4f} "
-                f"(threshold {c['threshold']:.4f})</li>"
-                for c in m.get("checks", [])
-            )
-            or "<li>exact method: no statistical check needed</li>"
+        evidence = ", ".join(
+            f"{label} {_fmt(ev[key], kind)}" for key, label, kind in _METRICS if key in ev
         )
+        checks = [
+            f"{'passed' if c['passed'] else 'FAILED'}: {c['check']} = {c['value']:.4f} "
+            f"(threshold {c['threshold']:.4f})"
+            for c in m.get("checks", [])
+        ] or ["exact method: no statistical check needed"]
+        method = f"{m.get('method', '')} ({'exact' if m.get('exact') else 'approximate'})"
+        if m.get("fallback_used"):
+            method += " after fallback"
+        if m.get("action") and m["action"] != "unlearned":
+            method += f"; {m['action'].replace('_', ' ')}"
         rows.append(
-            f"<tr><td><code>{e(str(m.get('old_version_id')))}</code><br><small>sha256 "
-            f"{e(str(m.get('old_sha256'))[:16])}…</small></td>"
-            f"<td><code>{e(str(m.get('new_version_id')))}</code><br><small>sha256 "
-            f"{e(str(m.get('new_sha256'))[:16])}…</small></td>"
-            f"<td>{e(m.get('method', ''))} ({'exact' if m.get('exact') else 'approximate'})"
-            f"{' after fallback' if m.get('fallback_used') else ''}</td>"
-            f"<td>UA {_pct(ev.get('UA'))}, RA {_pct(ev.get('RA'))}, TA {_pct(ev.get('TA'))}, "
-            f"MIA {_pct(ev.get('MIA'))}<ul>{checks}</ul></td></tr>"
+            ModelRow(
+                old_version=str(m.get("old_version_id")),
+                old_sha256=str(m.get("old_sha256") or "—"),
+                new_version=str(m.get("new_version_id") or "—"),
+                new_sha256=str(m.get("new_sha256") or "—"),
+                method=method,
+                evidence=evidence or "—",
+                checks=checks,
+            )
         )
-    steps = "".join(
-        f"<li>#{s['seq']} {e(s['action'])} at {e(str(s['at']))}</li>"
-        for s in cert.get("audit_steps", [])
-    )
     scope = req.get("scope", {})
+    count = len(scope.get("commitments", scope.get("labels", [])))
     sig = cert.get("signature", {})
+    return Summary(
+        request_id=str(req.get("id", "")),
+        intro=(
+            f"Request {req.get('id', '')} ({req.get('legal_basis', '')}), reference "
+            f"{req.get('requester_reference') or '—'}. Received {req.get('received_at')}, due "
+            f"{req.get('due_at')}, completed {req.get('completed_at')}."
+        ),
+        outcome=str(cert.get("outcome", "")),
+        scope=(
+            f"{scope.get('kind', '')} ({count} item(s); people's identifiers appear only as "
+            "salted commitments)"
+        ),
+        models=rows,
+        datasets=[
+            f"{d.get('dataset_id')} version {d.get('version')} ({d.get('reason') or ''}), "
+            f"content hash {d.get('content_hash')}"
+            for d in cert.get("datasets", [])
+        ],
+        steps=[f"#{s['seq']} {s['action']} at {s['at']}" for s in cert.get("audit_steps", [])],
+        signature=(
+            f"Signed with Ed25519, key {sig.get('key_id')}. Verify offline with "
+            "`expunge certificate verify FILE --public-key KEY.pem` (public key at "
+            "/api/v1/audit/public-key)."
+        ),
+    )
+
+
+def render_html(cert: dict[str, Any]) -> str:
+    s, e = summarise(cert), html.escape
+    rows = "".join(
+        f"<tr><td><code>{e(m.old_version)}</code><br><small>sha256 {e(m.old_sha256)}</small></td>"
+        f"<td><code>{e(m.new_version)}</code><br><small>sha256 {e(m.new_sha256)}</small></td>"
+        f"<td>{e(m.method)}</td><td>{e(m.evidence)}<ul>"
+        + "".join(f"<li>{e(c)}</li>" for c in m.checks)
+        + "</ul></td></tr>"
+        for m in s.models
+    )
+    datasets = "".join(f"<li>{e(d)}</li>" for d in s.datasets) or "<li>none changed</li>"
+    steps = "".join(f"<li>{e(step)}</li>" for step in s.steps)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>Deletion certificate {e(req.get("id", ""))}</title>
+<title>Deletion certificate {e(s.request_id)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}
 table{{border-collapse:collapse;width:100%}}
 td,th{{border:1px solid #ccc;padding:.4rem;vertical-align:top}}
-code{{font-size:.85em}}</style></head><body>
+code,small{{font-size:.85em;word-break:break-all}}</style></head><body>
 <h1>Deletion certificate</h1>
-<p>Request <code>{e(req.get("id", ""))}</code> ({e(req.get("legal_basis", ""))}), reference
-{e(req.get("requester_reference") or "—")}. Received {e(str(req.get("received_at")))}, due
-{e(str(req.get("due_at")))}, completed {e(str(req.get("completed_at")))}.</p>
-<p>Outcome: <strong>{e(cert.get("outcome", ""))}</strong>. Scope: {e(scope.get("kind", ""))}
-({len(scope.get("commitments", scope.get("labels", [])))} item(s), identifiers shown only as
-salted commitments).</p>
+<p>{e(s.intro)}</p>
+<p>Outcome: <strong>{e(s.outcome)}</strong>. Scope: {e(s.scope)}.</p>
 <table><tr><th>old version</th><th>new version</th><th>method</th><th>evidence</th></tr>
-{"".join(rows) or "<tr><td colspan=4>no model version was trained on this data</td></tr>"}</table>
-<h2>Datasets</h2><pre>{e(json.dumps(cert.get("datasets", []), indent=2))}</pre>
+{rows or "<tr><td colspan=4>no model version was trained on this data</td></tr>"}</table>
+<h2>Datasets</h2><ul>{datasets}</ul>
 <h2>Audit log steps</h2><ul>{steps}</ul>
-<p>Signed with Ed25519, key <code>{e(str(sig.get("key_id")))}</code>; verify offline with
-<code>expunge certificate verify FILE --public-key KEY.pem</code> (public key at
-<code>/api/v1/audit/public-key</code>).</p>
+<p>{e(s.signature)}</p>
 </body></html>"""
+
+
+# The PDF's built-in Helvetica knows Latin-1 only.
+_ASCII = str.maketrans({"—": "-", "–": "-", "…": "...", "’": "'", "→": "->"})
+
+
+def _latin1(text: str) -> str:
+    return text.translate(_ASCII).encode("latin-1", "replace").decode("latin-1")
+
+
+def render_pdf(cert: dict[str, Any]) -> bytes:
+    """The same content as the HTML page, as a PDF (uncompressed: it is small, and a
+    reader or a test can search its text)."""
+    from fpdf import FPDF
+
+    s = summarise(cert)
+    pdf = FPDF(format="A4")
+    pdf.set_compression(False)
+    pdf.set_title(f"Deletion certificate {s.request_id}")
+    pdf.set_creator("Expunge")
+    pdf.add_page()
+    pdf.set_auto_page_break(auto=True, margin=15)
+
+    def para(text: str, size: float = 10, style: str = "", gap: float = 2) -> None:
+        pdf.set_font("Helvetica", style=style, size=size)
+        pdf.multi_cell(0, size * 0.5, _latin1(text), new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(gap)
+
+    para("Deletion certificate", size=18, style="B", gap=4)
+    para(s.intro)
+    para(f"Outcome: {s.outcome}. Scope: {s.scope}.")
+    para("Model versions", size=13, style="B")
+    if not s.models:
+        para("No model version was trained on this data.")
+    for m in s.models:
+        para(f"{m.old_version}  ->  {m.new_version}", style="B", gap=0)
+        para(f"old sha256 {m.old_sha256}", size=8, gap=0)
+        para(f"new sha256 {m.new_sha256}", size=8, gap=0)
+        para(f"Method: {m.method}. Evidence: {m.evidence}.", gap=0)
+        for check in m.checks:
+            para(f"  - {check}", size=9, gap=0)
+        pdf.ln(3)
+    para("Datasets", size=13, style="B")
+    for d in s.datasets or ["none changed"]:
+        para(d, size=9, gap=0)
+    pdf.ln(3)
+    para("Audit log steps", size=13, style="B")
+    for step in s.steps:
+        para(step, size=9, gap=0)
+    pdf.ln(3)
+    para(s.signature, size=9)
+    return bytes(pdf.output())

@@ -2,7 +2,7 @@
 //   EXPUNGE_URL=http://127.0.0.1:8123 EXPUNGE_KEY=exp_... node e2e/run.mjs
 // Saves a screenshot of each page under test-output/screenshots/ (or SCREENSHOT_DIR)
 // and exits non-zero on the first failed step. No browser is downloaded.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -500,6 +500,11 @@ try {
       await page.getByRole("button", { name: "Download JSON" }).click();
       const file = await download;
       check(file.suggestedFilename() === `certificate-${requestId}.json`, `certificate downloads: ${file.suggestedFilename()}`);
+      const pdfDownload = page.waitForEvent("download");
+      await page.getByRole("button", { name: "Download PDF" }).click();
+      const pdfFile = await pdfDownload;
+      const pdfHead = readFileSync(await pdfFile.path()).subarray(0, 5).toString();
+      check(pdfFile.suggestedFilename() === `certificate-${requestId}.pdf` && pdfHead === "%PDF-", `the certificate downloads as a PDF: ${pdfFile.suggestedFilename()} ${pdfHead}`);
       await page.getByRole("button", { name: "Verify certificate" }).click();
       const result = page.getByTestId("verify-result");
       await result.waitFor();

@@ -123,6 +123,18 @@ def test_subject_deletion_end_to_end(api, anon, app, subject_world) -> None:
         f"/api/v1/deletion-requests/{request['id']}/certificate", params={"format": "html"}
     )
     assert html.status_code == 200 and "Deletion certificate" in html.text
+    pdf = api.get(
+        f"/api/v1/deletion-requests/{request['id']}/certificate", params={"format": "pdf"}
+    )
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-") and request["id"].encode() in pdf.content
+    assert world["subject"].encode() not in pdf.content
+    assert (
+        api.get(
+            f"/api/v1/deletion-requests/{request['id']}/certificate", params={"format": "doc"}
+        ).status_code
+        == 422
+    )
 
     # Old checkpoint objects and the subject's raw samples are gone from storage.
     store = app.state.store

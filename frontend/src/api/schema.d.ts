@@ -5084,6 +5084,7 @@ export interface operations {
     "deletion-requests-certificate": {
         parameters: {
             query?: {
+                /** @description json: the signed document; html and pdf: the same, for people */
                 format?: string;
             };
             header?: never;
@@ -5101,6 +5102,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": unknown;
+                    "application/pdf": unknown;
                     "text/html": unknown;
                 };
             };

@@ -357,6 +357,16 @@ function Certificate({ request }: { request: DeletionRequest }): ReactNode {
   const canAudit = useCan("audit");
   const json = useQuery({ queryKey: ["certificate", request.id, "json"], queryFn: () => fetchCertificate(request.id, "json"), staleTime: Infinity });
   const html = useQuery({ queryKey: ["certificate", request.id, "html"], queryFn: () => fetchCertificate(request.id, "html"), enabled: view === "html", staleTime: Infinity });
+  const pdf = useMutation({
+    mutationFn: async () => {
+      const { data, error, response } = await api.GET("/api/v1/deletion-requests/{request_id}/certificate", {
+        params: { path: { request_id: request.id }, query: { format: "pdf" } },
+        parseAs: "blob",
+      });
+      if (!response.ok || !(data instanceof Blob)) throw toApiError(error, response);
+      saveBlob(data, `certificate-${request.id}.pdf`);
+    },
+  });
   const verify = useMutation({
     mutationFn: async () => {
       const cert = json.data ?? (await fetchCertificate(request.id, "json"));
@@ -376,6 +386,9 @@ function Certificate({ request }: { request: DeletionRequest }): ReactNode {
         <button type="button" disabled={!json.data} onClick={() => json.data && saveBlob(new Blob([json.data.text], { type: "application/json" }), `certificate-${request.id}.json`)}>
           Download JSON
         </button>
+        <button type="button" disabled={pdf.isPending} onClick={() => pdf.mutate()}>
+          {pdf.isPending ? "Preparing PDF…" : "Download PDF"}
+        </button>
         <button type="button" className="primary" disabled={verify.isPending} onClick={() => verify.mutate()}>
           {verify.isPending ? "Verifying…" : "Verify certificate"}
         </button>
@@ -386,6 +399,7 @@ function Certificate({ request }: { request: DeletionRequest }): ReactNode {
           sha256 <Mono>{json.data.sha256 ?? "?"}</Mono> · anchored at audit position {json.data.seq ?? "?"}
         </p>
       )}
+      {pdf.error && <ErrorMessage error={pdf.error} title="Could not download the PDF" />}
       {verify.error && <ErrorMessage error={verify.error} title="Could not verify" />}
       {verify.data && <Checks checks={verify.data} />}
       {view === "html" && (
