@@ -18,7 +18,7 @@ from PIL import Image
 
 from core.deletion.certificate import CONTEXT
 from core.signing import verify_document
-from tests.integration.test_training_flow import new_model, wait
+from tests.integration.test_training_flow import new_model, trained
 
 pytestmark = pytest.mark.integration
 V1 = "/api/v1"
@@ -85,18 +85,8 @@ def test_three_requests_one_run_three_certificates(api, anon, worker) -> None:
     )
     policy = api.put(f"{V1}/models/{model['id']}/deletion-policy", json={"batch_window_seconds": 4})
     assert policy.status_code == 200 and policy.json()["batch_window_seconds"] == 4
-    job = api.post(
-        f"{V1}/jobs",
-        json={
-            "kind": "train",
-            "model_id": model["id"],
-            "dataset_id": ds["id"],
-            "params": {"epochs": 5, "lr": 0.05, "batch_size": 16},
-        },
-    ).json()
-    trained = wait(api, job["id"], {"succeeded", "failed"})
-    assert trained["state"] == "succeeded", trained
-    version_id = trained["result_version_id"]
+    fitted = trained(api, model["id"], ds["id"], {"epochs": 5, "lr": 0.05, "batch_size": 16})
+    version_id = fitted["result_version_id"]
     subjects = [f"{tag}-p1", f"{tag}-p2", f"{tag}-p3"]
 
     approver = _approver(api)

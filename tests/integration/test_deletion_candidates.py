@@ -9,7 +9,7 @@ import pytest
 
 from tests.integration.test_deletion_batching import _approver, _people_archive, _stuck
 from tests.integration.test_deletion_flow import _wait_request
-from tests.integration.test_training_flow import new_model, wait
+from tests.integration.test_training_flow import new_model, trained, wait
 
 pytestmark = pytest.mark.integration
 V1 = "/api/v1"
@@ -36,18 +36,8 @@ def test_rejected_candidate_is_purged_and_the_fallback_becomes_active(
     }
     put = api.put(f"{V1}/models/{model['id']}/deletion-policy", json=policy)
     assert put.status_code == 200, put.text
-    job = api.post(
-        f"{V1}/jobs",
-        json={
-            "kind": "train",
-            "model_id": model["id"],
-            "dataset_id": ds["id"],
-            "params": {"epochs": 5, "lr": 0.05, "batch_size": 16},
-        },
-    ).json()
-    trained = wait(api, job["id"], {"succeeded", "failed"})
-    assert trained["state"] == "succeeded", trained
-    version_id = trained["result_version_id"]
+    done = trained(api, model["id"], ds["id"], {"epochs": 5, "lr": 0.05, "batch_size": 16})
+    version_id = done["result_version_id"]
 
     filed = api.post(
         f"{V1}/deletion-requests",
@@ -69,9 +59,9 @@ def test_rejected_candidate_is_purged_and_the_fallback_becomes_active(
     assert api.get(f"{V1}/model-versions/{candidate}").json()["status"] in ("tainted", "purged")
     assert api.get(f"{V1}/model-versions/{candidate}/checkpoint").status_code == 409
 
-    done = _wait_request(api, request["id"], {"completed", "failed"})
-    assert done["status"] == "completed", _stuck(api, [request["id"]])
-    [item] = done["items"]
+    closed = _wait_request(api, request["id"], {"completed", "failed"})
+    assert closed["status"] == "completed", _stuck(api, [request["id"]])
+    [item] = closed["items"]
     assert item["method"] == "retrain" and item["exact"], item
     assert any(h.get("event") == "fallback" for h in item["history"]), item["history"]
 

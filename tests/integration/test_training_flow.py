@@ -24,6 +24,16 @@ def wait(api, job_id: str, states: set[str], timeout: float = 240) -> dict:
     raise AssertionError(f"job {job_id} stuck in {job['state']}: {job}")
 
 
+def trained(api, model_id: str, dataset_id: str, params: dict, worker=None) -> dict:  # type: ignore[no-untyped-def]
+    """Submit a train job and wait for it; the finished job (it must have succeeded)."""
+    body = {"kind": "train", "model_id": model_id, "dataset_id": dataset_id, "params": params}
+    submitted = api.post("/api/v1/jobs", json=body)
+    assert submitted.status_code == 201, submitted.text
+    done = wait(api, submitted.json()["id"], {"succeeded", "failed", "cancelled"})
+    assert done["state"] == "succeeded", (done, worker.log()[-2000:] if worker else "")
+    return done
+
+
 def new_model(api, arch: dict | None = None) -> dict:
     arch = arch or {"name": "small_cnn", "num_classes": 10, "width": 8}
     response = api.post(
