@@ -28,7 +28,7 @@ from core.deletion.render import render_html, render_pdf
 from core.deletion.scope import resolve
 from core.errors import Conflict, NotFound, Unprocessable
 from core.queue import send_job
-from models import Model
+from models import Job, Model
 from models.audit import AuditEvent
 from models.base import utcnow
 from models.deletion import DeletionItem, DeletionRequest
@@ -47,14 +47,17 @@ def _public(session: SessionDep, request: DeletionRequest) -> DeletionRequestPub
     out = DeletionRequestPublic.model_validate(request)
     out.overdue, out.due_soon = flows.overdue(request), flows.due_soon(request)
     out.has_certificate = request.certificate is not None
-    out.items = [
-        DeletionItemPublic.model_validate(i)
-        for i in session.scalars(
-            select(DeletionItem)
-            .where(DeletionItem.request_id == request.id)
-            .order_by(DeletionItem.id)
-        )
-    ]
+    rows = session.execute(
+        select(DeletionItem, Job.state, Job.progress)
+        .outerjoin(Job, Job.id == DeletionItem.job_id)
+        .where(DeletionItem.request_id == request.id)
+        .order_by(DeletionItem.id)
+    ).all()
+    out.items = []
+    for item, job_state, job_progress in rows:
+        public = DeletionItemPublic.model_validate(item)
+        public.job_state, public.job_progress = job_state, job_progress
+        out.items.append(public)
     return out
 
 

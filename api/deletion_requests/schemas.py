@@ -97,6 +97,10 @@ class DeletionItemPublic(ORMModel):
     batch_until: datetime | None = Field(
         default=None, description="Waiting for its batch window to close until then"
     )
+    job_state: str | None = Field(default=None, description="State of the item's current job")
+    job_progress: float | None = Field(
+        default=None, description="Progress of the item's current job, 0 to 1"
+    )
 
 
 class DeletionRequestPublic(ORMModel):

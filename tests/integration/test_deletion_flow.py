@@ -99,6 +99,7 @@ def test_subject_deletion_end_to_end(api, anon, app, subject_world) -> None:
     assert done["status"] == "completed", done
     item = done["items"][0]
     assert item["state"] == "done" and item["verdict"]["passed"], item
+    assert item["job_state"] == "succeeded" and item["job_progress"] == 1.0, item
     new_version = api.get(f"/api/v1/model-versions/{item['result_version_id']}").json()
     assert (
         new_version["status"] == "active"

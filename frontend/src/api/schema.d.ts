@@ -1565,6 +1565,16 @@ export interface components {
             id: string;
             /** Job Id */
             job_id: string | null;
+            /**
+             * Job Progress
+             * @description Progress of the item's current job, 0 to 1
+             */
+            job_progress?: number | null;
+            /**
+             * Job State
+             * @description State of the item's current job
+             */
+            job_state?: string | null;
             /** Method */
             method: string;
             /** Model Version Id */
