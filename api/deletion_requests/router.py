@@ -246,6 +246,24 @@ def approve(
 
 
 @router.post(
+    "/{request_id}/retry",
+    response_model=DeletionRequestPublic,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def retry(
+    request_id: str, session: SessionDep, settings: SettingsDep, key: Compliance
+) -> DeletionRequestPublic:
+    """Run a failed request's failed items again with the model's current policy (after
+    changing the policy, or fixing what made a job fail); 409 unless it is ``failed``."""
+    if flows.lock_request(session, request_id) is None:
+        raise NotFound(f"deletion request {request_id} not found")
+    request = _get(session, request_id)
+    jobs = flows.retry(session, request, key.id)
+    _dispatch(session, settings, jobs)
+    return _public(session, request)
+
+
+@router.post(
     "/{request_id}/reject",
     response_model=DeletionRequestPublic,
     responses={**NOT_FOUND, **CONFLICT},

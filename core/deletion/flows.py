@@ -184,6 +184,34 @@ def file_request(
     return request
 
 
+def _train_seconds(session: Session, version: ModelVersion) -> float | None:
+    producer = session.get(Job, version.job_id) if version.job_id else None
+    return producer.wall_seconds if producer else None
+
+
+def _choose_method(
+    session: Session, request: DeletionRequest, version: ModelVersion, descendant: bool
+) -> tuple[str, bool, float]:
+    """(method, exact, estimated seconds) the model's policy chooses for this version."""
+    model = session.get(Model, version.model_id)
+    assert model is not None
+    policy = policy_for(model)
+    train_seconds = _train_seconds(session, version) or 0
+    if descendant:
+        return "retire", True, 0.0
+    if version.config.get("sisa"):
+        return "sisa", True, train_seconds * 0.25
+    if request.scope_kind == "labels":
+        method, estimate = policy.class_method, train_seconds * 0.1
+    else:
+        method, estimate = policy.method, train_seconds * 0.2
+    if method in ("retrain", "sisa"):
+        # An exact method chosen by the policy (a ddpm's default for subjects) costs what
+        # training cost.
+        return method, True, train_seconds * (1.0 if method == "retrain" else 0.25)
+    return method, False, estimate
+
+
 def _plan_item(
     session: Session, request: DeletionRequest, version_id: str, descendant: bool
 ) -> dict[str, Any]:
@@ -192,23 +220,8 @@ def _plan_item(
     model = session.get(Model, version.model_id)
     assert model is not None
     policy = policy_for(model)
-    train_seconds = None
-    if version.job_id:
-        producer = session.get(Job, version.job_id)
-        train_seconds = producer.wall_seconds if producer else None
-    if descendant:
-        method, exact, estimate = "retire", True, 0.0
-    elif version.config.get("sisa"):
-        method, exact = "sisa", True
-        estimate = (train_seconds or 0) * 0.25
-    elif request.scope_kind == "labels":
-        method, exact, estimate = policy.class_method, False, (train_seconds or 0) * 0.1
-    else:
-        method, exact, estimate = policy.method, False, (train_seconds or 0) * 0.2
-    if method in ("retrain", "sisa") and not descendant:
-        # An exact method chosen by the policy (a ddpm's default for subjects) costs what
-        # training cost.
-        exact, estimate = True, (train_seconds or 0) * (1.0 if method == "retrain" else 0.25)
+    train_seconds = _train_seconds(session, version)
+    method, exact, estimate = _choose_method(session, request, version, descendant)
     item = DeletionItem(
         id=new_id("dri"),
         request_id=request.id,
@@ -496,6 +509,10 @@ def advance(
             session, request, SYSTEM, "item_failed", item=item.id, method=item.method, reason=reason
         )
         fallback = None if item.exact else policy_for(session.get(Model, job.model_id)).fallback
+        if fallback and _fell_back(item):
+            # The fallback ran and failed too (a policy may name an approximate one):
+            # never a second round, or an item could loop between two failing runs.
+            fallback = None
         if fallback:
             item.method, item.exact = fallback, fallback in ("retrain", "sisa")
             item.history = [
@@ -534,6 +551,48 @@ def advance(
         )
     elif all(i.state == "done" for i in items):
         close(session, store, settings, request, items)
+    return jobs
+
+
+def _fell_back(item: DeletionItem) -> bool:
+    """Whether the item already fell back since it was (re)started."""
+    for entry in reversed(item.history):
+        if entry.get("event") == "fallback":
+            return True
+        if entry.get("event") == "retried":
+            return False
+    return False
+
+
+def retry(session: Session, request: DeletionRequest, actor: str) -> list[Job]:
+    """Run a failed request's failed items again, with the method the model's policy
+    names now (a person may have changed the policy, or fixed what made the job fail).
+
+    The approval still stands: the scope and its blast radius are unchanged. Items that
+    passed keep their verified results; the tainted versions stayed blocked meanwhile.
+    """
+    _only_open(request, ("failed",))
+    request.status, request.reason = "unlearning", None
+    _event(session, request, actor, "retried")
+    jobs = []
+    for item in _items(session, request.id):
+        if item.state != "failed":
+            continue
+        version = session.get(ModelVersion, item.model_version_id)
+        assert version is not None
+        if version.status not in ("tainted",):
+            raise Conflict(
+                f"version {version.id} is {version.status}; only a blocked version can be "
+                "unlearned again"
+            )
+        item.method, item.exact, _ = _choose_method(session, request, version, descendant=False)
+        item.state, item.verdict = "planned", None
+        item.history = [
+            *item.history,
+            {"at": utcnow().isoformat(), "event": "retried", "by": actor, "method": item.method},
+        ]
+        if job := _start(session, request, item):
+            jobs.append(job)
     return jobs
 
 

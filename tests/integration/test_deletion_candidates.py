@@ -76,3 +76,62 @@ def test_rejected_candidate_is_purged_and_the_fallback_becomes_active(
     download = api.get(f"{V1}/model-versions/{final['id']}/checkpoint")
     assert download.status_code == 200
     assert api.get(f"{V1}/model-versions/{version_id}").json()["status"] == "purged"
+
+
+def test_failed_request_is_retried_with_the_policy_changed(api, anon, app, worker) -> None:
+    """The fallback runs once: a policy whose fallback is as weak as its method ends
+    `failed` (versions still blocked, nothing purged, no second round); after the policy
+    is fixed, `retry` runs the failed item again and the request completes."""
+    tag = f"rt{uuid.uuid4().hex[:8]}"
+    ds = api.post(
+        f"{V1}/datasets/upload",
+        files={"file": ("people.zip", _people_archive(tag), "application/zip")},
+        data={"name": f"retry-{tag}"},
+    ).json()
+    model = new_model(
+        api, {"name": "small_cnn", "num_classes": 4, "width": 8, "input_size": [16, 16]}
+    )
+    weak = {
+        "class_method": "finetune",
+        "class_method_params": {"epochs": 1, "lr": 0.0001},
+        "fallback": "finetune",
+        "thresholds": {"max_class_accuracy": 0.0},
+    }
+    assert api.put(f"{V1}/models/{model['id']}/deletion-policy", json=weak).status_code == 200
+    version_id = trained(api, model["id"], ds["id"], {"epochs": 5, "lr": 0.05, "batch_size": 16})[
+        "result_version_id"
+    ]
+    request = api.post(
+        f"{V1}/deletion-requests",
+        json={"scope": {"concept": {"model_id": model["id"], "label": 1}}, "legal_basis": "other"},
+    ).json()
+    assert api.post(f"{V1}/deletion-requests/{request['id']}/retry").status_code == 409
+    approver = _approver(api)
+    approved = anon.post(f"{V1}/deletion-requests/{request['id']}/approve", headers=approver)
+    assert approved.status_code == 200, approved.text
+
+    failed = _wait_request(api, request["id"], {"completed", "failed"})
+    assert failed["status"] == "failed", _stuck(api, [request["id"]])
+    [item] = failed["items"]
+    events = [h["event"] for h in item["history"]]
+    assert events.count("fallback") == 1 and events[-1] == "failed", events
+    assert version_id in failed["reason"]
+    assert api.get(f"{V1}/model-versions/{version_id}").json()["status"] == "tainted"
+    assert api.get(f"{V1}/model-versions/{version_id}/checkpoint").status_code == 409
+
+    fixed = api.put(
+        f"{V1}/models/{model['id']}/deletion-policy", json={**weak, "fallback": "retrain"}
+    )
+    assert fixed.status_code == 200
+    retried = anon.post(f"{V1}/deletion-requests/{request['id']}/retry", headers=approver)
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["status"] == "unlearning" and retried.json()["reason"] is None
+    closed = _wait_request(api, request["id"], {"completed", "failed"})
+    assert closed["status"] == "completed", _stuck(api, [request["id"]])
+    [item] = closed["items"]
+    assert item["method"] == "retrain" and item["exact"] and item["attempt"] == 4, item
+    assert api.get(f"{V1}/model-versions/{version_id}").json()["status"] == "purged"
+    timeline = api.get(f"{V1}/deletion-requests/{request['id']}/timeline").json()
+    actions = [e["action"] for e in timeline]
+    assert actions.index("deletion_request.failed") < actions.index("deletion_request.retried")
+    assert api.post(f"{V1}/deletion-requests/{request['id']}/retry").status_code == 409

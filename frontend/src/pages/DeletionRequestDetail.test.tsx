@@ -46,6 +46,9 @@ describe("who may decide on a request", () => {
     expect(extended.actions).not.toContain("extend");
     expect(extended.notes.join(" ")).toMatch(/already extended once/);
     expect(allowedActions({ ...r, status: "completed" }, "admin", "k")).toEqual({ actions: [], notes: [] });
+    const failed = allowedActions({ ...r, status: "failed" }, "compliance", "key_filer");
+    expect(failed.actions).toEqual(["retry"]);
+    expect(failed.notes.join(" ")).toMatch(/stay blocked.*then retry/);
   });
 });
 

@@ -16,7 +16,7 @@ import { duration, Time } from "../components/Time";
 import { useJobLive } from "../live/useJobLive";
 import { verifyCertificate, type Check } from "../verify/certificate";
 
-type Action = "approve" | "reject" | "cancel" | "extend" | "advance";
+type Action = "approve" | "reject" | "cancel" | "extend" | "advance" | "retry";
 
 /** What the signed-in key may do to this request now, and why not otherwise. */
 export function allowedActions(request: Pick<DeletionRequest, "status" | "created_by" | "extended">, role: string | undefined, keyId: string | undefined): { actions: Action[]; notes: string[] } {
@@ -36,10 +36,14 @@ export function allowedActions(request: Pick<DeletionRequest, "status" | "create
     else actions.push("extend");
   }
   if (MOVING.includes(request.status)) actions.push("advance");
+  if (request.status === "failed") {
+    actions.push("retry");
+    notes.push("Unlearning failed verification and its fallback; the affected versions stay blocked. Change the model's deletion policy or fix the failed job, then retry.");
+  }
   return { actions, notes };
 }
 
-const LABELS: Record<Action, string> = { approve: "Approve", reject: "Reject…", cancel: "Cancel request", extend: "Extend deadline…", advance: "Re-check jobs now" };
+const LABELS: Record<Action, string> = { approve: "Approve", reject: "Reject…", cancel: "Cancel request", extend: "Extend deadline…", advance: "Re-check jobs now", retry: "Retry failed versions" };
 
 function Actions({ request }: { request: DeletionRequest }): ReactNode {
   const { me, role } = useAuth();
@@ -58,6 +62,8 @@ function Actions({ request }: { request: DeletionRequest }): ReactNode {
           return unwrap(api.POST("/api/v1/deletion-requests/{request_id}/cancel", path));
         case "advance":
           return unwrap(api.POST("/api/v1/deletion-requests/{request_id}/advance", path));
+        case "retry":
+          return unwrap(api.POST("/api/v1/deletion-requests/{request_id}/retry", path));
         case "reject":
           return unwrap(api.POST("/api/v1/deletion-requests/{request_id}/reject", { ...path, body: { reason: why ?? "" } }));
         case "extend":
