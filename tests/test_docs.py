@@ -20,7 +20,7 @@ def _references() -> list[tuple[str, str, str | None]]:
         for path, name in REFERENCE.findall(doc.read_text()):
             if path not in PLACEHOLDERS:
                 found.append((doc.name, path, name or None))
-    return sorted(set(found))
+    return sorted(set(found), key=lambda ref: (ref[0], ref[1], ref[2] or ""))
 
 
 def _defined(path: Path) -> set[str]:
