@@ -79,6 +79,19 @@ def update_webhook(
     return WebhookPublic.model_validate(hook)
 
 
+@router.post("/{webhook_id}/rotate-secret", response_model=WebhookCreated, responses=NOT_FOUND)
+def rotate_secret(
+    webhook_id: str, session: SessionDep, settings: SettingsDep, key: Compliance
+) -> WebhookCreated:
+    """A new signing secret, shown this once; the old one stops at once (deliveries not
+    yet sent, retries included, are signed with the new one when they go)."""
+    hook = _get(session, webhook_id)
+    secret = new_secret()
+    hook.secret_encrypted = encrypt_secret(settings, secret)
+    audit(session, key.id, "webhook.secret_rotated", "webhook", hook.id, {})
+    return WebhookCreated(**WebhookPublic.model_validate(hook).model_dump(), secret=secret)
+
+
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
 def delete_webhook(webhook_id: str, session: SessionDep, key: Compliance) -> Response:
     """Remove the receiver and its delivery history (pending ones are never sent)."""

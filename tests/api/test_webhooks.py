@@ -75,6 +75,12 @@ def test_crud_never_shows_the_secret_again_and_refuses_other_schemes(api, anon) 
     fetched = api.get(f"{V1}/webhooks/{hook['id']}").json()
     assert "secret" not in fetched and "secret_encrypted" not in fetched
     assert all("secret" not in h for h in api.get(f"{V1}/webhooks").json()["data"])
+    rotated = api.post(f"{V1}/webhooks/{hook['id']}/rotate-secret")
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["secret"].startswith("whsec_")
+    assert rotated.json()["secret"] != hook["secret"] and rotated.json()["id"] == hook["id"]
+    assert "secret" not in api.get(f"{V1}/webhooks/{hook['id']}").json()
+    assert api.post(f"{V1}/webhooks/wh_missing/rotate-secret").status_code == 404
     patched = api.patch(f"{V1}/webhooks/{hook['id']}", json={"active": False})
     assert patched.status_code == 200 and patched.json()["active"] is False
     assert api.patch(f"{V1}/webhooks/{hook['id']}", json={"url": "gopher://x"}).status_code == 422
@@ -146,5 +152,24 @@ def test_signed_delivery_retried_with_backoff_until_it_lands(
         assert len(receiver.received) == 3
         retry = api.post(f"{V1}/webhooks/{created['id']}/deliveries/{delivery['id']}/retry")
         assert retry.status_code == 409
+
+        # After a rotation the next delivery is signed with the new secret only.
+        rotated = api.post(f"{V1}/webhooks/{created['id']}/rotate-secret").json()["secret"]
+        api.post(
+            f"{V1}/deletion-requests",
+            json={
+                "scope": {"subject_ids": [f"nobody-{uuid.uuid4().hex[:8]}"]},
+                "legal_basis": "ccpa",
+            },
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(receiver.received) < 4:
+            deliver_due(factory, fast)
+            time.sleep(0.1)
+        headers = {k.lower(): v for k, v in receiver.received[3]["headers"].items()}
+        stamp, signature = headers["x-expunge-timestamp"], headers["x-expunge-signature"]
+        body = receiver.received[3]["body"]
+        assert verify_signature(rotated, stamp, body, signature)
+        assert not verify_signature(secret, stamp, body, signature)
     finally:
         api.delete(f"{V1}/webhooks/{created['id']}")
