@@ -29,6 +29,39 @@ log = logging.getLogger(__name__)
 
 def record_event(session: Session, job_id: str, type_: str, data: dict[str, Any]) -> None:
     session.add(JobEvent(job_id=job_id, type=type_, data=data))
+    if type_ == "state" and data.get("state") in TERMINAL_STATES:
+        _announce_end(session, job_id, str(data["state"]))
+
+
+def _announce_end(session: Session, job_id: str, state: str) -> None:
+    """Queue ``job.<state>`` webhooks in the transaction that ends the job. Ids only:
+    a job's spec and error text may name data subjects, so receivers fetch the rest."""
+    from core import webhooks
+
+    # Read through SQL, not the identity map: the state was often set by an UPDATE.
+    row = session.execute(
+        select(
+            Job.kind, Job.model_id, Job.dataset_id, Job.model_version_id, Job.result_version_id
+        ).where(Job.id == job_id)
+    ).one_or_none()
+    if row is None:
+        return
+    webhooks.enqueue(
+        session,
+        f"job.{state}",
+        {
+            "occurred_at": utcnow().isoformat(),
+            "job": {
+                "id": job_id,
+                "kind": row.kind,
+                "state": state,
+                "model_id": row.model_id,
+                "dataset_id": row.dataset_id,
+                "model_version_id": row.model_version_id,
+                "result_version_id": row.result_version_id,
+            },
+        },
+    )
 
 
 def state_event(session: Session, job_id: str, state: str, **extra: Any) -> None:

@@ -36,7 +36,8 @@ from models.webhooks import Webhook, WebhookDelivery
 
 log = logging.getLogger("expunge.webhooks")
 
-# The request state changes a receiver can subscribe to (an empty filter means all).
+# The request state changes and job endings a receiver can subscribe to (an empty
+# filter means all).
 EVENTS = tuple(
     f"deletion_request.{action}"
     for action in (
@@ -53,7 +54,7 @@ EVENTS = tuple(
         "extended",
         "certificate_issued",
     )
-)
+) + tuple(f"job.{state}" for state in ("succeeded", "failed", "cancelled"))
 SIGNATURE_HEADER = "X-Expunge-Signature"
 TIMESTAMP_HEADER = "X-Expunge-Timestamp"
 

@@ -87,6 +87,7 @@ INTENT: dict[tuple[str, str], str] = {
     ("POST", "/deletion-requests/{request_id}/reject"): "compliance",
     ("POST", "/deletion-requests/{request_id}/cancel"): "compliance",
     ("POST", "/deletion-requests/{request_id}/extend"): "compliance",
+    ("POST", "/deletion-requests/{request_id}/retry"): "compliance",
     ("POST", "/deletion-requests/{request_id}/advance"): "compliance",
     ("GET", "/deletion-requests/{request_id}/certificate"): "any",
     # Comments and attachments may carry the requester's personal data: compliance only.
@@ -103,6 +104,7 @@ INTENT: dict[tuple[str, str], str] = {
     ("DELETE", "/webhooks/{webhook_id}"): "compliance",
     ("GET", "/webhooks/{webhook_id}/deliveries"): "compliance",
     ("POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): "compliance",
+    ("POST", "/webhooks/{webhook_id}/rotate-secret"): "compliance",
     # audit: evidence for compliance; the public key is public by design
     ("GET", "/audit/events"): "compliance",
     ("GET", "/audit/verify"): "compliance",

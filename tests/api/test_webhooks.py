@@ -173,3 +173,53 @@ def test_signed_delivery_retried_with_backoff_until_it_lands(
         assert not verify_signature(secret, stamp, body, signature)
     finally:
         api.delete(f"{V1}/webhooks/{created['id']}")
+
+
+def test_a_job_that_ends_is_announced_with_ids_only(
+    api, app, prod_settings, receiver, worker, mnist_small
+) -> None:
+    created = api.post(
+        f"{V1}/webhooks", json={"url": receiver.url, "events": ["job.succeeded", "job.failed"]}
+    ).json()
+    try:
+        model = api.post(
+            f"{V1}/models",
+            json={
+                "name": f"hooked-{uuid.uuid4().hex[:6]}",
+                "architecture": {"name": "small_cnn", "num_classes": 10, "width": 8},
+            },
+        ).json()
+        job = api.post(
+            f"{V1}/jobs",
+            json={
+                "kind": "train",
+                "model_id": model["id"],
+                "dataset_id": mnist_small["id"],
+                "params": {"epochs": 1, "max_train_samples": 64},
+            },
+        ).json()
+        fast = prod_settings.model_copy(
+            update={"webhook_backoff_seconds": 0.05, "webhook_max_attempts": 5}
+        )
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and len(receiver.received) < 3:
+            deliver_due(app.state.session_factory, fast)
+            time.sleep(0.2)
+        assert len(receiver.received) == 3, api.get(f"{V1}/jobs/{job['id']}").json()
+        payload = json.loads(receiver.received[-1]["body"])
+        finished = api.get(f"{V1}/jobs/{job['id']}").json()
+        assert payload["event"] == "job.succeeded" and finished["state"] == "succeeded"
+        assert payload["job"] == {
+            "id": job["id"],
+            "kind": "train",
+            "state": "succeeded",
+            "model_id": model["id"],
+            "dataset_id": mnist_small["id"],
+            "model_version_id": None,
+            "result_version_id": finished["result_version_id"],
+        }
+        # Only the end is announced, once, and only to receivers that asked for it.
+        [delivery] = api.get(f"{V1}/webhooks/{created['id']}/deliveries").json()["data"]
+        assert delivery["event"] == "job.succeeded" and delivery["state"] == "delivered"
+    finally:
+        api.delete(f"{V1}/webhooks/{created['id']}")
