@@ -680,13 +680,15 @@ def close(
             replaced_by=item.result_version_id,
         )
         if item.result_version_id:
-            # Verified: usable from now on, unless another open request holds the
-            # version it replaces (then _retarget keeps it blocked for that request).
-            session.execute(
-                update(ModelVersion)
-                .where(ModelVersion.id == item.result_version_id)
-                .values(status="active")
-            )
+            # Verified: usable from now on, unless another request holds it (it counted
+            # it among its versions) or the version it replaces (then _retarget keeps
+            # it blocked for that request).
+            if item.result_version_id not in _held_elsewhere(session, request.id):
+                session.execute(
+                    update(ModelVersion)
+                    .where(ModelVersion.id == item.result_version_id)
+                    .values(status="active")
+                )
             _retarget(session, old.id, item.result_version_id, request.id)
     _release(session, request)
     if request.scope_kind in ("subject_ids", "sample_ids"):
@@ -807,15 +809,28 @@ def _only_open(request: DeletionRequest, allowed: tuple[str, ...]) -> None:
         )
 
 
-def _release(session: Session, request: DeletionRequest) -> None:
-    """Untaint versions no other open request holds."""
-    mine = [p["model_version_id"] for p in request.plan]
-    others = session.scalars(
-        select(DeletionItem.model_version_id)
+def _held_elsewhere(session: Session, request_id: str) -> set[str]:
+    """Versions another request holds: one still open, one that failed (its versions
+    stay blocked until a person decides), and their unverified candidates."""
+    holding = (*OPEN_STATUSES, "failed")
+    items = (
+        select(DeletionItem.model_version_id, DeletionItem.job_id)
         .join(DeletionRequest, DeletionRequest.id == DeletionItem.request_id)
-        .where(DeletionRequest.id != request.id, DeletionRequest.status.in_(OPEN_STATUSES))
-    ).all()
-    free = [v for v in mine if v not in set(others)]
+        .where(DeletionRequest.id != request_id, DeletionRequest.status.in_(holding))
+    ).subquery()
+    versions = set(session.scalars(select(items.c.model_version_id)))
+    candidates = session.scalars(
+        select(ModelVersion.id).where(
+            ModelVersion.job_id.in_(select(items.c.job_id).where(items.c.job_id.is_not(None)))
+        )
+    )
+    return versions | set(candidates)
+
+
+def _release(session: Session, request: DeletionRequest) -> None:
+    """Untaint the request's versions that no other request holds."""
+    held = _held_elsewhere(session, request.id)
+    free = [p["model_version_id"] for p in request.plan if p["model_version_id"] not in held]
     session.execute(
         update(ModelVersion)
         .where(ModelVersion.id.in_(free), ModelVersion.status == "tainted")

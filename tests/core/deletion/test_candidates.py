@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import migrate
@@ -24,11 +25,12 @@ from models.base import utcnow
 
 
 def _version(session: Session, vid: str, status: str, parent: str | None = None) -> None:
+    number = len(session.scalars(select(ModelVersion.id)).all()) + 1
     session.add(
         ModelVersion(
             id=vid,
             model_id="m1",
-            version=1 if parent is None else 2,
+            version=number,
             status=status,
             source="train" if parent is None else "unlearn",
             checkpoint_key=f"models/m1/jobs/{vid}/model.safetensors",
@@ -92,3 +94,45 @@ def test_rejected_candidate_is_purged_and_dropped_from_other_requests(tmp_path: 
         assert later.status == "unlearning"
         # Discarding twice (the worker and the sweeper both advancing) changes nothing.
         flows._discard_candidate(session, store, first, mine, session.get(Job, "job_a"))
+
+
+def test_release_keeps_what_a_failed_request_or_a_candidate_holds(tmp_path: Path) -> None:
+    """Cancelling one request must not unblock a version that a failed request still
+    holds, nor another request's unverified candidate that it had counted."""
+    url = f"sqlite:///{tmp_path / 'flows.db'}"
+    migrate.upgrade(Settings(home=tmp_path, database_url=url))
+    with Session(make_engine(url)) as session:
+        session.add(Model(id="m1", name="m1", family="classifier", architecture={}))
+        session.flush()
+        for vid in ("v_failed", "v_free", "orig"):
+            _version(session, vid, "tainted")
+            session.flush()
+        _version(session, "cand", "tainted", parent="orig")
+        session.add(Job(id="job_a", kind="unlearn", state="succeeded", result_version_id="cand"))
+        session.flush()
+        session.get(ModelVersion, "cand").job_id = "job_a"
+        _request(session, "dr_failed", "failed")
+        _request(session, "dr_running", "verifying")
+        leaving = _request(session, "dr_leaving", "awaiting_approval")
+        leaving.plan = [{"model_version_id": v} for v in ("v_failed", "v_free", "cand")]
+        session.flush()
+        session.add_all(
+            [
+                DeletionItem(
+                    id="it_f", request_id="dr_failed", model_version_id="v_failed", method="x"
+                ),
+                DeletionItem(
+                    id="it_r",
+                    request_id="dr_running",
+                    model_version_id="orig",
+                    method="finetune",
+                    job_id="job_a",
+                ),
+            ]
+        )
+        session.flush()
+
+        flows.cancel(session, leaving, "key_dpo")
+        session.flush()
+        status = {v: session.get(ModelVersion, v).status for v in ("v_failed", "v_free", "cand")}
+        assert status == {"v_failed": "tainted", "v_free": "active", "cand": "tainted"}
