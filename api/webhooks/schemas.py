@@ -19,6 +19,11 @@ def _check_url(value: str) -> str:
     return value
 
 
+# The known names in the OpenAPI schema (forms offer them as choices); the validator
+# below still answers an unknown name with the whole list.
+EVENT_ITEMS: dict[str, Any] = {"items": {"type": "string", "enum": list(EVENTS)}}
+
+
 def _check_events(value: list[str]) -> list[str]:
     unknown = sorted(set(value) - set(EVENTS))
     if unknown:
@@ -31,7 +36,10 @@ class WebhookCreate(BaseModel):
 
     url: str = Field(min_length=1, max_length=2000)
     events: list[str] = Field(
-        default_factory=list, max_length=len(EVENTS), description="Empty: every event"
+        default_factory=list,
+        max_length=len(EVENTS),
+        description="Empty: every event",
+        json_schema_extra=EVENT_ITEMS,
     )
     description: str = Field(default="", max_length=200)
     active: bool = True
@@ -44,7 +52,9 @@ class WebhookUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str | None = Field(default=None, min_length=1, max_length=2000)
-    events: list[str] | None = Field(default=None, max_length=len(EVENTS))
+    events: list[str] | None = Field(
+        default=None, max_length=len(EVENTS), json_schema_extra=EVENT_ITEMS
+    )
     description: str | None = Field(default=None, max_length=200)
     active: bool | None = None
 

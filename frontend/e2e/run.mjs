@@ -67,7 +67,10 @@ const context = await browser.newContext({ viewport: { width: 1280, height: 900 
 const page = await context.newPage();
 // Generous: the machine may be training the demo job on the same cores meanwhile.
 page.setDefaultTimeout(60_000);
-page.on("pageerror", (err) => pageErrors.push(String(err)));
+page.on("pageerror", (err) => {
+  pageErrors.push(String(err));
+  log(`  page error: ${err.stack ?? err}`);
+});
 
 let failed = null;
 try {
@@ -352,6 +355,27 @@ try {
   } else {
     log("  (diffusion flow skipped: E2E_DDPM_TRAIN_JOB is not set)");
   }
+
+  await step("webhooks: register a receiver, secret shown once, rotate it", async () => {
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Webhooks" }).click();
+    const form = page.getByRole("form", { name: "Register a webhook" });
+    await form.getByLabel(/^Url/).fill("https://hooks.example.test/expunge");
+    await form.getByLabel("job.succeeded").check();
+    await form.getByRole("button", { name: "Create webhook" }).click();
+    const secret = page.locator(".secret p:nth-of-type(2) code");
+    await secret.waitFor();
+    const first = (await secret.innerText()).trim();
+    check(first.startsWith("whsec_"), `the webhook secret is shown: ${first}`);
+    await page.getByRole("button", { name: "I have stored it" }).click();
+    await page.getByRole("table", { name: "Webhooks" }).getByText("job.succeeded").waitFor();
+    await page.getByRole("button", { name: /^Rotate secret/ }).first().click();
+    await page.getByRole("button", { name: /^Yes, rotate/ }).click();
+    await secret.waitFor();
+    const second = (await secret.innerText()).trim();
+    check(second.startsWith("whsec_") && second !== first, "rotation shows a new secret");
+    await shot(page, "31-webhooks");
+    await page.getByRole("button", { name: "I have stored it" }).click();
+  });
 
   let viewerKey = "";
   await step("API keys: create a viewer key, secret shown once", async () => {

@@ -19,6 +19,7 @@ import { NotFound } from "./pages/NotFound";
 import { Overview } from "./pages/Overview";
 import { SignIn } from "./pages/SignIn";
 import { VersionDetail } from "./pages/VersionDetail";
+import { Webhooks } from "./pages/Webhooks";
 
 // The job page carries the charting library; load it when first opened.
 const JobDetail = lazy(() => import("./pages/JobDetail").then((m) => ({ default: m.JobDetail })));
@@ -58,6 +59,7 @@ function Header(): ReactNode {
 function Nav(): ReactNode {
   const manageKeys = useCan("manageKeys");
   const audit = useCan("audit");
+  const webhooks = useCan("webhooks");
   const items: [string, string][] = [
     ["/", "Overview"],
     ["/deletion-requests", "Deletion requests"],
@@ -68,6 +70,7 @@ function Nav(): ReactNode {
     ["/generations", "Generations"],
   ];
   if (audit) items.push(["/audit", "Audit log"]);
+  if (webhooks) items.push(["/webhooks", "Webhooks"]);
   if (manageKeys) items.push(["/keys", "API keys"]);
   return (
     <nav className="sidebar" aria-label="Main">
@@ -122,6 +125,7 @@ export function App(): ReactNode {
             <Route path="/deletion-requests/new" element={<DeletionRequestNew />} />
             <Route path="/deletion-requests/:requestId" element={<DeletionRequestDetail />} />
             <Route path="/audit" element={<Audit />} />
+            <Route path="/webhooks" element={<Webhooks />} />
             <Route path="*" element={<NotFound />} />
           </Routes>
         </Suspense>

@@ -103,6 +103,8 @@ export const CAN = {
   comply: (role: Role | undefined) => role === "admin" || role === "compliance",
   /** Read the audit log, verify it, sign checkpoints. */
   audit: (role: Role | undefined) => role === "admin" || role === "compliance",
+  /** Register webhooks, rotate their secrets, read and retry their deliveries. */
+  webhooks: (role: Role | undefined) => role === "admin" || role === "compliance",
 };
 
 export function useCan(action: keyof typeof CAN): boolean {

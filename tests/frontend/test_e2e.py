@@ -138,6 +138,7 @@ def test_dashboard_end_to_end(tmp_path) -> None:
             "28-generations.png",
             "29-generation-detail.png",
             "30-version-ddpm.png",
+            "31-webhooks.png",
         ):
             assert expected in names, names
     finally:

@@ -3239,7 +3239,7 @@ export interface components {
              * Events
              * @description Empty: every event
              */
-            events?: string[];
+            events?: ("deletion_request.received" | "deletion_request.planned" | "deletion_request.approved" | "deletion_request.batch_started" | "deletion_request.verified" | "deletion_request.item_failed" | "deletion_request.completed" | "deletion_request.failed" | "deletion_request.rejected" | "deletion_request.cancelled" | "deletion_request.extended" | "deletion_request.certificate_issued" | "job.succeeded" | "job.failed" | "job.cancelled")[];
             /** Url */
             url: string;
         };

@@ -35,6 +35,10 @@ export type AuditEvent = S["AuditEventPublic"];
 export type Checkpoint = S["CheckpointPublic"];
 export type VerifyReport = S["VerifyReportPublic"];
 export type InclusionProof = S["InclusionProofPublic"];
+export type Webhook = S["WebhookPublic"];
+export type WebhookCreate = S["WebhookCreate"];
+export type WebhookCreated = S["WebhookCreated"];
+export type Delivery = S["DeliveryPublic"];
 
 /** One entry of GET /deletion-requests/{id}/timeline (the API types it loosely). */
 export type TimelineEntry = { seq: number; at: string; actor: string; action: string; payload: Record<string, unknown> | null; hash: string };
