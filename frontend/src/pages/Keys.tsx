@@ -7,6 +7,7 @@ import type { KeyCreate, KeyCreated } from "../api/types";
 import { useAuth, useCan } from "../auth";
 import { Mono } from "../components/Badges";
 import { Pager, useSlicePager } from "../components/Pager";
+import { SecretCard } from "../components/SecretCard";
 import { Empty, ErrorMessage, QueryView } from "../components/States";
 import { Time } from "../components/Time";
 import { SchemaForm } from "../forms/SchemaForm";
@@ -14,30 +15,10 @@ import { SchemaForm } from "../forms/SchemaForm";
 const CREATE = requestSchema("/api/v1/keys", "post");
 
 function NewSecret({ created, onDone }: { created: KeyCreated; onDone: () => void }): ReactNode {
-  const [copied, setCopied] = useState(false);
   return (
-    <div className="card secret" role="status">
-      <h2>Key "{created.name}" created</h2>
-      <p>
-        Copy the secret now: <strong>it is shown only once</strong> and cannot be recovered.
-      </p>
-      <p>
-        <Mono>{created.key}</Mono>
-      </p>
-      <div className="actions">
-        <button
-          type="button"
-          onClick={() => {
-            void navigator.clipboard?.writeText(created.key).then(() => setCopied(true));
-          }}
-        >
-          {copied ? "Copied" : "Copy"}
-        </button>
-        <button type="button" onClick={onDone}>
-          I have stored it
-        </button>
-      </div>
-    </div>
+    <SecretCard title={`Key "${created.name}" created`} secret={created.key} onDone={onDone}>
+      Copy the secret now: <strong>it is shown only once</strong> and cannot be recovered.
+    </SecretCard>
   );
 }
 

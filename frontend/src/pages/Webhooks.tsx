@@ -1,5 +1,5 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useEffect, useRef, useState, type ReactNode } from "react";
+import { useState, type ReactNode } from "react";
 
 import { api, unwrap } from "../api/client";
 import { requestSchema } from "../api/openapi";
@@ -7,6 +7,7 @@ import type { Delivery, Webhook, WebhookCreate, WebhookCreated } from "../api/ty
 import { useAuth, useCan } from "../auth";
 import { Mono, StateBadge } from "../components/Badges";
 import { Pager, useSlicePager } from "../components/Pager";
+import { SecretCard } from "../components/SecretCard";
 import { Empty, ErrorMessage, QueryView } from "../components/States";
 import { Time } from "../components/Time";
 import { SchemaForm } from "../forms/SchemaForm";
@@ -19,40 +20,13 @@ const deliveriesKey = (id: string) => ["webhooks", id, "deliveries"];
 type Shown = { hook: WebhookCreated; rotated: boolean };
 
 function NewSecret({ shown, onDone }: { shown: Shown; onDone: () => void }): ReactNode {
-  const [copied, setCopied] = useState(false);
-  const card = useRef<HTMLDivElement>(null);
   const { hook, rotated } = shown;
-  // A rotation asked from far down the list shows its secret at the top: bring it into view.
-  // Braces: newer browsers return a promise from scrollIntoView, and an effect may only
-  // return its cleanup function.
-  useEffect(() => {
-    void card.current?.scrollIntoView?.({ block: "nearest" });
-  }, [shown]);
   return (
-    <div className="card secret" role="status" ref={card}>
-      <h2>{rotated ? `New secret for ${hook.url}` : `Webhook for ${hook.url} created`}</h2>
-      <p>
-        Copy the signing secret now: <strong>it is shown only once</strong> and cannot be recovered. Receivers check{" "}
-        <Mono>X-Expunge-Signature</Mono> with it.
-        {rotated && " The old secret no longer verifies any delivery."}
-      </p>
-      <p>
-        <Mono>{hook.secret}</Mono>
-      </p>
-      <div className="actions">
-        <button
-          type="button"
-          onClick={() => {
-            void navigator.clipboard?.writeText(hook.secret).then(() => setCopied(true));
-          }}
-        >
-          {copied ? "Copied" : "Copy"}
-        </button>
-        <button type="button" onClick={onDone}>
-          I have stored it
-        </button>
-      </div>
-    </div>
+    <SecretCard title={rotated ? `New secret for ${hook.url}` : `Webhook for ${hook.url} created`} secret={hook.secret} onDone={onDone}>
+      Copy the signing secret now: <strong>it is shown only once</strong> and cannot be recovered. Receivers check{" "}
+      <Mono>X-Expunge-Signature</Mono> with it.
+      {rotated && " The old secret no longer verifies any delivery."}
+    </SecretCard>
   );
 }
 
