@@ -153,7 +153,8 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _split(data: Any, split: str) -> ImageArrays:
+def split_arrays(data: Any, split: str) -> ImageArrays:
+    """One split of a built-in dataset as arrays (shared with ``bench.text2image``)."""
     idx = data.split_indices(split)
     return ImageArrays(
         images=data.images[idx],
@@ -162,7 +163,8 @@ def _split(data: Any, split: str) -> ImageArrays:
     )
 
 
-def _at_size(images: ImageArrays, arch: DiffusionArchitecture) -> ImageArrays:
+def at_size(images: ImageArrays, arch: DiffusionArchitecture) -> ImageArrays:
+    """The images at the model's size and channels: what the judge is trained and run on."""
     small = to_uint8(to_model_space(images.images, arch))
     return ImageArrays(images=small, labels=images.labels, sample_ids=images.sample_ids)
 
@@ -180,7 +182,7 @@ def run_scenario(
     scenario: Scenario, scale: Scale, methods: Sequence[str], log: Any
 ) -> dict[str, Any]:
     data = load_builtin(scenario.source, limit=scale.limit)
-    train, test = _split(data, "train"), _split(data, "test")
+    train, test = split_arrays(data, "train"), split_arrays(data, "test")
     arch = DiffusionArchitecture.preset(scale.preset, num_classes=len(data.label_names))  # type: ignore[arg-type]
     recipe = DiffusionTrainParams(
         steps=scale.train_steps,
@@ -201,7 +203,7 @@ def run_scenario(
     judge_recipe = judge_recipe_for(len(train))
     if scale.judge_epochs is not None:  # the smoke scale: a token judge
         judge_recipe = judge_recipe.model_copy(update={"epochs": scale.judge_epochs})
-    small_train, small_test = _at_size(train, arch), _at_size(test, arch)
+    small_train, small_test = at_size(train, arch), at_size(test, arch)
     judge = train_judge(arch, small_train, test=small_test, recipe=judge_recipe)
     log(f"judge: held-out accuracy {judge.metrics['heldout_accuracy']:.3f}")
     factors: list[FactorJudge] = []
@@ -253,7 +255,7 @@ def run_scenario(
             Row("original", original.seconds, original.peak_mib, _size(full_path), judge_it(parent))
         )
         rows[-1].attack = attack_it(parent)
-        log(f"original: {original.seconds:.0f}s, {_brief(rows[-1])}")
+        log(f"original: {original.seconds:.0f}s, {brief(rows[-1])}")
 
         unlearn_data = DiffusionUnlearnData(erased, forget=forget, retain=retain)
         log("training the retrain reference")
@@ -275,7 +277,7 @@ def run_scenario(
             )
         )
         rows[-1].attack = attack_it(reference.value.state_dict)
-        log(f"retrain: {reference.seconds:.0f}s, {_brief(rows[-1])}")
+        log(f"retrain: {reference.seconds:.0f}s, {brief(rows[-1])}")
 
         for name in methods:
             params = dict(METHOD_PARAMS[name])
@@ -307,7 +309,7 @@ def run_scenario(
             )
             row.attack = attack_it(result.state_dict)
             rows.append(row)
-            log(f"{name}: {done.seconds:.0f}s, {_brief(row)}")
+            log(f"{name}: {done.seconds:.0f}s, {brief(row)}")
     return {
         "scenario": scenario,
         "scale": scale,
@@ -320,12 +322,12 @@ def run_scenario(
     }
 
 
-def _brief(row: Row) -> str:
+def brief(row: Row) -> str:
     e = row.evaluation
     return f"forget {e['forget_rate']:.3f}, retain {e['retain_accuracy']:.3f}"
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
@@ -356,11 +358,11 @@ def render(out: dict[str, Any]) -> str:
         fr = e.get("frechet_retain")
         cells = [
             f"`{row.name}`" if row.name not in ("original",) else "original",
-            _pct(e["forget_rate"]),
-            _pct(e["retain_accuracy"]),
+            pct(e["forget_rate"]),
+            pct(e["retain_accuracy"]),
             f"{fr:.1f}" if fr is not None else "–",
             f"{fr / fr0:.2f}" if fr is not None and fr0 else "–",
-            _pct(row.attack["attack_success_rate"]) if row.attack else "–",
+            pct(row.attack["attack_success_rate"]) if row.attack else "–",
             f"{row.seconds:.1f}",
             "–" if row.name == "original" else f"{row.seconds / reference.seconds:.3f}",
             f"{row.peak_mib:.0f}",
@@ -370,9 +372,9 @@ def render(out: dict[str, Any]) -> str:
             style = e["factors"]["style"]
             obj = e["factors"]["object"]
             cells[3:3] = [
-                _pct(style.get("forget_rate")),
-                _pct(obj["accuracy_retained"]),
-                _pct(obj["accuracy_erased_prompts"]),
+                pct(style.get("forget_rate")),
+                pct(obj["accuracy_retained"]),
+                pct(obj["accuracy_erased_prompts"]),
             ]
         table.append(cells)
     counts = out["counts"]
@@ -387,10 +389,10 @@ def render(out: dict[str, Any]) -> str:
         f"training images ({counts['forget']} of the erased classes), {recipe.steps} steps "
         f"of {recipe.batch_size}, lr {recipe.lr}, EMA {recipe.ema_decay}. Judge: `small_cnn` "
         f"trained on the real training images at the model's size, held-out accuracy "
-        f"**{_pct(out['judge'].get('heldout_accuracy'))} %** on {counts['test']} real test "
+        f"**{pct(out['judge'].get('heldout_accuracy'))} %** on {counts['test']} real test "
         f"images"
         + "".join(
-            f"; {name} judge {_pct(m.get('heldout_accuracy'))} %"
+            f"; {name} judge {pct(m.get('heldout_accuracy'))} %"
             for name, m in out["factor_judges"].items()
         )
         + f". Evaluation: {scale.samples_per_class} images per class, DDIM "
@@ -430,7 +432,7 @@ def goal_lines(rows: Sequence[Row]) -> list[str]:
     if original.evaluation["forget_rate"] < 0.5:
         lines.append(
             f"* **Not measurable here**: the judge recognises only "
-            f"{_pct(original.evaluation['forget_rate'])} % of the original's images of the "
+            f"{pct(original.evaluation['forget_rate'])} % of the original's images of the "
             "erased classes, so a low forget rate below says nothing about erasure."
         )
     for row in rows[2:]:
@@ -456,19 +458,30 @@ def goal_lines(rows: Sequence[Row]) -> list[str]:
         verdict = "meets" if rate <= GOALS["attack"] else "**misses**"
         lines.append(
             f"* Robustness: the most robust method here is `{best.name}` with "
-            f"{_pct(rate)} % attack success — {verdict} the ≤ 25 % goal."
+            f"{pct(rate)} % attack success — {verdict} the ≤ 25 % goal."
         )
     if reference.attack:
         lines.append(
-            f"* The exact `retrain` itself reaches {_pct(reference.attack['attack_success_rate'])}"
+            f"* The exact `retrain` itself reaches {pct(reference.attack['attack_success_rate'])}"
             " % attack success: an embedding optimised on real images of the class can steer "
             "even a model that never saw it towards drawing it, so that rate is the floor "
             "this attack can show, not a failure of erasure."
         )
+    floor = reference.evaluation["forget_rate"]
+    if floor > GOALS["forget_rate"]:
+        level = [r.name for r in rows[2:] if r.evaluation["forget_rate"] <= floor]
+        lines.append(
+            f"* The exact `retrain` itself is judged to draw the erased class in {pct(floor)} % "
+            "of its images (the judge takes other classes' images for it): the forget goal is "
+            "below what exact unlearning reaches with this judge. At or below that floor, "
+            "as forgotten as a model that never saw the class: "
+            + (", ".join(f"`{n}`" for n in level) or "no method")
+            + "."
+        )
     drop = original.evaluation["retain_accuracy"] - reference.evaluation["retain_accuracy"]
     if drop > GOALS["retain_drop"]:
         lines.append(
-            f"* The `retrain` reference itself retains {_pct(drop)} points less than the "
+            f"* The `retrain` reference itself retains {pct(drop)} points less than the "
             "original at this training budget (one seed): the retain goal is measured "
             "against the original, as the issue states it."
         )
