@@ -35,7 +35,7 @@ from tests.services import (  # noqa: E402
     ADMIN_KEY,
     WorkerProcess,
     postgres_database,
-    redis_url,
+    redis_database,
     settings_env,
 )
 
@@ -138,12 +138,12 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="expunge-bench-"))
-    with postgres_database() as database_url:
+    with postgres_database() as database_url, redis_database() as broker_url:
         settings = Settings(
             env="test",
             home=tmp / "home",
             database_url=database_url,
-            broker_url=redis_url(),
+            broker_url=broker_url,
             storage_url=f"file://{tmp / 'objects'}",
             bootstrap_admin_key=ADMIN_KEY,
         )

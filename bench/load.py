@@ -52,7 +52,7 @@ from tests.services import (  # noqa: E402
     ADMIN_KEY,
     WorkerProcess,
     postgres_database,
-    redis_url,
+    redis_database,
     settings_env,
 )
 
@@ -101,12 +101,12 @@ def job_states(database_url: str) -> dict[str, int]:
     return {state: count for state, count in rows}
 
 
-def make_settings(home: Path, database_url: str) -> Settings:
+def make_settings(home: Path, database_url: str, broker_url: str) -> Settings:
     return Settings(
         env="test",
         home=home,
         database_url=database_url,
-        broker_url=redis_url(),
+        broker_url=broker_url,
         storage_url=f"file://{home / 'objects'}",
         bootstrap_admin_key=ADMIN_KEY,
     )
@@ -190,8 +190,8 @@ def watch_drain(database_url: str, seconds: float) -> dict[str, float]:
 
 
 def mixed_load(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    with postgres_database() as database_url:
-        settings = make_settings(tmp / "home-load", database_url)
+    with postgres_database() as database_url, redis_database() as broker_url:
+        settings = make_settings(tmp / "home-load", database_url, broker_url)
         from core import migrate
 
         migrate.upgrade(settings)
@@ -337,8 +337,8 @@ def plans(database_url: str, pages: dict[str, dict[str, str]]) -> dict[str, dict
 
 
 def many_queued(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    with postgres_database() as database_url:
-        settings = make_settings(tmp / "home-pages", database_url)
+    with postgres_database() as database_url, redis_database() as broker_url:
+        settings = make_settings(tmp / "home-pages", database_url, broker_url)
         from core import migrate
 
         migrate.upgrade(settings)
