@@ -16,8 +16,8 @@ prompt, the other classes' captions are preserved. What text-to-image erasure is
 measured as well: the **paraphrase forget rate**, the share of images of the erased
 class still generated from captions that neither training nor erasure used.
 
-No attack column: ``workers.engine.diffusion.attack`` optimises a class embedding, which
-a text2image model has not got, and the engine has no prompt-embedding attack yet.
+Every model is also attacked: ``workers.engine.diffusion.attack.prompt_embedding_attack``
+optimises the erased caption's token embeddings to bring the class back.
 Writes the ``diffusion-text2image`` section of ``docs/BENCHMARKS.md``.
 """
 
@@ -43,6 +43,7 @@ from bench import diffusion
 from bench.diffusion import GOALS, Row, at_size, brief, goal_lines, pct, split_arrays
 from bench.report import BENCHMARKS_MD, machine_line, markdown_table, measure, write_section
 from core.datasets.builtin import load_builtin
+from workers.engine.diffusion.attack import prompt_embedding_attack
 from workers.engine.diffusion.checkpoint import save_delta
 from workers.engine.diffusion.config import DiffusionTrainParams
 from workers.engine.diffusion.judge import Judge, evaluate_erasure, judge_recipe_for, train_judge
@@ -104,10 +105,12 @@ class Scale:
     inference_steps: int
     judge_epochs: int | None  # None: the service's recipe (judge_recipe_for)
     method_steps: int | None  # None: each method's benchmark budget below
+    attack_steps: int = 50  # Adam steps on the erased caption's token embeddings
+    attack_samples: int = 16  # images generated from the attacked embeddings
 
 
 SCALES = {
-    "ci": Scale("ci", "tiny8", 30, 16, 300, 2, 4, 2, 4),
+    "ci": Scale("ci", "tiny8", 30, 16, 300, 2, 4, 2, 4, attack_steps=3, attack_samples=2),
     "cpu": Scale("cpu", "small16", 600, 64, 6000, 32, 25, None, None),
 }
 
@@ -250,9 +253,20 @@ def run_scenario(
         row.extra["paraphrase"] = paraphrase_forget(
             arch, state, judge, scenario, label_names, scale
         )
+        row.attack = prompt_embedding_attack(
+            load_text2image(arch, state, "cpu"),
+            judge,
+            {c: captions[c][0] for c in erased},
+            small_train,
+            steps=scale.attack_steps,
+            samples_per_class=scale.attack_samples,
+            guidance_scale=GUIDANCE,
+            num_inference_steps=scale.inference_steps,
+        )
         log(
             f"{row.name}: {row.seconds:.0f}s, {brief(row)}, paraphrase forget "
-            f"{row.extra['paraphrase']['forget_rate']:.3f}"
+            f"{row.extra['paraphrase']['forget_rate']:.3f}, attack "
+            f"{row.attack['attack_success_rate']:.3f}"
         )
         return row
 
@@ -322,8 +336,10 @@ captions made from class names; a class is erased as a deletion request with a c
 scope erases it on such a model: its captions under every training template are mapped to
 the empty prompt, every other class's captions are preserved. **Paraphrase forget**: the
 forget rate when the erased class is asked for with captions that neither training nor
-erasure used — whether the *concept* is gone or only the erased strings. No attack
-column: the engine's attack optimises a class embedding, which these models do not have."""
+erasure used — whether the *concept* is gone or only the erased strings. **Attack
+success**: the erased caption's token embeddings (what the frozen encoder hands the
+UNet) optimised with Adam against real images of the class, then judged on images
+generated from them (`prompt_embedding_attack` in `workers/engine/diffusion/attack.py`)."""
 
 
 def render(out: dict[str, Any]) -> str:
@@ -337,6 +353,7 @@ def render(out: dict[str, Any]) -> str:
         "forget rate %",
         "paraphrase forget %",
         "retained acc. %",
+        "attack success %",
         "Fréchet retain",
         "× original",
         "time s",
@@ -354,6 +371,7 @@ def render(out: dict[str, Any]) -> str:
                 pct(e["forget_rate"]),
                 pct(row.extra["paraphrase"]["forget_rate"]),
                 pct(e["retain_accuracy"]),
+                pct(row.attack["attack_success_rate"]) if row.attack else "–",
                 f"{fr:.1f}" if fr is not None else "–",
                 f"{fr / fr0:.2f}" if fr is not None and fr0 else "–",
                 f"{row.seconds:.1f}",
@@ -405,16 +423,11 @@ def render(out: dict[str, Any]) -> str:
 
 
 def paraphrase_lines(rows: Sequence[Row]) -> list[str]:
-    """The forget goal read on the paraphrases, and why there is no attack verdict."""
+    """The forget goal read on the paraphrases (captions the erasure never saw)."""
     original, reference = rows[0], rows[1]
     base = original.extra["paraphrase"]["forget_rate"]
     floor = reference.extra["paraphrase"]["forget_rate"]
-    lines = [
-        "* Robustness: **not measured** — the ≤ 25 % attack goal needs a prompt-embedding "
-        "attack, which the engine does not have (`workers/engine/diffusion/attack.py` "
-        "optimises a class embedding). The paraphrase column is the robustness this table "
-        "can show.",
-    ]
+    lines: list[str] = []
     if base < 0.5:
         lines.append(
             f"* Paraphrases **not measurable here**: the original draws the erased class from "

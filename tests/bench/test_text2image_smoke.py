@@ -36,6 +36,10 @@ def test_text2image_ci_scale(tmp_path: Path) -> None:
         assert para["count"] == result["scale"].samples_per_class
         assert set(para["per_paraphrase"]) == {"a handwritten 0", "a drawing of the numeral zero"}
         assert row.seconds > 0 and row.saved_bytes > 0
+        attack = row.attack
+        assert attack is not None and attack["attack"] == "prompt_embedding"
+        assert 0.0 <= attack["attack_success_rate"] <= 1.0
+        assert attack["samples_per_class"] == result["scale"].attack_samples
     # The erased concept is the erased class's captions under every training template,
     # mapped to the empty prompt; every other caption is preserved.
     concept = result["concept"]
@@ -50,5 +54,6 @@ def test_text2image_ci_scale(tmp_path: Path) -> None:
     assert "<!-- diffusion-text2image:end -->" in text
     for name in ["retrain", *methods]:
         assert f"| `{name}` |" in text
-    assert "paraphrase forget %" in text and "Goals" in text and "Robustness" in text
+    assert "paraphrase forget %" in text and "attack success %" in text
+    assert "Goals" in text and "Robustness: the most robust method here is" in text
     assert out["section"].strip() in text

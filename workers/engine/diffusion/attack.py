@@ -1,4 +1,4 @@
-"""A robustness attack on erasure: optimise the class embedding to bring a class back.
+"""Robustness attacks on erasure: optimise the conditioning to bring a concept back.
 
 In the spirit of UnlearnDiffAtk (Zhang et al., "To Generate or Not? Safety-Driven
 Unlearned Diffusion Models Are Still Easy to Generate Unsafe Images ... For Now",
@@ -16,6 +16,11 @@ then generate with that vector and let the judge look. **Attack success rate** i
 share of those images the judge classifies as the erased class. One universal vector
 per class (not one per image, as UnlearnDiffAtk does per prompt), so it is a weaker
 attacker than the paper's; a low rate here is necessary, not sufficient.
+
+A prompt-conditioned model (``prompt_embedding_attack``) is attacked the same way one
+level up: the free variable is the erased prompt's token embeddings (the frozen text
+encoder's output the UNet's cross-attention reads), started at the erased caption's own
+encoding — the continuous relaxation of UnlearnDiffAtk's token search.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from workers.engine.diffusion.models import (
     to_model_space,
     to_uint8,
 )
+from workers.engine.diffusion.prompted import PromptModel, sample_prompts
 from workers.engine.errors import EngineError
 from workers.engine.unlearning.common import resolve_device
 
@@ -153,6 +159,98 @@ def embedding_attack(
         unet.class_embedding = base
     return {
         "attack": "class_embedding",
+        "attack_success_rate": hits / total,
+        "baseline_forget_rate": base_hits / total,
+        "per_class_success": {str(k): v for k, v in per_class.items()},
+        "final_loss": {str(k): v for k, v in losses.items()},
+        "steps": steps,
+        "lr": lr,
+        "samples_per_class": samples_per_class,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def prompt_embedding_attack(
+    model: PromptModel,
+    judge: Judge,
+    prompts: Mapping[int, str],
+    real: ImageArrays,
+    steps: int = 50,
+    lr: float = 0.05,
+    batch_size: int = 16,
+    samples_per_class: int = 16,
+    guidance_scale: float = 3.0,
+    num_inference_steps: int = 25,
+    scheduler: SamplerName = "ddim",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Optimise the token embeddings of each erased class's prompt (``prompts``: class →
+    the caption to start from) against real images of that class; judge what the vectors
+    generate. Same result keys as ``embedding_attack``, ``attack: "prompt_embedding"``.
+
+    Pixel-space models only (``text2image``): a latent model would need its images
+    encoded by its VAE first.
+    """
+    if model.vae is not None or model.arch is None:
+        raise EngineError("the prompt-embedding attack runs on pixel-space text2image models")
+    if not prompts:
+        raise EngineError("the attack needs at least one erased class")
+    if steps < 0 or samples_per_class < 1:
+        raise EngineError("attack steps must be >= 0 and samples_per_class >= 1")
+    started = time.perf_counter()
+    arch, dev = model.arch, model.device
+    model.unet.eval().requires_grad_(False)
+    schedule = noise_scheduler(arch)  # type: ignore[arg-type]  # duck: the schedule fields
+    per_class: dict[int, float] = {}
+    baseline: dict[int, float] = {}
+    losses: dict[int, float] = {}
+    hits = total = base_hits = 0
+    for c, prompt in sorted(prompts.items()):
+        targets = real.subset(real.labels == c)
+        if len(targets) == 0:
+            raise EngineError(f"the attack needs real images of class {c}")
+        x0_all = to_model_space(targets.images, arch).to(dev)  # type: ignore[arg-type]
+        vector = model.encode([prompt]).detach().clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([vector], lr=lr)
+        g = torch.Generator().manual_seed(seed * 1_000_003 + c)
+        loss = torch.zeros(())
+        for _ in range(steps):
+            idx = torch.randint(0, len(x0_all), (batch_size,), generator=g).to(dev)
+            x0 = x0_all[idx]
+            noise = torch.randn(x0.shape, generator=g).to(dev)
+            t = torch.randint(0, model.num_train_timesteps, (batch_size,), generator=g).to(dev)
+            x_t = schedule.add_noise(x0, noise, t)
+            context = vector.expand(batch_size, *vector.shape[1:])
+            loss = F.mse_loss(model.predict(x_t, t, context), noise)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        losses[c] = float(loss.detach())
+        seeds = [seed * 1_000_003 + c * samples_per_class + k for k in range(samples_per_class)]
+        n = samples_per_class
+        with torch.no_grad():
+            adv = sample_prompts(
+                model,
+                [prompt] * n,
+                [""] * n,
+                seeds,
+                guidance_scale,
+                num_inference_steps,
+                scheduler,
+                contexts=vector.detach().expand(n, *vector.shape[1:]),
+            )
+            plain = sample_prompts(
+                model, [prompt] * n, [""] * n, seeds, guidance_scale, num_inference_steps, scheduler
+            )
+        adv_pred, _ = judge.predict(to_uint8(adv))
+        plain_pred, _ = judge.predict(to_uint8(plain))
+        per_class[c] = float(np.mean(adv_pred == c))
+        baseline[c] = float(np.mean(plain_pred == c))
+        hits += int(np.sum(adv_pred == c))
+        base_hits += int(np.sum(plain_pred == c))
+        total += n
+    return {
+        "attack": "prompt_embedding",
         "attack_success_rate": hits / total,
         "baseline_forget_rate": base_hits / total,
         "per_class_success": {str(k): v for k, v in per_class.items()},

@@ -396,12 +396,14 @@ def sample_prompts(
     on_step: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]
     | None = None,
     decode: bool = True,
+    contexts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Denoise one batch with classifier-free guidance; returns pixels in [-1, 1] on CPU.
 
     ``on_step(i, t, x_t, eps_prompt, eps_negative)`` sees every state before step ``i``
     (ESD records its training states this way); ``decode=False`` returns the final
-    latents for a latent model."""
+    latents for a latent model. ``contexts`` (n × tokens × dim) replaces the prompts'
+    encodings: the prompt-embedding attack generates from vectors no text produces."""
     if num_inference_steps > model.num_train_timesteps:
         raise EngineError(
             f"num_inference_steps {num_inference_steps} exceeds the model's "
@@ -415,7 +417,8 @@ def sample_prompts(
     shape = (len(prompts), model.latent_channels, side, side)
     x = randn_tensor(shape, generator=generators, device=device, dtype=torch.float32)
     x = x * scheduler.init_noise_sigma
-    context = torch.cat([model.encode(list(prompts)), model.encode(list(negatives))])
+    cond = model.encode(list(prompts)) if contexts is None else contexts.to(device)
+    context = torch.cat([cond, model.encode(list(negatives))])
     n = len(prompts)
     for i, t in enumerate(scheduler.timesteps):
         model_in = scheduler.scale_model_input(x, t)
