@@ -63,6 +63,13 @@ def resolve_concept(
     labels: list[int] | None = None,
     name: str | None = None,
 ) -> Concept:
+    if model.family == "stable_diffusion":
+        raise Unprocessable(
+            f"model {model.name!r} is an uploaded Stable Diffusion pipeline: it has no classes, "
+            "no lineage and no offline judge, so a deletion request cannot verify an erasure "
+            "on it; erase a prompt concept with an unlearn job (esd, uce) instead",
+            field="scope.concept.model_id",
+        )
     classes = int(model.architecture.get("num_classes", 0))
     if name is not None:
         dataset = model_dataset(session, model)

@@ -54,6 +54,7 @@ def session(tmp_path: Path):  # type: ignore[no-untyped-def]
                     id="m1", name="painter", family="text2image", architecture={"num_classes": 60}
                 ),
                 Model(id="m2", name="upload", family="classifier", architecture={"num_classes": 4}),
+                Model(id="m3", name="sd", family="stable_diffusion", architecture={}),
             ]
         )
         session.flush()
@@ -91,3 +92,6 @@ def test_resolve_by_number_numbers_and_name(session: Session) -> None:
     # A model with no lineage (an upload) has no label names to look a name up in.
     with pytest.raises(Unprocessable, match="no training dataset with label names"):
         resolve_concept(session, upload, name="cat")
+    with pytest.raises(Unprocessable, match="Stable Diffusion pipeline.*unlearn job") as sd:
+        resolve_concept(session, session.get(Model, "m3"), label=0)
+    assert sd.value.field == "scope.concept.model_id"
