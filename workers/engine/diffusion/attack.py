@@ -26,7 +26,7 @@ encoding — the continuous relaxation of UnlearnDiffAtk's token search.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,81 @@ class _SwappedEmbedding(torch.nn.Module):
         return torch.where(is_adv.unsqueeze(-1), self.vector.to(out.dtype), out)
 
 
+def _optimise(
+    vector: torch.Tensor,
+    x0_all: torch.Tensor,
+    noise_schedule: Any,
+    num_train_timesteps: int,
+    predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    steps: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+) -> float:
+    """Adam on ``vector`` alone: the denoising loss of the frozen model on real images of
+    the target class, conditioned through ``predict(x_t, t)``. Returns the final loss."""
+    device = x0_all.device
+    optimizer = torch.optim.Adam([vector], lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    loss = torch.zeros(())
+    for _ in range(steps):
+        idx = torch.randint(0, len(x0_all), (batch_size,), generator=g).to(device)
+        x0 = x0_all[idx]
+        noise = torch.randn(x0.shape, generator=g).to(device)
+        t = torch.randint(0, num_train_timesteps, (batch_size,), generator=g).to(device)
+        loss = F.mse_loss(predict(noise_schedule.add_noise(x0, noise, t), t), noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return float(loss.detach())
+
+
+class _Tally:
+    """Per-class and overall rates of the attacked and the plain conditioning."""
+
+    def __init__(self) -> None:
+        self.per_class: dict[int, float] = {}
+        self.baseline: dict[int, float] = {}
+        self.losses: dict[int, float] = {}
+        self.hits = self.base_hits = self.total = 0
+        self.started = time.perf_counter()
+
+    def add(self, c: int, adv_pred: np.ndarray, plain_pred: np.ndarray, loss: float) -> None:
+        self.per_class[c] = float(np.mean(adv_pred == c))
+        self.baseline[c] = float(np.mean(plain_pred == c))
+        self.losses[c] = loss
+        self.hits += int(np.sum(adv_pred == c))
+        self.base_hits += int(np.sum(plain_pred == c))
+        self.total += len(adv_pred)
+
+    def result(self, kind: str, steps: int, lr: float, samples: int) -> dict[str, Any]:
+        return {
+            "attack": kind,
+            "attack_success_rate": self.hits / self.total,
+            "baseline_forget_rate": self.base_hits / self.total,
+            "per_class_success": {str(k): v for k, v in self.per_class.items()},
+            "final_loss": {str(k): v for k, v in self.losses.items()},
+            "steps": steps,
+            "lr": lr,
+            "samples_per_class": samples,
+            "seconds": time.perf_counter() - self.started,
+        }
+
+
+def _check(classes: Sequence[int], steps: int, samples_per_class: int) -> None:
+    if not classes:
+        raise EngineError("the attack needs at least one erased class")
+    if steps < 0 or samples_per_class < 1:
+        raise EngineError("attack steps must be >= 0 and samples_per_class >= 1")
+
+
+def _targets(real: ImageArrays, c: int, arch: Any, device: torch.device) -> torch.Tensor:
+    targets = real.subset(real.labels == c)
+    if len(targets) == 0:
+        raise EngineError(f"the attack needs real images of class {c}")
+    return to_model_space(targets.images, arch).to(device)
+
+
 def embedding_attack(
     arch: DiffusionArchitecture,
     state_dict: Mapping[str, torch.Tensor],
@@ -86,11 +161,7 @@ def embedding_attack(
     (``baseline_forget_rate``) so the attack's gain is visible.
     """
     erased = sorted({int(c) for c in forget_labels})
-    if not erased:
-        raise EngineError("the attack needs at least one erased class")
-    if steps < 0 or samples_per_class < 1:
-        raise EngineError("attack steps must be >= 0 and samples_per_class >= 1")
-    started = time.perf_counter()
+    _check(erased, steps, samples_per_class)
     dev = resolve_device(device)
     unet = load_unet(arch, state_dict, dev).eval()
     unet.requires_grad_(False)
@@ -99,75 +170,47 @@ def embedding_attack(
         raise EngineError("the attack needs a model with a learned class embedding")
     schedule = noise_scheduler(arch)
     adv_index = arch.num_classes + 1  # past the null class: never a real label
-    per_class: dict[int, float] = {}
-    baseline: dict[int, float] = {}
-    losses: dict[int, float] = {}
-    hits = total = base_hits = 0
+    tally = _Tally()
     try:
         for c in erased:
-            targets = real.subset(real.labels == c)
-            if len(targets) == 0:
-                raise EngineError(f"the attack needs real images of class {c}")
-            x0_all = to_model_space(targets.images, arch).to(dev)
+            x0_all = _targets(real, c, arch, dev)
             vector = base.weight[c].detach().clone().requires_grad_(True)
             unet.class_embedding = _SwappedEmbedding(base, adv_index, vector)
-            optimizer = torch.optim.Adam([vector], lr=lr)
-            g = torch.Generator().manual_seed(seed * 1_000_003 + c)
-            loss = torch.zeros(())
-            for _ in range(steps):
-                idx = torch.randint(0, len(x0_all), (batch_size,), generator=g).to(dev)
-                x0 = x0_all[idx]
-                noise = torch.randn(x0.shape, generator=g).to(dev)
-                t = torch.randint(0, arch.num_train_timesteps, (batch_size,), generator=g).to(dev)
-                x_t = schedule.add_noise(x0, noise, t)
-                labels = torch.full((batch_size,), adv_index, dtype=torch.long, device=dev)
-                loss = F.mse_loss(predict_noise(unet, x_t, t, labels), noise)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            losses[c] = float(loss.detach())
+
+            def predict(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                labels = torch.full((len(x_t),), adv_index, dtype=torch.long, device=dev)
+                return predict_noise(unet, x_t, t, labels)
+
+            loss = _optimise(
+                vector,
+                x0_all,
+                schedule,
+                arch.num_train_timesteps,
+                predict,
+                steps,
+                lr,
+                batch_size,
+                seed * 1_000_003 + c,
+            )
             seeds = [seed * 1_000_003 + c * samples_per_class + k for k in range(samples_per_class)]
+            images = []
             with torch.no_grad():
-                adv = sample(
-                    unet,
-                    arch,
-                    [adv_index] * samples_per_class,
-                    seeds,
-                    guidance_scale,
-                    num_inference_steps,
-                    scheduler,
-                    dev,
-                )
-                plain = sample(
-                    unet,
-                    arch,
-                    [c] * samples_per_class,
-                    seeds,
-                    guidance_scale,
-                    num_inference_steps,
-                    scheduler,
-                    dev,
-                )
-            adv_pred, _ = judge.predict(to_uint8(adv))
-            plain_pred, _ = judge.predict(to_uint8(plain))
-            per_class[c] = float(np.mean(adv_pred == c))
-            baseline[c] = float(np.mean(plain_pred == c))
-            hits += int(np.sum(adv_pred == c))
-            base_hits += int(np.sum(plain_pred == c))
-            total += samples_per_class
+                for label in (adv_index, c):
+                    x = sample(
+                        unet,
+                        arch,
+                        [label] * samples_per_class,
+                        seeds,
+                        guidance_scale,
+                        num_inference_steps,
+                        scheduler,
+                        dev,
+                    )
+                    images.append(judge.predict(to_uint8(x))[0])
+            tally.add(c, images[0], images[1], loss)
     finally:
         unet.class_embedding = base
-    return {
-        "attack": "class_embedding",
-        "attack_success_rate": hits / total,
-        "baseline_forget_rate": base_hits / total,
-        "per_class_success": {str(k): v for k, v in per_class.items()},
-        "final_loss": {str(k): v for k, v in losses.items()},
-        "steps": steps,
-        "lr": lr,
-        "samples_per_class": samples_per_class,
-        "seconds": time.perf_counter() - started,
-    }
+    return tally.result("class_embedding", steps, lr, samples_per_class)
 
 
 def prompt_embedding_attack(
@@ -193,70 +236,45 @@ def prompt_embedding_attack(
     """
     if model.vae is not None or model.arch is None:
         raise EngineError("the prompt-embedding attack runs on pixel-space text2image models")
-    if not prompts:
-        raise EngineError("the attack needs at least one erased class")
-    if steps < 0 or samples_per_class < 1:
-        raise EngineError("attack steps must be >= 0 and samples_per_class >= 1")
-    started = time.perf_counter()
-    arch, dev = model.arch, model.device
+    _check(list(prompts), steps, samples_per_class)
+    arch, dev, n = model.arch, model.device, samples_per_class
     model.unet.eval().requires_grad_(False)
     schedule = noise_scheduler(arch)  # type: ignore[arg-type]  # duck: the schedule fields
-    per_class: dict[int, float] = {}
-    baseline: dict[int, float] = {}
-    losses: dict[int, float] = {}
-    hits = total = base_hits = 0
+    tally = _Tally()
     for c, prompt in sorted(prompts.items()):
-        targets = real.subset(real.labels == c)
-        if len(targets) == 0:
-            raise EngineError(f"the attack needs real images of class {c}")
-        x0_all = to_model_space(targets.images, arch).to(dev)  # type: ignore[arg-type]
+        x0_all = _targets(real, c, arch, dev)
         vector = model.encode([prompt]).detach().clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([vector], lr=lr)
-        g = torch.Generator().manual_seed(seed * 1_000_003 + c)
-        loss = torch.zeros(())
-        for _ in range(steps):
-            idx = torch.randint(0, len(x0_all), (batch_size,), generator=g).to(dev)
-            x0 = x0_all[idx]
-            noise = torch.randn(x0.shape, generator=g).to(dev)
-            t = torch.randint(0, model.num_train_timesteps, (batch_size,), generator=g).to(dev)
-            x_t = schedule.add_noise(x0, noise, t)
-            context = vector.expand(batch_size, *vector.shape[1:])
-            loss = F.mse_loss(model.predict(x_t, t, context), noise)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        losses[c] = float(loss.detach())
-        seeds = [seed * 1_000_003 + c * samples_per_class + k for k in range(samples_per_class)]
-        n = samples_per_class
+
+        def predict(
+            x_t: torch.Tensor, t: torch.Tensor, vector: torch.Tensor = vector
+        ) -> torch.Tensor:
+            return model.predict(x_t, t, vector.expand(len(x_t), *vector.shape[1:]))
+
+        loss = _optimise(
+            vector,
+            x0_all,
+            schedule,
+            model.num_train_timesteps,
+            predict,
+            steps,
+            lr,
+            batch_size,
+            seed * 1_000_003 + c,
+        )
+        seeds = [seed * 1_000_003 + c * n + k for k in range(n)]
+        images = []
         with torch.no_grad():
-            adv = sample_prompts(
-                model,
-                [prompt] * n,
-                [""] * n,
-                seeds,
-                guidance_scale,
-                num_inference_steps,
-                scheduler,
-                contexts=vector.detach().expand(n, *vector.shape[1:]),
-            )
-            plain = sample_prompts(
-                model, [prompt] * n, [""] * n, seeds, guidance_scale, num_inference_steps, scheduler
-            )
-        adv_pred, _ = judge.predict(to_uint8(adv))
-        plain_pred, _ = judge.predict(to_uint8(plain))
-        per_class[c] = float(np.mean(adv_pred == c))
-        baseline[c] = float(np.mean(plain_pred == c))
-        hits += int(np.sum(adv_pred == c))
-        base_hits += int(np.sum(plain_pred == c))
-        total += n
-    return {
-        "attack": "prompt_embedding",
-        "attack_success_rate": hits / total,
-        "baseline_forget_rate": base_hits / total,
-        "per_class_success": {str(k): v for k, v in per_class.items()},
-        "final_loss": {str(k): v for k, v in losses.items()},
-        "steps": steps,
-        "lr": lr,
-        "samples_per_class": samples_per_class,
-        "seconds": time.perf_counter() - started,
-    }
+            for contexts in (vector.detach().expand(n, *vector.shape[1:]), None):
+                x = sample_prompts(
+                    model,
+                    [prompt] * n,
+                    [""] * n,
+                    seeds,
+                    guidance_scale,
+                    num_inference_steps,
+                    scheduler,
+                    contexts=contexts,
+                )
+                images.append(judge.predict(to_uint8(x))[0])
+        tally.add(c, images[0], images[1], loss)
+    return tally.result("prompt_embedding", steps, lr, samples_per_class)
