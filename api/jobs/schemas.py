@@ -122,8 +122,9 @@ class JudgeParams(BaseModel):
         0,
         ge=0,
         le=10_000,
-        description="Robustness attack: optimise the erased class's embedding for this many "
-        "steps to bring it back, and report attack_success_rate (0: no attack)",
+        description="Robustness attack: optimise the erased class's embedding (ddpm) or its "
+        "caption's token embeddings (text2image) for this many steps to bring it back, and "
+        "report attack_success_rate (0: no attack)",
     )
     attack_lr: float = Field(0.05, gt=0, le=10, description="Adam learning rate of the attack")
 

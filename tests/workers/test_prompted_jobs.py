@@ -147,6 +147,25 @@ def test_text2image_evaluate_judges_classes_and_prompts(app, prod_settings, t2i_
         again.metrics["evaluation"]["per_class_accuracy"]
         == (job.metrics["evaluation"]["per_class_accuracy"])
     )
+    # The robustness attack runs on the caption's token embeddings of a text2image model.
+    attacked = _run(
+        prod_settings,
+        app,
+        _commit(
+            prod_settings,
+            create_evaluate_job,
+            EvaluateJobCreate(
+                kind="evaluate",
+                model_version_id=t2i_version.id,
+                forget={"labels": [1]},
+                judge={**JUDGE, "attack_steps": 2},
+            ),
+        ),
+    )
+    attack = attacked.metrics["evaluation"]["attack"]
+    assert attack["attack"] == "prompt_embedding" and attack["steps"] == 2
+    assert 0.0 <= attack["attack_success_rate"] <= 1.0
+    assert set(attack["per_class_success"]) == {"1"}
     # A prompt that is no class caption cannot be scored by a class judge.
     none = evaluate({"concept": {"prompts": ["a red balloon"]}})
     assert none.metrics["judge"] is None and "a red balloon" in none.metrics["judge_reason"]

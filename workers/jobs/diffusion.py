@@ -361,12 +361,14 @@ def judge_versions(
     number: int,
     dataset_version_id: str,
     generator_for: Callable[[Mapping[str, torch.Tensor]], Callable[..., Any]] | None = None,
+    attack_for: Callable[..., dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """Judge metrics of each named state dict (``evaluation``, ``original_evaluation``).
 
     ``arch`` is the pixel format the judge works at; ``generator_for`` (text2image) turns
     a state dict into the ``evaluate_erasure`` generator that draws each class from its
-    caption. The class-embedding attack is ddpm-only and is skipped with a generator.
+    caption, and ``attack_for(state_dict, judge, forget_labels, real, settings)`` attacks
+    such a model (the class-embedding attack is the default, for ddpm).
 
     MNIST uses the pretrained judge; any other labelled dataset a judge the worker trains
     on its real images (cached). ``judge: None`` with ``judge_reason`` only where no judge
@@ -417,11 +419,15 @@ def judge_versions(
                 factors=factors,
                 generator=generator_for(state_dict) if generator_for is not None else None,
             )
-            attack = generator_for is None and int(settings.get("attack_steps") or 0) > 0
-            if i == 0 and attack:
-                result["attack"] = _attack(
-                    ctx, arch, state_dict, judge, forget_labels, real_small, settings
-                )
+            if i == 0 and int(settings.get("attack_steps") or 0) > 0:
+                if generator_for is None:
+                    result["attack"] = _attack(
+                        ctx, arch, state_dict, judge, forget_labels, real_small, settings
+                    )
+                elif attack_for is not None:
+                    result["attack"] = attack_for(
+                        state_dict, judge, forget_labels, real_small, settings
+                    )
         except EngineError as exc:
             raise stop_reason(ctx, exc) from exc
         result["per_class_accuracy"] = {str(k): v for k, v in result["per_class_accuracy"].items()}

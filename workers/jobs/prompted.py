@@ -24,6 +24,7 @@ from models import Dataset, Job, Model, ModelVersion
 from models.base import utcnow
 from workers.context import JobContext, StaleAttempt
 from workers.engine.checkpoint import save_checkpoint
+from workers.engine.diffusion.attack import prompt_embedding_attack
 from workers.engine.diffusion.checkpoint import DELTA_FORMAT, save_delta
 from workers.engine.diffusion.config import (
     DiffusionArchitecture,
@@ -238,9 +239,45 @@ def judge_text2image(
         number=number,
         dataset_version_id=str(spec["dataset_version_id"]),
         generator_for=caption_generator(arch, list(names), str(settings["device"])),
+        attack_for=caption_attacker(ctx, arch, list(names)),
     )
     emit_judge_metrics(ctx, metrics.get("evaluation"))
     return metrics
+
+
+def caption_attacker(
+    ctx: JobContext, arch: TextToImageArchitecture, names: list[str]
+) -> Callable[..., dict[str, Any] | None]:
+    """The prompt-embedding attack on each erased class's first caption, for
+    ``judge_versions`` (which runs it on the evaluated version when ``attack_steps > 0``)."""
+    captions = arch.captions_for(names)
+
+    def attack(
+        state_dict: Mapping[str, torch.Tensor],
+        judge: Any,
+        forget_labels: list[int],
+        real: Any,
+        settings: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        if real is None or not np.isin(real.labels, forget_labels).any():
+            ctx.log("attack skipped: no real images of the erased classes")
+            return None
+        ctx.log(f"attack: {settings['attack_steps']} steps on the erased captions' embeddings")
+        return prompt_embedding_attack(
+            load_text2image(arch, state_dict, str(settings["device"])),
+            judge,
+            {c: captions[c][0] for c in forget_labels},
+            real,
+            steps=int(settings["attack_steps"]),
+            lr=float(settings["attack_lr"]),
+            samples_per_class=int(settings["samples_per_class"]),
+            guidance_scale=float(settings["guidance_scale"]),
+            num_inference_steps=int(settings["num_inference_steps"]),
+            scheduler=settings["scheduler"],
+            seed=int(settings["seed"]),
+        )
+
+    return attack
 
 
 def run_evaluate_text2image(ctx: JobContext, job: Job) -> dict[str, Any]:

@@ -2426,7 +2426,7 @@ export interface components {
             attack_lr: number;
             /**
              * Attack Steps
-             * @description Robustness attack: optimise the erased class's embedding for this many steps to bring it back, and report attack_success_rate (0: no attack)
+             * @description Robustness attack: optimise the erased class's embedding (ddpm) or its caption's token embeddings (text2image) for this many steps to bring it back, and report attack_success_rate (0: no attack)
              * @default 0
              */
             attack_steps: number;
