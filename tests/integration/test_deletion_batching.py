@@ -71,15 +71,20 @@ def _people_archive(tag: str) -> bytes:
     return buffer.getvalue()
 
 
-def test_three_requests_one_run_three_certificates(api, anon, worker) -> None:
-    tag = f"bt{uuid.uuid4().hex[:8]}"
+def upload_people(api, tag: str) -> dict:  # type: ignore[no-untyped-def]
+    """Upload ``_people_archive(tag)`` as a dataset of its own."""
     uploaded = api.post(
         f"{V1}/datasets/upload",
         files={"file": ("people.zip", _people_archive(tag), "application/zip")},
-        data={"name": f"batch-{tag}"},
+        data={"name": f"people-{tag}"},
     )
     assert uploaded.status_code == 201, uploaded.text
-    ds = uploaded.json()
+    return uploaded.json()
+
+
+def test_three_requests_one_run_three_certificates(api, anon, worker) -> None:
+    tag = f"bt{uuid.uuid4().hex[:8]}"
+    ds = upload_people(api, tag)
     model = new_model(
         api, {"name": "small_cnn", "num_classes": 4, "width": 8, "input_size": [16, 16]}
     )

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.integration.test_deletion_batching import _approver, _people_archive, _stuck
+from tests.integration.test_deletion_batching import _approver, _stuck, upload_people
 from tests.integration.test_deletion_flow import _wait_request
 from tests.integration.test_training_flow import new_model, trained, wait
 
@@ -19,11 +19,7 @@ def test_rejected_candidate_is_purged_and_the_fallback_becomes_active(
     api, anon, app, worker
 ) -> None:
     tag = f"cd{uuid.uuid4().hex[:8]}"
-    ds = api.post(
-        f"{V1}/datasets/upload",
-        files={"file": ("people.zip", _people_archive(tag), "application/zip")},
-        data={"name": f"candidates-{tag}"},
-    ).json()
+    ds = upload_people(api, tag)
     model = new_model(
         api, {"name": "small_cnn", "num_classes": 4, "width": 8, "input_size": [16, 16]}
     )
@@ -83,11 +79,7 @@ def test_failed_request_is_retried_with_the_policy_changed(api, anon, app, worke
     `failed` (versions still blocked, nothing purged, no second round); after the policy
     is fixed, `retry` runs the failed item again and the request completes."""
     tag = f"rt{uuid.uuid4().hex[:8]}"
-    ds = api.post(
-        f"{V1}/datasets/upload",
-        files={"file": ("people.zip", _people_archive(tag), "application/zip")},
-        data={"name": f"retry-{tag}"},
-    ).json()
+    ds = upload_people(api, tag)
     model = new_model(
         api, {"name": "small_cnn", "num_classes": 4, "width": 8, "input_size": [16, 16]}
     )

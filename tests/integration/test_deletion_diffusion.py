@@ -16,11 +16,18 @@ import pytest
 
 from core.deletion.certificate import CONTEXT
 from core.signing import verify_document
-from tests.integration.test_deletion_batching import _approver, _people_archive
-from tests.integration.test_training_flow import wait
+from tests.integration.test_deletion_batching import _approver, upload_people
+from tests.integration.test_training_flow import trained
 
 pytestmark = pytest.mark.integration
 V1 = "/api/v1"
+# A few-step model is noise to any judge: lenient thresholds so the approximate path
+# passes in these tests; the thresholds themselves are unit-tested.
+LENIENT = {
+    "thresholds": {"max_forget_rate": 1.0, "max_retain_drop": 1.0},
+    "judge": {"samples_per_class": 4, "num_inference_steps": 3, "real_images": 40},
+}
+TINY_TRAIN = {"steps": 4, "batch_size": 8, "lr_warmup_steps": 1}
 TINY8 = {
     "family": "ddpm",
     "num_classes": 4,
@@ -50,11 +57,7 @@ def _certificate_verifies(api, anon, request_id: str) -> dict:
 
 def test_concept_then_subject_on_a_ddpm(api, anon, app, worker) -> None:
     tag = f"dd{uuid.uuid4().hex[:8]}"
-    ds = api.post(
-        f"{V1}/datasets/upload",
-        files={"file": ("people.zip", _people_archive(tag), "application/zip")},
-        data={"name": f"ddpm-{tag}"},
-    ).json()
+    ds = upload_people(api, tag)
     model = api.post(f"{V1}/models", json={"name": f"ddpm-{tag}", "architecture": TINY8}).json()
     defaults = api.get(f"{V1}/models/{model['id']}/deletion-policy").json()
     assert defaults["class_method"] == "esd" and defaults["method"] == "retrain"
@@ -65,25 +68,11 @@ def test_concept_then_subject_on_a_ddpm(api, anon, app, worker) -> None:
     assert bad.status_code == 422, bad.text
     policy = {
         "class_method_params": {"steps": 3, "batch_size": 4, "trajectories": 1, "ddim_steps": 2},
-        # A 4-step model is noise to any judge: lenient thresholds so the approximate
-        # path passes here; the thresholds themselves are unit-tested.
-        "thresholds": {"max_forget_rate": 1.0, "max_retain_drop": 1.0},
-        "judge": {"samples_per_class": 4, "num_inference_steps": 3, "real_images": 40},
+        **LENIENT,
     }
     put = api.put(f"{V1}/models/{model['id']}/deletion-policy", json=policy)
     assert put.status_code == 200 and put.json()["class_method"] == "esd", put.text
-    job = api.post(
-        f"{V1}/jobs",
-        json={
-            "kind": "train",
-            "model_id": model["id"],
-            "dataset_id": ds["id"],
-            "params": {"steps": 4, "batch_size": 8, "lr_warmup_steps": 1},
-        },
-    ).json()
-    trained = wait(api, job["id"], {"succeeded", "failed"})
-    assert trained["state"] == "succeeded", (trained, worker.log()[-2000:])
-    original = trained["result_version_id"]
+    original = trained(api, model["id"], ds["id"], TINY_TRAIN, worker)["result_version_id"]
     approver = _approver(api)
 
     # 1. A concept: class 1 of this model, named as its dataset names it, erased with

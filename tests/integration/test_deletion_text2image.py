@@ -12,9 +12,15 @@ import uuid
 
 import pytest
 
-from tests.integration.test_deletion_batching import _approver, _people_archive
-from tests.integration.test_deletion_diffusion import V1, _certificate_verifies, _finish
-from tests.integration.test_training_flow import wait
+from tests.integration.test_deletion_batching import _approver, upload_people
+from tests.integration.test_deletion_diffusion import (
+    LENIENT,
+    TINY_TRAIN,
+    V1,
+    _certificate_verifies,
+    _finish,
+)
+from tests.integration.test_training_flow import trained
 
 pytestmark = pytest.mark.integration
 TINY_T2I = {
@@ -32,35 +38,15 @@ TINY_T2I = {
 
 def test_label_request_on_a_text2image(api, anon, app, worker) -> None:
     tag = f"ti{uuid.uuid4().hex[:8]}"
-    ds = api.post(
-        f"{V1}/datasets/upload",
-        files={"file": ("people.zip", _people_archive(tag), "application/zip")},
-        data={"name": f"t2i-{tag}"},
-    ).json()
+    ds = upload_people(api, tag)
     model = api.post(f"{V1}/models", json={"name": f"t2i-{tag}", "architecture": TINY_T2I}).json()
     defaults = api.get(f"{V1}/models/{model['id']}/deletion-policy").json()
     assert defaults["class_method"] == "uce" and defaults["method"] == "retrain"
     assert defaults["fallback"] == "retrain"
-    policy = {
-        # A 4-step model is noise to any judge: lenient thresholds so the approximate
-        # path passes here; the thresholds themselves are unit-tested.
-        "thresholds": {"max_forget_rate": 1.0, "max_retain_drop": 1.0},
-        "judge": {"samples_per_class": 4, "num_inference_steps": 3, "real_images": 40},
-    }
+    policy = LENIENT
     put = api.put(f"{V1}/models/{model['id']}/deletion-policy", json=policy)
     assert put.status_code == 200 and put.json()["class_method"] == "uce", put.text
-    job = api.post(
-        f"{V1}/jobs",
-        json={
-            "kind": "train",
-            "model_id": model["id"],
-            "dataset_id": ds["id"],
-            "params": {"steps": 4, "batch_size": 8, "lr_warmup_steps": 1},
-        },
-    ).json()
-    trained = wait(api, job["id"], {"succeeded", "failed"})
-    assert trained["state"] == "succeeded", (trained, worker.log()[-2000:])
-    original = trained["result_version_id"]
+    original = trained(api, model["id"], ds["id"], TINY_TRAIN, worker)["result_version_id"]
     before = api.get(f"{V1}/model-versions/{original}/lineage").json()["training_set"]
 
     filed = api.post(

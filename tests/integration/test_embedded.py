@@ -19,7 +19,7 @@ from core.deletion.certificate import CONTEXT
 from core.signing import verify_document
 from tests.fixtures.s3server import free_port
 from tests.integration.test_deletion_batching import _people_archive
-from tests.integration.test_deletion_diffusion import TINY8
+from tests.integration.test_deletion_diffusion import LENIENT, TINY8, TINY_TRAIN
 from tests.integration.test_deletion_text2image import TINY_T2I
 from tests.services import REPO, die_with_parent
 
@@ -185,16 +185,10 @@ def test_diffusion_families_forget_on_the_embedded_default(
     approver = ExpungeClient(
         client.base_url, client.create_key(f"dpo-{uuid.uuid4().hex[:6]}", "compliance")["key"]
     )
-    lenient = {
-        # A few-step model is noise to any judge: thresholds that let the approximate
-        # result pass, so the test follows the approximate path; they are unit-tested.
-        "thresholds": {"max_forget_rate": 1.0, "max_retain_drop": 1.0},
-        "judge": {"samples_per_class": 4, "num_inference_steps": 3, "real_images": 40},
-    }
     families = [
         (
             TINY8,
-            {"steps": 4, "batch_size": 8, "lr_warmup_steps": 1},
+            TINY_TRAIN,
             {"name": "1"},
             {
                 "class_method_params": {
@@ -205,7 +199,7 @@ def test_diffusion_families_forget_on_the_embedded_default(
                 }
             },
         ),
-        (TINY_T2I, {"steps": 4, "batch_size": 8, "lr_warmup_steps": 1}, {"labels": [1, 3]}, {}),
+        (TINY_T2I, TINY_TRAIN, {"labels": [1, 3]}, {}),
     ]
     try:
         for arch, train_params, concept, extra_policy in families:
@@ -214,7 +208,7 @@ def test_diffusion_families_forget_on_the_embedded_default(
             archive.write_bytes(_people_archive(tag))
             ds = client.upload_dataset(f"people-{tag}", archive)
             model = client.create_model(f"{arch['family']}-{tag}", arch)
-            client.set_deletion_policy(model["id"], {**lenient, **extra_policy})
+            client.set_deletion_policy(model["id"], {**LENIENT, **extra_policy})
             trained = client.wait_for_job(
                 client.train(model["id"], ds["id"], train_params)["id"], timeout=600
             )
