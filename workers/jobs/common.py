@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from core.datasets.reader import ShardReader
 from core.lineage import decode_mask, in_version, scope_kind
-from models import Sample
+from models import Job, ModelVersion, Sample
 from workers.context import JobContext
 from workers.engine.data import ImageArrays
 from workers.engine.training import Callbacks
@@ -201,3 +201,22 @@ def split_for_forgetting(
         test=test,
         forget_labels=[int(v) for v in scope[kind]] if kind == "labels" else None,
     )
+
+
+def version_split(
+    session: Session, reader: ShardReader, job: Job, version: ModelVersion
+) -> tuple[ForgetSplit, int]:
+    """``version``'s training samples split by ``job``'s forget scope, and the size of the
+    dataset (the length of the new version's training mask)."""
+    spec = job.spec
+    if version.training_mask is None:
+        raise ValueError(f"version {version.id} has no lineage to split")
+    split = split_for_forgetting(
+        session,
+        reader,
+        spec["dataset_id"],
+        int(spec["dataset_version"]),
+        version.training_mask,
+        spec["forget"],
+    )
+    return split, dataset_size(session, spec["dataset_id"])

@@ -49,7 +49,7 @@ from workers.jobs.common import (
     ContextCallbacks,
     dataset_size,
     load_split,
-    split_for_forgetting,
+    version_split,
 )
 from workers.jobs.publish import (
     VersionOutput,
@@ -520,12 +520,8 @@ def run_unlearn_ddpm(ctx: JobContext, job: Job) -> dict[str, Any]:
         model = session.get(Model, job.model_id)
         dataset = session.get(Dataset, spec["dataset_id"])
         assert original is not None and model is not None and dataset is not None
-        assert original.training_mask is not None
         arch = DiffusionArchitecture.model_validate(model.architecture)
-        split = split_for_forgetting(
-            session, reader, spec["dataset_id"], number, original.training_mask, spec["forget"]
-        )
-        size = dataset_size(session, spec["dataset_id"])
+        split, size = version_split(session, reader, job, original)
         real = (
             load_real(session, reader, spec["dataset_id"], number, judge_settings["real_images"])
             if spec.get("evaluate", True) and spec["forget_kind"] == "labels"

@@ -50,7 +50,7 @@ from workers.engine.diffusion.prompted import (
 from workers.engine.diffusion.unlearning import ConceptUnlearnData, get_diffusion_method
 from workers.engine.errors import EngineError
 from workers.engine.training import Callbacks
-from workers.jobs.common import ContextCallbacks, dataset_size, load_split, split_for_forgetting
+from workers.jobs.common import ContextCallbacks, dataset_size, load_split, version_split
 from workers.jobs.diffusion import (
     DEFAULT_JUDGE,
     emit_judge_metrics,
@@ -484,18 +484,13 @@ def run_retrain_text2image(ctx: JobContext, job: Job) -> dict[str, Any]:
     samples (subject, sample or label scope); the new version's lineage drops the rest."""
     spec = job.spec
     reader = ShardReader(ctx.store)
-    number = int(spec["dataset_version"])
     with ctx.factory() as session:
         original = session.get(ModelVersion, job.model_version_id)
         model = session.get(Model, job.model_id)
         dataset = session.get(Dataset, spec["dataset_id"])
         assert original is not None and model is not None and dataset is not None
-        assert original.training_mask is not None
         arch = TextToImageArchitecture.model_validate(model.architecture)
-        split = split_for_forgetting(
-            session, reader, spec["dataset_id"], number, original.training_mask, spec["forget"]
-        )
-        size = dataset_size(session, spec["dataset_id"])
+        split, size = version_split(session, reader, job, original)
         names = original.config.get("class_names") or resolve_class_names(
             arch, list(dataset.label_names)
         )
@@ -584,7 +579,7 @@ def run_unlearn_prompted(ctx: JobContext, job: Job) -> dict[str, Any]:
         session.expunge(model)
     lineage: Lineage | None = None
     if spec.get("forget_kind") == "labels":
-        concept, lineage = _labels_as_concept(ctx, original, model, spec)
+        concept, lineage = _labels_as_concept(ctx, original, model, job)
     else:
         concept = spec["forget"]["concept"]
     preserve = concept.get("preserve")
@@ -674,11 +669,12 @@ def run_unlearn_prompted(ctx: JobContext, job: Job) -> dict[str, Any]:
 
 
 def _labels_as_concept(
-    ctx: JobContext, original: ModelVersion, model: Model, spec: dict[str, Any]
+    ctx: JobContext, original: ModelVersion, model: Model, job: Job
 ) -> tuple[dict[str, Any], Lineage]:
     """A class scope (a deletion request's label or concept) on a text2image model: the
     classes' captions are the concept erased towards the empty prompt, and the new
     version's lineage drops the classes' samples, as a ddpm class erasure does."""
+    spec = job.spec
     if model.family != "text2image" or original.training_mask is None:
         raise ValueError(f"a class scope needs a trained text2image version, not {model.family}")
     arch = TextToImageArchitecture.model_validate(model.architecture)
@@ -687,15 +683,7 @@ def _labels_as_concept(
     labels = sorted({int(c) for c in spec["forget"]["labels"]})
     prompts = [caption for label in labels for caption in captions[label]]
     with ctx.factory() as session:
-        split = split_for_forgetting(
-            session,
-            ShardReader(ctx.store),
-            spec["dataset_id"],
-            int(spec["dataset_version"]),
-            original.training_mask,
-            spec["forget"],
-        )
-        size = dataset_size(session, spec["dataset_id"])
+        split, size = version_split(session, ShardReader(ctx.store), job, original)
     ctx.log(f"class scope {labels}: erasing their captions, dropping {len(split.forget)} samples")
     concept = {"prompts": prompts, "anchor": ""}
     return concept, (list(split.retain.sample_ids), split.retain_positions, size)

@@ -18,7 +18,7 @@ from workers.engine.forgetting import EvaluationSets, NetworkPredictor, evaluate
 from workers.engine.unlearning import UnlearnData, get_method
 from workers.engine.unlearning.sisa import SisaEnsemble, unlearn_sisa
 from workers.jobs import sisa_io
-from workers.jobs.common import ContextCallbacks, ForgetSplit, dataset_size, split_for_forgetting
+from workers.jobs.common import ContextCallbacks, ForgetSplit, version_split
 from workers.jobs.evaluate import VIEWS_ARTIFACT, compute_views, views_json
 from workers.jobs.publish import (
     VersionOutput,
@@ -34,17 +34,9 @@ def run_unlearn(ctx: JobContext, job: Job) -> dict[str, Any]:
     with ctx.factory() as session:
         original = session.get(ModelVersion, job.model_version_id)
         model = session.get(Model, job.model_id)
-        assert original is not None and model is not None and original.training_mask is not None
+        assert original is not None and model is not None
         arch = ArchitectureConfig.model_validate(model.architecture)
-        split = split_for_forgetting(
-            session,
-            reader,
-            spec["dataset_id"],
-            int(spec["dataset_version"]),
-            original.training_mask,
-            spec["forget"],
-        )
-        size = dataset_size(session, spec["dataset_id"])
+        split, size = version_split(session, reader, job, original)
     recipe = TrainParams.model_validate(original.config.get("train_params") or {})
     forget, retain = split.forget, split.retain
     ctx.log(f"{job.method}: forgetting {len(forget)} of {len(split.trained.arrays)} samples")
