@@ -131,9 +131,9 @@ def test_text2image_trains_generates_and_erases(app, prod_settings, t2i_version,
 
 
 def test_text2image_evaluate_judges_classes_and_prompts(app, prod_settings, t2i_version) -> None:
-    def evaluate(forget: dict[str, Any]) -> Any:
+    def evaluate(forget: dict[str, Any], judge: dict[str, Any] = JUDGE) -> Any:
         body = EvaluateJobCreate(
-            kind="evaluate", model_version_id=t2i_version.id, forget=forget, judge=JUDGE
+            kind="evaluate", model_version_id=t2i_version.id, forget=forget, judge=judge
         )
         return _run(prod_settings, app, _commit(prod_settings, create_evaluate_job, body))
 
@@ -148,20 +148,7 @@ def test_text2image_evaluate_judges_classes_and_prompts(app, prod_settings, t2i_
         == (job.metrics["evaluation"]["per_class_accuracy"])
     )
     # The robustness attack runs on the caption's token embeddings of a text2image model.
-    attacked = _run(
-        prod_settings,
-        app,
-        _commit(
-            prod_settings,
-            create_evaluate_job,
-            EvaluateJobCreate(
-                kind="evaluate",
-                model_version_id=t2i_version.id,
-                forget={"labels": [1]},
-                judge={**JUDGE, "attack_steps": 2},
-            ),
-        ),
-    )
+    attacked = evaluate({"labels": [1]}, {**JUDGE, "attack_steps": 2})
     attack = attacked.metrics["evaluation"]["attack"]
     assert attack["attack"] == "prompt_embedding" and attack["steps"] == 2
     assert 0.0 <= attack["attack_success_rate"] <= 1.0
