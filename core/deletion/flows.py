@@ -26,7 +26,7 @@ from core.deletion import purge
 from core.deletion.policy import JUDGED_FAMILIES, DeletionPolicy, verify
 from core.deletion.scope import resolve
 from core.errors import Conflict, Forbidden, PayloadTooLarge, Unprocessable
-from core.jobs import new_job
+from core.jobs import new_job, queue_for
 from core.lineage import resolve_forget, scope_hash
 from core.settings import Settings
 from core.storage import ObjectStore
@@ -325,6 +325,13 @@ def _busy_elsewhere(session: Session, version_id: str, request_ids: set[str]) ->
     )
 
 
+def policy_device(policy: DeletionPolicy, scope_kind: str) -> str:
+    """The torch device a model's policy asks its deletion runs to use ("cpu" if none)."""
+    first = policy.class_method_params if scope_kind == "labels" else policy.method_params
+    other = policy.method_params if scope_kind == "labels" else policy.class_method_params
+    return str(first.get("device") or other.get("device") or "cpu")
+
+
 def _submit(session: Session, members: list[tuple[DeletionRequest, DeletionItem]]) -> Job | None:
     """One unlearning job for items of one version, method and scope kind: the union of
     their requests' scopes is forgotten in one run, producing one new version."""
@@ -364,11 +371,16 @@ def _submit(session: Session, members: list[tuple[DeletionRequest, DeletionItem]
                 {"at": utcnow().isoformat(), "event": "nothing left to forget in this version"},
             ]
         return None
+    # The policy's device decides the queue, for the exact fallback too: a policy that
+    # asks for a GPU must reach a GPU worker (it used to be enqueued on "cpu" always).
+    device = str(params.get("device") or policy_device(policy, kind))
+    if item.method in ("sisa", "retrain") and device != "cpu":
+        params = {"device": device}
     job = new_job(
         session,
         "unlearn",
         SYSTEM,
-        queue="cpu",
+        queue=queue_for(device),
         model_id=version.model_id,
         dataset_id=dsv.dataset_id,
         model_version_id=version.id,
