@@ -10,6 +10,12 @@ erase a class with a diffusion method (ESD by default) and are checked on the ju
 forget rate and retained accuracy; subjects and samples of a ddpm are retrained (exact),
 the only ddpm method that forgets single images. ``text2image`` models follow the same
 pattern with UCE on the class's captions (esd also applies) and the same judge checks.
+
+Every check runs on the version being replaced too (``original_passed``): a forgetting
+check the original already passes cannot tell forgetting from never having memorised, so
+it is *not informative*, and an approximate verdict needs at least one informative
+forgetting check, all checks passing. Each verdict states its level of evidence
+(``exact``, ``verified_against_reference``, ``not_distinguishable``) in a sentence.
 """
 
 from __future__ import annotations
@@ -48,6 +54,14 @@ class Thresholds(BaseModel):
         le=1,
         description="ddpm, text2image: share of images generated for an erased class that "
         "the judge still recognises as it",
+    )
+    whole_class_share: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="Samples/subjects: when the forget set holds at least this share of a "
+        "label's training samples, that label is a class being forgotten and the class check "
+        "(max_class_accuracy) applies to it",
     )
     max_retain_drop: float = Field(
         0.03,
@@ -112,6 +126,154 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 JUDGED_FAMILIES = ("ddpm", "text2image")
 
 
+# Evidence levels, strongest first after exact, as a certificate states them.
+EXACT = "exact"
+VERIFIED = "verified_against_reference"
+NOT_DISTINGUISHABLE = "not_distinguishable"
+NOT_CERTIFIED = "not_certified"
+
+EXACT_SENTENCES = {
+    "retrain": "retrained without the data; the new version never saw it",
+    "sisa": "the shards that held the data were retrained without it (SISA); the new version "
+    "never saw it",
+    "retire": "retired: the version was withdrawn and its checkpoint purged; nothing derived "
+    "from it remains in use",
+    "none": "an earlier request's run had already removed all of the data from this version",
+    "lineage": "by its recorded lineage this version was never trained on the data; there was "
+    "nothing to forget and nothing to verify",
+}
+
+
+def exact_evidence(method: str) -> dict[str, str]:
+    """The level and sentence of an exact item (no statistical check needed)."""
+    sentence = EXACT_SENTENCES.get(method, f"{method} is exact: {EXACT_SENTENCES['retrain']}")
+    return {"level": EXACT, "evidence": sentence}
+
+
+def check(
+    name: str,
+    kind: str,
+    attack: str,
+    value: float,
+    threshold: float | None,
+    passed: bool,
+    original_value: float | None,
+    original_threshold: float | None,
+    original_passed: bool | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One check record, the same shape for every family.
+
+    ``kind`` is ``forgetting`` (evidence that the data left the model) or ``utility`` (the
+    model still works); a forgetting check is *informative* only if the original, run
+    through the same check, failed it: only then does passing it say anything about the
+    unlearning step. ``original_passed`` is None when the original's figure is missing,
+    which also makes the check not informative.
+    """
+    return {
+        "check": name,
+        "kind": kind,
+        "attack": attack,
+        "value": value,
+        "threshold": threshold,
+        "passed": bool(passed),
+        "original_value": original_value,
+        "original_threshold": original_threshold,
+        "original_passed": None if original_passed is None else bool(original_passed),
+        "informative": kind == "forgetting" and original_passed is False,
+        **extra,
+    }
+
+
+def decide(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The verdict over check records: every check passes and at least one informative
+    forgetting check exists; with the level of evidence and the sentence that says it."""
+    informative = [c for c in checks if c["informative"]]
+    failed = [c for c in checks if not c["passed"]]
+    passed = not failed and bool(informative)
+    if failed:
+        reason = "failed: " + "; ".join(c["check"] for c in failed)
+    elif not informative:
+        reason = (
+            "no informative forgetting check: the original version already passes every "
+            "forgetting check, so passing them says nothing about the unlearning step"
+        )
+    else:
+        reason = None
+    verdict: dict[str, Any] = {
+        "passed": passed,
+        "checks": checks,
+        "informative_checks": len(informative),
+    }
+    if reason:
+        verdict["reason"] = reason
+    verdict.update(approximate_evidence(checks) if passed else _not_certified(reason))
+    return verdict
+
+
+def _not_certified(reason: str | None) -> dict[str, str]:
+    return {"level": NOT_CERTIFIED, "evidence": f"not certified ({reason})"}
+
+
+def approximate_evidence(checks: list[dict[str, Any]]) -> dict[str, str]:
+    """Level and sentence of a passed approximate verdict, from its informative checks."""
+    informative = [c for c in checks if c["informative"]]
+    lira = [c for c in informative if c.get("reference")]
+    if lira:
+        c = lira[0]
+        return {
+            "level": VERIFIED,
+            "evidence": "verified against reference models: the per-sample membership test "
+            f"({c['attack']}) no longer flags the forgotten samples (TPR at 1 % FPR "
+            f"{_num(c['value'])}), while it flagged the original ({_num(c['original_value'])})",
+        }
+    parts = [
+        f"{c['attack']} ({_num(c['value'])}, bound {_num(c['threshold'])}; the original "
+        f"{_num(c['original_value'])})"
+        for c in informative
+    ]
+    return {
+        "level": NOT_DISTINGUISHABLE,
+        "evidence": "not distinguishable by " + "; ".join(parts) + " — and the original was "
+        "distinguishable by "
+        + ("it" if len(parts) == 1 else "each of them")
+        + ". This is approximate unlearning: the data's influence is not provably gone",
+    }
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else "n/a"
+
+
+def _get(evaluation: dict[str, Any] | None, key: str) -> float | None:
+    value = (evaluation or {}).get(key)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _whole_classes(evaluation: dict[str, Any], t: Thresholds) -> tuple[list[str], int, int]:
+    """Labels whose training samples the forget set covers (≥ whole_class_share), the
+    forget samples in them, and the forget samples in all."""
+    coverage: dict[str, dict[str, Any]] = evaluation.get("label_coverage") or {}
+    covered = [
+        label for label, c in coverage.items() if float(c.get("share", 0)) >= t.whole_class_share
+    ]
+    in_covered = sum(int(coverage[label].get("forget", 0)) for label in covered)
+    total = sum(int(c.get("forget", 0)) for c in coverage.values())
+    return covered, in_covered, total
+
+
+def _class_accuracy(evaluation: dict[str, Any] | None, labels: list[str]) -> float | None:
+    """Accuracy on the forget samples of ``labels`` (weighted by their forget counts)."""
+    per_label = (evaluation or {}).get("forget_label_accuracy") or {}
+    coverage = (evaluation or {}).get("label_coverage") or {}
+    if not labels or any(label not in per_label for label in labels):
+        return None
+    weights = [int(coverage.get(label, {}).get("forget", 1)) for label in labels]
+    total = sum(weights) or 1
+    pairs = zip(labels, weights, strict=True)
+    return sum(float(per_label[label]) * w for label, w in pairs) / total
+
+
 def verify(
     evaluation: dict[str, Any],
     original: dict[str, Any],
@@ -119,70 +281,172 @@ def verify(
     t: Thresholds,
     family: str = "classifier",
 ) -> dict[str, Any]:
-    """Each check with its value and threshold, and whether all passed."""
+    """Each check on the candidate and on the original, and the verdict (``decide``).
+
+    A subject or samples scope that covers a whole label (``whole_class_share`` of its
+    training samples; the worker reports ``label_coverage``) is a class being forgotten:
+    the class check applies to it, since "no better than on unseen data" says nothing
+    when the model has no unseen data of that person.
+    """
     if family in JUDGED_FAMILIES:
         return verify_diffusion(evaluation, original, t)
+    if evaluation.get("forget_count_trained") == 0:
+        return {
+            "passed": True,
+            "checks": [],
+            "informative_checks": 0,
+            "reason": "nothing to verify: the version was never trained on the data",
+            **exact_evidence("lineage"),
+        }
     checks: list[dict[str, Any]] = []
-    forget_accuracy = 1.0 - evaluation["UA"]
+    covered, in_covered, total = (
+        _whole_classes(evaluation, t) if scope_kind != "labels" else ([], 0, 0)
+    )
     if scope_kind == "labels":
-        checks.append(
-            {
-                "check": "forget_accuracy <= max_class_accuracy",
-                "value": forget_accuracy,
-                "threshold": t.max_class_accuracy,
-                "passed": forget_accuracy <= t.max_class_accuracy,
-            }
-        )
-    else:
+        value, before = 1.0 - evaluation["UA"], _complement(original.get("UA"))
+        checks.append(_class_check(value, before, t, "the forgotten class"))
+    elif covered:
+        value = _class_accuracy(evaluation, covered)
+        before = _class_accuracy(original, covered)
+        if value is not None:
+            checks.append(
+                _class_check(
+                    value,
+                    before,
+                    t,
+                    f"the forgotten class{'es' if len(covered) > 1 else ''} "
+                    f"(label{'s' if len(covered) > 1 else ''} {', '.join(covered)}: the scope "
+                    "holds all of their training samples)",
+                    labels=covered,
+                )
+            )
+    if scope_kind != "labels" and (not covered or in_covered < total or not checks):
         bound = evaluation["TA"] + t.forget_margin
+        forget_accuracy = 1.0 - evaluation["UA"]
+        o_ua, o_ta = _get(original, "UA"), _get(original, "TA")
+        o_bound = None if o_ta is None else o_ta + t.forget_margin
+        o_value = None if o_ua is None else 1.0 - o_ua
         checks.append(
-            {
-                "check": "forget_accuracy <= test_accuracy + forget_margin",
-                "value": forget_accuracy,
-                "threshold": bound,
-                "passed": forget_accuracy <= bound,
-            }
+            check(
+                "forget_accuracy <= test_accuracy + forget_margin",
+                "forgetting",
+                "accuracy on the forget set against unseen test data",
+                forget_accuracy,
+                bound,
+                forget_accuracy <= bound,
+                o_value,
+                o_bound,
+                None if o_value is None or o_bound is None else o_value <= o_bound,
+            )
         )
+        o_auc = _get(original, "loss_auc")
         checks.append(
-            {
-                "check": "loss_auc <= max_loss_auc",
-                "value": evaluation["loss_auc"],
-                "threshold": t.max_loss_auc,
-                "passed": evaluation["loss_auc"] <= t.max_loss_auc,
-            }
+            check(
+                "loss_auc <= max_loss_auc",
+                "forgetting",
+                "the loss-threshold membership attack (ROC AUC, forget vs test)",
+                evaluation["loss_auc"],
+                t.max_loss_auc,
+                evaluation["loss_auc"] <= t.max_loss_auc,
+                o_auc,
+                t.max_loss_auc,
+                None if o_auc is None else o_auc <= t.max_loss_auc,
+            )
         )
+    if lira := _lira_check(evaluation, original):
+        checks.append(lira)
     floor = original["TA"] - t.max_test_drop
     checks.append(
-        {
-            "check": "test_accuracy >= original - max_test_drop",
-            "value": evaluation["TA"],
-            "threshold": floor,
-            "passed": evaluation["TA"] >= floor,
-        }
+        check(
+            "test_accuracy >= original - max_test_drop",
+            "utility",
+            "test accuracy kept",
+            evaluation["TA"],
+            floor,
+            evaluation["TA"] >= floor,
+            original["TA"],
+            floor,
+            True,
+        )
     )
-    return {"passed": all(c["passed"] for c in checks), "checks": checks}
+    return decide(checks)
+
+
+def _complement(value: Any) -> float | None:
+    return 1.0 - float(value) if isinstance(value, int | float) else None
+
+
+def _class_check(
+    value: float, before: float | None, t: Thresholds, what: str, **extra: Any
+) -> dict[str, Any]:
+    return check(
+        "forget_accuracy <= max_class_accuracy",
+        "forgetting",
+        f"accuracy on {what}",
+        value,
+        t.max_class_accuracy,
+        value <= t.max_class_accuracy,
+        before,
+        t.max_class_accuracy,
+        None if before is None else before <= t.max_class_accuracy,
+        **extra,
+    )
+
+
+def _lira_check(evaluation: dict[str, Any], original: dict[str, Any]) -> dict[str, Any] | None:
+    """The strong per-sample membership test, when the unlearn job ran it (shadow models):
+    ``evaluation["lira"]`` and ``original["lira"]`` with ``tpr_at_1pct_fpr`` and ``passed``."""
+    lira = evaluation.get("lira")
+    if not isinstance(lira, dict) or "passed" not in lira:
+        return None
+    before = original.get("lira") if isinstance(original.get("lira"), dict) else {}
+    return check(
+        "lira_membership_test",
+        "forgetting",
+        "LiRA, a per-sample likelihood-ratio membership test against shadow models",
+        _get(lira, "tpr_at_1pct_fpr") or 0.0,
+        _get(lira, "threshold"),
+        bool(lira["passed"]),
+        _get(before, "tpr_at_1pct_fpr"),
+        _get(before, "threshold"),
+        before.get("passed") if "passed" in before else None,
+        reference=True,
+    )
 
 
 def verify_diffusion(
     evaluation: dict[str, Any], original: dict[str, Any], t: Thresholds
 ) -> dict[str, Any]:
     """A ddpm erasure passes when the judge no longer sees the class in what the model
-    generates for it, and still sees the other classes about as well as before."""
+    generates for it, and still sees the other classes about as well as before; the
+    original runs through the same checks (it must have shown the class, or the forget
+    check is not informative)."""
     forget_rate = float(evaluation["forget_rate"])
+    o_rate = _get(original, "forget_rate")
     floor = float(original["retain_accuracy"]) - t.max_retain_drop
     retain = float(evaluation["retain_accuracy"])
     checks = [
-        {
-            "check": "forget_rate <= max_forget_rate",
-            "value": forget_rate,
-            "threshold": t.max_forget_rate,
-            "passed": forget_rate <= t.max_forget_rate,
-        },
-        {
-            "check": "retain_accuracy >= original - max_retain_drop",
-            "value": retain,
-            "threshold": floor,
-            "passed": retain >= floor,
-        },
+        check(
+            "forget_rate <= max_forget_rate",
+            "forgetting",
+            "the judge on images generated for the erased class (share it still recognises)",
+            forget_rate,
+            t.max_forget_rate,
+            forget_rate <= t.max_forget_rate,
+            o_rate,
+            t.max_forget_rate,
+            None if o_rate is None else o_rate <= t.max_forget_rate,
+        ),
+        check(
+            "retain_accuracy >= original - max_retain_drop",
+            "utility",
+            "the judge's accuracy on the other classes kept",
+            retain,
+            floor,
+            retain >= floor,
+            float(original["retain_accuracy"]),
+            floor,
+            True,
+        ),
     ]
-    return {"passed": all(c["passed"] for c in checks), "checks": checks}
+    return decide(checks)
