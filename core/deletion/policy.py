@@ -417,36 +417,69 @@ def _lira_check(evaluation: dict[str, Any], original: dict[str, Any]) -> dict[st
 def verify_diffusion(
     evaluation: dict[str, Any], original: dict[str, Any], t: Thresholds
 ) -> dict[str, Any]:
-    """A ddpm erasure passes when the judge no longer sees the class in what the model
-    generates for it, and still sees the other classes about as well as before; the
-    original runs through the same checks (it must have shown the class, or the forget
-    check is not informative)."""
-    forget_rate = float(evaluation["forget_rate"])
-    o_rate = _get(original, "forget_rate")
-    floor = float(original["retain_accuracy"]) - t.max_retain_drop
-    retain = float(evaluation["retain_accuracy"])
-    checks = [
-        check(
-            "forget_rate <= max_forget_rate",
-            "forgetting",
-            "the judge on images generated for the erased class (share it still recognises)",
-            forget_rate,
-            t.max_forget_rate,
-            forget_rate <= t.max_forget_rate,
-            o_rate,
-            t.max_forget_rate,
-            None if o_rate is None else o_rate <= t.max_forget_rate,
-        ),
-        check(
-            "retain_accuracy >= original - max_retain_drop",
-            "utility",
-            "the judge's accuracy on the other classes kept",
-            retain,
-            floor,
-            retain >= floor,
-            float(original["retain_accuracy"]),
-            floor,
-            True,
-        ),
+    """A ddpm erasure passes when no judge sees the class in what the model generates
+    for it at any sampler setting, and every judge still sees the other classes about as
+    well as before; the original runs through the same checks (it must have shown the
+    class, or the forget check is not informative).
+
+    An evaluation with ``cells`` (one per judge × sampler setting, ``evaluate_panel``)
+    gets a forget and a retain check per cell, each against the original's same cell
+    (its headline figures where it lacks that cell), so one judge or one setting that
+    still sees the class fails the verdict; the judges' ``disagreement`` is reported
+    with it. An older evaluation without cells is checked on its one judge's numbers.
+    """
+    cells = evaluation.get("cells") or [
+        {"forget_rate": evaluation["forget_rate"], "retain_accuracy": evaluation["retain_accuracy"]}
     ]
-    return decide(checks)
+    before = {_cell_key(c): c for c in original.get("cells") or []}
+    checks: list[dict[str, Any]] = []
+    for cell in cells:
+        reference = before.get(_cell_key(cell), original)
+        where = {k: cell[k] for k in ("judge", "sampler") if k in cell}
+        by = f"judge {cell['judge']} at {cell['sampler']}" if where else "the judge"
+        forget_rate = float(cell["forget_rate"])
+        o_rate = _get(reference, "forget_rate")
+        checks.append(
+            check(
+                "forget_rate <= max_forget_rate",
+                "forgetting",
+                f"{by} on images generated for the erased class (share it still recognises)",
+                forget_rate,
+                t.max_forget_rate,
+                forget_rate <= t.max_forget_rate,
+                o_rate,
+                t.max_forget_rate,
+                None if o_rate is None else o_rate <= t.max_forget_rate,
+                **where,
+                **({"ci": cell["forget_ci"]} if "forget_ci" in cell else {}),
+            )
+        )
+        baseline = float(reference["retain_accuracy"])
+        floor = baseline - t.max_retain_drop
+        retain = float(cell["retain_accuracy"])
+        checks.append(
+            check(
+                "retain_accuracy >= original - max_retain_drop",
+                "utility",
+                f"{by}: accuracy on the other classes kept",
+                retain,
+                floor,
+                retain >= floor,
+                baseline,
+                floor,
+                True,
+                **where,
+                **({"ci": cell["retain_ci"]} if "retain_ci" in cell else {}),
+            )
+        )
+    verdict = decide(checks)
+    if "disagreement" in evaluation:
+        verdict["disagreement"] = evaluation["disagreement"]
+        verdict["judges"] = list(evaluation.get("judges") or [])
+        verdict["samplers"] = [s.get("label") for s in evaluation.get("samplers") or []]
+    return verdict
+
+
+def _cell_key(cell: Mapping[str, Any]) -> tuple[Any, Any]:
+    """Which judge at which sampler setting a cell is (matches a cell to the original's)."""
+    return cell.get("judge"), cell.get("sampler")
