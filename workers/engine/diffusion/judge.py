@@ -16,6 +16,12 @@ Metrics (``evaluate_erasure``), following UnlearnCanvas and the issue's goals:
   penultimate features of generated and real images, per group (our offline stand-in
   for FID; only comparable between runs with the same sample counts, because the
   estimate is biased at small counts).
+
+One judge at one sampler setting is one opinion: re-judging the same erased model with
+another network, more sampler steps or other seeds moved retained accuracy by 20 points
+(issue #13). ``evaluate_panel`` therefore scores every (judge, sampler setting) *cell*,
+each with Wilson 95 % intervals, and reports how far the judges disagree; a verdict
+passes only if every cell does (``core.deletion.policy.verify_diffusion``).
 """
 
 from __future__ import annotations
@@ -84,24 +90,46 @@ class Judge:
         return float((predicted == arrays.labels).mean())
 
 
+# The architectures a worker-trained judge may have, and the width each gets by default
+# (a small CNN, or an MLP over the pixels: two judges that share no layer type).
+JUDGE_NETWORKS: dict[str, int] = {"small_cnn": 16, "mlp": 256}
+
+
+def judge_architecture(
+    arch: DiffusionArchitecture,
+    network: str = "small_cnn",
+    width: int | None = None,
+    num_classes: int | None = None,
+) -> ArchitectureConfig:
+    """The classifier config of a judge of ``arch``'s pixels with the given network."""
+    if network not in JUDGE_NETWORKS:
+        raise EngineError(f"unknown judge network {network!r}; known: {sorted(JUDGE_NETWORKS)}")
+    update: dict[str, Any] = {"name": network}
+    if num_classes is not None:
+        update["num_classes"] = num_classes
+    base = pixel_config(arch, width=width or JUDGE_NETWORKS[network])
+    return base.model_copy(update=update)
+
+
 def train_judge(
     arch: DiffusionArchitecture,
     images: ImageArrays,
     test: ImageArrays | None = None,
     recipe: TrainParams | None = None,
-    width: int = 16,
+    width: int | None = None,
     callbacks: Callbacks | None = None,
     num_classes: int | None = None,
+    network: str = "small_cnn",
 ) -> Judge:
     """Train the judge on real ``images`` at the diffusion model's size and channels.
 
     ``num_classes`` overrides the model's class count for factor judges (objects or
-    styles of a styled dataset). With ``test`` (real images the judge never trained
-    on), ``metrics["heldout_accuracy"]`` says how far to trust its verdicts.
+    styles of a styled dataset); ``network`` picks the architecture (``JUDGE_NETWORKS``),
+    so two judges of one dataset can share nothing but the task. With ``test`` (real
+    images the judge never trained on), ``metrics["heldout_accuracy"]`` says how far to
+    trust its verdicts.
     """
-    judge_arch = pixel_config(arch, width=width)
-    if num_classes is not None:
-        judge_arch = judge_arch.model_copy(update={"num_classes": num_classes})
+    judge_arch = judge_architecture(arch, network, width, num_classes)
     trained = train_classifier(
         judge_arch, recipe or DEFAULT_JUDGE_RECIPE, images, test=test, callbacks=callbacks
     )
@@ -116,9 +144,10 @@ def train_judge(
 def judge_recipe_key(
     arch: DiffusionArchitecture,
     recipe: TrainParams | None = None,
-    width: int = 16,
+    width: int | None = None,
     num_classes: int | None = None,
     extra: Mapping[str, Any] | None = None,
+    network: str = "small_cnn",
 ) -> str:
     """A short hash of everything that decides a trained judge's weights.
 
@@ -127,7 +156,7 @@ def judge_recipe_key(
     a stale one.
     """
     body = {
-        "arch": pixel_config(arch, width=width).model_dump(mode="json"),
+        "arch": judge_architecture(arch, network, width).model_dump(mode="json"),
         "num_classes": num_classes,
         "recipe": (recipe or DEFAULT_JUDGE_RECIPE).model_dump(mode="json"),
         "extra": dict(extra or {}),
@@ -231,6 +260,60 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return max(value, 0.0)
 
 
+def _check_classes(
+    arch: DiffusionArchitecture, judges: Sequence[Judge], forget_labels: Sequence[int]
+) -> list[int]:
+    """The erased classes, sorted, after refusing what no judge can score."""
+    erased = sorted({int(c) for c in forget_labels})
+    if not erased:
+        raise EngineError("forget_labels is empty")
+    if any(not 0 <= c < arch.num_classes for c in erased):
+        raise EngineError(f"forget_labels {erased} are not all classes of the model")
+    if len(erased) >= arch.num_classes:
+        raise EngineError("every class is erased: there is nothing to retain")
+    for judge in judges:
+        if judge.arch.num_classes != arch.num_classes:
+            raise EngineError(
+                f"the judge knows {judge.arch.num_classes} classes, the model {arch.num_classes}"
+            )
+    return erased
+
+
+def _generate_classes(
+    arch: DiffusionArchitecture,
+    state_dict: Mapping[str, torch.Tensor],
+    samples_per_class: int,
+    guidance_scale: float,
+    num_inference_steps: int,
+    scheduler: SamplerName,
+    seed: int,
+    batch_size: int,
+    device: str,
+    callbacks: Callbacks | None,
+    generator: Callable[[GenerateParams, Callbacks | None], Any] | None,
+) -> Any:
+    """``samples_per_class`` images of every class; image k of class c always gets seed
+    (seed, c, k), whatever else is generated."""
+    labels = [c for c in range(arch.num_classes) for _ in range(samples_per_class)]
+    seeds = [
+        seed * 1_000_003 + c * samples_per_class + k
+        for c in range(arch.num_classes)
+        for k in range(samples_per_class)
+    ]
+    params = GenerateParams(
+        labels=labels,
+        seeds=seeds,
+        guidance_scale=guidance_scale,
+        num_inference_steps=num_inference_steps,
+        scheduler=scheduler,
+        batch_size=batch_size,
+        device=device,
+    )
+    if generator is not None:
+        return generator(params, callbacks)
+    return generate(arch, state_dict, params, callbacks)
+
+
 def evaluate_erasure(
     arch: DiffusionArchitecture,
     state_dict: Mapping[str, torch.Tensor],
@@ -261,53 +344,50 @@ def evaluate_erasure(
     The same ``seed`` gives every model the same starting noise per class, so the
     original, the erased and the retrained model are compared on identical draws.
     """
-    erased = sorted({int(c) for c in forget_labels})
-    if not erased:
-        raise EngineError("forget_labels is empty")
-    if any(not 0 <= c < arch.num_classes for c in erased):
-        raise EngineError(f"forget_labels {erased} are not all classes of the model")
-    if len(erased) >= arch.num_classes:
-        raise EngineError("every class is erased: there is nothing to retain")
-    if judge.arch.num_classes != arch.num_classes:
-        raise EngineError(
-            f"the judge knows {judge.arch.num_classes} classes, the model {arch.num_classes}"
-        )
+    erased = _check_classes(arch, [judge], forget_labels)
     started = time.perf_counter()
-    labels = [c for c in range(arch.num_classes) for _ in range(samples_per_class)]
-    # Image k of class c always gets seed (seed, c, k), whatever else is generated.
-    seeds = [
-        seed * 1_000_003 + c * samples_per_class + k
-        for c in range(arch.num_classes)
-        for k in range(samples_per_class)
-    ]
-    params = GenerateParams(
-        labels=labels,
-        seeds=seeds,
+    generated = _generate_classes(
+        arch,
+        state_dict,
+        samples_per_class,
+        guidance_scale,
+        num_inference_steps,
+        scheduler,
+        seed,
+        batch_size,
+        device,
+        callbacks,
+        generator,
+    )
+    result = _erasure_report(judge, generated, erased, arch.num_classes, real, factors)
+    result.update(
+        samples_per_class=samples_per_class,
         guidance_scale=guidance_scale,
         num_inference_steps=num_inference_steps,
         scheduler=scheduler,
-        batch_size=batch_size,
-        device=device,
     )
-    if generator is not None:
-        generated = generator(params, callbacks)
-    else:
-        generated = generate(arch, state_dict, params, callbacks)
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def _erasure_report(
+    judge: Judge,
+    generated: Any,
+    erased: list[int],
+    num_classes: int,
+    real: ImageArrays | None,
+    factors: Sequence[FactorJudge],
+) -> dict[str, Any]:
+    """The judge's full report on one set of generated images (see ``evaluate_erasure``)."""
     predicted, features = judge.predict(generated.images)
     prompted = generated.labels
     is_erased = np.isin(prompted, erased)
-    per_class = {
-        int(c): float((predicted[prompted == c] == c).mean()) for c in range(arch.num_classes)
-    }
+    per_class = {int(c): float((predicted[prompted == c] == c).mean()) for c in range(num_classes)}
     result: dict[str, Any] = {
         "forget_rate": float((predicted[is_erased] == prompted[is_erased]).mean()),
         "retain_accuracy": float((predicted[~is_erased] == prompted[~is_erased]).mean()),
         "per_class_accuracy": per_class,
         "forget_labels": erased,
-        "samples_per_class": samples_per_class,
-        "guidance_scale": guidance_scale,
-        "num_inference_steps": num_inference_steps,
-        "scheduler": scheduler,
     }
     result["erasure_rate"] = 1.0 - result["forget_rate"]
     if factors:
@@ -324,5 +404,182 @@ def evaluate_erasure(
             )
         if real_erased.sum() >= 2:
             result["frechet_forget"] = frechet_distance(features[is_erased], real_feat[real_erased])
-    result["seconds"] = time.perf_counter() - started
     return result
+
+
+# --------------------------------------------------------------------------- panel
+
+# The normal quantile of a two-sided 95 % interval.
+WILSON_Z = 1.959963984540054
+
+
+def wilson_interval(successes: int, n: int, z: float = WILSON_Z) -> tuple[float, float]:
+    """Wilson score interval of a proportion: unlike p ± z·se it stays inside [0, 1] and
+    is not empty at 0 of n, which is exactly where an erased class should be."""
+    if n <= 0:
+        return 0.0, 1.0
+    if not 0 <= successes <= n:
+        raise EngineError(f"{successes} successes out of {n} is not a proportion")
+    p = successes / n
+    z2 = z * z
+    denominator = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class SamplerSetting:
+    """One way of drawing the judged images: sampler, step count and seed."""
+
+    num_inference_steps: int
+    seed: int = 0
+    scheduler: SamplerName = "ddim"
+
+    @property
+    def label(self) -> str:
+        return f"{self.scheduler} {self.num_inference_steps} steps, seed {self.seed}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scheduler": self.scheduler,
+            "num_inference_steps": self.num_inference_steps,
+            "seed": self.seed,
+            "label": self.label,
+        }
+
+
+@dataclass
+class NamedJudge:
+    """A judge with the name its cells are reported under."""
+
+    name: str
+    judge: Judge
+
+
+def erasure_cell(
+    judge: str,
+    sampler: SamplerSetting,
+    predicted: np.ndarray,
+    prompted: np.ndarray,
+    erased: Sequence[int],
+) -> dict[str, Any]:
+    """One (judge, sampler setting) cell: forget rate and retained accuracy, each with
+    its count and Wilson 95 % interval."""
+    is_erased = np.isin(prompted, list(erased))
+    forget_hits = int((predicted[is_erased] == prompted[is_erased]).sum())
+    forget_n = int(is_erased.sum())
+    retain_hits = int((predicted[~is_erased] == prompted[~is_erased]).sum())
+    retain_n = int((~is_erased).sum())
+    return {
+        "judge": judge,
+        "sampler": sampler.label,
+        "num_inference_steps": sampler.num_inference_steps,
+        "seed": sampler.seed,
+        "scheduler": sampler.scheduler,
+        "forget_rate": forget_hits / forget_n if forget_n else 0.0,
+        "forget_ci": list(wilson_interval(forget_hits, forget_n)),
+        "forget_count": forget_n,
+        "retain_accuracy": retain_hits / retain_n if retain_n else 0.0,
+        "retain_ci": list(wilson_interval(retain_hits, retain_n)),
+        "retain_count": retain_n,
+    }
+
+
+def _spread(cells: Sequence[Mapping[str, Any]], group: str, key: str) -> float:
+    """The largest max-minus-min of ``key`` among cells sharing the same ``group``."""
+    groups: dict[Any, list[float]] = {}
+    for cell in cells:
+        groups.setdefault(cell[group], []).append(float(cell[key]))
+    return max((max(v) - min(v) for v in groups.values() if len(v) > 1), default=0.0)
+
+
+def disagreement(cells: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """How far the cells disagree: between judges on the same sampler setting, and
+    between sampler settings under the same judge (largest gap, in rate points)."""
+    return {
+        "between_judges": {
+            "forget_rate": _spread(cells, "sampler", "forget_rate"),
+            "retain_accuracy": _spread(cells, "sampler", "retain_accuracy"),
+        },
+        "between_samplers": {
+            "forget_rate": _spread(cells, "judge", "forget_rate"),
+            "retain_accuracy": _spread(cells, "judge", "retain_accuracy"),
+        },
+    }
+
+
+def evaluate_panel(
+    arch: DiffusionArchitecture,
+    state_dict: Mapping[str, torch.Tensor],
+    judges: Sequence[NamedJudge],
+    forget_labels: Sequence[int],
+    samplers: Sequence[SamplerSetting],
+    real: ImageArrays | None = None,
+    samples_per_class: int = 16,
+    guidance_scale: float = 3.0,
+    batch_size: int = 64,
+    device: str = "cpu",
+    callbacks_for: Callable[[int], Callbacks | None] | None = None,
+    factors: Sequence[FactorJudge] = (),
+    generator: Callable[[GenerateParams, Callbacks | None], Any] | None = None,
+) -> dict[str, Any]:
+    """Every judge scores the images of every sampler setting.
+
+    Images are generated once per sampler setting and shown to every judge. The report
+    is ``evaluate_erasure``'s for the first judge at the first setting (per-class
+    accuracy, Fréchet distances and factors are that judge's), plus ``cells`` (one per
+    judge × setting, see ``erasure_cell``), ``disagreement``, and ``worst``: the highest
+    forget rate and lowest retained accuracy of any cell. ``callbacks_for(i)`` gives the
+    callbacks of setting ``i`` (progress, cancellation).
+    """
+    if not judges:
+        raise EngineError("a panel needs at least one judge")
+    if not samplers:
+        raise EngineError("a panel needs at least one sampler setting")
+    names = [j.name for j in judges]
+    if len(set(names)) != len(names):
+        raise EngineError(f"judge names must differ: {names}")
+    if len(set(samplers)) != len(samplers):
+        raise EngineError("sampler settings must differ")
+    erased = _check_classes(arch, [j.judge for j in judges], forget_labels)
+    started = time.perf_counter()
+    report: dict[str, Any] = {}
+    cells: list[dict[str, Any]] = []
+    for i, sampler in enumerate(samplers):
+        generated = _generate_classes(
+            arch,
+            state_dict,
+            samples_per_class,
+            guidance_scale,
+            sampler.num_inference_steps,
+            sampler.scheduler,
+            sampler.seed,
+            batch_size,
+            device,
+            callbacks_for(i) if callbacks_for is not None else None,
+            generator,
+        )
+        if i == 0:
+            report = _erasure_report(
+                judges[0].judge, generated, erased, arch.num_classes, real, factors
+            )
+        for named in judges:
+            predicted, _ = named.judge.predict(generated.images)
+            cells.append(erasure_cell(named.name, sampler, predicted, generated.labels, erased))
+    report.update(
+        samples_per_class=samples_per_class,
+        guidance_scale=guidance_scale,
+        num_inference_steps=samplers[0].num_inference_steps,
+        scheduler=samplers[0].scheduler,
+        judges=names,
+        samplers=[s.as_dict() for s in samplers],
+        cells=cells,
+        disagreement=disagreement(cells),
+        worst={
+            "forget_rate": max(c["forget_rate"] for c in cells),
+            "retain_accuracy": min(c["retain_accuracy"] for c in cells),
+        },
+        seconds=time.perf_counter() - started,
+    )
+    return report
