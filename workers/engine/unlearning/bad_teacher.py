@@ -20,6 +20,7 @@ from workers.engine.unlearning.base import (
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
+    epochs_field,
     loreun_mean,
     register,
 )
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 
 class BadTeacherParams(ForgetLossParams):
-    epochs: int = Field(1, ge=1, le=1000, description="Passes over the mixed set (paper: 1).")
+    epochs: int | None = epochs_field("mixed set (paper: 1)")
     lr: float = Field(1e-4, gt=0, le=10, description="Learning rate (paper: 1e-4).")
     optimizer: Literal["sgd", "adam"] = Field("adam", description="Optimizer (paper: adam).")
     weight_decay: float = Field(0.0, ge=0, le=1, description="L2 penalty.")
@@ -61,6 +62,12 @@ class BadTeacher(UnlearningMethod):
         "Teacher Network', ADMA 2023, arXiv:2308.14322"
     )
     Params = BadTeacherParams
+    default_epochs = 1
+    walks = "retain"
+
+    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
+        # The student's pass plus two teachers' forwards over forget + a retain share.
+        return (n_forget + params.retain_fraction * n_retain) * 5 / 3
 
     def unlearn(
         self,

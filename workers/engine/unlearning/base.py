@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -84,6 +84,48 @@ class UnlearnData:
             raise EngineError("the retain set is empty")
 
 
+@dataclass(frozen=True)
+class Budget:
+    """What one run will cost, in sample passes (one forward + backward of one sample).
+
+    The unit is what training spends too: the original cost ``epochs x training samples``
+    and a retrain costs ``epochs x retain samples`` with the same recipe, so
+    ``cost_fraction`` compares a method with the exact path without timing either.
+    """
+
+    epochs: int | None  # resolved epochs; None for a method that takes none
+    retain_samples: int | None  # walk a seeded subset of this many retain samples
+    passes: float
+    original_passes: float | None
+    retrain_passes: float | None
+    source: Literal["explicit", "budget", "reference", "fixed", "exact"]
+
+    @property
+    def cost_fraction(self) -> float | None:
+        """Estimated cost over a retrain's (None without the original's recipe)."""
+        if not self.retrain_passes:
+            return None
+        return self.passes / self.retrain_passes
+
+    def note(self, method: str) -> str:
+        what = {
+            "explicit": "epochs given",
+            "budget": "epochs from budget_fraction of the original's training",
+            "reference": "no recipe known: the method's reference epochs",
+            "fixed": "no epochs: fixed passes",
+            "exact": "exact: a retrain",
+        }[self.source]
+        parts = [f"{method} budget: {what}"]
+        if self.epochs is not None:
+            parts.append(f"{self.epochs} epoch(s)")
+        if self.retain_samples is not None:
+            parts.append(f"over {self.retain_samples} retain samples")
+        parts.append(f"~{self.passes:.0f} sample passes")
+        if self.cost_fraction is not None:
+            parts.append(f"{self.cost_fraction:.2f} x a retrain")
+        return ", ".join(parts)
+
+
 @dataclass
 class UnlearnResult:
     """What a method hands back: new weights, summary metrics and human-readable log."""
@@ -125,10 +167,40 @@ class MethodParams(BaseModel):
     )
 
 
+# The share of the original's training (epochs x training samples, in sample passes) a
+# method may spend when no explicit epoch count is given. 0.25 keeps every default under
+# half a retrain with room for what the estimate leaves out (bench/cost.py measures it).
+DEFAULT_BUDGET_FRACTION = 0.25
+
+
+def epochs_field(walks: str) -> Any:
+    """The ``epochs`` field of an iterative method: empty means "resolve from the budget"."""
+    return Field(
+        None,
+        ge=1,
+        le=1000,
+        description=(
+            f"Passes over the {walks}. Empty: as many as budget_fraction of the original's "
+            "training allows, at most the method's reference count (its paper's); a number "
+            "given here wins over the budget."
+        ),
+    )
+
+
 class IterativeParams(MethodParams):
     """Options of methods that take optimizer steps. Subclasses re-declare defaults."""
 
-    epochs: int = Field(5, ge=1, le=1000, description="Passes over the set the loop walks.")
+    epochs: int | None = epochs_field("set the loop walks")
+    budget_fraction: float = Field(
+        DEFAULT_BUDGET_FRACTION,
+        gt=0,
+        le=1,
+        description=(
+            "Without explicit epochs: spend at most this share of the original's own "
+            "training (its recipe's epochs x its training samples, in sample passes), "
+            "resolved at run time, so a default never costs more than retraining would."
+        ),
+    )
     lr: float = Field(0.01, gt=0, le=10, description="Learning rate.")
     optimizer: Literal["sgd", "adam"] = Field("sgd", description="Optimizer.")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (ignored by adam).")
@@ -200,6 +272,68 @@ class UnlearningMethod(ABC):
     paper: ClassVar[str]
     scopes: ClassVar[frozenset[ForgetScope]] = ALL_SCOPES
     Params: ClassVar[type[MethodParams]] = MethodParams
+    # The paper's epoch count: used when no recipe is known, and the most a budget buys.
+    default_epochs: ClassVar[int] = 5
+    # Which set one epoch walks: a budget under one epoch subsamples the retain set of a
+    # retain walker; a forget walker always makes at least one pass over the forget set.
+    walks: ClassVar[Literal["retain", "forget"]] = "forget"
+
+    # ------------------------------------------------------------------ cost model
+
+    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
+        """Sample passes of one epoch (a forward-only pass counts 1/3)."""
+        return float(n_retain if self.walks == "retain" else n_forget)
+
+    def fixed_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
+        """Sample passes spent once per run, whatever the epochs (gradients, masks)."""
+        return 0.0
+
+    def budget(
+        self,
+        params: MethodParams | Mapping[str, Any] | None,
+        n_forget: int,
+        n_retain: int,
+        train_epochs: float | None,
+    ) -> Budget:
+        """The epochs this run takes and what it costs against the original's training.
+
+        ``train_epochs`` is the original recipe's epoch count (None if unknown). Explicit
+        epochs win; otherwise the epochs are as many as ``budget_fraction`` of the
+        original's passes buys (at most ``default_epochs``), and a retain walker whose
+        budget buys less than one epoch walks a subset of the retain set instead.
+        """
+        parsed = self.parse_params(params)
+        original = train_epochs * (n_forget + n_retain) if train_epochs else None
+        retrain = train_epochs * n_retain if train_epochs else None
+        if self.exact:
+            passes = float(getattr(parsed, "epochs", None) or train_epochs or 1) * n_retain
+            return Budget(None, None, passes, original, retrain, "exact")
+        fixed = self.fixed_passes(parsed, n_forget, n_retain)
+        if not isinstance(parsed, IterativeParams):
+            return Budget(None, None, fixed, original, retrain, "fixed")
+        per_epoch = max(self.epoch_passes(parsed, n_forget, n_retain), 1e-9)
+        keep: int | None = None
+        if parsed.epochs is not None:
+            epochs, source = parsed.epochs, "explicit"
+        elif original is None:
+            epochs, source = self.default_epochs, "reference"
+        else:
+            source = "budget"
+            allowed = parsed.budget_fraction * original - fixed
+            epochs = min(int(allowed // per_epoch), self.default_epochs)
+            if epochs < 1:
+                epochs = 1
+                if self.walks == "retain" and n_retain > 0:
+                    # One epoch's cost grows with the retain set; walk as much as fits.
+                    floor = min(n_retain, parsed.batch_size)
+                    share = max(allowed, 0.0) / per_epoch
+                    keep = min(n_retain, max(floor, int(share * n_retain)))
+                    if keep >= n_retain:
+                        keep = None
+                    else:
+                        per_epoch = self.epoch_passes(parsed, n_forget, keep)
+        passes = fixed + epochs * per_epoch
+        return Budget(epochs, keep, passes, original, retrain, source)  # type: ignore[arg-type]
 
     def parse_params(self, params: MethodParams | Mapping[str, Any] | None) -> MethodParams:
         """Accept a Params instance, a plain dict (from a job row) or None (defaults)."""
@@ -236,7 +370,24 @@ class UnlearningMethod(ABC):
             from workers.engine.training import Callbacks
 
             callbacks = Callbacks()
-        return self.unlearn(arch, state_dict, data, parsed, callbacks, train_params)
+        budget = self.budget(
+            parsed,
+            len(data.forget.labels),
+            len(data.retain.labels),
+            train_params.epochs if train_params is not None else None,
+        )
+        if isinstance(parsed, IterativeParams) and budget.epochs is not None:
+            parsed = parsed.model_copy(update={"epochs": budget.epochs})
+        if budget.retain_samples is not None:
+            data = replace(data, retain=_seeded_subset(data.retain, budget.retain_samples, parsed))
+        note = budget.note(self.name)
+        callbacks.on_log(note)
+        result = self.unlearn(arch, state_dict, data, parsed, callbacks, train_params)
+        result.log.insert(0, note)
+        result.metrics["estimated_passes"] = float(budget.passes)
+        if budget.cost_fraction is not None:
+            result.metrics["estimated_cost_fraction"] = float(budget.cost_fraction)
+        return result
 
     @abstractmethod
     def unlearn(
@@ -249,6 +400,14 @@ class UnlearningMethod(ABC):
         train_params: TrainParams | None,
     ) -> UnlearnResult:
         """The method itself; ``params`` is an instance of ``self.Params``."""
+
+
+def _seeded_subset(arrays: ImageArrays, size: int, params: MethodParams) -> ImageArrays:
+    """A seeded random ``size`` of ``arrays``, in their order (a budget's retain share)."""
+    import numpy as np
+
+    rng = np.random.default_rng(params.seed + 7919)
+    return arrays.subset(np.sort(rng.choice(len(arrays.labels), size=size, replace=False)))
 
 
 # --------------------------------------------------------------------------- registry

@@ -17,6 +17,7 @@ from workers.engine.unlearning.base import (
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
+    epochs_field,
     loreun_mean,
     register,
 )
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 
 class BoundaryExpandingParams(ForgetLossParams):
-    epochs: int = Field(10, ge=1, le=1000, description="Passes over the forget set.")
+    epochs: int | None = epochs_field("forget set")
     lr: float = Field(1e-5, gt=0, le=10, description="Learning rate (paper: 1e-5).")
     weight_decay: float = Field(0.0, ge=0, le=1, description="L2 penalty.")
 
@@ -46,6 +47,7 @@ class BoundaryExpanding(UnlearningMethod):
     )
     scopes = frozenset({"labels"})
     Params = BoundaryExpandingParams
+    default_epochs = 10
 
     def unlearn(
         self,

@@ -18,6 +18,7 @@ from workers.engine.unlearning.base import (
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
+    epochs_field,
     loreun_mean,
     register,
 )
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 
 class BoundaryShrinkParams(ForgetLossParams):
-    epochs: int = Field(10, ge=1, le=1000, description="Passes over the forget set.")
+    epochs: int | None = epochs_field("forget set")
     lr: float = Field(1e-5, gt=0, le=10, description="Learning rate (paper: 1e-5).")
     weight_decay: float = Field(0.0, ge=0, le=1, description="L2 penalty.")
     bound: float = Field(
@@ -53,6 +54,10 @@ class BoundaryShrink(UnlearningMethod):
     )
     scopes = frozenset({"labels"})
     Params = BoundaryShrinkParams
+    default_epochs = 10
+
+    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
+        return 2.0 * n_forget  # the attack on the original, then the step
 
     def unlearn(
         self,

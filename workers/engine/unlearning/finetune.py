@@ -17,6 +17,7 @@ from workers.engine.unlearning.base import (
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
+    epochs_field,
     register,
 )
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 
 class FinetuneParams(IterativeParams):
-    epochs: int = Field(10, ge=1, le=1000, description="Passes over the retain set.")
+    epochs: int | None = epochs_field("retain set")
     lr: float = Field(0.01, gt=0, le=10, description="Learning rate.")
 
 
@@ -46,6 +47,8 @@ class Finetune(UnlearningMethod):
         "Machine Unlearning', NeurIPS 2023, arXiv:2304.04934"
     )
     Params = FinetuneParams
+    default_epochs = 10
+    walks = "retain"
 
     def unlearn(
         self,

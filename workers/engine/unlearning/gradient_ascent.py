@@ -17,6 +17,7 @@ from workers.engine.unlearning.base import (
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
+    epochs_field,
     register,
     weighted_mean,
 )
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 
 class GradientAscentParams(ForgetLossParams):
-    epochs: int = Field(5, ge=1, le=1000, description="Passes over the forget set.")
+    epochs: int | None = epochs_field("forget set")
     lr: float = Field(1e-4, gt=0, le=10, description="Learning rate.")
     weight_decay: float = Field(0.0, ge=0, le=1, description="L2 penalty.")
 
@@ -45,6 +46,7 @@ class GradientAscent(UnlearningMethod):
         "Machine Learning', AAAI 2021, arXiv:2010.10981"
     )
     Params = GradientAscentParams
+    default_epochs = 5
 
     def unlearn(
         self,

@@ -16,6 +16,7 @@ from workers.engine.unlearning.base import (
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
+    epochs_field,
     register,
     weighted_mean,
 )
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 
 class NegGradPlusParams(ForgetLossParams):
-    epochs: int = Field(5, ge=1, le=1000, description="Passes over the retain set.")
+    epochs: int | None = epochs_field("retain set")
     lr: float = Field(0.01, gt=0, le=10, description="Learning rate.")
     retain_weight: float = Field(
         0.95,
@@ -47,6 +48,11 @@ class NegGradPlus(UnlearningMethod):
         "Kurmanji et al., 'Towards Unbounded Machine Unlearning', NeurIPS 2023, arXiv:2302.09880"
     )
     Params = NegGradPlusParams
+    default_epochs = 5
+    walks = "retain"
+
+    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
+        return 2.0 * n_retain  # a retain batch and a forget batch per step
 
     def unlearn(
         self,

@@ -18,6 +18,7 @@ from workers.engine.unlearning.base import (
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
+    epochs_field,
     loreun_mean,
     register,
 )
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 
 class OPCParams(ForgetLossParams):
-    epochs: int = Field(10, ge=1, le=1000, description="Passes over the forget set.")
+    epochs: int | None = epochs_field("forget set")
     lr: float = Field(0.01, gt=0, le=10, description="Learning rate.")
     contraction_weight: float = Field(
         1.0,
@@ -53,6 +54,10 @@ class OPC(UnlearningMethod):
         "Forgetting', arXiv:2507.07754, 2025"
     )
     Params = OPCParams
+    default_epochs = 10
+
+    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
+        return n_forget * (2.0 if params.retain_weight > 0 else 1.0)
 
     def unlearn(
         self,

@@ -17,6 +17,7 @@ from workers.engine.unlearning.base import (
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
+    epochs_field,
     loreun_mean,
     register,
 )
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 
 class RandomLabelParams(ForgetLossParams):
-    epochs: int = Field(10, ge=1, le=1000, description="Passes over the forget set.")
+    epochs: int | None = epochs_field("forget set")
     lr: float = Field(0.01, gt=0, le=10, description="Learning rate.")
     retain_weight: float = Field(
         1.0,
@@ -49,6 +50,10 @@ class RandomLabel(UnlearningMethod):
         "evaluated in Fan et al., 'SalUn', ICLR 2024, arXiv:2310.12508"
     )
     Params = RandomLabelParams
+    default_epochs = 10
+
+    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
+        return n_forget * (2.0 if params.retain_weight > 0 else 1.0)
 
     def unlearn(
         self,

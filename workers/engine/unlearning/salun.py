@@ -49,6 +49,13 @@ class SalUn(UnlearningMethod):
         "Saliency in Both Image Classification and Generation', ICLR 2024, arXiv:2310.12508"
     )
     Params = SalUnParams
+    default_epochs = 10
+
+    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
+        return n_forget * (2.0 if params.retain_weight > 0 else 1.0)
+
+    def fixed_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
+        return float(n_forget)  # the saliency gradient over the forget set
 
     def unlearn(
         self,

@@ -19,6 +19,7 @@ from workers.engine.unlearning.base import (
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
+    epochs_field,
     loreun_mean,
     register,
 )
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 
 class ScrubParams(ForgetLossParams):
-    epochs: int = Field(5, ge=1, le=1000, description="Min epochs (passes over the retain set).")
+    epochs: int | None = epochs_field("retain set (min epochs)")
     max_epochs: int = Field(
         2, ge=0, le=1000, description="How many of the first epochs also take max steps."
     )
@@ -57,6 +58,14 @@ class Scrub(UnlearningMethod):
         "Kurmanji et al., 'Towards Unbounded Machine Unlearning', NeurIPS 2023, arXiv:2302.09880"
     )
     Params = ScrubParams
+    default_epochs = 5
+    walks = "retain"
+
+    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
+        return n_retain * 4 / 3  # the student's pass plus the teacher's forward
+
+    def fixed_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
+        return params.max_epochs * n_forget * 4 / 3  # the max steps on the forget set
 
     def unlearn(
         self,

@@ -69,6 +69,13 @@ class Slug(UnlearningMethod):
     )
     Params = SlugParams
 
+    def fixed_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
+        # Two gradients, then layers x bisection steps of no-grad checks in big eval
+        # batches (about a sixth of a training pass per sample, bench/cost.py measures).
+        grads = n_forget + min(n_retain, params.retain_gradient_samples)
+        checks = params.max_layers * (params.search_iterations + 1)
+        return grads + checks * (n_forget + params.retain_probe_size) / 6
+
     def unlearn(
         self,
         arch: ArchitectureConfig,

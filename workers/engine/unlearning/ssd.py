@@ -63,6 +63,11 @@ class SSD(UnlearningMethod):
     )
     Params = SSDParams
 
+    def fixed_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
+        # One gradient pass over the forget set and one over (a subset of) all data.
+        full = n_forget + n_retain
+        return float(n_forget + min(full, params.full_set_samples or full))
+
     def unlearn(
         self,
         arch: ArchitectureConfig,
