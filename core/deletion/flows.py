@@ -24,6 +24,7 @@ from core.audit.events import commit_subject, subject_salt
 from core.audit.log import append as audit
 from core.deletion import purge
 from core.deletion.policy import JUDGED_FAMILIES, DeletionPolicy, verify
+from core.deletion.pricing import Pricing, price
 from core.deletion.scope import resolve
 from core.errors import Conflict, Forbidden, PayloadTooLarge, Unprocessable
 from core.jobs import new_job, queue_for
@@ -193,23 +194,41 @@ def _choose_method(
     session: Session, request: DeletionRequest, version: ModelVersion, descendant: bool
 ) -> tuple[str, bool, float]:
     """(method, exact, estimated seconds) the model's policy chooses for this version."""
+    method, exact, estimate, _ = _priced_choice(session, request, version, descendant)
+    return method, exact, estimate
+
+
+def _priced_choice(
+    session: Session, request: DeletionRequest, version: ModelVersion, descendant: bool
+) -> tuple[str, bool, float, Pricing | None]:
+    """``_choose_method`` with its pricing: an approximate method estimated to cost more
+    than the policy allows, or expected to cost more than it saves once its chance of
+    failing is priced in, gives way to the exact fallback at once."""
     model = session.get(Model, version.model_id)
     assert model is not None
     policy = policy_for(model)
     train_seconds = _train_seconds(session, version) or 0
     if descendant:
-        return "retire", True, 0.0
+        return "retire", True, 0.0, None
     if version.config.get("sisa"):
-        return "sisa", True, train_seconds * 0.25
+        return "sisa", True, train_seconds * 0.25, None
     if request.scope_kind == "labels":
         method, estimate = policy.class_method, train_seconds * 0.1
+        params = policy.class_method_params
     else:
         method, estimate = policy.method, train_seconds * 0.2
+        params = policy.method_params
     if method in ("retrain", "sisa"):
         # An exact method chosen by the policy (a ddpm's default for subjects) costs what
         # training cost.
-        return method, True, train_seconds * (1.0 if method == "retrain" else 0.25)
-    return method, False, estimate
+        return method, True, train_seconds * (1.0 if method == "retrain" else 0.25), None
+    pricing = price(session, model, version, policy, method, params, request.scope)
+    if pricing is None:
+        return method, False, estimate, None
+    if pricing.choice == "exact":
+        exact = policy.fallback if policy.fallback in ("retrain", "sisa") else "retrain"
+        return exact, True, train_seconds, pricing
+    return method, False, train_seconds * pricing.estimate_fraction, pricing
 
 
 def _plan_item(
@@ -221,7 +240,7 @@ def _plan_item(
     assert model is not None
     policy = policy_for(model)
     train_seconds = _train_seconds(session, version)
-    method, exact, estimate = _choose_method(session, request, version, descendant)
+    method, exact, estimate, pricing = _priced_choice(session, request, version, descendant)
     item = DeletionItem(
         id=new_id("dri"),
         request_id=request.id,
@@ -243,7 +262,9 @@ def _plan_item(
         "note": "fine-tuned from an affected version: retired, as no method can remove what "
         "it inherited"
         if descendant
-        else None,
+        else (pricing.reason if pricing is not None and pricing.choice == "exact" else None),
+        # The estimate against the retrain, the priced chance of failing and the choice.
+        "cost": pricing.as_dict() if pricing is not None else None,
     }
 
 

@@ -76,11 +76,26 @@ class DeletionPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: str = Field("finetune", description="Approximate method for sample/subject scopes")
-    # One pass over the retain set: an approximate method must cost less than retraining.
-    method_params: dict[str, Any] = Field(default_factory=lambda: {"epochs": 1})
+    # Empty: the method's epochs come from its budget_fraction of the original's own
+    # training (resolved at run time), so the default stays well under a retrain's cost.
+    method_params: dict[str, Any] = Field(default_factory=dict)
     class_method: str = Field("boundary_shrink", description="Approximate method for classes")
     class_method_params: dict[str, Any] = Field(default_factory=dict)
     fallback: str = Field("retrain", description="Exact method when verification fails")
+    max_cost_fraction: float | None = Field(
+        0.5,
+        gt=0,
+        le=10,
+        description="Plan straight to the exact fallback when the approximate method is "
+        "estimated to cost more than this share of a retrain (its sample passes against "
+        "the original recipe's on what remains); empty: never refuse on cost",
+    )
+    price_failures: bool = Field(
+        True,
+        description="Plan straight to the exact fallback when an attempt is expected to cost "
+        "more than it saves: attempt + p_fail x retrain > retrain, with p_fail from this "
+        "model's (or, with few, its family's) past verdicts for the method",
+    )
     thresholds: Thresholds = Field(default_factory=Thresholds)
     batch_window_seconds: int = Field(
         0,
