@@ -141,6 +141,8 @@ class ForgetSplit:
     forget_mask: np.ndarray
     test: ImageArrays | None
     forget_labels: list[int] | None
+    # The scope's samples in the dataset version, trained on by the version or not.
+    scope_count: int = 0
 
     @property
     def forget(self) -> ImageArrays:
@@ -154,6 +156,18 @@ class ForgetSplit:
     def retain_positions(self) -> np.ndarray:
         return self.trained.positions[~self.forget_mask]
 
+    def label_coverage(self) -> dict[str, dict[str, Any]]:
+        """Per label of the forget set: the version's training samples of that label, how
+        many of them the scope holds, and the share (1.0: the scope is the whole class)."""
+        labels = self.trained.arrays.labels
+        forgotten = labels[self.forget_mask]
+        out: dict[str, dict[str, Any]] = {}
+        for label in np.unique(forgotten).tolist():
+            trained = int((labels == label).sum())
+            forget = int((forgotten == label).sum())
+            out[str(label)] = {"trained": trained, "forget": forget, "share": forget / trained}
+        return out
+
 
 def split_for_forgetting(
     session: Session,
@@ -162,10 +176,14 @@ def split_for_forgetting(
     dataset_version: int,
     training_mask: bytes,
     scope: dict[str, list[Any]],
+    *,
+    trained_only: bool = False,
 ) -> ForgetSplit:
-    """Forget = trained samples the scope names; for an already-unlearned version (its
-    mask no longer holds them) the scope's samples are added back so the same forget set
-    can be measured on any version of the model."""
+    """Forget = trained samples the scope names. By default, for an already-unlearned
+    version (its mask no longer holds them) the scope's samples are added back so the same
+    forget set can be measured on any version of the model; ``trained_only`` keeps only
+    what the version was trained on (the evidence of an unlearning run: a sample the
+    version never saw proves nothing about forgetting)."""
     mask = decode_mask(training_mask)
     kind = scope_kind(scope)
     column = {"subject_ids": "subject_id", "sample_ids": "sample_id", "labels": "label"}[kind]
@@ -185,7 +203,7 @@ def split_for_forgetting(
         dtype=bool,
     )
     in_mask = np.asarray([p < len(mask) and mask[p] for p in every.positions], dtype=bool)
-    keep = np.flatnonzero(in_mask | hit)
+    keep = np.flatnonzero(in_mask if trained_only else in_mask | hit)
     trained = SampleSet(
         arrays=every.arrays.subset(keep),
         subject_ids=[every.subject_ids[i] for i in keep],
@@ -200,14 +218,16 @@ def split_for_forgetting(
         forget_mask=hit[keep],
         test=test,
         forget_labels=[int(v) for v in scope[kind]] if kind == "labels" else None,
+        scope_count=int(hit.sum()),
     )
 
 
 def version_split(
     session: Session, reader: ShardReader, job: Job, version: ModelVersion
 ) -> tuple[ForgetSplit, int]:
-    """``version``'s training samples split by ``job``'s forget scope, and the size of the
-    dataset (the length of the new version's training mask)."""
+    """``version``'s training samples split by ``job``'s forget scope (only the scope's
+    samples it was trained on are forgotten and measured), and the size of the dataset
+    (the length of the new version's training mask)."""
     spec = job.spec
     if version.training_mask is None:
         raise ValueError(f"version {version.id} has no lineage to split")
@@ -218,5 +238,6 @@ def version_split(
         int(spec["dataset_version"]),
         version.training_mask,
         spec["forget"],
+        trained_only=True,
     )
     return split, dataset_size(session, spec["dataset_id"])

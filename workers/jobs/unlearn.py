@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from core.datasets.reader import ShardReader
 from models import Job, Model, ModelVersion
 from workers.context import JobCancelled, JobContext
@@ -85,6 +87,10 @@ def run_unlearn(ctx: JobContext, job: Job) -> dict[str, Any]:
         "exact": bool(spec.get("exact")),
         "unlearn_seconds": seconds,
         "forget_count": len(forget),
+        # Of the scope's samples in the dataset, those this version was trained on: the
+        # ones forgotten and measured (the rest it never saw).
+        "forget_count_trained": len(forget),
+        "forget_count_scope": split.scope_count,
         "retain_count": len(retain),
         "method_metrics": {k: float(v) for k, v in method_metrics.items()},
     }
@@ -147,6 +153,14 @@ def _evaluate(
     if split.test is None:
         ctx.log("no test split: UA and RA only")
         return {}, None
+    trained = {"forget_count_trained": len(split.forget), "forget_count_scope": split.scope_count}
+    if len(split.forget) == 0:
+        empty = {
+            **trained,
+            "reason": "nothing to verify: the version was never trained on the scope's "
+            "samples (by its lineage), so it is exact by lineage",
+        }
+        return {"evaluation": empty, "original_evaluation": dict(empty)}, None
     sets = EvaluationSets.build(
         split.forget,
         split.retain,
@@ -164,6 +178,12 @@ def _evaluate(
     before = evaluate_forgetting(
         original, sets, forget_test=forget_test, relearn=False, probe=False
     )
+    # The evidence is measured on what the version was trained on, per label too: a scope
+    # that is a whole label of the model (a person of a face classifier) gets class checks.
+    coverage = split.label_coverage()
+    for measured, model in ((evaluation, predictor), (before, original)):
+        measured.update(trained, label_coverage=coverage)
+        measured["forget_label_accuracy"] = _label_accuracy(model, split)
     for name in ("UA", "RA", "TA", "MIA"):
         ctx.metric(name, evaluation[name])
     ctx.check()
@@ -179,6 +199,17 @@ def _evaluate(
         seed=int(job.params.get("seed", 0)),
     )
     return {"evaluation": evaluation, "original_evaluation": before}, views
+
+
+def _label_accuracy(model: Any, split: ForgetSplit) -> dict[str, float]:
+    """Accuracy of ``model`` on the forget samples of each of their labels."""
+    forget = split.forget
+    predicted = np.asarray(model.logits(forget)).argmax(axis=1)
+    labels = np.asarray(forget.labels)
+    return {
+        str(label): float((predicted[labels == label] == label).mean())
+        for label in np.unique(labels).tolist()
+    }
 
 
 def _reference_predictor(ctx: JobContext, job: Job, arch: ArchitectureConfig) -> Any:
