@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from core.audit.events import commit_subject, subject_salt
 from core.audit.log import append as audit
+from core.deletion.policy import NOT_CERTIFIED, exact_evidence
+from core.deletion.scope import LINEAGE_UNKNOWN
 from core.settings import Settings
 from core.signing import CERTIFICATE_CONTEXT as CONTEXT
 from core.signing import canonical_json, load_signer, sign_document
@@ -32,6 +34,48 @@ def commitments(settings: Settings, values: list[Any]) -> list[str]:
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _evidence(item: DeletionItem, verdict: dict[str, Any]) -> dict[str, str]:
+    if verdict.get("level"):
+        return {"level": verdict["level"], "evidence": verdict.get("evidence") or ""}
+    if item.exact:  # retired, nothing left, or a verdict recorded before levels existed
+        return exact_evidence(item.method)
+    return {"level": NOT_CERTIFIED, "evidence": "not certified (no verdict recorded)"}
+
+
+def _attempts(item: DeletionItem, verdict: dict[str, Any]) -> list[dict[str, Any]]:
+    if "attempts" in verdict:
+        return list(verdict["attempts"])
+    return [
+        {k: v for k, v in h.items() if k != "event"}
+        for h in item.history
+        if h.get("event") == "attempt"
+    ]
+
+
+def _unknown_lineage(session: Session, request: DeletionRequest) -> list[dict[str, Any]]:
+    """Versions with no recorded training samples (uploaded checkpoints), named with what
+    the requester should know: nobody can tell whether they saw the data."""
+    out = []
+    for vid in (request.blast_radius or {}).get("unverifiable_versions") or []:
+        version = session.get(ModelVersion, vid)
+        out.append(
+            {
+                "version_id": vid,
+                "model_id": version.model_id if version else None,
+                "sha256": version.sha256 if version else None,
+                "status": version.status if version else None,
+                "note": LINEAGE_UNKNOWN,
+            }
+        )
+    return out
+
+
+def _outcome(request: DeletionRequest) -> str:
+    from core.deletion.flows import erased_outcome
+
+    return erased_outcome(request)
 
 
 def build(session: Session, request: DeletionRequest, settings: Settings) -> dict[str, Any]:
@@ -54,6 +98,8 @@ def build(session: Session, request: DeletionRequest, settings: Settings) -> dic
         old = session.get(ModelVersion, item.model_version_id)
         new = session.get(ModelVersion, item.result_version_id) if item.result_version_id else None
         verdict = item.verdict or {}
+        evidence = _evidence(item, verdict)
+        evaluation = verdict.get("evaluation") or {}
         models.append(
             {
                 "model_id": old.model_id if old else None,
@@ -71,11 +117,18 @@ def build(session: Session, request: DeletionRequest, settings: Settings) -> dic
                 "method": item.method,
                 "exact": item.exact,
                 "fallback_used": any(h.get("event") == "fallback" for h in item.history),
+                # The level of evidence, in a sentence a compliance officer can repeat.
+                "evidence_level": evidence["level"],
+                "evidence": evidence["evidence"],
+                "forget_count_trained": evaluation.get("forget_count_trained"),
                 "evaluation": verdict.get("evaluation"),
                 "original_evaluation": verdict.get("original_evaluation"),
                 "checks": verdict.get("checks", []),
+                # Every run on this version, passed or not, with its figures.
+                "attempts": _attempts(item, verdict),
             }
         )
+    unknown = _unknown_lineage(session, request)
     datasets = [
         {
             "dataset_id": v.dataset_id,
@@ -111,8 +164,9 @@ def build(session: Session, request: DeletionRequest, settings: Settings) -> dic
             "approved_at": _iso(request.approved_at),
             "completed_at": _iso(request.completed_at),
         },
-        "outcome": "erased" if models or datasets else "nothing_to_delete",
+        "outcome": _outcome(request) if models or datasets else "nothing_to_delete",
         "models": models,
+        "unknown_lineage": unknown,
         "datasets": datasets,
         "audit_steps": steps,
         "issued_at": _iso(utcnow()),

@@ -23,7 +23,13 @@ from core import webhooks
 from core.audit.events import commit_subject, subject_salt
 from core.audit.log import append as audit
 from core.deletion import purge
-from core.deletion.policy import JUDGED_FAMILIES, DeletionPolicy, verify
+from core.deletion.policy import (
+    JUDGED_FAMILIES,
+    NOT_CERTIFIED,
+    DeletionPolicy,
+    exact_evidence,
+    verify,
+)
 from core.deletion.pricing import Pricing, price
 from core.deletion.scope import resolve
 from core.errors import Conflict, Forbidden, PayloadTooLarge, Unprocessable
@@ -520,8 +526,7 @@ def advance(
             continue
         request.status = "verifying"
         if job.state == "succeeded":
-            verdict = _verdict(session, request, item, job)
-            item.verdict = verdict
+            verdict = _keep_attempt(item, job, _verdict(session, request, item, job))
             if verdict["passed"]:
                 item.state, item.result_version_id = "done", job.result_version_id
                 _event(
@@ -534,10 +539,23 @@ def advance(
                     exact=item.exact,
                 )
                 continue
-            reason = "verification failed"
+            reason = f"verification failed: {verdict.get('reason') or 'a check failed'}"
             _discard_candidate(session, store, request, item, job)
         else:
             reason = f"job {job.state}: {job.error or ''}".strip()
+            _keep_attempt(
+                item,
+                job,
+                {
+                    "passed": False,
+                    "exact": item.exact,
+                    "checks": [],
+                    "reason": reason,
+                    "level": NOT_CERTIFIED,
+                    "evidence": f"not certified (the run ended {job.state})",
+                    "method": item.method,
+                },
+            )
         _event(
             session, request, SYSTEM, "item_failed", item=item.id, method=item.method, reason=reason
         )
@@ -659,6 +677,37 @@ def _discard_candidate(
         _event(session, other, SYSTEM, "item_dropped", item=other_item.id, version=candidate.id)
 
 
+# What an attempt keeps of its run, besides its verdict.
+ATTEMPT_KEYS = ("passed", "level", "evidence", "reason", "checks", "evaluation")
+
+
+def _keep_attempt(item: DeletionItem, job: Job, verdict: dict[str, Any]) -> dict[str, Any]:
+    """Record a run's verdict as one of the item's attempts (passed or not, with its
+    figures, the original's, method, job and wall seconds) in its history, and make it
+    the item's verdict, carrying every attempt so far: a failed attempt that the fallback
+    replaced stays on the record and in the certificate."""
+    attempt = {
+        "at": utcnow().isoformat(),
+        "event": "attempt",
+        "attempt": item.attempt,
+        "method": verdict.get("method", item.method),
+        "exact": bool(verdict.get("exact", item.exact)),
+        "job_id": job.id,
+        "job_state": job.state,
+        "wall_seconds": job.wall_seconds,
+        **{k: verdict.get(k) for k in ATTEMPT_KEYS},
+        "original_evaluation": verdict.get("original_evaluation"),
+    }
+    item.history = [*item.history, attempt]
+    attempts = [
+        {k: v for k, v in h.items() if k != "event"}
+        for h in item.history
+        if h.get("event") == "attempt"
+    ]
+    item.verdict = {**verdict, "attempts": attempts}
+    return item.verdict
+
+
 def _verdict(
     session: Session, request: DeletionRequest, item: DeletionItem, job: Job
 ) -> dict[str, Any]:
@@ -669,11 +718,23 @@ def _verdict(
             "exact": True,
             "checks": [],
             "evaluation": metrics.get("evaluation"),
+            "original_evaluation": metrics.get("original_evaluation"),
             "method": item.method,
+            **exact_evidence(item.method),
         }
     evaluation, original = metrics.get("evaluation"), metrics.get("original_evaluation")
     if not evaluation or not original:
-        return {"passed": False, "exact": False, "checks": [], "reason": "no evaluation"}
+        return {
+            "passed": False,
+            "exact": False,
+            "checks": [],
+            "reason": "no evaluation",
+            "level": NOT_CERTIFIED,
+            "evidence": "not certified (the run produced no evaluation to verify)",
+            "evaluation": evaluation,
+            "original_evaluation": original,
+            "method": item.method,
+        }
     model = session.get(Model, job.model_id)
     assert model is not None
     result = verify(
@@ -749,8 +810,16 @@ def close(
             )
     request.status = "completed"
     request.completed_at = utcnow()
-    _event(session, request, SYSTEM, "completed", outcome="erased")
+    _event(session, request, SYSTEM, "completed", outcome=erased_outcome(request))
     issue(session, request, settings)
+
+
+def erased_outcome(request: DeletionRequest) -> str:
+    """``erased``, or ``erased_where_known`` when versions of unknown lineage (uploaded
+    checkpoints) exist: nobody can tell whether they were trained on the data, and they
+    were not changed, so the request is not simply "erased"."""
+    unknown = (request.blast_radius or {}).get("unverifiable_versions")
+    return "erased_where_known" if unknown else "erased"
 
 
 def _retarget(session: Session, old_id: str, new_id: str, closing_id: str) -> None:

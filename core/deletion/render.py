@@ -23,10 +23,55 @@ _METRICS = (
 )
 
 
+OUTCOMES = {
+    "erased": "erased",
+    "erased_where_known": "erased where the lineage is known (see the versions of unknown "
+    "lineage below: nobody can tell whether they were trained on the data)",
+    "nothing_to_delete": "nothing to delete",
+}
+
+
 def _fmt(value: Any, kind: str) -> str:
     if not isinstance(value, int | float):
         return "—"
     return f"{100 * value:.2f} %" if kind == "pct" else f"{value:.2f}"
+
+
+def _value(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else "—"
+
+
+def _check_line(c: dict[str, Any]) -> str:
+    """A check, and (when recorded) what the original scored on it: a forgetting check
+    the original already passed is not informative."""
+    line = (
+        f"{'passed' if c['passed'] else 'FAILED'}: {c['check']} = {_value(c.get('value'))} "
+        f"(threshold {_value(c.get('threshold'))})"
+    )
+    if "original_passed" in c:
+        before = {True: "passed", False: "failed", None: "not measured"}[c["original_passed"]]
+        weight = (
+            "informative"
+            if c.get("informative")
+            else "utility check"
+            if c.get("kind") == "utility"
+            else "not informative"
+        )
+        line += f"; original {_value(c.get('original_value'))}, {before} ({weight})"
+    return line
+
+
+def _attempt_line(a: dict[str, Any]) -> str:
+    seconds = a.get("wall_seconds")
+    took = f", {seconds:.1f} s" if isinstance(seconds, int | float) else ""
+    kind = "exact" if a.get("exact") else "approximate"
+    result = (
+        f"passed ({a.get('level')})"
+        if a.get("passed")
+        else f"FAILED: {a.get('reason') or 'not certified'}"
+    )
+    run = f"{a.get('method')} ({kind}), job {a.get('job_id')}{took}"
+    return f"attempt {a.get('attempt')}: {run} — {result}"
 
 
 @dataclass
@@ -38,6 +83,10 @@ class ModelRow:
     method: str
     evidence: str
     checks: list[str] = field(default_factory=list)
+    level: str = ""
+    level_sentence: str = ""
+    original_evidence: str = ""
+    attempts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -48,6 +97,7 @@ class Summary:
     scope: str
     models: list[ModelRow]
     datasets: list[str]
+    unknown_lineage: list[str]
     steps: list[str]
     signature: str
 
@@ -60,11 +110,18 @@ def summarise(cert: dict[str, Any]) -> Summary:
         evidence = ", ".join(
             f"{label} {_fmt(ev[key], kind)}" for key, label, kind in _METRICS if key in ev
         )
-        checks = [
-            f"{'passed' if c['passed'] else 'FAILED'}: {c['check']} = {c['value']:.4f} "
-            f"(threshold {c['threshold']:.4f})"
-            for c in m.get("checks", [])
-        ] or ["exact method: no statistical check needed"]
+        if isinstance(ev.get("forget_count_trained"), int):
+            evidence += (
+                f"{', ' if evidence else ''}measured on the {ev['forget_count_trained']} "
+                "sample(s) of the scope this version was trained on"
+            )
+        before = m.get("original_evaluation") or {}
+        original = ", ".join(
+            f"{label} {_fmt(before[key], kind)}" for key, label, kind in _METRICS if key in before
+        )
+        checks = [_check_line(c) for c in m.get("checks", [])] or [
+            "exact method: no statistical check needed"
+        ]
         method = f"{m.get('method', '')} ({'exact' if m.get('exact') else 'approximate'})"
         if m.get("fallback_used"):
             method += " after fallback"
@@ -79,6 +136,10 @@ def summarise(cert: dict[str, Any]) -> Summary:
                 method=method,
                 evidence=evidence or "—",
                 checks=checks,
+                level=str(m.get("evidence_level") or ("exact" if m.get("exact") else "")),
+                level_sentence=str(m.get("evidence") or ""),
+                original_evidence=original,
+                attempts=[_attempt_line(a) for a in m.get("attempts") or []],
             )
         )
     scope = req.get("scope", {})
@@ -91,7 +152,7 @@ def summarise(cert: dict[str, Any]) -> Summary:
             f"{req.get('requester_reference') or '—'}. Received {req.get('received_at')}, due "
             f"{req.get('due_at')}, completed {req.get('completed_at')}."
         ),
-        outcome=str(cert.get("outcome", "")),
+        outcome=OUTCOMES.get(str(cert.get("outcome", "")), str(cert.get("outcome", ""))),
         scope=(
             f"{scope.get('kind', '')} ({count} item(s); people's identifiers appear only as "
             "salted commitments)"
@@ -101,6 +162,11 @@ def summarise(cert: dict[str, Any]) -> Summary:
             f"{d.get('dataset_id')} version {d.get('version')} ({d.get('reason') or ''}), "
             f"content hash {d.get('content_hash')}"
             for d in cert.get("datasets", [])
+        ],
+        unknown_lineage=[
+            f"{u.get('version_id')}: {u.get('note')} (model {u.get('model_id')}, sha256 "
+            f"{u.get('sha256')})"
+            for u in cert.get("unknown_lineage") or []
         ],
         steps=[f"#{s['seq']} {s['action']} at {s['at']}" for s in cert.get("audit_steps", [])],
         signature=(
@@ -116,10 +182,26 @@ def render_html(cert: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td><code>{e(m.old_version)}</code><br><small>sha256 {e(m.old_sha256)}</small></td>"
         f"<td><code>{e(m.new_version)}</code><br><small>sha256 {e(m.new_sha256)}</small></td>"
-        f"<td>{e(m.method)}</td><td>{e(m.evidence)}<ul>"
+        f"<td>{e(m.method)}</td><td><p><strong>Level of evidence: {e(m.level or '—')}</strong>"
+        f"{': ' + e(m.level_sentence) if m.level_sentence else ''}.</p>{e(m.evidence)}"
+        + (f"<br><small>original: {e(m.original_evidence)}</small>" if m.original_evidence else "")
+        + "<ul>"
         + "".join(f"<li>{e(c)}</li>" for c in m.checks)
-        + "</ul></td></tr>"
+        + "</ul>"
+        + (
+            "<p>Attempts:</p><ol>" + "".join(f"<li>{e(a)}</li>" for a in m.attempts) + "</ol>"
+            if m.attempts
+            else ""
+        )
+        + "</td></tr>"
         for m in s.models
+    )
+    unknown = (
+        "<h2>Versions of unknown lineage</h2><ul>"
+        + "".join(f"<li>{e(u)}</li>" for u in s.unknown_lineage)
+        + "</ul>"
+        if s.unknown_lineage
+        else ""
     )
     datasets = "".join(f"<li>{e(d)}</li>" for d in s.datasets) or "<li>none changed</li>"
     steps = "".join(f"<li>{e(step)}</li>" for step in s.steps)
@@ -135,6 +217,7 @@ code,small{{font-size:.85em;word-break:break-all}}</style></head><body>
 <p>Outcome: <strong>{e(s.outcome)}</strong>. Scope: {e(s.scope)}.</p>
 <table><tr><th>old version</th><th>new version</th><th>method</th><th>evidence</th></tr>
 {rows or "<tr><td colspan=4>no model version was trained on this data</td></tr>"}</table>
+{unknown}
 <h2>Datasets</h2><ul>{datasets}</ul>
 <h2>Audit log steps</h2><ul>{steps}</ul>
 <p>{e(s.signature)}</p>
@@ -142,7 +225,9 @@ code,small{{font-size:.85em;word-break:break-all}}</style></head><body>
 
 
 # The PDF's built-in Helvetica knows Latin-1 only.
-_ASCII = str.maketrans({"—": "-", "–": "-", "…": "...", "’": "'", "→": "->"})
+_ASCII = str.maketrans(
+    {"—": "-", "–": "-", "…": "...", "’": "'", "→": "->", "≤": "<=", "≥": ">="}
+)
 
 
 def _latin1(text: str) -> str:
@@ -177,9 +262,25 @@ def render_pdf(cert: dict[str, Any]) -> bytes:
         para(f"{m.old_version}  ->  {m.new_version}", style="B", gap=0)
         para(f"old sha256 {m.old_sha256}", size=8, gap=0)
         para(f"new sha256 {m.new_sha256}", size=8, gap=0)
-        para(f"Method: {m.method}. Evidence: {m.evidence}.", gap=0)
+        para(f"Method: {m.method}.", gap=0)
+        para(
+            f"Level of evidence: {m.level or '-'}"
+            + (f": {m.level_sentence}." if m.level_sentence else "."),
+            style="B",
+            gap=0,
+        )
+        para(f"Evidence: {m.evidence}.", gap=0)
+        if m.original_evidence:
+            para(f"Original: {m.original_evidence}.", size=9, gap=0)
         for check in m.checks:
             para(f"  - {check}", size=9, gap=0)
+        for attempt in m.attempts:
+            para(f"  {attempt}", size=9, gap=0)
+        pdf.ln(3)
+    if s.unknown_lineage:
+        para("Versions of unknown lineage", size=13, style="B")
+        for line in s.unknown_lineage:
+            para(line, size=9, gap=0)
         pdf.ln(3)
     para("Datasets", size=13, style="B")
     for d in s.datasets or ["none changed"]:

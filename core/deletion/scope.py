@@ -14,6 +14,10 @@ from models import DatasetVersion, ModelVersion, Sample
 from models.lineage import BLOCK_BITS, VersionMaskBlock
 
 LIVE = ("active", "tainted")
+# What a requester should know about a version with no recorded training samples.
+LINEAGE_UNKNOWN = (
+    "lineage unknown: we cannot tell whether it was trained on the data; it was not changed"
+)
 
 
 def mask_hits(blob: bytes, positions: np.ndarray) -> bool:
@@ -43,6 +47,7 @@ class BlastRadius:
             "versions": self.direct,
             "descendants": self.descendants,
             "unverifiable_versions": self.unverifiable,
+            **({"unverifiable_note": LINEAGE_UNKNOWN} if self.unverifiable else {}),
         }
 
     @property
