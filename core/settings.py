@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     webhook_backoff_max_seconds: float = 3600.0
     webhook_timeout_seconds: float = 5.0
     max_attachment_bytes: int = 10 * 1024 * 1024
+    # How long a rejected or cancelled request keeps its subject/sample ids in clear (it may
+    # be refiled) before the sweeper replaces them by salted commitments; a completed
+    # request is redacted when it closes.
+    closed_request_retention_seconds: float = 30 * 86400.0
 
     # API.
     cors_origins: list[str] = []

@@ -4,9 +4,13 @@ One key per deployment. It comes from ``EXPUNGE_SIGNING_KEY`` (PEM, or base64 of
 32-byte seed); outside production, when that is unset, it is generated once and kept in
 ``$EXPUNGE_HOME/signing.key`` (mode 0600) so the embedded default needs no setup.
 
-What is signed is always ``context ‖ 0x0A ‖ canonical_json(document)``: the context names
-the kind of document, so a signature over a checkpoint can never be replayed as one over
-a certificate (the same key signs both).
+What is signed is always ``context ‖ 0x0A ‖ canonical form of the document``: the context
+names the kind of document, so a signature over a checkpoint can never be replayed as one
+over a certificate (the same key signs both). The context also names the canonical form:
+certificates (``expunge.certificate.v2``) use RFC 8785 (JCS), so any JCS library (the
+dashboard's ``canonicalize``) reproduces the signed bytes; audit checkpoints and v1
+certificates keep ``canonical_json`` (Python's sorted compact ``json.dumps``), which only
+verifies them.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -30,7 +36,9 @@ from core.settings import Settings
 
 ALGORITHM = "Ed25519"
 CHECKPOINT_CONTEXT = "expunge.audit_checkpoint.v1"
-CERTIFICATE_CONTEXT = "expunge.certificate.v1"
+CERTIFICATE_CONTEXT = "expunge.certificate.v2"  # RFC 8785 canonical form
+CERTIFICATE_CONTEXT_V1 = "expunge.certificate.v1"  # canonical_json; verified, never issued
+CERTIFICATE_CONTEXTS = (CERTIFICATE_CONTEXT, CERTIFICATE_CONTEXT_V1)
 KEY_FILE = "signing.key"
 
 
@@ -66,11 +74,38 @@ def canonical_json(obj: Any) -> bytes:
     ).encode("utf-8")
 
 
+def jcs(obj: Any) -> bytes:
+    """RFC 8785 (JSON Canonicalization Scheme) bytes of ``obj``: what v2 certificates sign
+    and what the API serves, byte for byte. Raises ``ValueError`` on what JSON cannot hold
+    exactly (NaN, Infinity, integers beyond 2**53, non-string keys)."""
+    try:
+        return rfc8785.dumps(obj)
+    except rfc8785.CanonicalizationError as exc:
+        raise ValueError(f"no RFC 8785 form: {exc}") from exc
+
+
+# Contexts whose documents are canonicalised by RFC 8785; every other keeps canonical_json.
+JCS_CONTEXTS = frozenset({CERTIFICATE_CONTEXT})
+
+
+def canonical_for(context: str) -> Callable[[Any], bytes]:
+    """The canonical encoder a signing context uses (its signature and its digest)."""
+    return jcs if context in JCS_CONTEXTS else canonical_json
+
+
 def signed_message(context: str, document: Any) -> bytes:
-    """The exact bytes a signature covers: the context, a newline, the canonical JSON."""
+    """The exact bytes a signature covers: the context, a newline, the canonical form."""
     if "\n" in context:
         raise ValueError("a signing context cannot contain a newline")
-    return context.encode("utf-8") + b"\n" + canonical_json(document)
+    return context.encode("utf-8") + b"\n" + canonical_for(context)(document)
+
+
+def canonical_document(signed: dict[str, Any]) -> bytes:
+    """A signed document's canonical bytes, in the form its own signature context names:
+    what is stored, served and hashed (``X-Certificate-SHA256``)."""
+    block = signed.get("signature")
+    context = block.get("context") if isinstance(block, dict) else None
+    return canonical_for(str(context))(signed)
 
 
 # --------------------------------------------------------------------------- keys
@@ -245,16 +280,21 @@ def sign_document(signer: Signer, document: dict[str, Any], context: str) -> dic
 
 
 def verify_document(
-    signed: dict[str, Any], public_pem: str | bytes, context: str
+    signed: dict[str, Any], public_pem: str | bytes, context: str | Iterable[str]
 ) -> tuple[bool, str]:
-    """Check a document made by ``sign_document``: (ok, why not)."""
+    """Check a document made by ``sign_document``: (ok, why not). ``context`` may list
+    several accepted contexts (``CERTIFICATE_CONTEXTS``: v2 and the older v1); each
+    verifies under its own canonical form."""
+    accepted = (context,) if isinstance(context, str) else tuple(context)
     block = signed.get("signature")
     if not isinstance(block, dict):
         return False, "the document has no 'signature' object"
     if block.get("algorithm") != ALGORITHM:
         return False, f"unsupported signature algorithm {block.get('algorithm')!r}"
-    if block.get("context") != context:
-        return False, f"signed for {block.get('context')!r}, expected {context!r}"
+    if block.get("context") not in accepted:
+        expected = " or ".join(repr(c) for c in accepted)
+        return False, f"signed for {block.get('context')!r}, expected {expected}"
+    context = str(block["context"])
     key = load_public_key(public_pem)
     if block.get("key_id") != key_id_of(key):
         return False, (

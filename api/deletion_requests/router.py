@@ -7,7 +7,7 @@ import io
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, Request, UploadFile, status
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from api.deletion_requests.notes import timeline_notes
@@ -28,6 +28,7 @@ from core.deletion.render import render_html, render_pdf
 from core.deletion.scope import resolve
 from core.errors import Conflict, NotFound, Unprocessable
 from core.queue import send_job
+from core.signing import canonical_document
 from models import Job, Model
 from models.audit import AuditEvent
 from models.base import utcnow
@@ -331,7 +332,9 @@ def certificate(
         str,
         Query(
             pattern="^(json|html|pdf)$",
-            description="json: the signed document; html and pdf: the same, for people",
+            description="json: the signed document, served in its canonical form (RFC 8785 "
+            "for v2 certificates; sha256 in X-Certificate-SHA256); html and pdf: the same, "
+            "for people",
         ),
     ] = "json",
 ) -> Any:
@@ -347,4 +350,6 @@ def certificate(
     if format == "pdf":
         headers["Content-Disposition"] = f'attachment; filename="certificate-{request_id}.pdf"'
         return Response(render_pdf(document), media_type="application/pdf", headers=headers)
-    return JSONResponse(document, headers=headers)
+    # The exact canonical bytes whose sha256 is X-Certificate-SHA256 (RFC 8785 for v2
+    # certificates, the older form for v1): a client can hash what it received.
+    return Response(canonical_document(document), media_type="application/json", headers=headers)

@@ -27,7 +27,7 @@ from core.audit.verify import (
     verify_export,
 )
 from core.errors import NotFound
-from core.signing import CERTIFICATE_CONTEXT, Signer, verify_document
+from core.signing import CERTIFICATE_CONTEXTS, Signer, verify_document
 from models import AuditEvent
 
 ANCHOR_FORMAT = "expunge-audit-anchor/v1"
@@ -102,7 +102,8 @@ def check_certificate(
     """Every check a regulator can run offline on a certificate, as (passed, what) lines.
 
     1. The Ed25519 signature over the certificate (``core.signing.sign_document`` under
-       ``CERTIFICATE_CONTEXT``), with the key the signature names among those given.
+       ``CERTIFICATE_CONTEXTS``: v2 in RFC 8785 form, or v1), with the key the signature
+       names among those given.
     2. If it carries an ``audit_anchor``: the anchor's signed checkpoint and inclusion
        proofs, and that each of its ``audit_steps`` is one of the proven events.
     3. If an audit export is given: the whole export verifies, and each audit step's
@@ -117,7 +118,7 @@ def check_certificate(
         results.append((False, f"signed by key {key_id!r}, which is not among the keys given"))
     else:
         pem = key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-        results.append(verify_document(cert, pem, CERTIFICATE_CONTEXT))
+        results.append(verify_document(cert, pem, CERTIFICATE_CONTEXTS))
     steps = cert.get("audit_steps") or []
     try:
         step_hashes = {int(s["seq"]): str(s["hash"]) for s in steps}

@@ -1,4 +1,4 @@
-"""The certificate of a completed deletion request: canonical JSON, Ed25519-signed.
+"""The certificate of a completed deletion request: RFC 8785 JSON, Ed25519-signed.
 
 It says what was asked (subject ids only as salted commitments), what was affected,
 what was done (method, exact or approximate), the evidence (evaluation numbers next to
@@ -20,7 +20,7 @@ from core.deletion.policy import NOT_CERTIFIED, exact_evidence
 from core.deletion.scope import LINEAGE_UNKNOWN
 from core.settings import Settings
 from core.signing import CERTIFICATE_CONTEXT as CONTEXT
-from core.signing import canonical_json, load_signer, sign_document
+from core.signing import canonical_document, load_signer, sign_document
 from models import DatasetVersion, Job, ModelVersion
 from models.audit import AuditEvent
 from models.base import utcnow
@@ -86,7 +86,8 @@ def build(session: Session, request: DeletionRequest, settings: Settings) -> dic
         scope["labels"] = values
         scope["model_id"] = request.scope.get("model_id")
     else:
-        scope["commitments"] = commitments(settings, values)
+        # A redacted request (closed) holds only its commitments.
+        scope["commitments"] = request.scope_commitments or commitments(settings, values)
         scope["commitment"] = "sha256(deployment salt || id), hex"
     models = []
     items = session.scalars(
@@ -175,7 +176,8 @@ def build(session: Session, request: DeletionRequest, settings: Settings) -> dic
 
 def issue(session: Session, request: DeletionRequest, settings: Settings) -> dict[str, Any]:
     signed = sign_document(load_signer(settings), build(session, request, settings), CONTEXT)
-    digest = hashlib.sha256(canonical_json(signed)).hexdigest()
+    # The digest is over the exact bytes the API serves (RFC 8785 for v2 certificates).
+    digest = hashlib.sha256(canonical_document(signed)).hexdigest()
     event = audit(
         session,
         "system",

@@ -31,6 +31,7 @@ from core.deletion.policy import (
     verify,
 )
 from core.deletion.pricing import Pricing, price
+from core.deletion.redact import redact_request
 from core.deletion.scope import resolve
 from core.errors import Conflict, Forbidden, PayloadTooLarge, Unprocessable
 from core.jobs import new_job, queue_for
@@ -178,6 +179,7 @@ def file_request(
         from core.deletion.certificate import issue
 
         issue(session, request, settings)
+        redact_request(session, settings, request)  # closed: ids only as commitments now
         return request
     affected = radius.direct + radius.descendants
     session.execute(
@@ -812,6 +814,7 @@ def close(
     request.completed_at = utcnow()
     _event(session, request, SYSTEM, "completed", outcome=erased_outcome(request))
     issue(session, request, settings)
+    redact_request(session, settings, request)  # closed: ids only as commitments now
 
 
 def erased_outcome(request: DeletionRequest) -> str:
@@ -881,7 +884,9 @@ def reject(session: Session, request: DeletionRequest, actor: str, reason: str) 
     _only_open(request, ("awaiting_approval", "scoped", "received"))
     _release(session, request)
     request.status, request.reason = "rejected", reason
-    _event(session, request, actor, "rejected", reason=reason)
+    # The reason is free text that may name the person: the row keeps it (redacted with
+    # the ids later), the log only its length, as for comments.
+    _event(session, request, actor, "rejected", reason_length=len(reason))
 
 
 def cancel(session: Session, request: DeletionRequest, actor: str) -> None:

@@ -7,6 +7,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.deletion import flows
+from core.deletion.redact import redact_due
 from core.queue import send_job
 from core.settings import Settings
 from core.storage import ObjectStore
@@ -65,3 +66,5 @@ def advance_all(factory: sessionmaker[Session], store: ObjectStore, settings: Se
     for request_id in ids:
         advance_request(factory, store, settings, request_id)
     start_batches(factory, settings)
+    # Rejected and cancelled requests past their retention lose their ids in clear.
+    redact_due(factory, settings)

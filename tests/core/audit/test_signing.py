@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import stat
 from pathlib import Path
 
 import pytest
+import rfc8785
 
 from core.audit.events import commit_subject, subject_matches, subject_salt
 from core.settings import Settings
 from core.signing import (
     CERTIFICATE_CONTEXT,
+    CERTIFICATE_CONTEXT_V1,
+    CERTIFICATE_CONTEXTS,
     CHECKPOINT_CONTEXT,
     Signer,
     SigningKeyError,
+    canonical_document,
     canonical_json,
+    jcs,
     load_signer,
     public_key_id,
     sign_document,
@@ -33,6 +40,50 @@ def test_canonical_json_is_one_encoding() -> None:
     for bad in (float("nan"), float("inf"), {"x": [float("-inf")]}, {1: "non-string key"}):
         with pytest.raises(ValueError):
             canonical_json(bad)
+
+
+V1_FIXTURE = Path(__file__).parents[2] / "fixtures" / "certificates" / "v1.json"
+
+
+def test_certificates_sign_the_rfc8785_form_and_checkpoints_keep_theirs() -> None:
+    signer = Signer.generate()
+    document = {"b": 1.0, "a": [1e-05, "é\u2028", None, True], "€": 1e21, "\u00e9": 2}
+    message = signed_message(CERTIFICATE_CONTEXT, document)
+    assert CERTIFICATE_CONTEXT == "expunge.certificate.v2"
+    assert message == CERTIFICATE_CONTEXT.encode() + b"\n" + rfc8785.dumps(document)
+    assert jcs(document) != canonical_json(document)  # 1.0 vs 1, 1e-05 vs 0.00001
+    assert signed_message(CHECKPOINT_CONTEXT, document).endswith(canonical_json(document))
+    cert = sign_document(signer, document, CERTIFICATE_CONTEXT)
+    served = canonical_document(cert)
+    assert rfc8785.dumps(json.loads(served)) == served
+    assert verify_document(json.loads(served), signer.public_key_pem(), CERTIFICATE_CONTEXTS)[0]
+    for bad in (float("nan"), {"x": 2**60}, {1: "non-string key"}):
+        with pytest.raises(ValueError):
+            jcs(bad)
+
+
+def test_a_stored_v1_certificate_still_verifies_under_its_own_form() -> None:
+    """Signed before the move to RFC 8785 (tests/fixtures/certificates/v1.json): its bytes
+    are not the JCS form, and it verifies through the v1 path only."""
+    fixture = json.loads(V1_FIXTURE.read_text(encoding="utf-8"))
+    served = fixture["served"].encode("utf-8")
+    cert = json.loads(served)
+    assert cert["signature"]["context"] == CERTIFICATE_CONTEXT_V1
+    assert rfc8785.dumps(cert) != served  # so the old path is what makes it verify
+    assert canonical_document(cert) == served
+    assert hashlib.sha256(canonical_document(cert)).hexdigest() == fixture["sha256"]
+    assert verify_document(cert, fixture["public_key_pem"], CERTIFICATE_CONTEXTS) == (
+        True,
+        "signature valid",
+    )
+    ok, why = verify_document(cert, fixture["public_key_pem"], CERTIFICATE_CONTEXT)
+    assert not ok and "expected" in why
+    # Re-labelled as v2 the same bytes no longer verify: the context picks the form.
+    relabelled = {**cert, "signature": {**cert["signature"], "context": CERTIFICATE_CONTEXT}}
+    ok, why = verify_document(relabelled, fixture["public_key_pem"], CERTIFICATE_CONTEXTS)
+    assert not ok and "altered" in why
+    tampered = {**cert, "outcome": "nothing_to_delete"}
+    assert not verify_document(tampered, fixture["public_key_pem"], CERTIFICATE_CONTEXTS)[0]
 
 
 def test_signer_from_pem_and_from_raw_base64_agree() -> None:
