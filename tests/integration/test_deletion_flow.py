@@ -99,6 +99,22 @@ def test_subject_deletion_end_to_end(api, anon, app, subject_world) -> None:
     assert done["status"] == "completed", done
     item = done["items"][0]
     assert item["state"] == "done" and item["verdict"]["passed"], item
+    # An ORL person is a whole class of the model: the fine-tuned candidate still
+    # recognised them, so it was not certified (the sample checks alone passed it before)
+    # and the exact fallback ran; the failed attempt's figures stay on the record.
+    failed_attempt, final_attempt = item["verdict"]["attempts"]
+    assert failed_attempt["method"] == "finetune" and not failed_attempt["passed"], item
+    class_check = next(
+        c for c in failed_attempt["checks"] if c["check"] == "forget_accuracy <= max_class_accuracy"
+    )
+    assert class_check["value"] > class_check["threshold"] and not class_check["passed"]
+    assert class_check["original_passed"] is False and class_check["informative"]
+    coverage = failed_attempt["evaluation"]["label_coverage"]
+    assert [c["share"] for c in coverage.values()] == [1.0], coverage
+    assert failed_attempt["original_evaluation"]["forget_count_trained"] >= 1
+    assert failed_attempt["job_id"] != final_attempt["job_id"] and failed_attempt["wall_seconds"]
+    assert item["method"] == "retrain" and item["exact"] and final_attempt["passed"], item
+    assert item["verdict"]["level"] == "exact"
     assert item["job_state"] == "succeeded" and item["job_progress"] == 1.0, item
     new_version = api.get(f"/api/v1/model-versions/{item['result_version_id']}").json()
     assert (
@@ -118,12 +134,17 @@ def test_subject_deletion_end_to_end(api, anon, app, subject_world) -> None:
     assert world["subject"] not in response.text
     assert certificate["models"][0]["old_sha256"] == old["sha256"]
     assert certificate["models"][0]["new_sha256"] == new_version["sha256"]
+    entry = certificate["models"][0]
+    assert entry["evidence_level"] == "exact" and "never saw it" in entry["evidence"]
+    assert [a["method"] for a in entry["attempts"]] == ["finetune", "retrain"]
+    assert [a["passed"] for a in entry["attempts"]] == [False, True]
     tampered = {**certificate, "outcome": "nothing_to_delete"}
     assert not verify_document(tampered, public_key, CONTEXT)[0]
     html = api.get(
         f"/api/v1/deletion-requests/{request['id']}/certificate", params={"format": "html"}
     )
     assert html.status_code == 200 and "Deletion certificate" in html.text
+    assert "Level of evidence: exact" in html.text and "attempt 1: finetune" in html.text
     pdf = api.get(
         f"/api/v1/deletion-requests/{request['id']}/certificate", params={"format": "pdf"}
     )
