@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from api.jobs.schemas import (
@@ -29,6 +30,7 @@ from api.jobs.service import (
 )
 from core.datasets.reader import ShardReader
 from core.db import session_factory
+from core.deletion.policy import Thresholds, verify
 from core.deletion.scope import resolve
 from core.lineage import decode_mask
 from models import Dataset, Job, JobEvent, ModelVersion
@@ -197,6 +199,32 @@ def test_esd_erases_with_delta_and_judge(app, prod_settings, trained) -> None:
     assert metrics["judge"]["kind"] == "pretrained"
     for key in ("forget_rate", "retain_accuracy", "frechet_retain", "judge_accuracy_real"):
         assert metrics["evaluation"][key] >= 0 and key in metrics["original_evaluation"]
+    # Two independent judges (the pretrained CNN; an MLP the worker trained on MNIST's
+    # test digits, which that CNN never saw) score two sampler settings, both versions.
+    assert [j["kind"] for j in metrics["judges"]] == ["pretrained", "trained"]
+    assert [j["architecture"] for j in metrics["judges"]] == ["mnist_cnn", "mlp"]
+    assert metrics["judges"][1]["data"] == "test split"
+    for name in ("evaluation", "original_evaluation"):
+        evaluation = metrics[name]
+        assert [s["num_inference_steps"] for s in evaluation["samplers"]] == [2, 4]
+        assert [s["seed"] for s in evaluation["samplers"]] == [0, 1]
+        cells = evaluation["cells"]
+        assert {(c["judge"], c["num_inference_steps"]) for c in cells} == {
+            (j, steps) for j in evaluation["judges"] for steps in (2, 4)
+        }
+        for cell in cells:
+            assert cell["forget_count"] == 2 and cell["retain_count"] == 18
+            assert cell["forget_ci"][0] <= cell["forget_rate"] <= cell["forget_ci"][1]
+            assert cell["retain_ci"][0] <= cell["retain_accuracy"] <= cell["retain_ci"][1]
+        assert 0.0 <= evaluation["disagreement"]["between_judges"]["retain_accuracy"] <= 1.0
+    verdict = verify(
+        metrics["evaluation"],
+        metrics["original_evaluation"],
+        "labels",
+        Thresholds(max_forget_rate=1.0, max_retain_drop=1.0),
+        "ddpm",
+    )
+    assert len(verdict["checks"]) == 2 * 2 * 2 and all(c["passed"] for c in verdict["checks"])
     # Lineage: the erased class's samples are no longer in the version's training set.
     removed = decode_mask(trained.training_mask) & ~decode_mask(child.training_mask)
     assert removed.sum() == metrics["forget_count"] > 0
@@ -237,6 +265,33 @@ def test_evaluate_judges_a_version(app, prod_settings, trained) -> None:
     evaluation = job.metrics["evaluation"]
     assert evaluation["forget_labels"] == [3] and evaluation["samples_per_class"] == 2
     assert set(evaluation["per_class_accuracy"]) == {str(c) for c in range(10)}
+
+
+def test_evaluate_with_chosen_sampler_settings(app, prod_settings, trained) -> None:
+    samplers = [
+        {"num_inference_steps": 2, "seed": 7},
+        {"num_inference_steps": 3, "seed": 8, "scheduler": "ddpm"},
+        {"num_inference_steps": 2, "seed": 9, "scheduler": "dpm"},
+    ]
+    body = EvaluateJobCreate(
+        kind="evaluate",
+        model_version_id=trained.id,
+        forget={"labels": [3, 4]},
+        judge={**JUDGE, "samples_per_class": 1, "samplers": samplers},
+    )
+    job = _run(prod_settings, app, _commit(prod_settings, create_evaluate_job, body))
+    evaluation = job.metrics["evaluation"]
+    assert [(s["scheduler"], s["seed"]) for s in evaluation["samplers"]] == [
+        ("ddim", 7),
+        ("ddpm", 8),
+        ("dpm", 9),
+    ]
+    assert len(evaluation["cells"]) == 3 * len(job.metrics["judges"]) >= 6
+    assert all(c["forget_count"] == 2 for c in evaluation["cells"])
+    with pytest.raises(ValidationError, match="must all differ"):
+        JudgeParams(samplers=[{"num_inference_steps": 5}, {"num_inference_steps": 5}])
+    with pytest.raises(ValidationError):
+        JudgeParams(samplers=[{"num_inference_steps": 5}])  # one setting is one opinion
 
 
 def test_worker_judge_defaults_match_the_api() -> None:

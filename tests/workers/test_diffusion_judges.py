@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import uuid
 
+import numpy as np
 import pytest
 
 from api.jobs.schemas import EvaluateJobCreate, TrainJobCreate
 from api.jobs.service import create_evaluate_job, create_train_job
 from core.datasets.builtin import FASHION_STYLES, style_labels
 from tests.workers.test_diffusion_jobs import TINY8, TRAIN, _commit, _run
+from workers.engine.data import ImageArrays
 from workers.engine.diffusion.config import DiffusionArchitecture
 from workers.engine.diffusion.judge import judge_from_bytes
+from workers.jobs.diffusion import judge_halves
 
 STYLED8 = {**TINY8, "num_classes": 60}
 JUDGE = {"samples_per_class": 1, "num_inference_steps": 2, "real_images": 60}
@@ -56,10 +59,20 @@ def test_a_style_is_judged_by_trained_judges(api, app, prod_settings, styled) ->
     assert judge["kind"] == "trained" and judge["cached"] is False
     assert 0.0 <= judge["heldout_accuracy"] <= 1.0 and judge["heldout_count"] > 0
     assert set(judge["factors"]) == {"object", "style"}
+    # Two label judges (a small CNN and an MLP on disjoint halves of the train split)
+    # and the two factor judges.
+    judges = first["judges"]
+    assert [j["architecture"] for j in judges] == ["small_cnn", "mlp"]
+    assert [j["data"] for j in judges] == ["train half a", "train half b"]
+    halves = [j["train_count"] for j in judges]
+    assert abs(halves[0] - halves[1]) <= 60  # at most one image apart per class
     store = app.state.store
     keys = list(store.list(f"judges/{styled['id']}"))
-    assert len(keys) == 3 and judge["key"] in keys
+    assert len(keys) == 4 and {j["key"] for j in judges} <= set(keys)
     assert judge_from_bytes(store.get_bytes(judge["key"])).arch.num_classes == 60
+    assert judge_from_bytes(store.get_bytes(judges[1]["key"])).arch.name == "mlp"
+    cells = first["evaluation"]["cells"]
+    assert len(cells) == 2 * 2 and {c["judge"] for c in cells} == {j["cell_name"] for j in judges}
     evaluation = first["evaluation"]
     style = evaluation["factors"]["style"]
     assert style["erased_values"] == [FASHION_STYLES.index("striped")]
@@ -71,4 +84,24 @@ def test_a_style_is_judged_by_trained_judges(api, app, prod_settings, styled) ->
 
     second = _run(prod_settings, app, _commit(prod_settings, create_evaluate_job, body)).metrics
     assert second["judge"]["cached"] is True and second["judge"]["key"] == judge["key"]
+    assert all(j["cached"] for j in second["judges"])
     assert second["judge"]["heldout_accuracy"] == judge["heldout_accuracy"]
+
+
+def test_judge_halves_are_disjoint_stratified_and_order_free() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(5), [8, 7, 2, 10, 3])
+    images = ImageArrays(
+        images=rng.integers(0, 255, (len(labels), 4, 4, 1), dtype=np.uint8),
+        labels=labels,
+        sample_ids=[f"s{i}" for i in range(len(labels))],
+    )
+    first, second = judge_halves(images)
+    assert not set(first.sample_ids) & set(second.sample_ids)
+    assert sorted(first.sample_ids + second.sample_ids) == sorted(images.sample_ids)
+    for label, count in enumerate([8, 7, 2, 10, 3]):
+        a, b = (int((half.labels == label).sum()) for half in (first, second))
+        assert a + b == count and abs(a - b) <= 1
+    shuffled = images.subset(rng.permutation(len(labels)))
+    again, _ = judge_halves(shuffled)
+    assert set(again.sample_ids) == set(first.sample_ids)

@@ -4,6 +4,7 @@ module only moves data, weights and metrics between it and the service."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import tempfile
 import time
@@ -29,7 +30,9 @@ from workers.engine.diffusion.config import DiffusionArchitecture, DiffusionTrai
 from workers.engine.diffusion.judge import (
     FactorJudge,
     Judge,
-    evaluate_erasure,
+    NamedJudge,
+    SamplerSetting,
+    evaluate_panel,
     judge_from_bytes,
     judge_recipe_for,
     judge_recipe_key,
@@ -62,7 +65,7 @@ MNIST_SOURCE = "builtin:mnist"
 # The API's JudgeParams defaults, for unlearn jobs submitted without judge settings
 # (e.g. by the deletion-request workflow).
 DEFAULT_JUDGE: dict[str, Any] = {
-    "samples_per_class": 32,
+    "samples_per_class": 16,
     "guidance_scale": 3.0,
     "num_inference_steps": 25,
     "scheduler": "ddim",
@@ -72,8 +75,11 @@ DEFAULT_JUDGE: dict[str, Any] = {
     "device": "cpu",
     "attack_steps": 0,
     "attack_lr": 0.05,
+    "samplers": None,
 }
 JUDGE_NAME = "digit-recognizer-py mnist_cnn (pretrained on MNIST)"
+# The name the pretrained judge's cells are reported under.
+PRETRAINED_CELL_NAME = "digit-recognizer"
 # Worker-trained judges live here, one folder per dataset (purged with its samples).
 JUDGE_PREFIX = "judges"
 JUDGE_MAX_TRAIN = 12_000
@@ -202,14 +208,15 @@ def judge_key(
     recipe: TrainParams,
     num_classes: int,
     dataset_version_id: str,
+    network: str = "small_cnn",
+    part: str | None = None,
 ) -> str:
-    """Where a trained judge is cached: one per (dataset version, resolution, recipe)."""
-    digest = judge_recipe_key(
-        arch,
-        recipe,
-        num_classes=num_classes,
-        extra={"dataset_version_id": dataset_version_id, "factor": name},
-    )
+    """Where a trained judge is cached: one per (dataset version, resolution, recipe,
+    network, and the part of the data it trains on)."""
+    extra: dict[str, Any] = {"dataset_version_id": dataset_version_id, "factor": name}
+    if part is not None:
+        extra["part"] = part
+    digest = judge_recipe_key(arch, recipe, num_classes=num_classes, extra=extra, network=network)
     size = f"{arch.sample_size}x{arch.sample_size}c{arch.in_channels}"
     return f"{JUDGE_PREFIX}/{dataset_id}/v{number}/{name}-{size}-{digest}.safetensors"
 
@@ -240,13 +247,14 @@ def _cached_judge(
     test: ImageArrays | None,
     recipe: TrainParams,
     num_classes: int,
+    network: str = "small_cnn",
 ) -> tuple[Judge, bool]:
     """The judge stored under ``key``, or one trained now and stored there."""
     if ctx.store.exists(key):
         return judge_from_bytes(ctx.store.get_bytes(key)), True
     ctx.log(
-        f"training the {name} judge on {min(len(train), JUDGE_MAX_TRAIN)} real images "
-        f"({recipe.epochs} epochs at {arch.sample_size}x{arch.sample_size})"
+        f"training the {name} judge ({network}) on {min(len(train), JUDGE_MAX_TRAIN)} real "
+        f"images ({recipe.epochs} epochs at {arch.sample_size}x{arch.sample_size})"
     )
     small_train = real_images_at_model_size(train, arch, JUDGE_MAX_TRAIN)
     small_test = (
@@ -259,6 +267,7 @@ def _cached_judge(
         recipe=recipe,
         num_classes=num_classes,
         callbacks=_StopOnly(ctx),
+        network=network,
     )
     ctx.store.put_bytes(key, judge_to_bytes(judge))
     return judge, False
@@ -282,31 +291,116 @@ def _relabel(images: ImageArrays | None, values: list[int]) -> ImageArrays | Non
     return ImageArrays(images=images.images, labels=mapped, sample_ids=images.sample_ids)
 
 
-def trained_judges(
+def judge_halves(images: ImageArrays) -> tuple[ImageArrays, ImageArrays]:
+    """Two disjoint halves of ``images`` holding every class about equally: within a
+    class, samples ordered by a hash of their id go alternately to each half, so two
+    judges trained on them never share an image and the split does not depend on the
+    order the shards were read in."""
+
+    def order(i: int) -> str:
+        return hashlib.sha256(images.sample_ids[i].encode()).hexdigest()
+
+    first: list[int] = []
+    second: list[int] = []
+    for label in np.unique(images.labels):
+        members = sorted(np.flatnonzero(images.labels == label).tolist(), key=order)
+        first.extend(members[0::2])
+        second.extend(members[1::2])
+    if not first or not second:
+        raise ValueError("too few real images to train two judges on disjoint halves")
+    return images.subset(np.sort(first)), images.subset(np.sort(second))
+
+
+def _trained_judge(
     ctx: JobContext,
     dataset: Dataset,
     number: int,
     dataset_version_id: str,
     arch: DiffusionArchitecture,
-) -> tuple[Judge, dict[str, Any], list[FactorJudge]]:
-    """A judge trained by the worker on the dataset's real images (once per dataset
-    version, resolution and recipe; cached under ``judges/``), and, for datasets whose
-    labels combine factors (the objects × styles set), one judge per factor."""
-    train, test = _real_splits(ctx, dataset.id, number)
-    recipe = judge_recipe(len(train))
+    network: str,
+    part: str,
+    train: ImageArrays,
+    heldout: ImageArrays | None,
+    recipe: TrainParams,
+) -> tuple[NamedJudge, dict[str, Any]]:
+    """One worker-trained label judge (cached) and what the report says about it."""
     key = judge_key(
-        dataset.id, number, arch, "labels", recipe, arch.num_classes, dataset_version_id
+        dataset.id,
+        number,
+        arch,
+        "labels",
+        recipe,
+        arch.num_classes,
+        dataset_version_id,
+        network=network,
+        part=part,
     )
-    judge, cached = _cached_judge(ctx, key, "labels", arch, train, test, recipe, arch.num_classes)
-    about: dict[str, Any] = {
-        "name": f"small_cnn trained on the real images of {dataset.name!r} v{number}",
+    judge, cached = _cached_judge(
+        ctx, key, f"labels/{network}", arch, train, heldout, recipe, arch.num_classes, network
+    )
+    info: dict[str, Any] = {
+        "name": f"{network} trained on the {part} of {dataset.name!r} v{number}",
+        "cell_name": f"{network}@{part}",
         "kind": "trained",
+        "architecture": network,
+        "data": part,
         "key": key,
         "cached": cached,
         "heldout_accuracy": judge.metrics.get("heldout_accuracy"),
         "heldout_count": judge.metrics.get("heldout_count"),
         "train_count": judge.metrics.get("train_count"),
     }
+    return NamedJudge(name=info["cell_name"], judge=judge), info
+
+
+def trained_judges(
+    ctx: JobContext,
+    dataset: Dataset,
+    number: int,
+    dataset_version_id: str,
+    arch: DiffusionArchitecture,
+    pretrained: NamedJudge | None = None,
+) -> tuple[list[NamedJudge], list[dict[str, Any]], list[FactorJudge]]:
+    """The worker-trained label judges (cached under ``judges/``), and, for datasets whose
+    labels combine factors (the objects × styles set), one judge per factor.
+
+    Without a pretrained judge: a ``small_cnn`` and an ``mlp`` on disjoint halves of the
+    train split (held out: the test split, else the other half). Beside a pretrained
+    judge (MNIST, whose network trained on MNIST's train digits): one ``mlp`` on the
+    test split, which the pretrained network never saw (held out: the train split).
+    """
+    train, test = _real_splits(ctx, dataset.id, number)
+    recipe = judge_recipe(len(train))
+    panel: list[tuple[str, str, ImageArrays, ImageArrays | None]]
+    if pretrained is not None:
+        panel = (
+            [("mlp", "test split", test, train)]
+            if test is not None and len(test)
+            else [("mlp", "train split", train, None)]
+        )
+    else:
+        first, second = judge_halves(train)
+        panel = [
+            ("small_cnn", "train half a", first, test if test is not None else second),
+            ("mlp", "train half b", second, test if test is not None else first),
+        ]
+    judges: list[NamedJudge] = []
+    infos: list[dict[str, Any]] = []
+    for network, part, images, heldout in panel:
+        named, info = _trained_judge(
+            ctx,
+            dataset,
+            number,
+            dataset_version_id,
+            arch,
+            network,
+            part,
+            images,
+            heldout,
+            judge_recipe(len(images)),
+        )
+        judges.append(named)
+        infos.append(info)
     factors: list[FactorJudge] = []
     for name, values in (label_factors(dataset.source, list(dataset.label_names)) or {}).items():
         count = max(values) + 1
@@ -317,11 +411,72 @@ def trained_judges(
             ctx, fkey, name, arch, relabelled, _relabel(test, values), recipe, count
         )
         factors.append(FactorJudge(name=name, judge=fjudge, values=values))
-        about.setdefault("factors", {})[name] = {
+        infos[0].setdefault("factors", {})[name] = {
             "key": fkey,
             "heldout_accuracy": fjudge.metrics.get("heldout_accuracy"),
         }
-    return judge, about, factors
+    return judges, infos, factors
+
+
+def judge_panel(
+    ctx: JobContext,
+    dataset: Dataset,
+    number: int,
+    dataset_version_id: str,
+    arch: DiffusionArchitecture,
+) -> tuple[list[NamedJudge], list[dict[str, Any]], list[FactorJudge]]:
+    """Every judge of the dataset, the first one the primary (its features give the
+    Fréchet distances, it scores factors and the attack): MNIST's pretrained network
+    plus a worker-trained MLP, or two worker-trained judges elsewhere. Raises
+    ``ValueError`` / ``EngineError`` when no judge at all can be had."""
+    pretrained, about = load_judge(dataset, arch)
+    if pretrained is None:
+        try:
+            return trained_judges(ctx, dataset, number, dataset_version_id, arch)
+        except (ValueError, EngineError) as exc:
+            raise ValueError(f"{about}; and no judge could be trained: {exc}") from exc
+    primary = NamedJudge(name=PRETRAINED_CELL_NAME, judge=pretrained)
+    info: dict[str, Any] = {
+        "name": about,
+        "cell_name": PRETRAINED_CELL_NAME,
+        "kind": "pretrained",
+        "architecture": pretrained.arch.name,
+        "data": "MNIST train digits (digit-recognizer-py)",
+    }
+    try:
+        more, infos, _ = trained_judges(ctx, dataset, number, dataset_version_id, arch, primary)
+    except (ValueError, EngineError) as exc:
+        if ctx.should_stop():
+            raise
+        # The pretrained verdict still stands; the report says it is a single judge's.
+        ctx.log(f"only the pretrained judge: a second one could not be trained: {exc}")
+        info["panel_reason"] = f"no second judge could be trained: {exc}"
+        return [primary], [info], []
+    return [primary, *more], [info, *infos], []
+
+
+def sampler_settings(settings: Mapping[str, Any]) -> list[SamplerSetting]:
+    """The sampler settings a judge evaluation draws images with: ``samplers`` where
+    given, else the base setting and one with twice the steps and the next seed (the
+    issue's gap: 25 versus 50 DDIM steps moved the verdict)."""
+    scheduler = settings["scheduler"]
+    given = settings.get("samplers")
+    if given:
+        return [
+            SamplerSetting(
+                num_inference_steps=int(s["num_inference_steps"]),
+                seed=int(s.get("seed") or 0),
+                scheduler=s.get("scheduler") or scheduler,
+            )
+            for s in given
+        ]
+    steps, seed = int(settings["num_inference_steps"]), int(settings["seed"])
+    return [
+        SamplerSetting(num_inference_steps=steps, seed=seed, scheduler=scheduler),
+        SamplerSetting(
+            num_inference_steps=min(2 * steps, 1000), seed=seed + 1, scheduler=scheduler
+        ),
+    ]
 
 
 def real_images_at_model_size(
@@ -365,57 +520,60 @@ def judge_versions(
 ) -> dict[str, Any]:
     """Judge metrics of each named state dict (``evaluation``, ``original_evaluation``).
 
-    ``arch`` is the pixel format the judge works at; ``generator_for`` (text2image) turns
-    a state dict into the ``evaluate_erasure`` generator that draws each class from its
+    ``arch`` is the pixel format the judges work at; ``generator_for`` (text2image) turns
+    a state dict into the ``evaluate_panel`` generator that draws each class from its
     caption, and ``attack_for(state_dict, judge, forget_labels, real, settings)`` attacks
     such a model (the class-embedding attack is the default, for ddpm).
 
-    MNIST uses the pretrained judge; any other labelled dataset a judge the worker trains
-    on its real images (cached). ``judge: None`` with ``judge_reason`` only where no judge
-    can be had (e.g. a dataset without a train split). With ``attack_steps > 0`` the
-    class-embedding attack runs on the first state dict (``evaluation.attack``).
+    Every judge of ``judge_panel`` scores the images of every sampler setting of
+    ``sampler_settings``; each evaluation holds the cells, their disagreement and the
+    worst cell (``evaluate_panel``). ``judge`` describes the primary judge, ``judges``
+    all of them. ``judge: None`` with ``judge_reason`` only where no judge can be had
+    (e.g. a dataset without a train split). With ``attack_steps > 0`` the attack runs
+    on the first state dict against the primary judge (``evaluation.attack``).
     """
-    factors: list[FactorJudge] = []
-    pretrained, about = load_judge(dataset, arch)
-    if pretrained is not None:
-        judge: Judge = pretrained
-        info: dict[str, Any] = {"name": about, "kind": "pretrained"}
-    else:
-        try:
-            judge, info, factors = trained_judges(ctx, dataset, number, dataset_version_id, arch)
-        except (ValueError, EngineError) as exc:
-            if ctx.should_stop():
-                # Cancelled (or out of time) while training the judge.
-                raise stop_reason(ctx, EngineError(str(exc))) from exc
-            reason = f"{about}; and no judge could be trained: {exc}"
-            ctx.log(f"no judge evaluation: {reason}")
-            return {"judge": None, "judge_reason": reason}
+    try:
+        judges, infos, factors = judge_panel(ctx, dataset, number, dataset_version_id, arch)
+    except (ValueError, EngineError) as exc:
+        if ctx.should_stop():
+            # Cancelled (or out of time) while training a judge.
+            raise stop_reason(ctx, EngineError(str(exc))) from exc
+        ctx.log(f"no judge evaluation: {exc}")
+        return {"judge": None, "judge_reason": str(exc)}
+    judge = judges[0].judge
+    samplers = sampler_settings(settings)
     real_small = (
         real_images_at_model_size(real, arch, int(settings["real_images"]), int(settings["seed"]))
         if real is not None
         else None
     )
-    out: dict[str, Any] = {"judge": info}
+    out: dict[str, Any] = {"judge": infos[0], "judges": infos}
     low, high = progress_span
     step = (high - low) / max(len(weights), 1)
     for i, (name, state_dict) in enumerate(weights.items()):
-        ctx.log(f"judging {name}: {settings['samples_per_class']} images per class")
-        callbacks = ContextCallbacks(ctx, progress_span=(low + i * step, low + (i + 1) * step))
+        ctx.log(
+            f"judging {name}: {settings['samples_per_class']} images per class at each of "
+            f"{len(samplers)} sampler settings, {len(judges)} judges"
+        )
+        start = low + i * step
+        part = step / len(samplers)
+
+        def callbacks_for(k: int, start: float = start, part: float = part) -> Callbacks:
+            return ContextCallbacks(ctx, progress_span=(start + k * part, start + (k + 1) * part))
+
         try:
-            result = evaluate_erasure(
+            result = evaluate_panel(
                 arch,
                 state_dict,
-                judge,
+                judges,
                 forget_labels,
+                samplers,
                 real=real_small,
                 samples_per_class=int(settings["samples_per_class"]),
                 guidance_scale=float(settings["guidance_scale"]),
-                num_inference_steps=int(settings["num_inference_steps"]),
-                scheduler=settings["scheduler"],
-                seed=int(settings["seed"]),
                 batch_size=int(settings["batch_size"]),
                 device=str(settings["device"]),
-                callbacks=callbacks,
+                callbacks_for=callbacks_for,
                 factors=factors,
                 generator=generator_for(state_dict) if generator_for is not None else None,
             )
@@ -470,6 +628,9 @@ def emit_judge_metrics(ctx: JobContext, evaluation: dict[str, Any] | None) -> No
     for key in ("forget_rate", "retain_accuracy", "frechet_retain", "frechet_forget"):
         if evaluation and key in evaluation:
             ctx.metric(key, evaluation[key])
+    worst = (evaluation or {}).get("worst") or {}
+    for key, value in worst.items():
+        ctx.metric(f"worst_{key}", value)
     attack = (evaluation or {}).get("attack")
     if attack:
         ctx.metric("attack_success_rate", attack["attack_success_rate"])
