@@ -1662,6 +1662,12 @@ export interface components {
                 [key: string]: unknown;
             };
             /**
+             * Max Cost Fraction
+             * @description Plan straight to the exact fallback when the approximate method is estimated to cost more than this share of a retrain (its sample passes against the original recipe's on what remains); empty: never refuse on cost
+             * @default 0.5
+             */
+            max_cost_fraction: number | null;
+            /**
              * Method
              * @description Approximate method for sample/subject scopes
              * @default finetune
@@ -1671,6 +1677,12 @@ export interface components {
             method_params?: {
                 [key: string]: unknown;
             };
+            /**
+             * Price Failures
+             * @description Plan straight to the exact fallback when an attempt is expected to cost more than it saves: attempt + p_fail x retrain > retrain, with p_fail from this model's (or, with few, its family's) past verdicts for the method
+             * @default true
+             */
+            price_failures: boolean;
             thresholds?: components["schemas"]["Thresholds"];
         };
         /**
@@ -2414,8 +2426,9 @@ export interface components {
         };
         /**
          * JudgeParams
-         * @description How a ddpm version is judged: images generated per class and scored by an
-         *     independent classifier (docs/diffusion.md, "The judge").
+         * @description How a ddpm version is judged: images generated per class at each of several
+         *     sampler settings and scored by every independent classifier of the dataset
+         *     (docs/diffusion.md, "The judges").
          */
         JudgeParams: {
             /**
@@ -2461,9 +2474,14 @@ export interface components {
              */
             real_images: number;
             /**
+             * Samplers
+             * @description The sampler settings every judge scores (2 to 4, all different); unset: num_inference_steps with seed, and twice the steps with seed + 1. A verdict passes only if every (judge, setting) cell does
+             */
+            samplers?: components["schemas"]["JudgeSampler"][] | null;
+            /**
              * Samples Per Class
-             * @description Images generated per class
-             * @default 32
+             * @description Images generated per class at each sampler setting
+             * @default 16
              */
             samples_per_class: number;
             /**
@@ -2476,6 +2494,28 @@ export interface components {
             /**
              * Seed
              * @description Same seed, same noise per class
+             * @default 0
+             */
+            seed: number;
+        };
+        /**
+         * JudgeSampler
+         * @description One sampler setting the judged images are drawn with.
+         */
+        JudgeSampler: {
+            /**
+             * Num Inference Steps
+             * @description Sampler steps
+             */
+            num_inference_steps: number;
+            /**
+             * Scheduler
+             * @description Sampler (ddpm, ddim or dpm); the judge's scheduler if unset
+             */
+            scheduler?: ("ddpm" | "ddim" | "dpm") | null;
+            /**
+             * Seed
+             * @description Seed of this setting's noise
              * @default 0
              */
             seed: number;
@@ -2986,6 +3026,12 @@ export interface components {
              * @default 0.05
              */
             max_test_drop: number;
+            /**
+             * Whole Class Share
+             * @description Samples/subjects: when the forget set holds at least this share of a label's training samples, that label is a class being forgotten and the class check (max_class_accuracy) applies to it
+             * @default 0.9
+             */
+            whole_class_share: number;
         };
         /** TrainingSetPublic */
         TrainingSetPublic: {
@@ -3391,6 +3437,7 @@ export type SchemaJobRef = components['schemas']['JobRef'];
 export type SchemaJobsPublic = components['schemas']['JobsPublic'];
 export type SchemaJobViewsPublic = components['schemas']['JobViewsPublic'];
 export type SchemaJudgeParams = components['schemas']['JudgeParams'];
+export type SchemaJudgeSampler = components['schemas']['JudgeSampler'];
 export type SchemaKeyCreate = components['schemas']['KeyCreate'];
 export type SchemaKeyCreated = components['schemas']['KeyCreated'];
 export type SchemaKeyPublic = components['schemas']['KeyPublic'];
@@ -5136,7 +5183,7 @@ export interface operations {
     "deletion-requests-certificate": {
         parameters: {
             query?: {
-                /** @description json: the signed document; html and pdf: the same, for people */
+                /** @description json: the signed document, served in its canonical form (RFC 8785 for v2 certificates; sha256 in X-Certificate-SHA256); html and pdf: the same, for people */
                 format?: string;
             };
             header?: never;
