@@ -121,6 +121,17 @@ def test_failed_request_is_retried_with_the_policy_changed(api, anon, app, worke
     closed = _wait_request(api, request["id"], {"completed", "failed"})
     assert closed["status"] == "completed", _stuck(api, [request["id"]])
     [item] = closed["items"]
+    # Every attempt stays on the record, across the failure and the retry.
+    attempts = item["verdict"]["attempts"]
+    assert [a["attempt"] for a in attempts] == list(range(1, item["attempt"] + 1)), attempts
+    assert [a["passed"] for a in attempts] == [False] * (len(attempts) - 1) + [True]
+    assert attempts[-1]["method"] == "retrain" and attempts[0]["method"] == "finetune"
+    assert all(a["original_evaluation"] for a in attempts[:2])
+    certified = api.get(f"{V1}/deletion-requests/{request['id']}/certificate").json()
+    listed = certified["models"][0]["attempts"]
+    assert [(a["job_id"], a["passed"]) for a in listed] == [
+        (a["job_id"], a["passed"]) for a in attempts
+    ]
     assert item["method"] == "retrain" and item["exact"] and item["attempt"] == 4, item
     assert api.get(f"{V1}/model-versions/{version_id}").json()["status"] == "purged"
     timeline = api.get(f"{V1}/deletion-requests/{request['id']}/timeline").json()
