@@ -32,6 +32,7 @@ from api.jobs.router import router as jobs_router
 from api.methods.router import router as methods_router
 from api.models.router import router as models_router
 from api.ratelimit import RateLimitMiddleware
+from api.tuning.router import router as tuning_router
 from api.webhooks.router import router as webhooks_router
 from core.audit.events import subject_salt
 from core.datasets.reader import ShardReader
@@ -237,6 +238,7 @@ def create_app(settings: Settings | None = None, *, run_sweeper: bool = True) ->
         keys_router,
         datasets_router,
         models_router,
+        tuning_router,
         jobs_router,
         views_router,
         compare_router,

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, JSONType, UTCDateTime, utcnow
 
-JOB_KINDS = ("train", "unlearn", "evaluate", "generate")
+JOB_KINDS = ("train", "unlearn", "evaluate", "generate", "tune")
 JOB_STATES = ("queued", "running", "cancelling", "succeeded", "failed", "cancelled", "lost")
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 

@@ -56,12 +56,14 @@ def _handlers() -> dict[tuple[str, str], Handler]:
         run_unlearn_prompted,
     )
     from workers.jobs.train import run_train
+    from workers.jobs.tune import run_tune
     from workers.jobs.unlearn import run_unlearn
 
     return {
         ("train", "classifier"): run_train,
         ("unlearn", "classifier"): run_unlearn,
         ("evaluate", "classifier"): run_evaluate,
+        ("tune", "classifier"): run_tune,
         ("train", "ddpm"): run_train_ddpm,
         ("unlearn", "ddpm"): run_unlearn_ddpm,
         ("evaluate", "ddpm"): run_evaluate_ddpm,

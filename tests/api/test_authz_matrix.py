@@ -63,6 +63,8 @@ INTENT: dict[tuple[str, str], str] = {
     ("GET", "/models/{model_id}/deletion-policy"): "any",
     # How a model forgets is a compliance decision, not an engineering one.
     ("PUT", "/models/{model_id}/deletion-policy"): "compliance",
+    # A tuning job writes its winner into that policy: the same decision.
+    ("POST", "/models/{model_id}/tune"): "compliance",
     # jobs
     ("POST", "/jobs"): "engineer",
     ("GET", "/jobs"): "any",

@@ -1,0 +1,1 @@
+"""Tuning a model's deletion policy on the model itself (POST /models/{id}/tune)."""
