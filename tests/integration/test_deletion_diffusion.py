@@ -1,7 +1,8 @@
 """Deletion requests on a diffusion (ddpm) model, end to end with a real worker.
 
 A concept request (a class of the model) is erased by the policy's diffusion method (ESD)
-and verified on the judge's forget rate and retained accuracy; a subject request on the
+and verified on two judges' forget rate and retained accuracy at two sampler settings
+(the exact fallback runs where that verdict cannot certify it); a subject request on the
 resulting version is retrained without the subject (exact). Both complete with a
 certificate that verifies offline; the old checkpoints, the subject's bytes and the
 judges trained on them are gone. Uploaded data with subject ids of its own, so no other
@@ -48,6 +49,34 @@ def _finish(api, request_id: str, timeout: float = 240) -> dict:
     raise AssertionError(f"request stuck: {current}")
 
 
+def judged_attempt(item: dict, method: str) -> dict:
+    """The approximate run of a concept item, judged cell by cell: one forget and one
+    retain check per (judge, sampler setting), at least 2 judges x 2 settings.
+
+    A few-step model is noise to every judge, so whether the original showed the class
+    to any of them (and so whether a forget check is informative) is chance: the item
+    ends either certified with ``method`` or with the exact fallback, the judged attempt
+    kept on its record either way. Returns that attempt."""
+    verdict = item["verdict"]
+    attempt = verdict["attempts"][0]
+    assert attempt["method"] == method and not attempt["exact"], attempt
+    checks = attempt["checks"]
+    assert {c["check"] for c in checks} == {
+        "forget_rate <= max_forget_rate",
+        "retain_accuracy >= original - max_retain_drop",
+    }
+    cells = {(c["judge"], c["sampler"]) for c in checks}
+    assert len({j for j, _ in cells}) >= 2 and len({s for _, s in cells}) >= 2, cells
+    assert len(checks) == 2 * len(cells)
+    assert {c["judge"] for c in attempt["evaluation"]["cells"]} == {j for j, _ in cells}
+    if attempt["passed"]:
+        assert item["method"] == method and verdict["passed"] and not verdict["exact"]
+    else:
+        assert attempt["reason"], attempt
+        assert item["method"] == "retrain" and verdict["passed"] and verdict["exact"]
+    return attempt
+
+
 def _certificate_verifies(api, anon, request_id: str) -> dict:
     certificate = api.get(f"{V1}/deletion-requests/{request_id}/certificate").json()
     ok, why = verify_document(certificate, anon.get(f"{V1}/audit/public-key").text, CONTEXT)
@@ -92,18 +121,14 @@ def test_concept_then_subject_on_a_ddpm(api, anon, app, worker) -> None:
     done = _finish(api, filed["id"])
     assert done["status"] == "completed", (done, worker.log()[-3000:])
     [item] = done["items"]
-    verdict = item["verdict"]
-    assert item["method"] == "esd" and verdict["passed"] and not verdict["exact"]
-    assert [c["check"] for c in verdict["checks"]] == [
-        "forget_rate <= max_forget_rate",
-        "retain_accuracy >= original - max_retain_drop",
-    ]
-    assert verdict["evaluation"]["samples_per_class"] == 4
+    attempt = judged_attempt(item, "esd")
+    assert attempt["evaluation"]["samples_per_class"] == 4
     erased = item["result_version_id"]
     assert api.get(f"{V1}/model-versions/{original}").json()["status"] == "purged"
-    unlearn = api.get(f"{V1}/jobs/{item['job_id']}").json()
+    unlearn = api.get(f"{V1}/jobs/{attempt['job_id']}").json()
     assert unlearn["metrics"]["judge"]["kind"] == "trained"
     assert unlearn["metrics"]["judge"]["heldout_accuracy"] is not None
+    assert [j["architecture"] for j in unlearn["metrics"]["judges"]] == ["small_cnn", "mlp"]
     certificate = _certificate_verifies(api, anon, filed["id"])
     assert (
         certificate["models"][0]["new_sha256"]

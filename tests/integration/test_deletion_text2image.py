@@ -19,6 +19,7 @@ from tests.integration.test_deletion_diffusion import (
     V1,
     _certificate_verifies,
     _finish,
+    judged_attempt,
 )
 from tests.integration.test_training_flow import trained
 
@@ -64,15 +65,10 @@ def test_label_request_on_a_text2image(api, anon, app, worker) -> None:
     done = _finish(api, filed["id"])
     assert done["status"] == "completed", (done, worker.log()[-3000:])
     [item] = done["items"]
-    verdict = item["verdict"]
-    assert item["method"] == "uce" and verdict["passed"] and not verdict["exact"]
-    assert [c["check"] for c in verdict["checks"]] == [
-        "forget_rate <= max_forget_rate",
-        "retain_accuracy >= original - max_retain_drop",
-    ]
-    assert verdict["evaluation"]["forget_labels"] == [1, 3]
-    assert verdict["evaluation"]["samples_per_class"] == 4
-    unlearn = api.get(f"{V1}/jobs/{item['job_id']}").json()
+    attempt = judged_attempt(item, "uce")
+    assert attempt["evaluation"]["forget_labels"] == [1, 3]
+    assert attempt["evaluation"]["samples_per_class"] == 4
+    unlearn = api.get(f"{V1}/jobs/{attempt['job_id']}").json()
     assert unlearn["metrics"]["judge"]["kind"] == "trained"
     prompts = unlearn["metrics"]["concept"]["prompts"]  # each class's one caption, at once
     assert len(prompts) == 2 and all(p.startswith("a photo of ") for p in prompts)
