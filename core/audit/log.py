@@ -6,6 +6,12 @@ transaction-scoped advisory lock on Postgres, the database write lock on SQLite)
 ``seq`` is gapless and the chain never forks, however many API and worker processes
 append at once. The lock is held until the caller's transaction ends, so call ``append``
 late in a transaction, not before slow work.
+
+Most services call ``record`` instead: it checks the event at once but writes it just
+before the caller's transaction commits (a ``before_commit`` hook), so the audit lock is
+the last lock a transaction takes and is held only for the commit itself. A transaction
+that took the audit lock early and then waited on a row lock another appender holds
+would deadlock with it; taken last, it cannot.
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import event, func, select, text
+from sqlalchemy.orm import Session, SessionTransaction
 
 from core.audit.events import (
     GENESIS_HASH,
@@ -41,7 +47,7 @@ from core.audit.verify import (
     run_verifier,
     verify_export,
 )
-from core.errors import NotFound, Unprocessable
+from core.errors import Conflict, NotFound, Unprocessable
 from core.signing import CHECKPOINT_CONTEXT, Signer, signed_message
 from models import AuditCheckpoint, AuditEvent
 
@@ -56,16 +62,20 @@ FORBIDDEN_PAYLOAD_KEYS = frozenset({"subject_id", "subject_ids"})
 __all__ = [
     "ConsistencyProof",
     "InclusionProof",
+    "LogDoesNotVerify",
     "VerifyReport",
     "append",
     "checkpoint",
+    "checkpoint_verified",
     "consistency",
     "export",
     "inclusion",
     "leaf_hashes",
     "list_checkpoints",
     "log_size",
+    "record",
     "verify_chain",
+    "write_pending",
     "verify_export",
 ]
 
@@ -99,6 +109,20 @@ def _check_payload_keys(value: Any) -> None:
             _check_payload_keys(item)
 
 
+def _checked(
+    actor: str, action: str, entity_type: str, entity_id: str, payload: dict[str, Any] | None
+) -> str:
+    """The canonical payload text, once every field is known to fit the log."""
+    fields = {"actor": actor, "action": action, "entity_type": entity_type, "entity_id": entity_id}
+    for name, value in fields.items():
+        if not isinstance(value, str) or not value or len(value) > LIMITS[name]:
+            raise ValueError(f"audit {name} must be a non-empty string of <= {LIMITS[name]} chars")
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL
+            raise ValueError(f"audit {name} must not contain NUL characters")
+    _check_payload_keys(payload)
+    return canonical_payload(payload)
+
+
 def append(
     session: Session,
     actor: str,
@@ -108,14 +132,13 @@ def append(
     payload: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event in the caller's transaction (flushed, not committed)."""
-    fields = {"actor": actor, "action": action, "entity_type": entity_type, "entity_id": entity_id}
-    for name, value in fields.items():
-        if not isinstance(value, str) or not value or len(value) > LIMITS[name]:
-            raise ValueError(f"audit {name} must be a non-empty string of <= {LIMITS[name]} chars")
-        if "\x00" in value:  # PostgreSQL text cannot hold NUL
-            raise ValueError(f"audit {name} must not contain NUL characters")
-    _check_payload_keys(payload)
-    payload_text = canonical_payload(payload)
+    payload_text = _checked(actor, action, entity_type, entity_id, payload)
+    return _write(session, actor, action, entity_type, entity_id, payload_text)
+
+
+def _write(
+    session: Session, actor: str, action: str, entity_type: str, entity_id: str, payload_text: str
+) -> AuditEvent:
     _lock_tail(session)
     tail = session.execute(
         select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
@@ -136,6 +159,58 @@ def append(
     session.add(event)
     session.flush()
     return event
+
+
+_PENDING = "audit_pending"
+
+
+def record(
+    session: Session,
+    actor: str,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """Record one event when the caller's transaction commits, in that transaction.
+
+    Checked now (a bad event fails where it is made), written by the ``before_commit``
+    hook below, in the order recorded; gone with the transaction if it rolls back. Use
+    ``append`` instead where the event's position is needed before the commit.
+    """
+    payload_text = _checked(actor, action, entity_type, entity_id, payload)
+    # Inside a transaction, so its rollback (or close) is what drops the event.
+    session.connection()
+    session.info.setdefault(_PENDING, []).append(
+        (actor, action, entity_type, entity_id, payload_text)
+    )
+
+
+def pending(session: Session) -> list[tuple[str, str, str, str, str]]:
+    """Events ``record`` holds for this session's commit (for tests and diagnostics)."""
+    return list(session.info.get(_PENDING, ()))
+
+
+def write_pending(session: Session) -> None:
+    """Write the events ``record`` holds now, before an ``append`` that must follow them
+    (a certificate's event comes after the steps it certifies)."""
+    queued = session.info.pop(_PENDING, None)
+    for item in queued or ():
+        _write(session, *item)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint: the outer commit writes them
+        return
+    write_pending(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_pending(session: Session, transaction: SessionTransaction) -> None:
+    # The outermost transaction ended without its commit writing them: a rollback.
+    if transaction.parent is None and not transaction.nested:
+        session.info.pop(_PENDING, None)
 
 
 def log_size(session: Session) -> int:
@@ -190,9 +265,10 @@ def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
     return rows[0] if rows else None
 
 
-def checkpoint(session: Session, signer: Signer) -> AuditCheckpoint:
-    """Sign the current tree head (size, RFC 6962 root) unless the latest one still is."""
-    size = log_size(session)
+def checkpoint(session: Session, signer: Signer, size: int | None = None) -> AuditCheckpoint:
+    """Sign the current tree head (size, RFC 6962 root) unless the latest one still is;
+    ``size``: sign the first ``size`` events instead (those a verification just read)."""
+    size = log_size(session) if size is None else size
     latest = latest_checkpoint(session)
     if latest is not None and latest.tree_size == size and latest.key_id == signer.key_id:
         return latest
@@ -210,6 +286,35 @@ def checkpoint(session: Session, signer: Signer) -> AuditCheckpoint:
     session.add(cp)
     session.flush()
     return cp
+
+
+class LogDoesNotVerify(Conflict):
+    """The log fails verification: nothing may be signed over it."""
+
+    def __init__(self, report: VerifyReport) -> None:
+        where = (
+            f"at position {report.first_bad_seq}"
+            if report.first_bad_seq is not None
+            else "(no single position)"
+        )
+        super().__init__(
+            f"refusing to sign a checkpoint: the audit log does not verify {where}: "
+            f"{report.reason}. Investigate with GET /api/v1/audit/verify; see docs/audit.md"
+        )
+        self.report = report
+
+
+def checkpoint_verified(
+    session: Session, signer: Signer, public_keys: Iterable[str | bytes] = ()
+) -> AuditCheckpoint:
+    """``checkpoint``, but only over a log that verifies end to end (every hash, link,
+    earlier checkpoint root and signature); raises ``LogDoesNotVerify`` otherwise, so a
+    signature never vouches for an edited log."""
+    keys = list(public_keys) or [signer.public_key_pem()]
+    report = verify_chain(session, keys)
+    if not report.ok:
+        raise LogDoesNotVerify(report)
+    return checkpoint(session, signer, report.size)
 
 
 def checkpoint_at(session: Session, tree_size: int) -> AuditCheckpoint | None:
@@ -377,14 +482,21 @@ def _fast_event_rows(session: Session, upto: int) -> Iterator[Sequence[Any]]:
     )
 
 
-def verify_chain(session: Session, public_keys: Iterable[str | bytes] = ()) -> VerifyReport:
+def verify_chain(
+    session: Session,
+    public_keys: Iterable[str | bytes] = (),
+    trusted_checkpoints: Iterable[CheckpointRecord] = (),
+) -> VerifyReport:
     """Recompute every event hash, every link and every checkpoint root and signature.
 
     Every checkpoint must be signed by one of ``public_keys``; with no keys given,
     checkpoint roots are still checked and the checkpoints counted as unverified.
+    ``trusted_checkpoints``: checkpoints kept outside the database (e.g. a certificate's
+    anchor), held against the log like its own, so deleting rows of both tables shows.
     """
     public_keys = list(public_keys)
     checkpoints = [record_of(cp) for cp in session.scalars(select(AuditCheckpoint))]
+    checkpoints += list(trusted_checkpoints)
     # Read after the checkpoints, so every checkpoint's events are within the bound.
     upto = _upper_bound(session)
     rows = cast(Iterator[EventRow], _fast_event_rows(session, upto))
