@@ -27,10 +27,35 @@ from models.jobs import TERMINAL_STATES
 log = logging.getLogger(__name__)
 
 
-def record_event(session: Session, job_id: str, type_: str, data: dict[str, Any]) -> None:
+def record_event(
+    session: Session, job_id: str, type_: str, data: dict[str, Any], *, actor: str = "worker"
+) -> None:
+    """A job event; a ``state`` event is a state change, so it goes to the audit log too
+    (in this transaction). Progress, logs and metrics do not: they are not state."""
     session.add(JobEvent(job_id=job_id, type=type_, data=data))
-    if type_ == "state" and data.get("state") in TERMINAL_STATES:
-        _announce_end(session, job_id, str(data["state"]))
+    if type_ == "state":
+        _audit_state(session, job_id, str(data.get("state")), data, actor)
+        if data.get("state") in TERMINAL_STATES:
+            _announce_end(session, job_id, str(data["state"]))
+
+
+def _audit_state(
+    session: Session, job_id: str, state: str, data: dict[str, Any], actor: str
+) -> None:
+    """``job.<state>`` with ids only: a job's error text and spec may name data subjects."""
+    from core.audit.log import record
+
+    row = session.execute(
+        select(Job.kind, Job.attempt, Job.model_id, Job.model_version_id).where(Job.id == job_id)
+    ).one_or_none()
+    payload: dict[str, Any] = {}
+    if row is not None:
+        payload = {"kind": row.kind, "attempt": row.attempt, "model_id": row.model_id}
+        if row.model_version_id:
+            payload["model_version_id"] = row.model_version_id
+    if data.get("result_version_id"):
+        payload["result_version_id"] = data["result_version_id"]
+    record(session, actor, f"job.{state}", "job", job_id, payload)
 
 
 def _announce_end(session: Session, job_id: str, state: str) -> None:
@@ -64,8 +89,10 @@ def _announce_end(session: Session, job_id: str, state: str) -> None:
     )
 
 
-def state_event(session: Session, job_id: str, state: str, **extra: Any) -> None:
-    record_event(session, job_id, "state", {"state": state, **extra})
+def state_event(
+    session: Session, job_id: str, state: str, *, actor: str = "worker", **extra: Any
+) -> None:
+    record_event(session, job_id, "state", {"state": state, **extra}, actor=actor)
 
 
 def new_job(session: Session, kind: str, created_by: str | None, **fields: Any) -> Job:
@@ -73,7 +100,7 @@ def new_job(session: Session, kind: str, created_by: str | None, **fields: Any) 
     job = Job(id=new_id("job"), kind=kind, state="queued", created_by=created_by, **fields)
     session.add(job)
     session.flush()
-    state_event(session, job.id, "queued")
+    state_event(session, job.id, "queued", actor=created_by or "system")
     return job
 
 
@@ -199,9 +226,11 @@ def requeue_lost(session: Session, settings: Settings, store: ObjectStore | None
             .values(**values)
         )
         if result.rowcount:
-            record_event(session, job_id, "state", note)
+            record_event(session, job_id, "state", note, actor="system")
             if note["state"] == "lost":
-                state_event(session, job_id, "queued", reason="requeued after worker loss")
+                state_event(
+                    session, job_id, "queued", actor="system", reason="requeued after worker loss"
+                )
             else:
                 ended.append((job_id, model_id))
             changed += 1

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.audit.trail import version_created
 from models import ModelVersion
 from models.base import new_id
 
@@ -39,5 +40,6 @@ def add_model_version(session: Session, model_id: str, **fields: Any) -> ModelVe
                 raise
             continue
         savepoint.commit()
+        version_created(session, row)
         return row
     raise RuntimeError(f"could not allocate a version number for model {model_id}")

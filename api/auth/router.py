@@ -29,5 +29,5 @@ def list_keys(session: SessionDep, _: Admin) -> KeysPublic:
 
 
 @router.delete("/{key_id}", response_model=KeyPublic, responses=NOT_FOUND)
-def revoke_key(key_id: str, session: SessionDep, _: Admin) -> KeyPublic:
-    return KeyPublic.model_validate(service.revoke_key(session, key_id))
+def revoke_key(key_id: str, session: SessionDep, admin: Admin) -> KeyPublic:
+    return KeyPublic.model_validate(service.revoke_key(session, key_id, actor=admin.id))

@@ -13,6 +13,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.audit.log import record
 from core.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from models import ApiKey
 from models.base import new_id, utcnow
@@ -55,6 +56,8 @@ def create_key(
     )
     session.add(key)
     session.flush()
+    # The name is the operator's label for the key: it may name a person, so it stays out.
+    record(session, created_by or "system", "api_key.created", "api_key", key.id, {"role": role})
     return key, raw
 
 
@@ -74,12 +77,13 @@ def list_keys(session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
 
 
-def revoke_key(session: Session, key_id: str) -> ApiKey:
+def revoke_key(session: Session, key_id: str, actor: str = "system") -> ApiKey:
     key = session.get(ApiKey, key_id)
     if key is None:
         raise NotFound(f"API key {key_id} not found")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        record(session, actor, "api_key.revoked", "api_key", key.id, {"role": key.role})
     return key
 
 

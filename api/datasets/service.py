@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from api.datasets import repository
+from core.audit.log import record as audit_record
 from core.datasets.builtin import list_builtin, load_builtin
 from core.datasets.errors import DatasetImportError
 from core.datasets.records import DatasetImport
@@ -86,7 +87,8 @@ def create_from_upload(
         data = import_archive(path, name, image_size=image_size, channels=channels)
     except DatasetImportError as exc:
         raise Unprocessable(str(exc), field="file") from exc
-    return ingest(session, store, data, name, description or data.description, created_by)
+    description = description or data.description
+    return ingest(session, store, data, name, description, created_by, origin="upload")
 
 
 def import_local_manifest(
@@ -113,7 +115,9 @@ def ingest(
     name: str,
     description: str,
     created_by: str | None,
+    origin: str = "import",
 ) -> Dataset:
+    """``origin``: "upload" for an archive sent over REST (``dataset.uploaded``)."""
     n, height, width, channels = data.images.shape
     dataset = Dataset(
         id=new_id("ds"),
@@ -175,6 +179,24 @@ def ingest(
         for key in written:
             store.delete(key)
         raise
+    actor = created_by or "system"
+    kind = "upload" if origin == "upload" else str(data.source).split(":", 1)[0]
+    audit_record(
+        session,
+        actor,
+        "dataset.uploaded" if origin == "upload" else "dataset.created",
+        "dataset",
+        dataset.id,
+        {"source": data.source if kind == "builtin" else kind, "samples": n},
+    )
+    audit_record(
+        session,
+        actor,
+        "dataset_version.created",
+        "dataset",
+        dataset.id,
+        {"version": 1, "content_hash": digest.hexdigest(), "samples": n},
+    )
     return dataset
 
 

@@ -103,8 +103,9 @@ def get_job(job_id: str, session: SessionDep, _: Reader) -> JobPublic:
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, responses={**NOT_FOUND, **CONFLICT})
-def cancel_job(job_id: str, session: SessionDep, _: Engineer) -> JobPublic:
-    return JobPublic.model_validate(service.cancel(session, service.get_or_404(session, job_id)))
+def cancel_job(job_id: str, session: SessionDep, key: Engineer) -> JobPublic:
+    job = service.get_or_404(session, job_id)
+    return JobPublic.model_validate(service.cancel(session, job, actor=key.id))
 
 
 @router.get("/{job_id}/logs", response_model=JobEventsPublic, responses=NOT_FOUND)

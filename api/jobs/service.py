@@ -607,7 +607,7 @@ def find_artifact(session: Session, job: Job, name: str) -> dict[str, Any]:
     return artifact
 
 
-def cancel(session: Session, job: Job) -> Job:
+def cancel(session: Session, job: Job, actor: str = "system") -> Job:
     """Queued jobs stop at once; running ones are asked to stop at their next step."""
     if job.state in TERMINAL_STATES:
         raise Conflict(f"job {job.id} is already {job.state}")
@@ -619,11 +619,13 @@ def cancel(session: Session, job: Job) -> Job:
         finished_at=utcnow(),
         cancel_requested=True,
     ):
-        state_event(session, job.id, "cancelled", reason="cancelled before it started")
+        state_event(
+            session, job.id, "cancelled", actor=actor, reason="cancelled before it started"
+        )
     elif repository.transition(
         session, job.id, ("running",), state="cancelling", cancel_requested=True
     ):
-        state_event(session, job.id, "cancelling")
+        state_event(session, job.id, "cancelling", actor=actor)
     session.flush()
     session.refresh(job)
     return job

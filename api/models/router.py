@@ -15,6 +15,7 @@ from api.jobs.schemas import JudgeParams
 from api.methods.service import method_info, validate_params
 from api.models import repository, service
 from api.models.schemas import (
+    DeletionPolicyBody,
     JobRef,
     LineagePublic,
     ModelCreate,
@@ -23,6 +24,7 @@ from api.models.schemas import (
     TrainingSetPublic,
 )
 from api.schemas import CONFLICT, ERRORS, NOT_FOUND, Page
+from core.audit.log import record
 from core.deletion.policy import DeletionPolicy
 from core.errors import PayloadTooLarge, Unprocessable
 from models import Model
@@ -207,7 +209,7 @@ def get_deletion_policy(model_id: str, session: SessionDep, _: Reader) -> Deleti
     "/models/{model_id}/deletion-policy", response_model=DeletionPolicy, responses=NOT_FOUND
 )
 def put_deletion_policy(
-    model_id: str, body: DeletionPolicy, session: SessionDep, _: Compliance
+    model_id: str, body: DeletionPolicyBody, session: SessionDep, key: Compliance
 ) -> DeletionPolicy:
     model = service.get_model_or_404(session, model_id)
     # Fields left out take the family's defaults (a ddpm erases classes with esd).
@@ -222,4 +224,7 @@ def put_deletion_policy(
     validate_params(body.method, body.method_params, model.family)
     validate_params(body.class_method, body.class_method_params, model.family)
     model.deletion_policy = body.model_dump(mode="json")
+    # The whole policy (methods, thresholds): no personal data, and what a later
+    # certificate's evidence was judged against.
+    record(session, key.id, "deletion_policy.updated", "model", model.id, model.deletion_policy)
     return body

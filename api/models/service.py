@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api.models import repository
+from core.audit.log import record
 from core.errors import Conflict, NotFound, Unprocessable
 from core.registry import add_model_version, version_prefix
 from core.storage import ObjectStore
@@ -42,6 +43,14 @@ def create_model(
     )
     session.add(model)
     session.flush()
+    record(
+        session,
+        created_by or "system",
+        "model.created",
+        "model",
+        model.id,
+        {"family": family, "architecture": model.architecture.get("name")},
+    )
     return model
 
 

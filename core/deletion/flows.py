@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from core import webhooks
 from core.audit.events import commit_subject, subject_salt
 from core.audit.log import append as audit
+from core.audit.trail import version_status
 from core.deletion import purge
 from core.deletion.policy import (
     JUDGED_FAMILIES,
@@ -182,6 +183,7 @@ def file_request(
         redact_request(session, settings, request)  # closed: ids only as commitments now
         return request
     affected = radius.direct + radius.descendants
+    version_status(session, SYSTEM, affected, "tainted", deletion_request_id=request.id)
     session.execute(
         update(ModelVersion).where(ModelVersion.id.in_(affected)).values(status="tainted")
     )
@@ -780,6 +782,13 @@ def close(
             # it among its versions) or the version it replaces (then _retarget keeps
             # it blocked for that request).
             if item.result_version_id not in _held_elsewhere(session, request.id):
+                version_status(
+                    session,
+                    SYSTEM,
+                    [item.result_version_id],
+                    "active",
+                    deletion_request_id=request.id,
+                )
                 session.execute(
                     update(ModelVersion)
                     .where(ModelVersion.id == item.result_version_id)
@@ -840,6 +849,7 @@ def _retarget(session: Session, old_id: str, new_id: str, closing_id: str) -> No
     ).all()
     if not rows:
         return
+    version_status(session, SYSTEM, [new_id], "tainted", deletion_request_id=closing_id)
     session.execute(update(ModelVersion).where(ModelVersion.id == new_id).values(status="tainted"))
     for item, other in rows:
         item.model_version_id = new_id
@@ -938,6 +948,9 @@ def _release(session: Session, request: DeletionRequest) -> None:
     """Untaint the request's versions that no other request holds."""
     held = _held_elsewhere(session, request.id)
     free = [p["model_version_id"] for p in request.plan if p["model_version_id"] not in held]
+    version_status(
+        session, SYSTEM, free, "active", only_from="tainted", deletion_request_id=request.id
+    )
     session.execute(
         update(ModelVersion)
         .where(ModelVersion.id.in_(free), ModelVersion.status == "tainted")

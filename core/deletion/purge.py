@@ -16,6 +16,8 @@ import numpy as np
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
+from core.audit.log import record
+from core.audit.trail import version_status
 from core.datasets.shards import decode_shard, encode_shard
 from core.lineage import in_version
 from core.storage import ObjectStore
@@ -46,6 +48,7 @@ def after_commit(session: Session, action: Callable[[], Any]) -> None:
 
 def purge_version(session: Session, store: ObjectStore, version: ModelVersion) -> None:
     folder = version.checkpoint_key.rsplit("/", 1)[0]
+    version_status(session, "system", [version.id], "purged")
     version.status = "purged"
     after_commit(session, lambda: store.delete_prefix(folder + "/"))
 
@@ -108,6 +111,20 @@ def delete_samples(
         )
         dataset.current_version = new_version
         created[dataset_id] = new_version
+        record(
+            session,
+            "system",
+            "dataset_version.created",
+            "dataset",
+            dataset_id,
+            {
+                "version": new_version,
+                "content_hash": digest.hexdigest(),
+                "samples": len(remaining),
+                "removed": len(doomed),
+                "deletion_request_id": request_id,
+            },
+        )
     return created
 
 

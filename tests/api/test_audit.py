@@ -207,9 +207,11 @@ def test_a_hand_edit_is_found_at_its_exact_position_and_exports_show_it(
     code, output = _cli_verify(after, key)
     assert code == 1 and f"first bad position: {first_bad}" in output, output
 
-    # Editing the file itself is caught too.
+    # Editing the file itself is caught too (line 3 is event 2: event 0 is the bootstrap
+    # key's creation, then job_a's).
     lines = before.read_text().splitlines(keepends=True)
-    lines[3] = lines[3].replace('"i":2', '"i":3')
+    assert '"i":1' in lines[3]
+    lines[3] = lines[3].replace('"i":1', '"i":3')
     edited = tmp_path / "edited.jsonl"
     edited.write_text("".join(lines))
     code, output = _cli_verify(edited, key)
@@ -237,6 +239,7 @@ def test_the_cli_exports_through_the_api_with_a_fresh_checkpoint(
     assert result.exit_code == 0, result.output
     monkeypatch.undo()
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert "checkpoint" in lines[-2] and lines[-2]["checkpoint"]["tree_size"] == 3
+    # The bootstrap admin key's creation, then the three.
+    assert "checkpoint" in lines[-2] and lines[-2]["checkpoint"]["tree_size"] == 4
     code, output = _cli_verify(out, key)
-    assert code == 0 and "covering the first 3 events" in output, output
+    assert code == 0 and "covering the first 4 events" in output, output
