@@ -1,5 +1,6 @@
 /** Queries and rules for deletion requests and the audit log (mirrors core/deletion/flows.py). */
-import { keepPreviousData, useQuery } from "@tanstack/react-query";
+import { keepPreviousData, useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
+import { useEffect, useRef } from "react";
 
 import { api, unwrap } from "./client";
 import type { DeletionRequest, TimelineEntry } from "./types";
@@ -20,35 +21,81 @@ export function useDeletionRequests(status: string | undefined, cursor?: string,
   });
 }
 
-/** Every open request (for the overview), following next_cursor over each open status. */
-export function useOpenDeletionRequests(enabled = true) {
+/**
+ * Everything that shows a request's state goes stale when it changes: every list (the
+ * overview's panels included: their keys start with "deletion-requests"), its page, its
+ * timeline, and the jobs lists (its runs). Called after an action, when a request's own
+ * query sees its status move, and when a job that served a request ends.
+ */
+export function invalidateRequest(queryClient: QueryClient, requestId: string, self = true): void {
+  void queryClient.invalidateQueries({ queryKey: ["deletion-requests"] });
+  void queryClient.invalidateQueries({ queryKey: ["deletion-timeline", requestId] });
+  void queryClient.invalidateQueries({ queryKey: ["jobs"] });
+  if (self) void queryClient.invalidateQueries({ queryKey: ["deletion-request", requestId] });
+}
+
+export type OverviewRequests = { open: DeletionRequest[]; recent: DeletionRequest[] };
+
+/**
+ * The overview's two panels from one snapshot, so they cannot contradict each other. The
+ * lists are read one status after another while requests move on, so one request can be
+ * read twice; statuses only move forward, so the later read wins: a request also among the
+ * completed ones is not open any more, and one read under two open statuses is shown once,
+ * as the later (further) one.
+ */
+export function overviewSnapshot(openReads: DeletionRequest[], recent: DeletionRequest[]): OverviewRequests {
+  const closed = new Set(recent.map((r) => r.id));
+  const latest = new Map<string, DeletionRequest>();
+  for (const r of openReads) if (!closed.has(r.id)) latest.set(r.id, r);
+  const open = [...latest.values()].sort((a, b) => Date.parse(a.due_at) - Date.parse(b.due_at));
+  return { open, recent };
+}
+
+async function openRequests(): Promise<DeletionRequest[]> {
+  const out: DeletionRequest[] = [];
+  for (const status of OPEN_STATUSES) {
+    let cursor: string | undefined;
+    for (let i = 0; i < 10; i++) {
+      const page = await unwrap(api.GET("/api/v1/deletion-requests", { params: { query: { status, cursor, limit: 200 } } }));
+      out.push(...page.data);
+      if (!page.next_cursor) break;
+      cursor = page.next_cursor;
+    }
+  }
+  return out;
+}
+
+/** Open requests by deadline and the newest completed ones, read together (one query,
+ * one refresh): the overview never lists a request as open beside its certificate. */
+export function useOverviewRequests(recentLimit = 5) {
   return useQuery({
-    queryKey: ["deletion-requests", "open"],
-    enabled,
+    queryKey: ["deletion-requests", "overview", recentLimit],
     queryFn: async () => {
-      const out: DeletionRequest[] = [];
-      for (const status of OPEN_STATUSES) {
-        let cursor: string | undefined;
-        for (let i = 0; i < 10; i++) {
-          const page = await unwrap(api.GET("/api/v1/deletion-requests", { params: { query: { status, cursor, limit: 200 } } }));
-          out.push(...page.data);
-          if (!page.next_cursor) break;
-          cursor = page.next_cursor;
-        }
-      }
-      return out.sort((a, b) => Date.parse(a.due_at) - Date.parse(b.due_at));
+      const open = await openRequests(); // first: what completes meanwhile is in `recent`
+      const recent = await unwrap(api.GET("/api/v1/deletion-requests", { params: { query: { status: "completed", limit: recentLimit } } }));
+      return overviewSnapshot(open, recent.data);
     },
-    refetchInterval: 15_000,
+    refetchInterval: (q) => (q.state.data?.open.some((r) => MOVING.includes(r.status)) ? 3_000 : 15_000),
   });
 }
 
 export function useDeletionRequest(requestId: string) {
-  return useQuery({
+  const queryClient = useQueryClient();
+  const query = useQuery({
     queryKey: ["deletion-request", requestId],
     queryFn: () => unwrap(api.GET("/api/v1/deletion-requests/{request_id}", { params: { path: { request_id: requestId } } })),
     // While its jobs run, the request moves on its own (workers, the sweeper): follow it.
     refetchInterval: (q) => (q.state.data && MOVING.includes(q.state.data.status) ? 2_000 : false),
   });
+  // When it moves (seen by the polling above), what else shows it is stale too.
+  const state = query.data ? `${query.data.status}/${query.data.has_certificate}` : undefined;
+  const seen = useRef(state);
+  useEffect(() => {
+    if (state === undefined) return;
+    if (seen.current !== undefined && seen.current !== state) invalidateRequest(queryClient, requestId, false);
+    seen.current = state;
+  }, [state, requestId, queryClient]);
+  return query;
 }
 
 export function useTimeline(requestId: string, status: string | undefined) {

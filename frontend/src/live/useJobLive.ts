@@ -8,6 +8,7 @@ import { useEffect, useMemo, useRef, useState } from "react";
 
 import { api, unwrap } from "../api/client";
 import { toApiError } from "../api/errors";
+import { invalidateRequest } from "../api/deletion";
 import { isActive } from "../api/queries";
 import type { Job, JobEvent, MetricPoint } from "../api/types";
 import { mergeEvents, mergeSeries, type Series } from "./merge";
@@ -26,6 +27,13 @@ async function allLogEvents(jobId: string): Promise<JobEvent[]> {
     cursor = Number(page.next_cursor);
   }
   return out;
+}
+
+/** The deletion requests a workflow job serves (a batched run serves several). */
+export function servedRequests(job: Pick<Job, "spec"> | undefined): string[] {
+  const spec = (job?.spec ?? {}) as { deletion_request_ids?: unknown; deletion_request_id?: unknown };
+  const ids = Array.isArray(spec.deletion_request_ids) ? spec.deletion_request_ids : [spec.deletion_request_id];
+  return ids.filter((id): id is string => typeof id === "string" && id.length > 0);
 }
 
 export function useJobLive(jobId: string, job: Job | undefined) {
@@ -84,6 +92,8 @@ export function useJobLive(jobId: string, job: Job | undefined) {
               void queryClient.invalidateQueries({ queryKey: ["job-metrics", jobId] });
               void queryClient.invalidateQueries({ queryKey: ["job-logs", jobId] });
               void queryClient.invalidateQueries({ queryKey: ["jobs"] });
+              // A workflow run that ends moves the requests it served on.
+              for (const requestId of servedRequests(queryClient.getQueryData<Job>(["job", jobId]))) invalidateRequest(queryClient, requestId);
             }
           }
           break;

@@ -3,7 +3,7 @@ import { useId, useState, type ReactNode } from "react";
 import { Link, useParams } from "react-router";
 
 import { api, saveBlob, unwrap } from "../api/client";
-import { LEGAL_BASIS_TEXT, MOVING, OPEN_STATUSES, UNDECIDED, useDeletionRequest, useTimeline } from "../api/deletion";
+import { invalidateRequest, LEGAL_BASIS_TEXT, MOVING, OPEN_STATUSES, UNDECIDED, useDeletionRequest, useTimeline } from "../api/deletion";
 import { toApiError } from "../api/errors";
 import { isActive, useAllDatasets, useAllModels, useJob } from "../api/queries";
 import type { DeletionItem, DeletionRequest, Job, PlanItem, TimelineEntry } from "../api/types";
@@ -72,8 +72,7 @@ function Actions({ request }: { request: DeletionRequest }): ReactNode {
     },
     onSuccess: (updated) => {
       queryClient.setQueryData(["deletion-request", request.id], updated);
-      void queryClient.invalidateQueries({ queryKey: ["deletion-requests"] });
-      void queryClient.invalidateQueries({ queryKey: ["deletion-timeline", request.id] });
+      invalidateRequest(queryClient, request.id, false);
       setAsking(null);
       setReason("");
     },

@@ -3,9 +3,9 @@ import type { ReactNode } from "react";
 import { Link } from "react-router";
 
 import { api, unwrap } from "../api/client";
-import { useDeletionRequests, useOpenDeletionRequests } from "../api/deletion";
+import { useOverviewRequests } from "../api/deletion";
 import { useAllModels, useHealth, useJobs } from "../api/queries";
-import type { Check } from "../api/types";
+import type { Check, DeletionRequest } from "../api/types";
 import { useCan } from "../auth";
 import { Mono, ShortId } from "../components/Badges";
 import { JobTable } from "../components/JobTable";
@@ -30,28 +30,20 @@ function CheckCard({ name, check }: { name: string; check: Check }): ReactNode {
   );
 }
 
-function RecentCertificates(): ReactNode {
-  const done = useDeletionRequests("completed", undefined, 5);
+function RecentCertificates({ recent }: { recent: DeletionRequest[] }): ReactNode {
+  if (!recent.length) return <Empty>No request has completed yet.</Empty>;
   return (
-    <QueryView query={done} what="recent certificates">
-      {(page) =>
-        page.data.length ? (
-          <ul className="plain" data-testid="recent-certificates">
-            {page.data.map((r) => (
-              <li key={r.id}>
-                <Link to={`/deletion-requests/${r.id}`}>
-                  <ShortId id={r.id} />
-                </Link>{" "}
-                {r.has_certificate ? "certificate issued" : "completed"} <Time value={r.completed_at} />
-                {r.requester_reference && <span className="muted small"> · {r.requester_reference}</span>}
-              </li>
-            ))}
-          </ul>
-        ) : (
-          <Empty>No request has completed yet.</Empty>
-        )
-      }
-    </QueryView>
+    <ul className="plain" data-testid="recent-certificates">
+      {recent.map((r) => (
+        <li key={r.id}>
+          <Link to={`/deletion-requests/${r.id}`}>
+            <ShortId id={r.id} />
+          </Link>{" "}
+          {r.has_certificate ? "certificate issued" : "completed"} <Time value={r.completed_at} />
+          {r.requester_reference && <span className="muted small"> · {r.requester_reference}</span>}
+        </li>
+      ))}
+    </ul>
   );
 }
 
@@ -86,7 +78,8 @@ function LatestCheckpoint(): ReactNode {
 }
 
 export function Overview(): ReactNode {
-  const openRequests = useOpenDeletionRequests();
+  // One query feeds both panels: open requests and recent certificates always agree.
+  const requests = useOverviewRequests();
   const canAudit = useCan("audit");
   const health = useHealth();
   const running = useJobs({ state: "running" }, undefined, 20);
@@ -124,13 +117,15 @@ export function Overview(): ReactNode {
       <h2>
         Open deletion requests, by deadline <Link to="/deletion-requests" className="small">all requests →</Link>
       </h2>
-      <QueryView query={openRequests} what="open deletion requests">
-        {(list) => <RequestTable requests={list.slice(0, 10)} empty="No deletion request is open." caption="Open deletion requests by deadline" />}
+      <QueryView query={requests} what="open deletion requests">
+        {(v) => <RequestTable requests={v.open.slice(0, 10)} empty="No deletion request is open." caption="Open deletion requests by deadline" />}
       </QueryView>
       <div className="grid-2">
         <section aria-labelledby="certs-h">
           <h2 id="certs-h">Recent certificates</h2>
-          <RecentCertificates />
+          <QueryView query={requests} what="recent certificates">
+            {(v) => <RecentCertificates recent={v.recent} />}
+          </QueryView>
         </section>
         {canAudit && (
           <section aria-labelledby="cp-latest-h">

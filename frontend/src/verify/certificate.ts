@@ -5,19 +5,33 @@
  * and inclusion proofs of that event and of every step the certificate lists, up to a
  * signed checkpoint whose own signature is checked too.
  */
+import canonicalize from "canonicalize";
+
 import { api, unwrap } from "../api/client";
 import type { Checkpoint } from "../api/types";
-import { canonical, member, parseRaw, rawObject, without, type Raw } from "./canonical";
 import { importPublicKey, leafHash, rootFromInclusion, sha256Hex, verifySigned, type PublicKey } from "./crypto";
 
-export const CERTIFICATE_CONTEXT = "expunge.certificate.v1";
+/** Certificates are signed over their RFC 8785 (JCS) form, which `canonicalize` rebuilds. */
+export const CERTIFICATE_CONTEXT = "expunge.certificate.v2";
+/** Certificates signed before v2 used Python's sorted compact json.dumps: the same bytes as
+ * RFC 8785 unless a number is written differently (1.0, 1e-05). */
+export const CERTIFICATE_CONTEXT_V1 = "expunge.certificate.v1";
 export const CHECKPOINT_CONTEXT = "expunge.audit_checkpoint.v1";
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** RFC 8785 text of a JSON value (throws on what JCS cannot encode). */
+export function jcs(value: unknown): string {
+  const text = canonicalize(value);
+  if (text === undefined) throw new TypeError("not a JSON value");
+  return text;
+}
 
 /** One step of a verification; `skipped`: not checked (e.g. the role may not read the log). */
 export type Check = { name: string; ok: boolean; detail: string; skipped?: boolean };
 
 export type CertificateEvidence = {
-  text: string; // the certificate exactly as the API sent it
+  text: string; // the certificate exactly as the API sent it: its canonical bytes
   sha256Header: string | null; // X-Certificate-SHA256
   auditSeq: number | null; // X-Audit-Seq
 };
@@ -27,18 +41,29 @@ type SignatureBlock = { algorithm?: string; context?: string; key_id?: string; v
 export async function checkSignature(text: string, publicKey: PublicKey): Promise<Check> {
   const name = "Signature";
   try {
-    const raw = parseRaw(text);
-    const block = JSON.parse(canonical(member(raw, "signature") ?? null)) as SignatureBlock | null;
+    const parsed = JSON.parse(text) as Json;
+    if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) return { name, ok: false, detail: "the certificate is not a JSON object" };
+    const { signature, ...body } = parsed;
+    const block = signature as SignatureBlock | null | undefined;
     if (!block || typeof block !== "object") return { name, ok: false, detail: "the certificate has no signature" };
     if (block.algorithm !== "Ed25519") return { name, ok: false, detail: `unsupported algorithm ${String(block.algorithm)}` };
-    if (block.context !== CERTIFICATE_CONTEXT) return { name, ok: false, detail: `signed for ${String(block.context)}, not ${CERTIFICATE_CONTEXT}` };
+    const v1 = block.context === CERTIFICATE_CONTEXT_V1;
+    if (block.context !== CERTIFICATE_CONTEXT && !v1) return { name, ok: false, detail: `signed for ${String(block.context)}, not ${CERTIFICATE_CONTEXT}` };
     if (block.key_id !== publicKey.keyId) {
       return { name, ok: false, detail: `signed by key ${String(block.key_id)}, but the deployment's public key is ${publicKey.keyId}` };
     }
-    const ok = await verifySigned(publicKey.key, CERTIFICATE_CONTEXT, canonical(without(raw, "signature")), block.value ?? "");
-    return ok
-      ? { name, ok, detail: `valid Ed25519 signature by key ${publicKey.keyId}` }
-      : { name, ok, detail: "the signature does not match the document (it was altered or forged)" };
+    const ok = await verifySigned(publicKey.key, String(block.context), jcs(body), block.value ?? "");
+    if (ok) return { name, ok, detail: `valid Ed25519 signature by key ${publicKey.keyId}` };
+    if (v1) {
+      // A v1 document whose numbers Python wrote differently cannot be rebuilt here.
+      return {
+        name,
+        ok: false,
+        skipped: true,
+        detail: "signed in the v1 form (before RFC 8785), which the browser cannot always rebuild: check it with `expunge certificate verify`",
+      };
+    }
+    return { name, ok, detail: "the signature does not match the document (it was altered or forged)" };
   } catch (error) {
     return { name, ok: false, detail: `could not check: ${error instanceof Error ? error.message : String(error)}` };
   }
@@ -47,8 +72,10 @@ export async function checkSignature(text: string, publicKey: PublicKey): Promis
 export async function checkCheckpoint(cp: Checkpoint, publicKey: PublicKey): Promise<Check> {
   const name = `Checkpoint of ${cp.tree_size} events`;
   if (cp.key_id !== publicKey.keyId) return { name, ok: false, detail: `signed by key ${cp.key_id}, not the deployment's ${publicKey.keyId}` };
-  const doc = rawObject({ tree_size: { num: String(cp.tree_size) }, root_hash: cp.root_hash, at: cp.at, key_id: cp.key_id });
-  const ok = await verifySigned(publicKey.key, CHECKPOINT_CONTEXT, canonical(doc), cp.signature).catch(() => false);
+  // Checkpoints keep the log's own form; for their integer and string fields it is the
+  // same bytes as RFC 8785.
+  const doc = { tree_size: cp.tree_size, root_hash: cp.root_hash, at: cp.at, key_id: cp.key_id };
+  const ok = await verifySigned(publicKey.key, CHECKPOINT_CONTEXT, jcs(doc), cp.signature).catch(() => false);
   return { name, ok, detail: ok ? `signature valid; root ${cp.root_hash.slice(0, 16)}…` : "the checkpoint's signature is invalid" };
 }
 
@@ -66,30 +93,26 @@ export async function checkpointCovering(seq: number): Promise<Checkpoint> {
   return unwrap(api.POST("/api/v1/audit/checkpoints"));
 }
 
-function rawString(v: Raw | undefined): string | undefined {
-  return typeof v === "string" ? v : undefined;
-}
+type AuditEventJson = { [key: string]: Json };
 
-/** The anchor event, its hash recomputed from its fields (exact text, as logged). */
+/** The anchor event, its hash recomputed from its fields. Audit events keep the log's own
+ * form, which for a certificate_issued event (integers and strings) is the same bytes as
+ * RFC 8785. */
 async function anchorEvent(requestId: string, seq: number): Promise<{ hash: string; recomputed: string; certificateSha256: string | undefined } | null> {
-  const { data } = await api.GET("/api/v1/audit/events", {
-    params: { query: { entity_type: "deletion_request", entity_id: requestId, action: "deletion_request.certificate_issued", limit: 50 } },
-    parseAs: "text",
-  });
-  if (typeof data !== "string") return null;
-  const list = member(parseRaw(data), "data");
-  const event = (Array.isArray(list) ? list : []).find((e) => {
-    const s = member(e, "seq");
-    return typeof s === "object" && s !== null && "num" in s && s.num === String(seq);
-  });
+  const page = await unwrap(
+    api.GET("/api/v1/audit/events", {
+      params: { query: { entity_type: "deletion_request", entity_id: requestId, action: "deletion_request.certificate_issued", limit: 50 } },
+    }),
+  );
+  const event = (page.data as unknown as AuditEventJson[]).find((e) => e.seq === seq);
   if (!event) return null;
   const fields = ["seq", "at", "actor", "action", "entity_type", "entity_id", "payload", "prev_hash"];
-  const body = rawObject(Object.fromEntries(fields.map((f) => [f, member(event, f) ?? null])));
-  const payload = member(event, "payload");
+  const body = Object.fromEntries(fields.map((f) => [f, event[f] ?? null]));
+  const payload = event.payload as { certificate_sha256?: unknown } | null;
   return {
-    hash: rawString(member(event, "hash")) ?? "",
-    recomputed: await sha256Hex(canonical(body)),
-    certificateSha256: payload ? rawString(member(payload, "certificate_sha256")) : undefined,
+    hash: typeof event.hash === "string" ? event.hash : "",
+    recomputed: await sha256Hex(jcs(body)),
+    certificateSha256: typeof payload?.certificate_sha256 === "string" ? payload.certificate_sha256 : undefined,
   };
 }
 
@@ -101,7 +124,8 @@ export async function verifyCertificate(requestId: string, evidence: Certificate
   const checks: Check[] = [];
   const publicKey = await importPublicKey(publicKeyPem);
   checks.push(await checkSignature(evidence.text, publicKey));
-  const digest = await sha256Hex(canonical(parseRaw(evidence.text)));
+  // The API serves the canonical bytes themselves: their sha256 is the digest it logged.
+  const digest = await sha256Hex(evidence.text);
   if (evidence.sha256Header) {
     checks.push({
       name: "Digest",

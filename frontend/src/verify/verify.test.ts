@@ -1,8 +1,15 @@
+import { readFileSync } from "node:fs";
+
 import { describe, expect, it } from "vitest";
 
-import { checkCheckpoint, checkSignature, CERTIFICATE_CONTEXT } from "./certificate";
-import { canonical, parseRaw, without } from "./canonical";
+import { checkCheckpoint, checkSignature, CERTIFICATE_CONTEXT, CERTIFICATE_CONTEXT_V1, jcs } from "./certificate";
 import { hex, importPublicKey, leafHash, rootFromInclusion, sha256, sha256Hex } from "./crypto";
+
+type Fixture = { public_key_pem: string; sha256: string; served: string };
+/** Certificates the Python side signed (tests/fixtures/certificates): v2 in RFC 8785 form,
+ * and one from before it (v1), stored when certificates moved to RFC 8785. */
+const fixture = (name: string): Fixture =>
+  JSON.parse(readFileSync(`${process.cwd()}/../tests/fixtures/certificates/${name}.json`, "utf-8")) as Fixture;
 
 const enc = new TextEncoder();
 
@@ -14,31 +21,49 @@ async function keyPair() {
   return { pem, sign, keyId: (await sha256Hex(spki.slice(spki.length - 32))).slice(0, 16) };
 }
 
-describe("canonical JSON from the response text", () => {
-  it("sorts keys, drops whitespace and keeps Python's number digits", () => {
-    const text = '{"b": 1.0, "a": {"z": [1e-05, -0.5, 10], "y": "é\\n\\"q\\""}, "c": null, "d": true}';
-    expect(canonical(parseRaw(text))).toBe('{"a":{"y":"é\\n\\"q\\"","z":[1e-05,-0.5,10]},"b":1.0,"c":null,"d":true}');
-    expect(canonical(without(parseRaw('{"x":1,"signature":{"v":2}}'), "signature"))).toBe('{"x":1}');
+describe("RFC 8785 through canonicalize", () => {
+  it("sorts keys, drops whitespace and writes numbers the ECMAScript way", () => {
+    const value = JSON.parse('{"b": 1.0, "a": {"z": [1e-05, -0.5, 10, 1e21], "y": "é\\n\\"q\\""}, "c": null, "d": true}') as unknown;
+    expect(jcs(value)).toBe('{"a":{"y":"é\\n\\"q\\"","z":[0.00001,-0.5,10,1e+21]},"b":1,"c":null,"d":true}');
+    expect(() => jcs(NaN)).toThrow();
   });
 
-  it("refuses text that is not JSON", () => {
-    expect(() => parseRaw('{"a":1,}')).toThrow(SyntaxError);
-    expect(() => parseRaw("[1 2]")).toThrow(SyntaxError);
+  it("rebuilds the exact bytes the Python side signed and served (v2 fixture)", async () => {
+    const v2 = fixture("v2");
+    expect(jcs(JSON.parse(v2.served))).toBe(v2.served);
+    expect(await sha256Hex(v2.served)).toBe(v2.sha256);
+    const key = await importPublicKey(v2.public_key_pem);
+    expect(await checkSignature(v2.served, key)).toMatchObject({ ok: true, detail: expect.stringContaining("valid Ed25519") });
+    // Reformatted text still verifies (the parsed document is what is signed) ...
+    expect((await checkSignature(JSON.stringify(JSON.parse(v2.served), null, 2), key)).ok).toBe(true);
+    // ... an edited one does not.
+    const edited = v2.served.replace('"outcome":"erased"', '"outcome":"nothing_to_delete"');
+    expect(edited).not.toBe(v2.served);
+    expect(await checkSignature(edited, key)).toMatchObject({ ok: false, detail: expect.stringContaining("altered or forged") });
+  });
+
+  it("says a v1 certificate whose numbers it cannot rebuild needs the CLI, never that it is valid", async () => {
+    const v1 = fixture("v1");
+    const key = await importPublicKey(v1.public_key_pem);
+    expect((JSON.parse(v1.served) as { signature: { context: string } }).signature.context).toBe(CERTIFICATE_CONTEXT_V1);
+    expect(await checkSignature(v1.served, key)).toMatchObject({ ok: false, skipped: true, detail: expect.stringContaining("expunge certificate verify") });
   });
 });
 
 describe("certificate signature, checked in the browser", () => {
   it("accepts the signed document and rejects an edited one", async () => {
     const k = await keyPair();
-    const body = '{"outcome":"erased","models":[{"evaluation":{"test_accuracy":1.0}}],"type":"expunge.deletion_certificate"}';
-    const value = await k.sign(`${CERTIFICATE_CONTEXT}\n${canonical(parseRaw(body))}`);
-    const signed = `{"type":"expunge.deletion_certificate","outcome":"erased","models":[{"evaluation":{"test_accuracy":1.0}}],"signature":{"algorithm":"Ed25519","context":"${CERTIFICATE_CONTEXT}","key_id":"${k.keyId}","value":"${value}"}}`;
+    const body = { outcome: "erased", models: [{ evaluation: { test_accuracy: 0.5 } }], type: "expunge.deletion_certificate" };
+    const value = await k.sign(`${CERTIFICATE_CONTEXT}\n${jcs(body)}`);
+    const signed = JSON.stringify({ ...body, signature: { algorithm: "Ed25519", context: CERTIFICATE_CONTEXT, key_id: k.keyId, value } });
     const key = await importPublicKey(k.pem);
     expect(key.keyId).toBe(k.keyId);
     expect(await checkSignature(signed, key)).toMatchObject({ ok: true });
-    // 1.0 → 1 changes the signed bytes: a verifier that re-encodes parsed numbers would be wrong.
-    expect((await checkSignature(signed.replace("1.0", "1"), key)).ok).toBe(false);
+    expect((await checkSignature(signed.replace("0.5", "0.25"), key)).ok).toBe(false);
     expect(await checkSignature(signed.replace('"erased"', '"nothing_to_delete"'), key)).toMatchObject({ ok: false, detail: expect.stringContaining("altered or forged") });
+    // The context binds the form: the same signature relabelled v1 is not valid either.
+    const relabelled = signed.replace(CERTIFICATE_CONTEXT, CERTIFICATE_CONTEXT_V1);
+    expect((await checkSignature(relabelled, key)).ok).toBe(false);
     const other = await importPublicKey((await keyPair()).pem);
     expect((await checkSignature(signed, other)).detail).toContain("signed by key");
   });
