@@ -27,7 +27,7 @@ def default_grid(method: str) -> dict[str, list[Any]]:
     if not issubclass(params, IterativeParams):
         return {}
     lr = float(params.model_fields["lr"].default)
-    return {"lr": [lr / 3, lr, lr * 3], "budget_fraction": [0.1, 0.25]}
+    return {"lr": [lr / 3, lr, lr * 3], "budget_fraction": [0.1, 0.2, 0.3]}
 
 
 def candidates(method: str, grid: dict[str, list[Any]]) -> list[dict[str, Any]]:

@@ -135,14 +135,14 @@ def test_the_plan_shows_the_estimate_against_the_retrain(session: Session) -> No
     entry = flows._plan_item(session, _request(session), "m1_v1", False)
     assert (entry["method"], entry["exact"]) == ("finetune", False)
     cost = entry["cost"]
-    # Default finetune: 0.25 of the original's 4 x 100 passes buys one epoch over 90.
+    # Default finetune: 0.2 of the original's 4 x 100 passes buys 80 of the 90 retain.
     assert cost["retrain_passes"] == EPOCHS * 90
-    assert cost["estimated_passes"] == 90
-    assert cost["estimate_fraction"] == pytest.approx(90 / 360, abs=1e-4)
+    assert cost["estimated_passes"] == 80
+    assert cost["estimate_fraction"] == pytest.approx(80 / 360, abs=1e-4)
     assert cost["estimate_fraction"] <= cost["max_cost_fraction"] == 0.5
     # No history: p_fail is the uninformed 0.5 and the attempt still pays.
     assert (cost["verdicts"], cost["p_fail"], cost["choice"]) == (0, 0.5, "attempt")
-    assert cost["expected_fraction"] == pytest.approx(0.75, abs=1e-4)
+    assert cost["expected_fraction"] == pytest.approx(80 / 360 + 0.5, abs=1e-4)
 
 
 def test_max_cost_fraction_sends_a_dear_method_to_the_exact_path(session: Session) -> None:

@@ -99,6 +99,8 @@ class Budget:
     original_passes: float | None
     retrain_passes: float | None
     source: Literal["explicit", "budget", "reference", "fixed", "exact"]
+    # Param values resolved for this run (e.g. a search's size fitted to the budget).
+    updates: dict[str, Any] = field(default_factory=dict)
 
     @property
     def cost_fraction(self) -> float | None:
@@ -110,7 +112,7 @@ class Budget:
     def note(self, method: str) -> str:
         what = {
             "explicit": "epochs given",
-            "budget": "epochs from budget_fraction of the original's training",
+            "budget": "sized by budget_fraction of the original's training",
             "reference": "no recipe known: the method's reference epochs",
             "fixed": "no epochs: fixed passes",
             "exact": "exact: a retrain",
@@ -120,6 +122,7 @@ class Budget:
             parts.append(f"{self.epochs} epoch(s)")
         if self.retain_samples is not None:
             parts.append(f"over {self.retain_samples} retain samples")
+        parts += [f"{k} {v}" for k, v in sorted(self.updates.items())]
         parts.append(f"~{self.passes:.0f} sample passes")
         if self.cost_fraction is not None:
             parts.append(f"{self.cost_fraction:.2f} x a retrain")
@@ -168,9 +171,10 @@ class MethodParams(BaseModel):
 
 
 # The share of the original's training (epochs x training samples, in sample passes) a
-# method may spend when no explicit epoch count is given. 0.25 keeps every default under
-# half a retrain with room for what the estimate leaves out (bench/cost.py measures it).
-DEFAULT_BUDGET_FRACTION = 0.25
+# method may spend when no explicit epoch count is given. 0.2 keeps every default under
+# half a retrain with room for what the estimate leaves out: per-run overheads, a smaller
+# batch than the recipe's, a busy machine (bench/cost.py measures it).
+DEFAULT_BUDGET_FRACTION = 0.2
 
 
 def epochs_field(walks: str) -> Any:
@@ -288,6 +292,13 @@ class UnlearningMethod(ABC):
         """Sample passes spent once per run, whatever the epochs (gradients, masks)."""
         return 0.0
 
+    def resolve_fixed(
+        self, params: Any, n_forget: int, n_retain: int, allowed: float | None
+    ) -> dict[str, Any]:
+        """Param values a method without epochs takes for this run, fitting its empty
+        (budget-driven) fields to ``allowed`` passes when the original is known."""
+        return {}
+
     def budget(
         self,
         params: MethodParams | Mapping[str, Any] | None,
@@ -308,9 +319,14 @@ class UnlearningMethod(ABC):
         if self.exact:
             passes = float(getattr(parsed, "epochs", None) or train_epochs or 1) * n_retain
             return Budget(None, None, passes, original, retrain, "exact")
-        fixed = self.fixed_passes(parsed, n_forget, n_retain)
         if not isinstance(parsed, IterativeParams):
-            return Budget(None, None, fixed, original, retrain, "fixed")
+            fraction = getattr(parsed, "budget_fraction", None)
+            allowed = fraction * original if fraction and original else None
+            updates = self.resolve_fixed(parsed, n_forget, n_retain, allowed)
+            fixed = self.fixed_passes(parsed.model_copy(update=updates), n_forget, n_retain)
+            source = "budget" if allowed is not None and updates else "fixed"
+            return Budget(None, None, fixed, original, retrain, source, updates)  # type: ignore[arg-type]
+        fixed = self.fixed_passes(parsed, n_forget, n_retain)
         per_epoch = max(self.epoch_passes(parsed, n_forget, n_retain), 1e-9)
         keep: int | None = None
         if parsed.epochs is not None:
@@ -378,6 +394,8 @@ class UnlearningMethod(ABC):
         )
         if isinstance(parsed, IterativeParams) and budget.epochs is not None:
             parsed = parsed.model_copy(update={"epochs": budget.epochs})
+        if budget.updates:
+            parsed = parsed.model_copy(update=budget.updates)
         if budget.retain_samples is not None:
             data = replace(data, retain=_seeded_subset(data.retain, budget.retain_samples, parsed))
         note = budget.note(self.name)

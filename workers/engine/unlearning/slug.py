@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from workers.engine.unlearning.base import (
+    DEFAULT_BUDGET_FRACTION,
     MethodParams,
     UnlearnData,
     UnlearningMethod,
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from workers.engine.config import ArchitectureConfig
     from workers.engine.data import ImageArrays
     from workers.engine.training import Callbacks
+
+
+REFERENCE_LAYERS, REFERENCE_ITERATIONS, MIN_ITERATIONS = 4, 12, 6
 
 
 class SlugParams(MethodParams):
@@ -47,11 +51,26 @@ class SlugParams(MethodParams):
         le=100,
         description="Largest step, as a multiple of the layer's weight norm.",
     )
-    search_iterations: int = Field(
-        12, ge=1, le=50, description="Bisection steps of the step-size search per layer."
+    search_iterations: int | None = Field(
+        None,
+        ge=1,
+        le=50,
+        description="Bisection steps of the step-size search per layer. Empty: 12, fewer "
+        "(not under 6) where budget_fraction of the original's training allows less.",
     )
-    max_layers: int = Field(
-        4, ge=1, le=64, description="Pareto-front layers tried, most important first."
+    max_layers: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Pareto-front layers tried, most important first. Empty: 4, fewer "
+        "where budget_fraction of the original's training allows less.",
+    )
+    budget_fraction: float = Field(
+        DEFAULT_BUDGET_FRACTION,
+        gt=0,
+        le=1,
+        description="Share of the original's training (epochs x training samples, in "
+        "sample passes) the search may spend when its size is left empty.",
     )
     retain_gradient_samples: int = Field(
         1024, ge=8, description="Retain samples used for the retain gradient."
@@ -73,8 +92,29 @@ class Slug(UnlearningMethod):
         # Two gradients, then layers x bisection steps of no-grad checks in big eval
         # batches (about a sixth of a training pass per sample, bench/cost.py measures).
         grads = n_forget + min(n_retain, params.retain_gradient_samples)
-        checks = params.max_layers * (params.search_iterations + 1)
-        return grads + checks * (n_forget + params.retain_probe_size) / 6
+        layers = params.max_layers or REFERENCE_LAYERS
+        iterations = params.search_iterations or REFERENCE_ITERATIONS
+        return grads + layers * (iterations + 1) * (n_forget + params.retain_probe_size) / 6
+
+    def resolve_fixed(
+        self, params: Any, n_forget: int, n_retain: int, allowed: float | None
+    ) -> dict[str, Any]:
+        """Try fewer layers, then fewer bisection steps, until the search fits."""
+        layers = params.max_layers or REFERENCE_LAYERS
+        iterations = params.search_iterations or REFERENCE_ITERATIONS
+
+        def cost(n_layers: int, n_iterations: int) -> float:
+            update = {"max_layers": n_layers, "search_iterations": n_iterations}
+            return self.fixed_passes(params.model_copy(update=update), n_forget, n_retain)
+
+        while allowed is not None and cost(layers, iterations) > allowed:
+            if params.max_layers is None and layers > 1:
+                layers -= 1
+            elif params.search_iterations is None and iterations > MIN_ITERATIONS:
+                iterations -= 1
+            else:
+                break
+        return {"max_layers": layers, "search_iterations": iterations}
 
     def unlearn(
         self,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from workers.engine.unlearning.base import (
+    DEFAULT_BUDGET_FRACTION,
     MethodParams,
     UnlearnData,
     UnlearningMethod,
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from workers.engine.data import ImageArrays
     from workers.engine.training import Callbacks
     from workers.engine.unlearning.common import StepGuard
+
+
+MIN_FULL_SET = 1000  # fewer samples make a noisy I_full, and shrinking needs a good one
 
 
 class SSDParams(MethodParams):
@@ -48,7 +52,15 @@ class SSDParams(MethodParams):
         None,
         ge=1,
         description="Estimate I_full on a seeded subset of this many training samples "
-        "(retain + forget); empty: all of them.",
+        "(retain + forget); empty: all of them, or as many as budget_fraction of the "
+        "original's training allows (at least 1000).",
+    )
+    budget_fraction: float = Field(
+        DEFAULT_BUDGET_FRACTION,
+        gt=0,
+        le=1,
+        description="Share of the original's training (epochs x training samples, in "
+        "sample passes) the two gradient passes may spend when full_set_samples is empty.",
     )
 
 
@@ -67,6 +79,15 @@ class SSD(UnlearningMethod):
         # One gradient pass over the forget set and one over (a subset of) all data.
         full = n_forget + n_retain
         return float(n_forget + min(full, params.full_set_samples or full))
+
+    def resolve_fixed(
+        self, params: Any, n_forget: int, n_retain: int, allowed: float | None
+    ) -> dict[str, Any]:
+        """Estimate I_full on fewer samples when all of them would overrun the budget."""
+        full = n_forget + n_retain
+        if params.full_set_samples is not None or allowed is None or n_forget + full <= allowed:
+            return {}
+        return {"full_set_samples": int(min(full, max(MIN_FULL_SET, allowed - n_forget)))}
 
     def unlearn(
         self,
