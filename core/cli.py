@@ -592,11 +592,22 @@ def certificate() -> None:
     default=None,
     help="Also check the certificate's audit steps against this verified audit export",
 )
+@click.option(
+    "--anchor",
+    "anchor_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The certificate's anchor (GET /api/v1/audit/certificates/ID/anchor): its audit "
+    "event, signed checkpoint and inclusion proof",
+)
 def certificate_verify(
-    file: Path, public_keys: tuple[Path, ...], audit_export: Path | None
+    file: Path, public_keys: tuple[Path, ...], audit_export: Path | None, anchor_file: Path | None
 ) -> None:
     """Check a certificate offline: its signature, and its audit-log anchoring.
 
+    With --anchor (or a saved {"document": ..., "anchor": ...} bundle), the certificate's
+    own audit event is proven in a signed checkpoint; with --audit-export as well, an
+    export cut short before that event (or rewritten below it) fails.
     Exits 0 when every check passes, 1 otherwise.
     """
     from core.audit.anchor import check_certificate
@@ -607,13 +618,23 @@ def certificate_verify(
         click.echo(f"FAILED not a JSON certificate: {exc}")
         sys.exit(1)
     # The API's certificate endpoint returns the signed document itself; a saved copy
-    # may also wrap it as {"document": ...}.
+    # may also wrap it as {"document": ..., "anchor": ...}.
+    anchor = None
     if isinstance(cert, dict) and "document" in cert and "signature" not in cert:
+        anchor = cert.get("anchor") if isinstance(cert.get("anchor"), dict) else None
         cert = cert["document"]
+    if anchor_file is not None:
+        try:
+            anchor = json.loads(anchor_file.read_text())
+        except ValueError as exc:
+            click.echo(f"FAILED the anchor is not JSON: {exc}")
+            sys.exit(1)
+    if anchor is not None and "format" not in anchor:
+        anchor = None  # a certificate from before anchoring: audit_seq and sha256 only
     if not isinstance(cert, dict):
         click.echo("FAILED not a JSON certificate object")
         sys.exit(1)
-    results = check_certificate(cert, _read_keys(public_keys), audit_export)
+    results = check_certificate(cert, _read_keys(public_keys), audit_export, anchor)
     for passed, what in results:
         click.echo(("OK " if passed else "FAILED ") + what)
     sys.exit(0 if results and all(passed for passed, _ in results) else 1)

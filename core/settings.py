@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # rotation: checkpoints they signed still verify.
     signing_previous_keys: str | None = None
     subject_salt: str | None = None
+    # How often the sweeper verifies the audit log and signs a checkpoint of its head
+    # when it grew (0 switches it off; certificates still sign one each).
+    audit_checkpoint_seconds: float = Field(default=300.0, ge=0)
 
     # Limits.
     max_upload_bytes: int = 512 * 1024 * 1024

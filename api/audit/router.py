@@ -12,6 +12,7 @@ from api.audit import repository, service
 from api.audit.schemas import (
     AuditEventPublic,
     AuditEventsPublic,
+    CertificateAnchorPublic,
     CheckpointPublic,
     CheckpointsPublic,
     ConsistencyProofPublic,
@@ -21,7 +22,9 @@ from api.audit.schemas import (
 from api.deps import SessionDep, SettingsDep, require
 from api.schemas import ERRORS, NOT_FOUND, ErrorBody, ValidationErrorBody
 from core.audit import log
+from core.errors import NotFound
 from models import ApiKey
+from models.deletion import DeletionRequest
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -72,12 +75,18 @@ def verify(session: SessionDep, settings: SettingsDep, _: Auditor) -> VerifyRepo
     "/checkpoints",
     status_code=status.HTTP_201_CREATED,
     response_model=CheckpointPublic,
-    responses={**ERRORS, **UNAVAILABLE, 200: {"description": "The latest one still holds"}},
+    responses={
+        **ERRORS,
+        **UNAVAILABLE,
+        200: {"description": "The latest one still holds"},
+        409: {"model": ErrorBody, "description": "The log does not verify: nothing is signed"},
+    },
 )
 def create_checkpoint(
     session: SessionDep, settings: SettingsDep, response: Response, _: Auditor
 ) -> CheckpointPublic:
-    """Sign the current tree head (size and RFC 6962 root) with the deployment's key."""
+    """Sign the current tree head (size and RFC 6962 root) with the deployment's key,
+    after verifying the whole log: a log that does not verify is refused (409)."""
     cp, created = service.create_checkpoint(session, settings)
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -134,6 +143,29 @@ def public_key(settings: SettingsDep) -> PlainTextResponse:
         media_type="application/x-pem-file",
         headers={"X-Expunge-Key-Id": signer.key_id},
     )
+
+
+@router.get(
+    "/certificates/{request_id}/anchor",
+    response_model=CertificateAnchorPublic,
+    responses={**ERRORS, **NOT_FOUND},
+)
+def certificate_anchor(
+    request_id: str, session: SessionDep, _: Auditor
+) -> CertificateAnchorPublic:
+    """A completed request's certificate anchor: the certificate's own audit event, the
+    checkpoint signed at issue and the inclusion proof (verify offline with
+    ``expunge certificate verify CERT --anchor ANCHOR --public-key KEY``)."""
+    request = session.get(DeletionRequest, request_id)
+    if request is None:
+        raise NotFound(f"deletion request {request_id} not found")
+    anchor = (request.certificate or {}).get("anchor")
+    if not anchor or "format" not in anchor:
+        raise NotFound(
+            f"request {request_id} has no anchored certificate (it is {request.status}; "
+            "certificates issued before anchoring existed carry only audit_seq and sha256)"
+        )
+    return CertificateAnchorPublic.model_validate(anchor)
 
 
 @router.get(

@@ -135,3 +135,32 @@ class ConsistencyProofPublic(BaseModel):
     @classmethod
     def of(cls, p: ConsistencyProof) -> ConsistencyProofPublic:
         return cls(**vars(p))
+
+
+class AnchorCheckpointPublic(BaseModel):
+    id: int | None = None
+    tree_size: int
+    root_hash: str
+    signature: str
+    key_id: str
+    at: str
+
+
+class CertificateAnchorPublic(BaseModel):
+    """Where a certificate sits in the log (``expunge-certificate-anchor/v1``): its own
+    ``certificate_issued`` event, a checkpoint signed over a tree holding it, and the
+    RFC 6962 inclusion proof. ``expunge certificate verify CERT --anchor THIS`` checks it."""
+
+    format: str
+    audit_seq: int
+    sha256: str = Field(description="sha256 of the certificate's canonical bytes")
+    event: dict[str, Any] = Field(description="The event, every hashed field")
+    hash: str = Field(description="The event's hash")
+    tree_size: int | None = None
+    root_hash: str | None = None
+    checkpoint: AnchorCheckpointPublic | None = Field(
+        description="Signed over the first tree_size events; null if the log did not "
+        "verify when the certificate was issued (then 'unanchored' says why)"
+    )
+    proof: list[str] | None = Field(default=None, description="RFC 6962 audit path, hex")
+    unanchored: str | None = None

@@ -30,7 +30,15 @@ def verify(session: Session, settings: Settings) -> VerifyReport:
 
 
 def create_checkpoint(session: Session, settings: Settings) -> tuple[AuditCheckpoint, bool]:
-    """(checkpoint, created): the current head is signed unless the latest still is."""
+    """(checkpoint, created): the current head is signed unless the latest still is.
+
+    Only over a log that verifies: otherwise ``LogDoesNotVerify`` (409, naming the first
+    bad position), so the deployment's signature never vouches for an edited log.
+    """
     latest = log.latest_checkpoint(session)
-    cp = log.checkpoint(session, signer(settings))
+    try:
+        keys = trusted_public_keys(settings)
+    except SigningKeyError as exc:
+        raise ServiceUnavailable(f"a signing key is not usable: {exc}") from exc
+    cp = log.checkpoint_verified(session, signer(settings), keys)
     return cp, latest is None or cp.id != latest.id

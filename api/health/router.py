@@ -8,6 +8,7 @@ from kombu import Connection
 from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
+from core.audit import autosign
 from models import Job
 
 router = APIRouter(tags=["health"])
@@ -25,6 +26,10 @@ class HealthPublic(BaseModel):
     queue: Check
     storage: Check
     outbox_backlog: int | None = None
+    # The automatic audit checkpoint signer in this process: ok false when it last found
+    # the log not verifying and refused to sign (detail names the first bad position).
+    # Informational: it does not make the service unhealthy.
+    audit_signer: Check | None = None
 
 
 def _timed(fn: Any) -> Check:
@@ -70,8 +75,11 @@ def health(request: Request, response: Response) -> HealthPublic:
     healthy = all(c.ok for c in checks.values())
     if not healthy:
         response.status_code = 503
+    signer = autosign.status()
+    signer_detail = f"{signer.at or '-'}: {signer.detail}"
     return HealthPublic(
         status="ok" if healthy else "degraded",
         outbox_backlog=backlog[0] if backlog else None,
+        audit_signer=Check(ok=signer.ok is not False, detail=signer_detail),
         **checks,
     )

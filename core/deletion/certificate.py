@@ -14,13 +14,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.audit.anchor import certificate_anchor
 from core.audit.events import commit_subject, subject_salt
 from core.audit.log import append as audit
+from core.audit.log import write_pending
 from core.deletion.policy import NOT_CERTIFIED, exact_evidence
 from core.deletion.scope import LINEAGE_UNKNOWN
 from core.settings import Settings
 from core.signing import CERTIFICATE_CONTEXT as CONTEXT
-from core.signing import canonical_document, load_signer, sign_document
+from core.signing import canonical_document, load_signer, sign_document, trusted_public_keys
 from models import DatasetVersion, Job, ModelVersion
 from models.audit import AuditEvent
 from models.base import utcnow
@@ -178,6 +180,7 @@ def issue(session: Session, request: DeletionRequest, settings: Settings) -> dic
     signed = sign_document(load_signer(settings), build(session, request, settings), CONTEXT)
     # The digest is over the exact bytes the API serves (RFC 8785 for v2 certificates).
     digest = hashlib.sha256(canonical_document(signed)).hexdigest()
+    write_pending(session)  # the steps' own events (versions purged, ...) come first
     event = audit(
         session,
         "system",
@@ -190,6 +193,13 @@ def issue(session: Session, request: DeletionRequest, settings: Settings) -> dic
 
     announce(session, request, event.action, event.seq, event.at)
     # The signed document is returned as is (verifiable offline); where the log anchors
-    # it travels beside it, since the anchor event can only exist after the signature.
-    request.certificate = {"document": signed, "anchor": {"audit_seq": event.seq, "sha256": digest}}
+    # it travels beside it, since the anchor event can only exist after the signature:
+    # the event, a checkpoint signed over it and its inclusion proof (docs/audit.md).
+    placed = certificate_anchor(
+        session, load_signer(settings), trusted_public_keys(settings), event
+    )
+    request.certificate = {
+        "document": signed,
+        "anchor": {"audit_seq": event.seq, "sha256": digest, **placed},
+    }
     return signed
