@@ -34,6 +34,7 @@ from core.deletion.policy import (
 from core.deletion.pricing import Pricing, price
 from core.deletion.redact import redact_request
 from core.deletion.scope import resolve
+from core.deletion.shadows import shadow_plan, uses_shadows
 from core.errors import Conflict, Forbidden, PayloadTooLarge, Unprocessable
 from core.jobs import new_job, queue_for
 from core.lineage import resolve_forget, scope_hash
@@ -275,6 +276,14 @@ def _plan_item(
         else (pricing.reason if pricing is not None and pricing.choice == "exact" else None),
         # The estimate against the retrain, the priced chance of failing and the choice.
         "cost": pricing.as_dict() if pricing is not None else None,
+        # The strong test's shadows: their one-off cost, or the bank already paid for.
+        "shadows": shadow_plan(
+            session,
+            version,
+            policy.shadow_models,
+            train_seconds,
+            uses_shadows(model.family, request.scope_kind, exact),
+        ),
     }
 
 
@@ -428,6 +437,12 @@ def _submit(session: Session, members: list[tuple[DeletionRequest, DeletionItem]
             "evaluate": True,
             "exact": item.method in ("sisa", "retrain"),
             **({"judge": policy.judge} if model.family in JUDGED_FAMILIES and policy.judge else {}),
+            **(
+                {"shadow_models": policy.shadow_models}
+                if policy.shadow_models
+                and uses_shadows(model.family, kind, item.method in ("sisa", "retrain"))
+                else {}
+            ),
             "deletion_request_id": request.id,
             "deletion_item_id": item.id,
             "deletion_request_ids": [r.id for r, _ in members],

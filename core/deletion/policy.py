@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Thresholds(BaseModel):
@@ -104,6 +104,26 @@ class DeletionPolicy(BaseModel):
         description="Approved requests on the same version within this many seconds of the "
         "first are unlearned together in one run (0: each request runs at once, alone)",
     )
+    shadow_models: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Classifiers, samples/subjects: shadow models for the strong membership "
+        "test (LiRA) on an approximate result; 0 = off, 2 at least, 8 typical. Trained once "
+        "per version (on random halves of its training set; the plan shows the one-off "
+        "cost) and reused by every later request on it and on the versions unlearned from it",
+    )
+
+    @field_validator("shadow_models")
+    @classmethod
+    def _two_shadows_or_none(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError(
+                "shadow_models must be 0 (off) or at least 2: each sample is IN for half of "
+                "the shadows and OUT for the other half"
+            )
+        return value
+
     judge: dict[str, Any] = Field(
         default_factory=dict,
         description="ddpm, text2image: judge settings of the verifying evaluation (the "

@@ -28,6 +28,7 @@ from workers.jobs.publish import (
     publish_version,
     unlearning_record,
 )
+from workers.jobs.shadows import add_lira
 
 
 def run_unlearn(ctx: JobContext, job: Job) -> dict[str, Any]:
@@ -101,6 +102,11 @@ def run_unlearn(ctx: JobContext, job: Job) -> dict[str, Any]:
         )
         evaluated, views = _evaluate(ctx, job, split, predictor, original_predictor, arch)
         metrics.update(evaluated)
+        if shadows := int(spec.get("shadow_models") or 0):
+            add_lira(
+                ctx, job, original, arch, recipe, split, predictor, original_predictor, metrics,
+                shadows,
+            )
     else:
         views = None
     ctx.progress(0.97, force=True)
