@@ -484,12 +484,12 @@ def _evaluate(
     task_id: str, arch: Any, state_dict: Any, sets: tuple[Any, Any], seed: int, strong: bool
 ) -> tuple[dict[str, float], str | None]:
     """UA/RA/MIA/loss AUC on the evaluation sets, TA on the whole test set; confidences."""
-    from bench.unlearning import predictor
-    from workers.engine.forgetting import evaluate_forgetting
+    from workers.engine.forgetting import NetworkPredictor, evaluate_forgetting
     from workers.engine.metrics import accuracy, logit_scaled_confidence
 
     eval_sets, test_full = sets
-    model = predictor(arch, state_dict, _STATE["device"])
+    # memo: the forget set's logits are reused for the strong test's confidences.
+    model = NetworkPredictor(arch, state_dict, device=_STATE["device"], memo=True)
     raw = evaluate_forgetting(model, eval_sets, relearn=False, probe=False, seed=seed)
     metrics = {k: float(v) for k, v in raw.items() if isinstance(v, int | float)}
     logits = model.logits(test_full)
@@ -774,10 +774,14 @@ def schedule(
     in_flight: dict[str, float] = {}
     durations: dict[str, list[float]] = defaultdict(list)
     done: queue.Queue = queue.Queue()
-    ctx = mp.get_context("spawn")
-    pool = ctx.Pool(
-        scale.workers, initializer=_init_worker, initargs=(str(work), asdict(scale), device)
-    )
+    initargs = (str(work), asdict(scale), device)
+    try:
+        pool: Any = mp.get_context("spawn").Pool(
+            scale.workers, initializer=_init_worker, initargs=initargs
+        )
+    except OSError as exc:  # no semaphores (/dev/shm) here: one process, no hard deadline
+        log(f"cannot start worker processes ({exc}); running tasks in this process")
+        pool = _InlinePool(initargs)
     deadline = started + scale.deadline
 
     def finish(task_id: str, result: dict[str, Any]) -> None:
@@ -854,6 +858,22 @@ def schedule(
         if task.id not in results:
             finish(task.id, {"status": "skipped", "error": "not started by the deadline"})
     return results
+
+
+class _InlinePool:
+    """The fallback where processes cannot be started: runs each task at once, here."""
+
+    def __init__(self, initargs: tuple[Any, ...]) -> None:
+        _init_worker(*initargs)
+
+    def apply_async(self, fn: Callable, args: tuple, callback: Callable, error_callback) -> None:
+        callback(fn(*args))
+
+    def terminate(self) -> None:
+        pass
+
+    def join(self) -> None:
+        pass
 
 
 def _tuned_params(task: Task, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -1106,7 +1126,7 @@ def render(records: Sequence[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
         if g["costly"]:
             goal_lines.append(f"- {g['where']}: **not met** — {', '.join(g['costly'])}{missing}")
         elif g["met"]:
-            goal_lines.append(f"- {g['where']}: **met** ({g['ran']} methods)")
+            goal_lines.append(f"- {g['where']}: **met** ({g['ran']} methods ran)")
         else:
             goal_lines.append(f"- {g['where']}: **incomplete** — none above 0.5×{missing}")
     machine = meta.get("machine", "?")
@@ -1185,6 +1205,8 @@ def _render_score(tasks: dict[str, dict[str, Any]], meta: dict[str, Any], forget
         for key in ("confidences", "RA", "TA", "seconds"):
             sides[side][key] += r[key]
     ref = sides.get(("reference", ""))
+    if (meta.get("fs_models") or 0) < 3:
+        return ""  # not asked for
     if not ref or len(ref["RA"]) < 3:
         return "### NeurIPS-2023 score\n\nNot enough reference models finished.\n"
     ref_conf = np.asarray(ref["confidences"])
@@ -1234,6 +1256,9 @@ def _render_score(tasks: dict[str, dict[str, Any]], meta: dict[str, Any], forget
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="gpu")
+    parser.add_argument("--tiny", action="store_true", help="same as --scale tiny")
+    parser.add_argument("--arch", help="network name (e.g. a ResNet-50 once the registry has one)")
+    parser.add_argument("--width", type=int, help="network width")
     parser.add_argument(
         "--out", type=Path, help="results folder (default: $OUT, else test-output/bench-gpu)"
     )
@@ -1282,6 +1307,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f}s] {message}", flush=True)
 
+    if args.tiny:
+        args.scale = "tiny"
     scale = SCALES[args.scale]
     overrides = {
         k: v
@@ -1292,10 +1319,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "epochs": args.epochs,
             "shadows": args.shadows,
             "fs_models": args.fs_models,
+            "arch": args.arch,
+            "width": args.width,
         }.items()
         if v is not None
     }
     scale = replace(scale, **overrides)
+    from workers.engine.config import ArchitectureConfig
+
+    try:  # fail here, not in every task, on a network the registry does not have
+        ArchitectureConfig(name=scale.arch, num_classes=10, input_size=(28, 28), width=scale.width)
+    except ValueError as exc:
+        raise SystemExit(f"--arch {scale.arch} / --width {scale.width}: {exc}") from exc
     cuda = torch.cuda.is_available()
     log(f"torch {torch.__version__}, torch.cuda.is_available() = {cuda}")
     device = ("cuda" if cuda else "cpu") if args.device == "auto" else args.device
