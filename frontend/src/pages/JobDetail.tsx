@@ -7,6 +7,7 @@ import { isActive, useDataset, useJob, useModel } from "../api/queries";
 import type { Job, JobEvent } from "../api/types";
 import { useCan } from "../auth";
 import { Progress, ShortId, StateBadge } from "../components/Badges";
+import { JudgeCells, judgeCells } from "../components/JudgeCells";
 import { Facts, ObjectTable } from "../components/KeyValue";
 import { MetricsCharts } from "../components/MetricsChart";
 import { Pager, useSlicePager } from "../components/Pager";
@@ -164,6 +165,12 @@ function JobBody({ job }: { job: Job }): ReactNode {
         <QueryView query={live.metrics} what="metrics">
           {() => <MetricsCharts series={live.series} running={active} />}
         </QueryView>
+        {judgeCells(job.metrics.evaluation) && (
+          <>
+            <h3>Judges</h3>
+            <JudgeCells evaluation={job.metrics.evaluation} original={job.metrics.original_evaluation} />
+          </>
+        )}
         {Object.keys(job.metrics).length > 0 && (
           <>
             <h3>Final metrics</h3>
