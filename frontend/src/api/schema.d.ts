@@ -4,6 +4,28 @@
  */
 
 export interface paths {
+    "/api/v1/audit/certificates/{request_id}/anchor": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Certificate Anchor
+         * @description A completed request's certificate anchor: the certificate's own audit event, the
+         *     checkpoint signed at issue and the inclusion proof (verify offline with
+         *     ``expunge certificate verify CERT --anchor ANCHOR --public-key KEY``).
+         */
+        get: operations["audit-certificate_anchor"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/audit/checkpoints": {
         parameters: {
             query?: never;
@@ -19,7 +41,8 @@ export interface paths {
         put?: never;
         /**
          * Create Checkpoint
-         * @description Sign the current tree head (size and RFC 6962 root) with the deployment's key.
+         * @description Sign the current tree head (size and RFC 6962 root) with the deployment's key,
+         *     after verifying the whole log: a log that does not verify is refused (409).
          */
         post: operations["audit-create_checkpoint"];
         delete?: never;
@@ -953,6 +976,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/models/{model_id}/tune": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Tune Deletion Policy
+         * @description Start a ``tune`` job: a small search over a method's parameters on a pseudo-forget
+         *     set of the model's own training samples, scored against a retrain; the winner becomes
+         *     the deletion policy's ``method_params`` (so it needs the same role as changing it).
+         */
+        post: operations["models-tune_deletion_policy"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/models/{model_id}/versions": {
         parameters: {
             query?: never;
@@ -1079,6 +1124,21 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AnchorCheckpointPublic */
+        AnchorCheckpointPublic: {
+            /** At */
+            at: string;
+            /** Id */
+            id?: number | null;
+            /** Key Id */
+            key_id: string;
+            /** Root Hash */
+            root_hash: string;
+            /** Signature */
+            signature: string;
+            /** Tree Size */
+            tree_size: number;
+        };
         /**
          * ConceptScope
          * @description A concept of one model: one class (a digit, a garment, a person of a face model),
@@ -1345,6 +1405,48 @@ export interface components {
              * @constant
              */
             type: "builtin";
+        };
+        /**
+         * CertificateAnchorPublic
+         * @description Where a certificate sits in the log (``expunge-certificate-anchor/v1``): its own
+         *     ``certificate_issued`` event, a checkpoint signed over a tree holding it, and the
+         *     RFC 6962 inclusion proof. ``expunge certificate verify CERT --anchor THIS`` checks it.
+         */
+        CertificateAnchorPublic: {
+            /** Audit Seq */
+            audit_seq: number;
+            /** @description Signed over the first tree_size events; null if the log did not verify when the certificate was issued (then 'unanchored' says why) */
+            checkpoint: components["schemas"]["AnchorCheckpointPublic"] | null;
+            /**
+             * Event
+             * @description The event, every hashed field
+             */
+            event: {
+                [key: string]: unknown;
+            };
+            /** Format */
+            format: string;
+            /**
+             * Hash
+             * @description The event's hash
+             */
+            hash: string;
+            /**
+             * Proof
+             * @description RFC 6962 audit path, hex
+             */
+            proof?: string[] | null;
+            /** Root Hash */
+            root_hash?: string | null;
+            /**
+             * Sha256
+             * @description sha256 of the certificate's canonical bytes
+             */
+            sha256: string;
+            /** Tree Size */
+            tree_size?: number | null;
+            /** Unanchored */
+            unanchored?: string | null;
         };
         /** Check */
         Check: {
@@ -1683,6 +1785,12 @@ export interface components {
              * @default true
              */
             price_failures: boolean;
+            /**
+             * Shadow Models
+             * @description Classifiers, samples/subjects: shadow models for the strong membership test (LiRA) on an approximate result; 0 = off, 2 at least, 8 typical. Trained once per version (on random halves of its training set; the plan shows the one-off cost) and reused by every later request on it and on the versions unlearned from it
+             * @default 0
+             */
+            shadow_models: number;
             thresholds?: components["schemas"]["Thresholds"];
         };
         /**
@@ -2213,6 +2321,7 @@ export interface components {
         };
         /** HealthPublic */
         HealthPublic: {
+            audit_signer?: components["schemas"]["Check"] | null;
             database: components["schemas"]["Check"];
             /** Outbox Backlog */
             outbox_backlog?: number | null;
@@ -3173,6 +3282,54 @@ export interface components {
             weight_decay: number;
         };
         /**
+         * TuneCreate
+         * @description Search a method's parameters on a pseudo-forget set of the model's own training
+         *     samples; the winner becomes the deletion policy's ``method_params`` (``apply``).
+         */
+        TuneCreate: {
+            /**
+             * Apply
+             * @description Store a winner that passes the policy's checks on the deletion policy (false: only report)
+             * @default true
+             */
+            apply: boolean;
+            /**
+             * Device
+             * @description torch device to run on
+             * @default cpu
+             */
+            device: string;
+            /**
+             * Grid
+             * @description Values to try per parameter (every combination, at most 12); default: lr x budget_fraction for iterative methods
+             */
+            grid?: {
+                [key: string]: unknown[];
+            } | null;
+            /**
+             * Method
+             * @description Approximate method to tune; defaults to the policy's method
+             */
+            method?: string | null;
+            /**
+             * Model Version Id
+             * @description The version to tune on; defaults to the model's newest active version
+             */
+            model_version_id?: string | null;
+            /**
+             * Pseudo Forget Fraction
+             * @description Share of the version's trained samples that plays the forget set
+             * @default 0.05
+             */
+            pseudo_forget_fraction: number;
+            /**
+             * Seed
+             * @description Seeds the pseudo-forget draw and runs
+             * @default 0
+             */
+            seed: number;
+        };
+        /**
          * UnlearnJobCreate
          * @description Make a version forget a scope; the result is a new version whose parent it is.
          */
@@ -3382,6 +3539,7 @@ export interface components {
     headers: never;
     pathItems: never;
 }
+export type SchemaAnchorCheckpointPublic = components['schemas']['AnchorCheckpointPublic'];
 export type SchemaApiDeletionRequestsSchemasConceptScope = components['schemas']['api__deletion_requests__schemas__ConceptScope'];
 export type SchemaArchitectureConfig = components['schemas']['ArchitectureConfig'];
 export type SchemaAtRiskSample = components['schemas']['AtRiskSample'];
@@ -3395,6 +3553,7 @@ export type SchemaBodyDeletionRequestsAddAttachment = components['schemas']['Bod
 export type SchemaBodyDeletionRequestsFileBulk = components['schemas']['Body_deletion-requests-file_bulk'];
 export type SchemaBodyModelsUploadVersion = components['schemas']['Body_models-upload_version'];
 export type SchemaBuiltinSource = components['schemas']['BuiltinSource'];
+export type SchemaCertificateAnchorPublic = components['schemas']['CertificateAnchorPublic'];
 export type SchemaCheck = components['schemas']['Check'];
 export type SchemaCheckpointPublic = components['schemas']['CheckpointPublic'];
 export type SchemaCheckpointsPublic = components['schemas']['CheckpointsPublic'];
@@ -3463,6 +3622,7 @@ export type SchemaThresholds = components['schemas']['Thresholds'];
 export type SchemaTrainingSetPublic = components['schemas']['TrainingSetPublic'];
 export type SchemaTrainJobCreate = components['schemas']['TrainJobCreate'];
 export type SchemaTrainParams = components['schemas']['TrainParams'];
+export type SchemaTuneCreate = components['schemas']['TuneCreate'];
 export type SchemaUnlearnJobCreate = components['schemas']['UnlearnJobCreate'];
 export type SchemaValidationErrorBody = components['schemas']['ValidationErrorBody'];
 export type SchemaValidationIssue = components['schemas']['ValidationIssue'];
@@ -3475,6 +3635,73 @@ export type SchemaWebhookUpdate = components['schemas']['WebhookUpdate'];
 export type SchemaWorkersEngineDiffusionPromptConfigConceptScope = components['schemas']['workers__engine__diffusion__prompt_config__ConceptScope'];
 export type $defs = Record<string, never>;
 export interface operations {
+    "audit-certificate_anchor": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CertificateAnchorPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+        };
+    };
     "audit-list_checkpoints": {
         parameters: {
             query?: {
@@ -3578,6 +3805,15 @@ export interface operations {
             };
             /** @description The key's role may not do this */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The log does not verify: nothing is signed */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5183,7 +5419,7 @@ export interface operations {
     "deletion-requests-certificate": {
         parameters: {
             query?: {
-                /** @description json: the signed document, served in its canonical form (RFC 8785 for v2 certificates; sha256 in X-Certificate-SHA256); html and pdf: the same, for people */
+                /** @description json: the signed document; html and pdf: the same, for people */
                 format?: string;
             };
             header?: never;
@@ -5746,6 +5982,15 @@ export interface operations {
             };
             /** @description The key's role may not do this */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A CSV over 5 000 000 bytes */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7390,6 +7635,86 @@ export interface operations {
             };
             /** @description No such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+        };
+    };
+    "models-tune_deletion_policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TuneCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
