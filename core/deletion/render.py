@@ -48,6 +48,10 @@ def _check_line(c: dict[str, Any]) -> str:
         f"{'passed' if c['passed'] else 'FAILED'}: {c['check']} = {_value(c.get('value'))} "
         f"(threshold {_value(c.get('threshold'))})"
     )
+    if c.get("judge"):  # a diffusion verdict: one check per (judge, sampler setting) cell
+        ci = c.get("ci") or []
+        bounds = f", 95 % CI {_value(ci[0])}–{_value(ci[1])}" if len(ci) == 2 else ""
+        line += f" [judge {c['judge']}, {c.get('sampler') or '—'}{bounds}]"
     if "original_passed" in c:
         before = {True: "passed", False: "failed", None: "not measured"}[c["original_passed"]]
         weight = (

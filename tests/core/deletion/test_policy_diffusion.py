@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from core.deletion.policy import NOT_CERTIFIED, NOT_DISTINGUISHABLE, Thresholds, verify
+from core.deletion.render import summarise
 
 JUDGES = ("digit-recognizer", "mlp@test split")
 SAMPLERS = ("ddim 25 steps, seed 0", "ddim 50 steps, seed 1")
@@ -105,3 +106,14 @@ def test_a_cell_whose_original_never_showed_the_class_is_not_informative() -> No
     result = verify(_cells(_grid(0.0, 0.9)), original, "labels", Thresholds(), "ddpm")
     assert all(c["passed"] for c in result["checks"])
     assert result["passed"] is False and result["informative_checks"] == 0
+
+
+def test_the_certificate_names_each_cell_of_a_diffusion_verdict() -> None:
+    result = verify(_cells(_grid(0.0, 0.89)), ORIGINAL, "labels", Thresholds(), "ddpm")
+    summary = summarise({"models": [{"method": "esd", "checks": result["checks"]}]})
+    [row] = summary.models
+    assert len(row.checks) == 8
+    assert row.checks[0].startswith("passed: forget_rate <= max_forget_rate = 0.0000")
+    cell = "[judge digit-recognizer, ddim 25 steps, seed 0, 95 % CI 0.0000–0.2000]"
+    assert cell in row.checks[0]
+    assert sum("judge mlp@test split, ddim 50 steps, seed 1" in line for line in row.checks) == 2
