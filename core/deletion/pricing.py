@@ -5,8 +5,9 @@ avoid on top. So with ``p_fail`` the chance that it fails, an attempt is worth m
 when ``attempt + p_fail x retrain < retrain``. The attempt's cost comes from the method's
 own cost model (sample passes against the original recipe's, see
 ``workers.engine.unlearning.base.Budget``), ``p_fail`` from the verdicts of past deletion
-items that ran the same method on this model, or on models of its family while this one
-has too few: a Laplace estimate (failures + 1) / (attempts + 2), so no history means 0.5.
+items that ran the same method on this model, or on models of its family trained on the
+same dataset while this one has too few: a Laplace estimate (failures + 1) /
+(attempts + 2), so no history means 0.5.
 """
 
 from __future__ import annotations
@@ -81,8 +82,16 @@ def _tally(items: list[DeletionItem], method: str) -> tuple[int, int]:
     return len(runs), sum(1 for passed in runs if not passed)
 
 
-def failure_history(session: Session, model: Model, method: str) -> tuple[int, int, str]:
-    """(verdicts, failures, basis) of ``method`` on this model, else on its family."""
+def failure_history(
+    session: Session, model: Model, version: ModelVersion, method: str
+) -> tuple[int, int, str]:
+    """(verdicts, failures, basis) of ``method`` on this model, else on its family.
+
+    The family's pool is its models trained on the same dataset: whether a method's
+    result passes depends on the data as much as on the method (a subject who is a whole
+    class of the faces dataset fails a fine-tune every time, and says nothing about a
+    random subject of another dataset).
+    """
     own = list(
         session.scalars(
             select(DeletionItem)
@@ -95,12 +104,20 @@ def failure_history(session: Session, model: Model, method: str) -> tuple[int, i
     n, failed = _tally(own, method)
     if n >= MIN_OWN_VERDICTS:
         return n, failed, "model"
+    dsv = session.get(DatasetVersion, version.dataset_version_id)
+    if dsv is None:
+        return n, failed, "model"
     family = list(
         session.scalars(
             select(DeletionItem)
             .join(ModelVersion, ModelVersion.id == DeletionItem.model_version_id)
             .join(Model, Model.id == ModelVersion.model_id)
-            .where(Model.family == model.family, DeletionItem.attempt > 0)
+            .join(DatasetVersion, DatasetVersion.id == ModelVersion.dataset_version_id)
+            .where(
+                Model.family == model.family,
+                DatasetVersion.dataset_id == dsv.dataset_id,
+                DeletionItem.attempt > 0,
+            )
             .order_by(DeletionItem.id.desc())
             .limit(HISTORY_LIMIT)
         )
@@ -150,7 +167,7 @@ def price(
     fraction = budget.cost_fraction
     if fraction is None or budget.retrain_passes is None:
         return None
-    n, failed, basis = failure_history(session, model, method)
+    n, failed, basis = failure_history(session, model, version, method)
     p_fail = (failed + 1) / (n + 2)
     expected = fraction + p_fail
     limit = policy.max_cost_fraction

@@ -193,6 +193,29 @@ def test_a_new_model_borrows_its_familys_verdicts(session: Session) -> None:
     cost = flows._plan_item(session, _request(session), "new_v1", False)["cost"]
     assert (cost["verdicts"], cost["failures"], cost["history"]) == (6, 6, "family")
     assert cost["choice"] == "exact"
+    # A model of the family on another dataset has no history to borrow.
+    session.add(
+        DatasetVersion(id="dsv2", dataset_id="ds2", version=1, content_hash="1", num_samples=N)
+    )
+    session.add(Dataset(id="ds2", name="d2", source="s", image_shape=[1, 1, 1]))
+    session.flush()
+    session.add_all(
+        Sample(
+            dataset_id="ds2",
+            sample_id=f"t{p}",
+            subject_id="alice" if p < 10 else f"y{p}",
+            label=p % 2,
+            shard_key="k",
+            shard_index=p,
+            position=p,
+        )
+        for p in range(N)
+    )
+    _model(session, "elsewhere")
+    session.get(ModelVersion, "elsewhere_v1").dataset_version_id = "dsv2"
+    session.flush()
+    cost = flows._plan_item(session, _request(session, "dr_3"), "elsewhere_v1", False)["cost"]
+    assert (cost["verdicts"], cost["choice"]) == (0, "attempt")
     # Pricing can be turned off: the policy's method runs whatever its record.
     session.get(Model, "new").deletion_policy = {"price_failures": False}
     entry = flows._plan_item(session, _request(session, "dr_2"), "new_v1", False)
