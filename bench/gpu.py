@@ -422,7 +422,6 @@ def _init_worker(work: str, scale: dict[str, Any], device: str) -> None:
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
     _STATE.update(work=Path(work), scale=GpuScale(**scale), device=device, data={})
 
 
@@ -976,7 +975,9 @@ def render(records: Sequence[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     end = next((r for r in records if r.get("type") == "end"), {})
     tasks = {r["id"]: r for r in records if r.get("type") == "task"}
     strong = {r["id"]: r["verdict"] for r in records if r.get("type") == "strong"}
-    strong_note = meta.get("strong_unavailable")
+    strong_note = meta.get("strong_unavailable") or next(
+        (f"it failed: {r['error']}" for r in records if r.get("type") == "strong_error"), None
+    )
     status_counts: dict[str, int] = defaultdict(int)
     for r in tasks.values():
         status_counts[r.get("status", "?")] += 1
@@ -1402,13 +1403,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log(f"{len(tasks)} tasks, {scale.workers} workers × {scale.threads} thread(s), {device}")
     results = schedule(tasks, scale, work, device, recorder, strong, started, log)
     if strong:
-        verdicts = strong_verdicts(results, tasks, work, scale)
+        try:
+            verdicts = strong_verdicts(results, tasks, work, scale)
+        except Exception as exc:  # an API change in lira must not cost the whole report
+            log(f"strong test failed: {type(exc).__name__}: {exc}")
+            recorder.write({"type": "strong_error", "error": f"{type(exc).__name__}: {exc}"})
+            verdicts = {}
         for task_id, verdict in verdicts.items():
             recorder.write({"type": "strong", "id": task_id, "verdict": verdict})
     elapsed = time.perf_counter() - started
     recorder.write({"type": "end", "seconds": elapsed})
     recorder.close()
-    markdown, goals = render(recorder.records)
+    try:
+        markdown, goals = render(recorder.records)
+    except Exception:
+        log(f"the report failed; {out / 'raw.jsonl'} is complete: fix, then --report {out}")
+        raise
     (out / "section.md").write_text(markdown)
     log(f"wrote {out / 'raw.jsonl'} and {out / 'section.md'} ({elapsed:.0f}s)")
     if args.write:
