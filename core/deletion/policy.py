@@ -20,6 +20,7 @@ forgetting check, all checks passing. Each verdict states its level of evidence
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -281,8 +282,12 @@ def _num(value: Any) -> str:
 
 
 def _get(evaluation: dict[str, Any] | None, key: str) -> float | None:
+    """A figure, or None when missing or NaN (a figure that was not measured never makes
+    a check informative)."""
     value = (evaluation or {}).get(key)
-    return float(value) if isinstance(value, int | float) else None
+    if not isinstance(value, int | float) or math.isnan(value):
+        return None
+    return float(value)
 
 
 def _whole_classes(evaluation: dict[str, Any], t: Thresholds) -> tuple[list[str], int, int]:

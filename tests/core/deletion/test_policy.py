@@ -153,3 +153,11 @@ def test_the_untouched_original_is_never_certified(
     it fails, the candidate fails; a check it passes is not informative."""
     result = verify(evaluation, evaluation, kind, Thresholds(), family=family)
     assert result["passed"] is False and result["level"] == NOT_CERTIFIED, result
+
+
+def test_an_unmeasured_original_figure_makes_no_check_informative() -> None:
+    original = {"UA": 0.0, "TA": 0.8, "loss_auc": float("nan")}
+    candidate = {"UA": 0.3, "TA": 0.8, "loss_auc": 0.5}
+    [_, auc, _] = verify(candidate, original, "subject_ids", Thresholds())["checks"]
+    assert auc["original_value"] is None and auc["original_passed"] is None
+    assert not auc["informative"]
