@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -64,6 +65,27 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+# What each kind of validation error should tell the client to do.
+_HINTS = {
+    "extra_forbidden": "unknown field; remove it (see the operation's schema in "
+    "/api/v1/openapi.json for the fields it takes)",
+    "int_type": "send a JSON integer (not a string, a fraction or true/false)",
+    "int_from_float": "send a whole JSON integer",
+    "float_type": "send a JSON number (not a string or true/false)",
+    "bool_type": "send true or false",
+    "string_type": "send a JSON string",
+    "list_type": "send a JSON array",
+    "dict_type": "send a JSON object",
+    "model_type": "send a JSON object",
+    "model_attributes_type": "send a JSON object",
+}
+
+
+def _issue_text(error: dict[str, Any]) -> str:
+    hint = _HINTS.get(error["type"])
+    return f"{error['msg']}: {hint}" if hint else error["msg"]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ExpungeError)
     async def _expunge(_: Request, exc: ExpungeError) -> JSONResponse:
@@ -72,8 +94,21 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        message = "; ".join(f"{_field_path(e['loc'])}: {e['msg']}" for e in errors[:5])
-        safe = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors[:50]]
+        broken = next((e for e in errors if e["type"] == "json_invalid"), None)
+        if broken is not None:
+            # The body is not JSON at all: a malformed request (400), as docs/api.md says.
+            where = broken["loc"][-1] if broken.get("loc") else "?"
+            reason = (broken.get("ctx") or {}).get("error", "JSON decode error")
+            return _error(
+                400,
+                f"the request body is not valid JSON ({reason} at character {where}); "
+                "send a UTF-8 JSON document",
+                "bad_request",
+            )
+        message = "; ".join(f"{_field_path(e['loc'])}: {_issue_text(e)}" for e in errors[:5])
+        safe = [
+            {"loc": list(e["loc"]), "msg": _issue_text(e), "type": e["type"]} for e in errors[:50]
+        ]
         return _error(422, safe, "validation_error", message=message)
 
     @app.exception_handler(OperationalError)
@@ -105,8 +140,19 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code < 400:
             return await http_exception_handler(request, exc)
         codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
-        response = _error(exc.status_code, exc.detail, codes.get(exc.status_code, "http_error"))
+        detail = exc.detail
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            detail = (
+                "the request body could not be parsed; send UTF-8 JSON (or the multipart "
+                "form the operation documents)"
+            )
+        response = _error(exc.status_code, detail, codes.get(exc.status_code, "http_error"))
         response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of one route; a path can have several.
+            allowed = allowed_methods(request.app, request.url.path)
+            if allowed:
+                response.headers["Allow"] = ", ".join(allowed)
         return response
 
     @app.exception_handler(DBAPIError)
@@ -127,6 +173,75 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidKey)
     async def _bad_key(_: Request, exc: InvalidKey) -> JSONResponse:
         return _error(422, str(exc), "invalid_key")
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(app: Starlette, path: str) -> list[str]:
+    """Every method some API route serves at ``path`` (with HEAD for GET, and OPTIONS);
+    empty when no API route has the path."""
+    from starlette.routing import Match, Mount
+
+    found = []
+    for method in _METHODS:
+        scope: Scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+        for route in app.router.routes:
+            if isinstance(route, Mount) and route.path in ("", "/"):
+                continue  # the dashboard's static files answer every path
+            if route.matches(scope)[0] is Match.FULL:
+                found.append(method)
+                break
+    return [*found, "OPTIONS"] if found else []
+
+
+class AllowMiddleware:
+    """``OPTIONS`` on any API path: 204 with ``Allow`` naming every method the path has
+    (Starlette would answer 405 and name one route's methods only)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        allowed = allowed_methods(scope["app"], scope["path"])
+        if allowed:
+            response: Response = Response(status_code=204, headers={"Allow": ", ".join(allowed)})
+        else:
+            response = _error(404, "Not Found", "not_found")
+        await response(scope, receive, send)
+
+
+def document_statuses(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the statuses middleware and shared handlers answer to every operation of the
+    OpenAPI document, so a client (and the schemathesis run) knows each one: 429 where a
+    rate limit applies, 503 (database or storage down) everywhere, 400 and 413 wherever
+    a body is read, 409 and 422 wherever Idempotency-Key is honoured (every POST)."""
+    from api.ratelimit import RATE_LIMITED_RESPONSE, match
+
+    body = {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+    error = {"content": {"application/json": body}}
+    unavailable = {
+        **error,
+        "description": "The database or object storage is unavailable; retry after Retry-After",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    }
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("503", unavailable)
+            if match(method.upper(), path):
+                responses.setdefault("429", RATE_LIMITED_RESPONSE)
+            if "requestBody" in operation or method == "post":
+                unparsable = "A body that cannot be parsed"
+                responses.setdefault("400", {**error, "description": unparsable})
+                responses.setdefault("413", {**error, "description": "A body over the size limit"})
+            if method == "post":
+                running = "The first request with this Idempotency-Key is still running"
+                responses.setdefault("409", {**error, "description": running})
+    return schema
 
 
 def _database_down(exc: BaseException) -> bool:
@@ -250,10 +365,17 @@ def create_app(settings: Settings | None = None, *, run_sweeper: bool = True) ->
     ):
         app.include_router(router, prefix=API_PREFIX)
 
+    def _openapi() -> dict[str, Any]:
+        return document_statuses(FastAPI.openapi(app))
+
+    app.openapi = _openapi  # type: ignore[method-assign]
+
     app.add_middleware(IdempotencyMiddleware, session_factory=factory)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + 1024 * 1024)
     # Outermost: a key over its limit costs neither a body read nor a database query.
     app.add_middleware(RateLimitMiddleware, settings=settings)
+    # OPTIONS needs no key, no body and no database: answered before all of it.
+    app.add_middleware(AllowMiddleware)
     # Around everything: a database outage in any middleware is a 503, never a 500.
     app.add_middleware(DatabaseUnavailableMiddleware)
 

@@ -94,6 +94,29 @@ def groups_from(settings: Settings) -> dict[str, Group]:
     }
 
 
+# How a 429 looks in the OpenAPI document of every limited operation.
+RATE_LIMITED_RESPONSE = {
+    "description": "Over this API key's rate limit for the endpoint's group; retry after "
+    "Retry-After seconds",
+    "headers": {
+        "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}
+    },
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["detail", "code", "retry_after"],
+                "properties": {
+                    "detail": {"type": "string"},
+                    "code": {"type": "string", "const": "rate_limited"},
+                    "retry_after": {"type": "integer"},
+                },
+            }
+        }
+    },
+}
+
+
 def match(method: str, path: str) -> str | None:
     """The group a request belongs to, or None for an unlimited endpoint."""
     if not path.startswith(API_PREFIX + "/"):

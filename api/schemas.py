@@ -1,12 +1,94 @@
-"""Schemas shared across domains: pages and errors."""
+"""Schemas shared across domains: request bodies, pages and errors."""
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+import math
+from contextvars import ContextVar
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ModelWrapValidatorHandler,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 T = TypeVar("T")
+# Set while a request body is being validated, so nested bodies do not start over.
+_VALIDATING: ContextVar[bool] = ContextVar("expunge_validating_body", default=False)
+
+
+def _hostile_values(value: Any, loc: tuple[str | int, ...] = ()) -> list[InitErrorDetails]:
+    """NUL characters (Postgres text cannot hold them; no name or reference needs one)
+    and NaN / Infinity (Python's JSON parser takes them, JSON has no such numbers),
+    anywhere in the body, keys included."""
+    found: list[InitErrorDetails] = []
+    if isinstance(value, str):
+        if "\x00" in value:
+            error = PydanticCustomError(
+                "nul_character", "text may not contain NUL (\\u0000) characters; remove them"
+            )
+            found.append({"type": error, "loc": loc, "input": value})
+    elif isinstance(value, float) and not math.isfinite(value):
+        error = PydanticCustomError(
+            "finite_number", "NaN and Infinity are not JSON numbers; send a finite number"
+        )
+        found.append({"type": error, "loc": loc, "input": str(value)})
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found += _hostile_values(key, (*loc, str(key)))
+            found += _hostile_values(item, (*loc, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _hostile_values(item, (*loc, index))
+    return found
+
+
+class RequestBody(BaseModel):
+    """Every JSON request body: unknown fields refused, types strict (``true`` is not 1,
+    ``"3"`` is not 3, ``1.5`` is not an integer) all the way down, nested models of the
+    engine included; NUL characters and NaN refused in any field.
+
+    Strictness is applied to the whole body at once (``strict=True`` reaches every
+    nested model), not declared field by field, so a schema added later cannot forget it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _strict_body(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        if _VALIDATING.get() or not isinstance(data, dict):
+            return handler(data)
+        hostile = _hostile_values(data)
+        if hostile:
+            raise ValidationError.from_exception_data(cls.__name__, hostile)
+        token = _VALIDATING.set(True)
+        try:
+            return cls.__pydantic_validator__.validate_python(data, strict=True)
+        finally:
+            _VALIDATING.reset(token)
+
+
+def strict_body(value: Any, handler: ValidatorFunctionWrapHandler, model: type[BaseModel]) -> Any:
+    """The same rules as :class:`RequestBody` for a body whose schema lives outside the
+    API (``Annotated[Model, WrapValidator(partial(strict_body, model=Model))]``)."""
+    if not isinstance(value, dict):
+        return handler(value)
+    hostile = _hostile_values(value)
+    if hostile:
+        raise ValidationError.from_exception_data(model.__name__, hostile)
+    return validate_strictly(model, value)
+
+
+def validate_strictly(model: type[BaseModel], value: Any) -> Any:
+    """Validate ``value`` (parsed JSON) against an engine schema as strictly as a request
+    body: JSON types only (a list is a tuple, a string is not a number)."""
+    import json
+
+    return model.model_validate_json(json.dumps(value), strict=True)
 
 
 class Page(BaseModel, Generic[T]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,6 +56,12 @@ def migrate() -> None:
 def api(host: str, port: int, workers: int) -> None:
     """Run the API server (production: behind a proxy, many of these)."""
     import uvicorn
+
+    from core.settings import get_settings
+
+    bootstrap = get_settings().bootstrap_admin_key
+    if bootstrap:
+        _check_admin_key(bootstrap)
 
     uvicorn.run("api.main:app", host=host, port=port, workers=workers, log_level="info")
 
@@ -139,6 +146,20 @@ def keys_revoke(key_id: str) -> None:
     click.echo(f"revoked {key_id}")
 
 
+# What EXPUNGE_BOOTSTRAP_ADMIN_KEY must look like (the prefix column holds 16 characters).
+ADMIN_KEY_PATTERN = re.compile(r"^exp_[A-Za-z0-9]{1,16}_[A-Za-z0-9_-]{16,}$")
+
+
+def _check_admin_key(key: str) -> None:
+    """One line on what a valid key looks like, not a traceback from the server's start."""
+    if not ADMIN_KEY_PATTERN.match(key):
+        raise click.ClickException(
+            "EXPUNGE_BOOTSTRAP_ADMIN_KEY is malformed: it must look like "
+            "exp_<prefix>_<secret>, with a prefix of 1-16 letters or digits and a secret of "
+            "16+ letters, digits, '_' or '-' (unset it and `expunge up` makes one)"
+        )
+
+
 def _admin_key(home: Path) -> str:
     """The embedded default's admin key: from the environment, else kept in EXPUNGE_HOME."""
     if os.environ.get("EXPUNGE_BOOTSTRAP_ADMIN_KEY"):
@@ -181,6 +202,7 @@ def up(host: str, port: int, demo: bool, with_worker: bool) -> None:
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     key = _admin_key(settings.home)
+    _check_admin_key(key)
     os.environ["EXPUNGE_BOOTSTRAP_ADMIN_KEY"] = key
     settings.bootstrap_admin_key = key
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -5,12 +5,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from api.schemas import ORMModel
+from api.schemas import ORMModel, RequestBody
 
 Role = Literal["admin", "compliance", "engineer", "viewer"]
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     role: Role
 

@@ -5,12 +5,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from api.schemas import ORMModel
+from api.schemas import ORMModel, RequestBody
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$"
 
 
-class BuiltinSource(BaseModel):
+class BuiltinSource(RequestBody):
     type: Literal["builtin"] = "builtin"
     name: str = Field(description="A built-in source; see GET /datasets/sources")
     limit: int | None = Field(
@@ -18,7 +18,7 @@ class BuiltinSource(BaseModel):
     )
 
 
-class DatasetCreate(BaseModel):
+class DatasetCreate(RequestBody):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     description: str = Field(default="", max_length=5000)
     source: BuiltinSource

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, Request, UploadFile, status
 from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from api.deletion_requests.notes import timeline_notes
@@ -21,12 +22,12 @@ from api.deletion_requests.schemas import (
     RequestScope,
 )
 from api.deps import Compliance, Reader, SessionDep, SettingsDep, StoreDep
-from api.schemas import CONFLICT, ERRORS, NOT_FOUND
+from api.schemas import CONFLICT, ERRORS, NOT_FOUND, ErrorBody
 from core.deletion import flows
 from core.deletion.concepts import resolve_concept
 from core.deletion.render import render_html, render_pdf
 from core.deletion.scope import resolve
-from core.errors import Conflict, NotFound, Unprocessable
+from core.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from core.queue import send_job
 from core.signing import canonical_document
 from models import Job, Model
@@ -133,7 +134,49 @@ def preview(
     )
 
 
-@router.post("/bulk", status_code=status.HTTP_201_CREATED, response_model=DeletionRequestsPublic)
+BULK_CSV_MAX_BYTES = 5_000_000
+
+
+def _csv_rows(data: bytes) -> list[dict[str, str]]:
+    """The CSV's rows, or a 4xx naming the line: never a guessed decoding (a Latin-1
+    ``müller`` read as ``m\ufffdller`` would be filed as someone else, and complete at
+    once as nothing to delete), never a half-read file."""
+    if len(data) > BULK_CSV_MAX_BYTES:
+        raise PayloadTooLarge(
+            f"the CSV is over {BULK_CSV_MAX_BYTES} bytes; split it into several files"
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise Unprocessable(
+            f"line {line}: the CSV is not valid UTF-8 (byte 0x{data[exc.start]:02x} at "
+            f"offset {exc.start}); save it as UTF-8 and upload it again",
+            field="file",
+        ) from exc
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise Unprocessable(
+            f"line {line}: the CSV holds a NUL byte; upload a text CSV file", field="file"
+        )
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return list(reader)
+    except csv.Error as exc:
+        # line_num counts the lines of the rows read whole; the bad one is next.
+        raise Unprocessable(
+            f"line {reader.line_num + 1}: not a valid CSV row ({exc}); check its quotes and "
+            "line ends",
+            field="file",
+        ) from exc
+
+
+@router.post(
+    "/bulk",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DeletionRequestsPublic,
+    responses={413: {"model": ErrorBody, "description": "A CSV over 5 000 000 bytes"}},
+)
 def file_bulk(
     session: SessionDep,
     settings: SettingsDep,
@@ -143,8 +186,7 @@ def file_bulk(
     ],
 ) -> DeletionRequestsPublic:
     """One request per CSV row; the whole file is refused if any row is invalid."""
-    text = file.file.read(5_000_000).decode("utf-8-sig", errors="replace")
-    rows = list(csv.DictReader(io.StringIO(text)))
+    rows = _csv_rows(file.file.read(BULK_CSV_MAX_BYTES + 1))
     if not rows or "subject_id" not in rows[0]:
         raise Unprocessable(
             "the CSV needs a header with subject_id[,legal_basis,requester_reference]", field="file"
@@ -155,14 +197,17 @@ def file_bulk(
             bodies.append(
                 DeletionRequestCreate.model_validate(
                     {
-                        "scope": {"subject_ids": [row["subject_id"].strip()]},
+                        # A short row has None where a column is missing.
+                        "scope": {"subject_ids": [(row.get("subject_id") or "").strip()]},
                         "legal_basis": (row.get("legal_basis") or "gdpr_art17").strip(),
                         "requester_reference": (row.get("requester_reference") or "").strip(),
                     }
                 )
             )
-        except ValueError as exc:
-            raise Unprocessable(f"line {number}: {exc}", field="file") from exc
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "row"
+            raise Unprocessable(f"line {number}: {where}: {first['msg']}", field="file") from exc
     created = [_public(session, _file(session, settings, b, key.id)) for b in bodies]
     return DeletionRequestsPublic(data=created, count=len(created))
 

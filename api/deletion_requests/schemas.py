@@ -3,14 +3,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 
-from api.schemas import ORMModel
+from api.schemas import ORMModel, RequestBody
 
 LegalBasis = Literal["gdpr_art17", "ccpa", "other"]
 
 
-class ConceptScope(BaseModel):
+class ConceptScope(RequestBody):
     """A concept of one model: one class (a digit, a garment, a person of a face model),
     several classes, or a name looked up in the model's dataset (a label name, or a style
     or object of the objects × styles set). Give exactly one of label, labels, name."""
@@ -38,7 +38,7 @@ class ConceptScope(BaseModel):
         return self
 
 
-class RequestScope(BaseModel):
+class RequestScope(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     subject_ids: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
@@ -57,13 +57,26 @@ class RequestScope(BaseModel):
         return self
 
 
-class DeletionRequestCreate(BaseModel):
+def _timestamp(value: Any) -> Any:
+    """An ISO 8601 string is how JSON carries a time: parsed here, as strict validation
+    takes only ``datetime`` objects."""
+    if isinstance(value, str):
+        return _DATETIME.validate_python(value)
+    return value
+
+
+_DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+
+
+class DeletionRequestCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     scope: RequestScope
     legal_basis: LegalBasis
     requester_reference: str = Field(default="", max_length=200)
-    received_at: datetime | None = Field(default=None, description="Defaults to now")
+    received_at: Annotated[datetime | None, BeforeValidator(_timestamp)] = Field(
+        default=None, description="Defaults to now (ISO 8601)"
+    )
 
 
 class DeletionPreviewPublic(BaseModel):
@@ -77,7 +90,7 @@ class DeletionPreviewPublic(BaseModel):
     due_at: datetime = Field(description="The deadline it would get")
 
 
-class Decision(BaseModel):
+class Decision(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=2000)
@@ -135,7 +148,7 @@ class DeletionRequestsPublic(BaseModel):
     next_cursor: str | None = None
 
 
-class CommentCreate(BaseModel):
+class CommentCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(min_length=1, max_length=10_000)

@@ -12,7 +12,7 @@ from pydantic import (
     model_validator,
 )
 
-from api.schemas import ORMModel
+from api.schemas import ORMModel, RequestBody, validate_strictly
 from workers.engine.config import EvaluateParams, TrainParams
 from workers.engine.diffusion.config import DiffusionTrainParams, GenerateParams, SamplerName
 from workers.engine.diffusion.prompt_config import ConceptScope, PromptGenerateParams
@@ -21,7 +21,7 @@ from workers.engine.diffusion.prompt_config import ConceptScope, PromptGenerateP
 _DDPM_ONLY_KEYS = set(DiffusionTrainParams.model_fields) - set(TrainParams.model_fields)
 
 
-class ForgetScope(BaseModel):
+class ForgetScope(RequestBody):
     """Exactly one of: data subjects, samples, whole classes, or (text2image and
     stable_diffusion models) a concept named by prompts."""
 
@@ -53,14 +53,14 @@ class ForgetScope(BaseModel):
         return {k: v for k, v in self.model_dump().items() if v}
 
 
-class SisaSpec(BaseModel):
+class SisaSpec(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     shards: int = Field(ge=1, le=64, description="Disjoint shards, one model each")
     slices: int = Field(1, ge=1, le=64, description="Incremental slices per shard (checkpoints)")
 
 
-class TrainJobCreate(BaseModel):
+class TrainJobCreate(RequestBody):
     """Train a model on a dataset version; the result is a new model version.
 
     ``params`` are ``TrainParams`` for a classifier and ``DiffusionTrainParams`` for a
@@ -95,8 +95,8 @@ class TrainJobCreate(BaseModel):
         against the model's family either way."""
         if isinstance(value, dict):
             if _DDPM_ONLY_KEYS & set(value):
-                return DiffusionTrainParams.model_validate(value)
-            return TrainParams.model_validate(value)
+                return validate_strictly(DiffusionTrainParams, value)
+            return validate_strictly(TrainParams, value)
         return handler(value)
 
 
@@ -112,7 +112,7 @@ class JudgeSampler(BaseModel):
     )
 
 
-class JudgeParams(BaseModel):
+class JudgeParams(RequestBody):
     """How a ddpm version is judged: images generated per class at each of several
     sampler settings and scored by every independent classifier of the dataset
     (docs/diffusion.md, "The judges")."""
@@ -164,7 +164,7 @@ class JudgeParams(BaseModel):
         return self
 
 
-class UnlearnJobCreate(BaseModel):
+class UnlearnJobCreate(RequestBody):
     """Make a version forget a scope; the result is a new version whose parent it is."""
 
     model_config = ConfigDict(extra="forbid")
@@ -173,7 +173,9 @@ class UnlearnJobCreate(BaseModel):
     model_version_id: str = Field(max_length=40)
     method: str = Field(max_length=60, description="See GET /api/v1/methods")
     forget: ForgetScope
-    params: dict[str, Any] = Field(default_factory=dict, description="The method's params")
+    params: dict[str, Any] = Field(
+        default_factory=dict, max_length=100, description="The method's params"
+    )
     evaluate: bool = Field(
         True,
         description="Measure UA/RA/TA/MIA etc. after unlearning (ddpm: the judge's forget "
@@ -187,7 +189,7 @@ class UnlearnJobCreate(BaseModel):
     )
 
 
-class EvaluateJobCreate(BaseModel):
+class EvaluateJobCreate(RequestBody):
     """Measure accuracy and loss of a version on splits of a dataset."""
 
     model_config = ConfigDict(extra="forbid")
@@ -198,7 +200,9 @@ class EvaluateJobCreate(BaseModel):
         default=None, max_length=40, description="Defaults to the dataset it was trained on"
     )
     dataset_version: int | None = Field(default=None, ge=1)
-    splits: list[Literal["train", "test"]] = Field(default_factory=lambda: ["test"], min_length=1)
+    splits: list[Literal["train", "test"]] = Field(
+        default_factory=lambda: ["test"], min_length=1, max_length=2
+    )
     forget: ForgetScope | None = Field(
         default=None, description="Also measure forgetting of this scope (UA, RA, TA, MIA, ...)"
     )
@@ -213,7 +217,7 @@ class EvaluateJobCreate(BaseModel):
     )
 
 
-class GenerateJobCreate(BaseModel):
+class GenerateJobCreate(RequestBody):
     """Generate images: one per entry of ``params.labels`` (ddpm) or ``params.prompts``
     (text2image, stable_diffusion); PNGs and a grid land in the job's artifacts. Same
     seeds and settings, same bytes."""
@@ -233,8 +237,8 @@ class GenerateJobCreate(BaseModel):
         names ``params.<field>``; the service checks the choice against the family."""
         if isinstance(value, dict):
             if "prompts" in value or "negative_prompts" in value:
-                return PromptGenerateParams.model_validate(value)
-            return GenerateParams.model_validate(value)
+                return validate_strictly(PromptGenerateParams, value)
+            return validate_strictly(GenerateParams, value)
         return handler(value)
 
     grid_columns: int = Field(8, ge=1, le=256, description="Images per row of grid.png")

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from api.schemas import validate_strictly
 from core.errors import Unprocessable
 from workers.engine.diffusion.unlearning import describe_diffusion_methods, get_diffusion_method
 from workers.engine.diffusion.unlearning.retrain import RETRAIN_FAMILIES
@@ -107,7 +108,7 @@ def validate_params(
     except UnknownMethod as exc:
         raise Unprocessable(str(exc), field="method") from exc
     try:
-        return cls.model_validate(params).model_dump(mode="json")
+        return validate_strictly(cls, params).model_dump(mode="json")
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -15,6 +15,7 @@ from api.jobs.schemas import JudgeParams
 from api.methods.service import method_info, validate_params
 from api.models import repository, service
 from api.models.schemas import (
+    DeletionPolicyBody,
     JobRef,
     LineagePublic,
     ModelCreate,
@@ -208,7 +209,7 @@ def get_deletion_policy(model_id: str, session: SessionDep, _: Reader) -> Deleti
     "/models/{model_id}/deletion-policy", response_model=DeletionPolicy, responses=NOT_FOUND
 )
 def put_deletion_policy(
-    model_id: str, body: DeletionPolicy, session: SessionDep, key: Compliance
+    model_id: str, body: DeletionPolicyBody, session: SessionDep, key: Compliance
 ) -> DeletionPolicy:
     model = service.get_model_or_404(session, model_id)
     # Fields left out take the family's defaults (a ddpm erases classes with esd).

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from functools import partial
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     Field,
     ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
 
-from api.schemas import ORMModel
+from api.schemas import ORMModel, RequestBody, strict_body, validate_strictly
+from core.deletion.policy import DeletionPolicy
 from workers.engine.config import ArchitectureConfig
 from workers.engine.diffusion.config import DiffusionArchitecture
 from workers.engine.diffusion.prompt_config import (
@@ -28,7 +31,7 @@ _FAMILY_SCHEMAS: dict[str, type[BaseModel]] = {
 }
 
 
-class ModelCreate(BaseModel):
+class ModelCreate(RequestBody):
     """A classifier (``architecture.name``), a class-conditional DDPM
     (``architecture.family = "ddpm"``), a prompt-conditioned ``text2image`` model, or a
     ``stable_diffusion`` pipeline (its folder is uploaded as a version); see
@@ -52,7 +55,8 @@ class ModelCreate(BaseModel):
     @classmethod
     def _family_into_architecture(cls, data: Any) -> Any:
         # {"family": "ddpm", "architecture": {...}} may leave the family out of the arch.
-        if isinstance(data, dict) and data.get("family") in _FAMILY_SCHEMAS:
+        family = data.get("family") if isinstance(data, dict) else None
+        if isinstance(family, str) and family in _FAMILY_SCHEMAS:
             arch = data.get("architecture", {})
             if isinstance(arch, dict) and "family" not in arch:
                 data = {**data, "architecture": {**arch, "family": data["family"]}}
@@ -64,10 +68,9 @@ class ModelCreate(BaseModel):
         """Validate against one schema, chosen by the ``family`` key, so errors name the
         field (``architecture.num_classes``) instead of listing every union member."""
         if isinstance(value, dict):
-            schema = _FAMILY_SCHEMAS.get(str(value.get("family")))
-            if schema is not None:
-                return schema.model_validate(value)
-            return ArchitectureConfig.model_validate(value)
+            family = value.get("family")
+            schema = _FAMILY_SCHEMAS.get(family) if isinstance(family, str) else None
+            return validate_strictly(schema or ArchitectureConfig, value)
         return handler(value)
 
     @model_validator(mode="after")
@@ -79,6 +82,13 @@ class ModelCreate(BaseModel):
             )
         self.family = actual
         return self
+
+
+# PUT /models/{id}/deletion-policy: the shared DeletionPolicy schema, held to the rules
+# of every request body.
+DeletionPolicyBody = Annotated[
+    DeletionPolicy, WrapValidator(partial(strict_body, model=DeletionPolicy))
+]
 
 
 class ModelPublic(ORMModel):

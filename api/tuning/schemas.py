@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from api.schemas import RequestBody
 
 MAX_CANDIDATES = 12
 
 
-class TuneCreate(BaseModel):
+class TuneCreate(RequestBody):
     """Search a method's parameters on a pseudo-forget set of the model's own training
     samples; the winner becomes the deletion policy's ``method_params`` (``apply``)."""
 

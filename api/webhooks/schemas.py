@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.schemas import ORMModel
+from api.schemas import ORMModel, RequestBody
 from core.webhooks import EVENTS
 
 
@@ -31,7 +31,7 @@ def _check_events(value: list[str]) -> list[str]:
     return sorted(set(value))
 
 
-class WebhookCreate(BaseModel):
+class WebhookCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(min_length=1, max_length=2000)
@@ -48,7 +48,7 @@ class WebhookCreate(BaseModel):
     _events = field_validator("events")(_check_events)
 
 
-class WebhookUpdate(BaseModel):
+class WebhookUpdate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     url: str | None = Field(default=None, min_length=1, max_length=2000)

@@ -427,3 +427,281 @@ def test_embedded_sqlite_refuses_out_of_range_numbers_too(tmp_path: Path) -> Non
         assert huge.status_code == 422 and huge.json()["code"] == "invalid_value", huge.text
         for payload in INJECTIONS:
             assert client.get(f"{API_PREFIX}/jobs", params={"model_id": payload}).status_code < 500
+
+
+# --------------------------------------------------------------------------- strict input
+# Issue #12's findings, one by one: each was a 500, or silently accepted, before.
+TRAIN = {"kind": "train", "model_id": "mdl_x", "dataset_id": "ds_x"}
+CNN = {"name": "small_cnn", "num_classes": 2}
+
+
+@pytest.mark.parametrize("family", [[], [[]], {}, {"x": 1}], ids=["list", "nested", "obj", "objx"])
+def test_model_family_of_the_wrong_type_is_422(api, family: Any) -> None:
+    response = api.post(
+        f"{API_PREFIX}/models",
+        json={
+            "name": f"fam-{uuid.uuid4().hex[:8]}",
+            "family": family,
+            "architecture": {"name": "small_cnn", "num_classes": 2},
+        },
+    )
+    assert response.status_code == 422, response.text
+    assert "family" in response.json()["message"] and "classifier" in response.json()["message"]
+
+
+def _bulk(api, data: bytes) -> Any:
+    return api.post(
+        f"{API_PREFIX}/deletion-requests/bulk", files={"file": ("requests.csv", data, "text/csv")}
+    )
+
+
+def _newest_request(api) -> str | None:
+    listed = api.get(f"{API_PREFIX}/deletion-requests", params={"limit": 1}).json()["data"]
+    return listed[0]["id"] if listed else None
+
+
+@pytest.mark.parametrize(
+    ("case", "data", "line"),
+    [
+        ("nul-byte", b"subject_id\nal\x00ice\n", 2),
+        ("binary", b"subject_id\n" + bytes(range(256)), 3),  # 0x0a (line 3) before 0x80
+        ("png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", 1),
+        ("huge-field", b"subject_id\nbob\n" + b"x" * 200_000, 3),  # past csv's field limit
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_bulk_csv_that_is_not_text_is_422_naming_the_line(api, case, data, line) -> None:
+    response = _bulk(api, data)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith(f"line {line}: "), response.text
+    assert response.json()["field"] == "file"
+
+
+def test_bulk_csv_in_latin1_is_refused_not_misread(api) -> None:
+    """``müller`` in Latin-1 was filed as ``m\ufffdller``: nobody, done at once."""
+    before = _newest_request(api)
+    response = _bulk(api, f"subject_id\nm\u00fcller-{uuid.uuid4().hex[:6]}\n".encode("latin-1"))
+    assert response.status_code == 422, response.text
+    assert "line 2" in response.json()["detail"] and "UTF-8" in response.json()["detail"]
+    assert _newest_request(api) == before  # nothing filed
+
+
+@pytest.mark.parametrize("ending", ["\r", "\r\n"], ids=["cr-only", "crlf"])
+def test_bulk_csv_with_any_line_ending_files_each_row(api, ending: str) -> None:
+    """Classic Mac (CR-only) and Windows line ends are CSV too: one request per row."""
+    subjects = [f"le-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    data = ending.join(["subject_id,legal_basis", *(f"{s},ccpa" for s in subjects)]) + ending
+    response = _bulk(api, data.encode())
+    assert response.status_code == 201, response.text
+    filed = response.json()["data"]
+    # Nobody's data is held, so each completes at once and its ids are redacted.
+    assert [(r["legal_basis"], r["scope"].get("count")) for r in filed] == [("ccpa", 1)] * 2
+
+
+def test_bulk_csv_with_a_short_row_is_422(api) -> None:
+    response = _bulk(api, b"legal_basis,subject_id\nccpa\n")
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("line 2: ")
+
+
+def test_bulk_csv_over_the_limit_is_413(api) -> None:
+    from api.deletion_requests.router import BULK_CSV_MAX_BYTES
+
+    response = _bulk(api, b"subject_id\n" + b"x" * BULK_CSV_MAX_BYTES)
+    assert response.status_code == 413, response.text
+    assert "split it" in response.json()["detail"]
+
+
+def test_evaluate_job_with_half_a_million_splits_is_422(api) -> None:
+    body = {"kind": "evaluate", "model_version_id": "mv_x", "splits": ["test"] * 500_000}
+    response = api.post(f"{API_PREFIX}/jobs", json=body)
+    assert response.status_code == 422, response.text[:300]
+    assert "splits" in response.json()["message"] and "at most 2" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/keys", {"name": "a\x00b", "role": "viewer"}, "name"),
+        (
+            "/models",
+            {
+                "name": "nul-model",
+                "description": "a\x00b",
+                "architecture": {"name": "small_cnn", "num_classes": 2},
+            },
+            "description",
+        ),
+        (
+            "/deletion-requests/preview",
+            {
+                "scope": {"subject_ids": ["someone"]},
+                "legal_basis": "ccpa",
+                "requester_reference": "ticket\x00 7",
+            },
+            "requester_reference",
+        ),
+        (
+            "/deletion-requests",
+            {"scope": {"subject_ids": ["a\x00"]}, "legal_basis": "ccpa"},
+            "scope.subject_ids.0",
+        ),
+        (
+            "/webhooks",
+            {"url": "https://example.invalid/hook", "description": "x\x00"},
+            "description",
+        ),
+        ("/keys", {"name\x00": "a", "role": "viewer"}, "name\x00"),
+    ],
+    ids=["key-name", "model-description", "reference", "subject", "webhook", "key-of-object"],
+)  # fmt: skip
+def test_nul_characters_are_refused_in_every_string(api, path, body, field) -> None:
+    response = api.post(API_PREFIX + path, json=body)
+    assert response.status_code == 422, response.text
+    issue = response.json()["detail"][0]
+    assert ".".join(str(p) for p in issue["loc"][1:]) == field
+    assert "NUL" in issue["msg"] and "remove" in issue["msg"]
+
+
+def test_comment_with_nul_is_refused(api) -> None:
+    filed = api.post(
+        f"{API_PREFIX}/deletion-requests",
+        json={"scope": {"subject_ids": [f"nobody-{uuid.uuid4().hex[:8]}"]}, "legal_basis": "ccpa"},
+    )
+    assert filed.status_code == 201, filed.text
+    response = api.post(
+        f"{API_PREFIX}/deletion-requests/{filed.json()['id']}/comments", json={"text": "a\x00b"}
+    )
+    assert response.status_code == 422, response.text
+    assert "NUL" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/jobs", {**TRAIN, "params": {"epochs": True}}, "params.epochs"),
+        ("/jobs", {**TRAIN, "params": {"epochs": "3"}}, "params.epochs"),
+        ("/jobs", {**TRAIN, "params": {"epochs": 1.5}}, "params.epochs"),
+        ("/jobs", {**TRAIN, "sisa": {"shards": True}}, "sisa.shards"),
+        ("/datasets", {"name": "s", "source": {"name": "digits", "limit": True}}, "source.limit"),
+        ("/models", {"name": "s", "architecture": {**CNN, "num_classes": "9"}}, "num_classes"),
+        ("/webhooks", {"url": "https://example.invalid/h", "active": 1}, "active"),
+    ],
+    ids=["bool-int", "str-int", "float-int", "sisa-bool", "limit-bool", "str-classes", "int-bool"],
+)  # fmt: skip
+def test_numbers_and_booleans_are_strict(api, path, body, field) -> None:
+    response = api.post(API_PREFIX + path, json=body)
+    assert response.status_code == 422, response.text
+    assert field in response.json()["message"], response.text
+    assert "send " in response.json()["message"]  # says what type to send
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/keys", {"name": "extra", "role": "viewer", "admin": True}),
+        ("/models", {"name": "extra", "architecture": CNN, "admin": True}),
+        ("/datasets", {"name": "extra", "source": {"name": "digits"}, "admin": True}),
+        ("/datasets", {"name": "extra", "source": {"name": "digits", "admin": True}}),
+    ],
+    ids=["keys", "models", "datasets", "datasets-source"],
+)  # fmt: skip
+def test_unknown_fields_are_refused(api, path, body) -> None:
+    response = api.post(API_PREFIX + path, json=body)
+    assert response.status_code == 422, response.text
+    assert "admin" in response.json()["message"]
+    assert "unknown field; remove it" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"name": "k", ', b"{'name': 'k'}", b"", b'{"name": "k\xff"}'],
+    ids=["cut", "quotes", "empty", "latin1"],
+)
+def test_malformed_json_is_400(api, raw: bytes) -> None:
+    response = api.post(
+        f"{API_PREFIX}/keys", content=raw, headers={"Content-Type": "application/json"}
+    )
+    if not raw:  # no body at all: the required body is missing, a validation error
+        assert response.status_code == 422, response.text
+        return
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "bad_request"
+    assert "JSON" in response.json()["detail"]
+
+
+def test_nan_is_not_a_number_here(api) -> None:
+    raw = b'{"kind": "train", "model_id": "m", "dataset_id": "d", "params": {"lr": NaN}}'
+    response = api.post(
+        f"{API_PREFIX}/jobs", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert "finite number" in response.json()["message"]
+
+
+def test_openapi_lists_429_and_503(app) -> None:
+    from api.ratelimit import match
+
+    spec = app.openapi()
+    missing = []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            if "503" not in codes:
+                missing.append(f"{method.upper()} {path}: 503")
+            if match(method.upper(), path) and "429" not in codes:
+                missing.append(f"{method.upper()} {path}: 429")
+            if "requestBody" in operation and not {"400", "413", "422"} <= codes:
+                missing.append(f"{method.upper()} {path}: 400/413/422")
+    assert not missing, missing
+    assert spec["paths"][f"{API_PREFIX}/jobs"]["post"]["responses"]["429"]["headers"]["Retry-After"]
+
+
+@pytest.mark.parametrize(
+    ("path", "methods"),
+    [
+        ("/keys", {"GET", "POST"}),
+        ("/keys/key_x", {"DELETE"}),
+        ("/webhooks/wh_x", {"GET", "PATCH", "DELETE"}),
+        ("/models/m_x/deletion-policy", {"GET", "PUT"}),
+        ("/deletion-requests", {"GET", "POST"}),
+    ],
+)
+def test_options_allow_names_every_method_of_the_path(anon, path: str, methods: set[str]) -> None:
+    response = anon.options(API_PREFIX + path)
+    assert response.status_code == 204, response.text
+    assert set(response.headers["allow"].split(", ")) == methods | {"OPTIONS"}
+
+
+def test_wrong_method_405_allow_names_every_method(api) -> None:
+    response = api.put(f"{API_PREFIX}/keys")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "POST", "OPTIONS"}
+
+
+def test_every_json_body_is_strict(app) -> None:
+    """A route added later with a plain pydantic body would skip all of the above."""
+    from fastapi.routing import APIRoute
+    from pydantic import BaseModel
+
+    import api.app as app_module
+    from api.schemas import RequestBody
+
+    loose = []
+    for name in dir(app_module):
+        router = getattr(app_module, name)
+        for route in getattr(router, "routes", []) if name.endswith("router") else []:
+            if not isinstance(route, APIRoute) or route.body_field is None:
+                continue
+            info = route.body_field.field_info
+            annotation = info.annotation
+            members = getattr(annotation, "__args__", (annotation,))
+            if any(getattr(m, "__name__", "").startswith("Body_") for m in members):
+                continue  # a multipart form: files and form fields, no JSON
+            strict_wrapped = any("strict_body" in repr(meta) for meta in info.metadata)
+            for member in members:
+                if not (isinstance(member, type) and issubclass(member, BaseModel)):
+                    continue
+                if not issubclass(member, RequestBody) and not strict_wrapped:
+                    loose.append(f"{sorted(route.methods)} {route.path}: {member.__name__}")
+    assert not loose, loose
