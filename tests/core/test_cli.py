@@ -44,3 +44,24 @@ def test_migrate_keys_and_manifest_import(tmp_path) -> None:
     )
     assert imported.returncode == 0, imported.stderr
     assert json.loads(imported.stdout)["name"] == "squares"
+
+
+def test_malformed_bootstrap_key_is_one_line_not_a_traceback(tmp_path) -> None:
+    """`expunge up` with a bad EXPUNGE_BOOTSTRAP_ADMIN_KEY says what a key looks like."""
+    too_long_prefix = "exp_" + "p" * 17 + "_" + "s" * 20
+    for bad in ("letmein", "exp_onlyprefix", too_long_prefix, "exp_ok_short"):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EXPUNGE_")}
+        env.update(EXPUNGE_HOME=str(tmp_path / "home"), EXPUNGE_BOOTSTRAP_ADMIN_KEY=bad)
+        proc = subprocess.run(
+            [sys.executable, "-m", "core.cli", "up", "--no-worker", "--no-demo", "--port", "1"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode != 0, (bad, proc.stdout, proc.stderr)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "exp_<prefix>_<secret>" in lines[0], proc.stderr
+        assert bad not in proc.stderr  # the secret is not echoed back
