@@ -1,7 +1,8 @@
 """The tamper-evident audit log: hash-chained events, RFC 6962 checkpoints, proofs.
 
-Services record state changes with ``append`` (inside their own transaction) and store
-subject ids only as ``commit_subject`` commitments; see ``docs/audit.md``.
+Services record state changes with ``record`` (written by their own transaction's commit)
+or ``append`` (at once, when the position is needed) and store subject ids only as
+``commit_subject`` commitments; see ``docs/audit.md``.
 """
 
 from core.audit.anchor import anchor, verify_anchor
@@ -13,6 +14,7 @@ from core.audit.log import (
     export,
     inclusion,
     log_size,
+    record,
     verify_chain,
 )
 from core.audit.verify import VerifyReport, verify_export
@@ -27,6 +29,7 @@ __all__ = [
     "export",
     "inclusion",
     "log_size",
+    "record",
     "subject_salt",
     "verify_anchor",
     "verify_chain",

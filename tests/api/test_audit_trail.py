@@ -233,3 +233,30 @@ def test_the_automatic_signer_signs_a_grown_log_once(fresh) -> None:
     second = autosign.sign_now(factory, settings)
     assert second is not None and second.tree_size == first.tree_size + 1
     assert client.get(f"{V1}/audit/verify").json()["signed_size"] == second.tree_size
+
+
+def test_webhook_and_deletion_policy_changes_are_in_the_log(fresh) -> None:
+    client, _ = fresh
+    model = client.post(
+        f"{V1}/models",
+        json={"name": "m", "architecture": {"name": "mlp", "num_classes": 10, "width": 8}},
+    ).json()
+    policy = client.put(f"{V1}/models/{model['id']}/deletion-policy", json={"method": "salun"})
+    assert policy.status_code == 200, policy.text
+    hook = client.post(
+        f"{V1}/webhooks",
+        json={"url": "https://receiver.test/hook", "events": ["deletion_request.completed"]},
+    ).json()
+    assert client.post(f"{V1}/webhooks/{hook['id']}/rotate-secret").status_code == 200
+    assert client.delete(f"{V1}/webhooks/{hook['id']}").status_code == 204
+    trail = [(e.action, e.entity_id) for e in _events(client)[1:]]  # after the bootstrap key
+    assert trail == [
+        ("model.created", model["id"]),
+        ("deletion_policy.updated", model["id"]),
+        ("webhook.created", hook["id"]),
+        ("webhook.secret_rotated", hook["id"]),
+        ("webhook.deleted", hook["id"]),
+    ]
+    events = _events(client)
+    assert events[2].payload["method"] == "salun"
+    assert hook["secret"] not in "".join(e.payload_json for e in events)
