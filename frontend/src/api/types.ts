@@ -54,4 +54,20 @@ export type PlanItem = {
   estimated_seconds?: number | null;
   retrain_seconds?: number | null;
   note?: string | null;
+  /** The attempt priced against the retrain (approximate classifier items with a recipe). */
+  cost?: PlanCost | null;
+};
+
+/** Estimated cost vs the retrain, the chance the attempt fails, and the plan's choice. */
+export type PlanCost = {
+  method: string;
+  estimate_fraction: number;
+  p_fail: number;
+  verdicts: number;
+  failures: number;
+  history: "model" | "family";
+  expected_fraction: number;
+  max_cost_fraction: number | null;
+  choice: "attempt" | "exact";
+  reason: string;
 };

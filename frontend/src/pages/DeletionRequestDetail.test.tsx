@@ -68,6 +68,19 @@ describe("deletion request page", () => {
     expect(screen.getByText(/The signed certificate is issued when the request completes/)).toBeTruthy();
   });
 
+  it("shows each attempt's price against the retrain and the plan's choice", async () => {
+    const cost = { method: "finetune", estimate_fraction: 0.2222, p_fail: 0.8333, verdicts: 4, failures: 4, history: "model", expected_fraction: 1.0556, max_cost_fraction: 0.5, choice: "exact", reason: "r" };
+    const request = fakeRequest({
+      plan: [{ item_id: "dri_1", model_version_id: "mv_1", model_id: "mdl_1", method: "retrain", exact: true, fallback: null, estimated_seconds: 62.5, retrain_seconds: 62.5, note: "more than it saves", cost }],
+    });
+    await renderPage({ role: "viewer", keyId: "key_v", path: "/deletion-requests/dr_0001", route: "/deletion-requests/:requestId", load, handler: api(request) });
+    const line = (await screen.findByTestId("plan-cost")).textContent ?? "";
+    expect(line).toContain("finetune 0.22× a retrain");
+    expect(line).toContain("p_fail 0.83 (4 of 4 past verdicts on this model)");
+    expect(line).toContain("exact path");
+    expect(screen.getByText("more than it saves")).toBeTruthy();
+  });
+
   it("lets a second officer approve, and reject only with a reason", async () => {
     const request = fakeRequest();
     const calls: string[] = [];

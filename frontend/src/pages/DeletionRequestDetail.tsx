@@ -209,7 +209,14 @@ function Plan({ plan }: { plan: PlanItem[] }): ReactNode {
                 {p.note && <div className="muted small">{p.note}</div>}
               </td>
               <td>{p.fallback ?? "—"}</td>
-              <td>{p.method === "retire" ? "none" : duration(p.estimated_seconds)}</td>
+              <td>
+                {p.method === "retire" ? "none" : duration(p.estimated_seconds)}
+                {p.cost && (
+                  <div className="muted small" data-testid="plan-cost">
+                    {p.cost.method} {p.cost.estimate_fraction.toFixed(2)}× a retrain, p_fail {p.cost.p_fail.toFixed(2)} ({p.cost.failures} of {p.cost.verdicts} past verdicts on this {p.cost.history}): {p.cost.choice === "attempt" ? "attempt" : "exact path"}
+                  </div>
+                )}
+              </td>
               <td>{duration(p.retrain_seconds)}</td>
             </tr>
           ))}
@@ -439,7 +446,16 @@ function Certificate({ request }: { request: DeletionRequest }): ReactNode {
 
 function scopeText(r: DeletionRequest): ReactNode {
   const values = r.scope[r.scope_kind];
-  if (Array.isArray(values)) {
+  if (r.scope.redacted === true || !Array.isArray(values)) {
+    // Closed: the ids were replaced by the commitments the certificate states.
+    const shown = r.scope_commitments.slice(0, 3).map((c) => `${c.slice(0, 12)}…`).join(", ");
+    return (
+      <span className="muted" data-testid="scope-redacted" title={r.scope_commitments.join("\n")}>
+        {r.scope_kind.replace("_ids", "")}: {r.scope_commitments.length} salted commitment(s) ({shown}); ids no longer kept in clear
+      </span>
+    );
+  }
+  {
     const shown = values.slice(0, 20).map(String).join(", ");
     return (
       <>
@@ -449,7 +465,6 @@ function scopeText(r: DeletionRequest): ReactNode {
       </>
     );
   }
-  return <span className="muted">{r.scope_commitments.length} salted commitment(s); ids no longer kept in clear</span>;
 }
 
 function RequestBody({ request }: { request: DeletionRequest }): ReactNode {
