@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-REFERENCE_LAYERS, REFERENCE_ITERATIONS, MIN_ITERATIONS = 4, 12, 6
+# The paper-scale search, and the smallest one a budget may shrink it to.
+REFERENCE_LAYERS, REFERENCE_ITERATIONS, REFERENCE_RETAIN = 4, 12, 1024
+MIN_ITERATIONS, MIN_RETAIN = 6, 256
 
 
 class SlugParams(MethodParams):
@@ -72,8 +74,11 @@ class SlugParams(MethodParams):
         description="Share of the original's training (epochs x training samples, in "
         "sample passes) the search may spend when its size is left empty.",
     )
-    retain_gradient_samples: int = Field(
-        1024, ge=8, description="Retain samples used for the retain gradient."
+    retain_gradient_samples: int | None = Field(
+        None,
+        ge=8,
+        description="Retain samples used for the retain gradient. Empty: 1024, fewer (not "
+        "under 256) where budget_fraction of the original's training allows less.",
     )
 
 
@@ -90,31 +95,36 @@ class Slug(UnlearningMethod):
 
     def fixed_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
         # Two gradients, then layers x bisection steps of no-grad checks in big eval
-        # batches (about a sixth of a training pass per sample, bench/cost.py measures).
-        grads = n_forget + min(n_retain, params.retain_gradient_samples)
+        # batches (about a quarter of a training pass per sample, bench/cost.py measures).
+        retain = params.retain_gradient_samples or REFERENCE_RETAIN
+        grads = n_forget + min(n_retain, retain)
         layers = params.max_layers or REFERENCE_LAYERS
         iterations = params.search_iterations or REFERENCE_ITERATIONS
-        return grads + layers * (iterations + 1) * (n_forget + params.retain_probe_size) / 6
+        return grads + layers * (iterations + 1) * (n_forget + params.retain_probe_size) / 4
 
     def resolve_fixed(
         self, params: Any, n_forget: int, n_retain: int, allowed: float | None
     ) -> dict[str, Any]:
-        """Try fewer layers, then fewer bisection steps, until the search fits."""
-        layers = params.max_layers or REFERENCE_LAYERS
-        iterations = params.search_iterations or REFERENCE_ITERATIONS
+        """Try fewer layers, then fewer bisection steps, then a smaller retain gradient
+        sample, until the search fits (fields given explicitly stay as given)."""
+        size = {
+            "max_layers": params.max_layers or REFERENCE_LAYERS,
+            "search_iterations": params.search_iterations or REFERENCE_ITERATIONS,
+            "retain_gradient_samples": params.retain_gradient_samples or REFERENCE_RETAIN,
+        }
+        floors = {"max_layers": 1, "search_iterations": MIN_ITERATIONS}
+        floors["retain_gradient_samples"] = MIN_RETAIN
 
-        def cost(n_layers: int, n_iterations: int) -> float:
-            update = {"max_layers": n_layers, "search_iterations": n_iterations}
-            return self.fixed_passes(params.model_copy(update=update), n_forget, n_retain)
+        def cost() -> float:
+            return self.fixed_passes(params.model_copy(update=size), n_forget, n_retain)
 
-        while allowed is not None and cost(layers, iterations) > allowed:
-            if params.max_layers is None and layers > 1:
-                layers -= 1
-            elif params.search_iterations is None and iterations > MIN_ITERATIONS:
-                iterations -= 1
-            else:
-                break
-        return {"max_layers": layers, "search_iterations": iterations}
+        for name in ("max_layers", "search_iterations", "retain_gradient_samples"):
+            while allowed is not None and getattr(params, name) is None and cost() > allowed:
+                if size[name] <= floors[name]:
+                    break
+                step = 1 if name != "retain_gradient_samples" else 128
+                size[name] = max(floors[name], size[name] - step)
+        return size
 
     def unlearn(
         self,
