@@ -29,7 +29,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import String, Text, cast, func, or_, select
@@ -220,33 +220,46 @@ def _request_jobs(session: Session, request_id: str) -> set[str]:
     return found
 
 
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def redact_due(factory: sessionmaker[Session], settings: Settings) -> list[str]:
     """Redact rejected and cancelled requests whose retention period has passed (the
     sweeper calls this); returns their ids."""
     cutoff = utcnow() - timedelta(seconds=settings.closed_request_retention_seconds)
     actions = [f"deletion_request.{status}" for status in CLOSED_AFTER_RETENTION]
     with factory() as session:
-        closed_at = (
-            select(AuditEvent.entity_id, func.max(AuditEvent.at).label("at"))
-            .where(AuditEvent.entity_type == "deletion_request", AuditEvent.action.in_(actions))
-            .group_by(AuditEvent.entity_id)
-            .subquery()
-        )
-        due = list(
+        # Few rows: closed requests not yet redacted (status is indexed); only for those
+        # is the log asked when they were closed.
+        waiting = list(
             session.scalars(
-                select(DeletionRequest.id)
-                .join(closed_at, closed_at.c.entity_id == DeletionRequest.id)
-                .where(
+                select(DeletionRequest.id).where(
                     DeletionRequest.status.in_(CLOSED_AFTER_RETENTION),
                     DeletionRequest.scope_kind.in_(PERSONAL_KINDS),
                     or_(
                         DeletionRequest.scope_commitments.is_(None),
                         cast(DeletionRequest.scope_commitments, Text).in_(("[]", "null")),
                     ),
-                    closed_at.c.at <= cutoff,
                 )
             )
         )
+        due: list[str] = []
+        for start in range(0, len(waiting), _CHUNK):
+            chunk = waiting[start : start + _CHUNK]
+            due.extend(
+                entity_id
+                for entity_id, closed_at in session.execute(
+                    select(AuditEvent.entity_id, func.max(AuditEvent.at))
+                    .where(
+                        AuditEvent.entity_type == "deletion_request",
+                        AuditEvent.entity_id.in_(chunk),
+                        AuditEvent.action.in_(actions),
+                    )
+                    .group_by(AuditEvent.entity_id)
+                )
+                if closed_at is not None and _aware(closed_at) <= cutoff
+            )
     from core.deletion.flows import lock_request
 
     done = []
