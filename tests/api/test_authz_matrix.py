@@ -115,6 +115,7 @@ INTENT: dict[tuple[str, str], str] = {
     ("GET", "/audit/proofs/inclusion"): "compliance",
     ("GET", "/audit/proofs/consistency"): "compliance",
     ("GET", "/audit/export"): "compliance",
+    ("GET", "/audit/certificates/{request_id}/anchor"): "compliance",
     ("GET", "/audit/public-key"): "public",
 }
 

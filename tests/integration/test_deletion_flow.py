@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from core.audit.anchor import verify_certificate_anchor
 from core.deletion.certificate import CONTEXT
 from core.signing import verify_document
 from tests.integration.test_training_flow import new_model, wait
@@ -131,6 +132,19 @@ def test_subject_deletion_end_to_end(api, anon, app, subject_world) -> None:
     public_key = anon.get("/api/v1/audit/public-key").text
     ok, why = verify_document(certificate, public_key, CONTEXT)
     assert ok, why
+    # Anchored: its own audit event is proven in a checkpoint the service signed itself.
+    anchor = api.get(f"/api/v1/audit/certificates/{request['id']}/anchor").json()
+    checks = verify_certificate_anchor(certificate, anchor, [public_key])
+    assert checks and all(passed for passed, _ in checks), checks
+    # The versions' changes are in the log too: trained, tainted by the request, purged.
+    trail = api.get(
+        "/api/v1/audit/events", params={"entity_id": world["version_id"], "order": "asc"}
+    ).json()["data"]
+    assert [e["action"] for e in trail] == [
+        "model_version.created",
+        "model_version.tainted",
+        "model_version.purged",
+    ], trail
     assert world["subject"] not in response.text
     assert certificate["models"][0]["old_sha256"] == old["sha256"]
     assert certificate["models"][0]["new_sha256"] == new_version["sha256"]
