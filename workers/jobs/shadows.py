@@ -117,8 +117,11 @@ def add_lira(
         seed = int(job.params.get("seed", 0))
         for target, block in ((predictor, evaluation), (original, before)):
             result = score_predictor(bank, target, split.forget, split.test, seed=seed)
+            # Scores in the forget set's order, without its sample ids: the job's metrics
+            # outlive the request, and ids in clear are the request's to hold, not ours.
+            del result["score_ids"]
             if result["forget_count"] > MAX_SCORES:
-                del result["scores"], result["score_ids"]
+                del result["scores"]
             block["lira"] = {**result, **cost}
             ctx.check()
     except EngineError as exc:
