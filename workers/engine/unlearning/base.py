@@ -386,11 +386,14 @@ class UnlearningMethod(ABC):
             from workers.engine.training import Callbacks
 
             callbacks = Callbacks()
+        # A recipe read from a version without one (an uploaded checkpoint) is all
+        # defaults: its epochs say nothing about how the original trained.
+        known = train_params is not None and "epochs" in train_params.model_fields_set
         budget = self.budget(
             parsed,
             len(data.forget.labels),
             len(data.retain.labels),
-            train_params.epochs if train_params is not None else None,
+            train_params.epochs if known and train_params is not None else None,
         )
         if isinstance(parsed, IterativeParams) and budget.epochs is not None:
             parsed = parsed.model_copy(update={"epochs": budget.epochs})

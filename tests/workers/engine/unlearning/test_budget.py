@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.workers.engine.unlearning.conftest import World
+from workers.engine.config import TrainParams
 from workers.engine.training import Callbacks
 from workers.engine.unlearning import METHODS, IterativeParams, get_method
 from workers.engine.unlearning.base import DEFAULT_BUDGET_FRACTION
@@ -101,3 +102,17 @@ def test_a_run_takes_the_steps_its_budget_resolves(random_world: World) -> None:
     assert result.log[0].startswith("finetune budget")
     explicit, _ = _steps(random_world, train_epochs=8, epochs=3)
     assert explicit == 3 * len(range(0, len(random_world.data.retain.labels), 16))
+
+
+def test_a_recipe_without_epochs_is_no_basis_for_a_budget(random_world: World) -> None:
+    """An uploaded checkpoint's recipe is all defaults: the method's reference epochs run."""
+    callbacks = Steps()
+    get_method("gradient_ascent").run(
+        random_world.arch,
+        random_world.state_dict,
+        random_world.data,
+        {"device": "cpu", "batch_size": 16},
+        callbacks,
+        train_params=TrainParams.model_validate({}),
+    )
+    assert "no recipe known" in callbacks.lines[0] and "5 epoch(s)" in callbacks.lines[0]
