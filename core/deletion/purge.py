@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from core.audit.log import record
 from core.audit.trail import version_status
 from core.datasets.shards import decode_shard, encode_shard
+from core.deletion.shadows import forget_in_banks
 from core.lineage import in_version
 from core.storage import ObjectStore
 from models import Dataset, DatasetVersion, ModelVersion, Sample
@@ -125,6 +126,9 @@ def delete_samples(
                 "deletion_request_id": request_id,
             },
         )
+    # What the strong test's shadow banks derived from these samples goes with them.
+    for old in forget_in_banks(session, store, {row.sample_id for row in rows}):
+        after_commit(session, lambda old=old: store.delete(old))
     return created
 
 

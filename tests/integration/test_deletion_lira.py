@@ -4,9 +4,11 @@ first one made) reuses them, and both runs' evidence carries the ``lira`` blocks
 
 from __future__ import annotations
 
+import io
 import time
 import uuid
 
+import numpy as np
 import pytest
 
 from core.deletion.shadows import shadow_key
@@ -53,7 +55,7 @@ def _unlearn_job(api, item: dict) -> dict:  # type: ignore[no-untyped-def]
     return job
 
 
-def test_shadows_trained_once_and_reused(api, anon, worker) -> None:
+def test_shadows_trained_once_and_reused(api, anon, app, worker) -> None:
     tag = f"lr{uuid.uuid4().hex[:8]}"
     dataset = upload_people(api, tag)
     model = new_model(
@@ -99,8 +101,7 @@ def test_shadows_trained_once_and_reused(api, anon, worker) -> None:
     before = first["metrics"]["original_evaluation"]["lira"]
     assert set(before) >= LIRA_KEYS and before["forget_count"] == lira["forget_count"]
     record = api.get(f"{V1}/model-versions/{original}").json()["metrics"]["shadow_models"]
-    assert record["k"] == 4 and record["key"] == shadow_key(original, 4), record
-    assert record["job_id"] == first["id"]
+    assert record["k"] == 4 and record["job_id"] == first["id"], record
 
     # The second request ran on the version the first one made and reused the bank.
     [item2] = done[second_request["id"]]["items"]
@@ -115,3 +116,14 @@ def test_shadows_trained_once_and_reused(api, anon, worker) -> None:
     assert "training 4 shadow models" not in logs and "reusing 4 shadow models" in logs, logs
     again = api.get(f"{V1}/model-versions/{original}").json()["metrics"]["shadow_models"]
     assert again["uses"] == 2 and again["job_id"] == first["id"]  # trained once, by the first
+
+    # Each purge took the deleted samples' columns out of the bank: one object is left,
+    # under a new key, holding neither subject's samples (ids and scores gone together).
+    store = app.state.store
+    assert list(store.list(f"shadows/{original}/")) == [again["key"]] != [shadow_key(original, 4)]
+    assert again["forgotten"] > 0 and again["samples"] < record["samples"] + 1
+    with np.load(io.BytesIO(store.get_bytes(again["key"])), allow_pickle=False) as bank:
+        left = {str(s) for s in bank["sample_ids"]} | {str(s) for s in bank["test_ids"]}
+        assert bank["confidences"].shape == (4, len(bank["sample_ids"]))
+    gone = {f"{tag}-{n}" for n in range(240) if n % 20 in (1, 2)}
+    assert left and not left & gone
