@@ -63,6 +63,26 @@ def test_a_tuning_job_stores_its_winner_on_the_policy(api, worker, mnist_small) 
     assert payload["applied"] is True and len(payload["candidates"]) == 2
 
 
+def test_with_shadow_models_candidates_face_the_strong_test(api, worker, mnist_small) -> None:
+    model = new_model(api)
+    trained(api, model["id"], mnist_small["id"], {"epochs": 3, "batch_size": 32})
+    policy = {"thresholds": LENIENT, "shadow_models": 2}
+    assert api.put(f"{V1}/models/{model['id']}/deletion-policy", json=policy).status_code == 200
+    job = api.post(
+        f"{V1}/models/{model['id']}/tune",
+        json={"grid": {"lr": [0.01]}, "pseudo_forget_fraction": 0.1, "apply": False},
+    ).json()
+    finished = wait(api, job["id"], {"succeeded", "failed"}, timeout=400)
+    assert finished["state"] == "succeeded", finished
+    (candidate,) = finished["metrics"]["candidates"]
+    assert "lira" in candidate, candidate  # TPR at 1 % FPR and whether it passed
+    assert 0.0 <= candidate["lira"]["tpr_at_1pct_fpr"] <= 1.0
+    # apply=false: reported, not stored; the policy keeps its (empty) method params.
+    assert finished["metrics"]["applied"] is False
+    kept = api.get(f"{V1}/models/{model['id']}/deletion-policy").json()
+    assert kept["method_params"] == {}
+
+
 def test_bad_tuning_requests_are_refused_with_the_reason(api, mnist_small) -> None:
     model = new_model(api)
     url = f"{V1}/models/{model['id']}/tune"

@@ -7,7 +7,8 @@ deletion policy can be tuned on the model itself. A pseudo-forget set (a seeded 
 subset of the samples the version was trained on, chosen by the API) stands in for a
 request: the exact retrain on the rest is the reference, each candidate runs from the
 version, and is scored with the verdict a deletion would get (the policy's thresholds
-against the original: no check may fail) and its Avg. Gap to the retrain (UA, RA, TA,
+against the original, and the strong membership test when the policy names
+``shadow_models``: no check may fail) and its Avg. Gap to the retrain (UA, RA, TA,
 MIA). The winner passes with the smallest gap (cheaper on ties); with ``apply`` it becomes the
 policy's ``method`` and ``method_params``, recorded in the audit log. Nothing is published:
 no model version, no change to the version's lineage.
@@ -34,6 +35,7 @@ from workers.engine.forgetting import (
 from workers.engine.unlearning import UnlearnData, UnlearningDiverged, get_method
 from workers.jobs.common import ContextCallbacks, version_split
 from workers.jobs.publish import load_version_weights
+from workers.jobs.shadows import add_lira
 
 # Keys copied into the audit event of each candidate (numbers only, no sample ids).
 SCORED = ("UA", "RA", "TA", "MIA", "loss_auc")
@@ -106,7 +108,24 @@ def run_tune(ctx: JobContext, job: Job) -> dict[str, Any]:
             ctx.log(f"candidate {params}: diverged ({exc})")
             continue
         evaluation = scored(run.state_dict)
-        verdict = verify(evaluation, original, "sample_ids", policy.thresholds, model.family)
+        before = dict(original)
+        if policy.shadow_models:
+            # The strong test, as a deletion would run it: the version's shadow bank is
+            # trained on the first candidate and reused for the others.
+            block = {"evaluation": evaluation, "original_evaluation": before}
+            add_lira(
+                ctx,
+                job,
+                version,
+                arch,
+                recipe,
+                split,
+                NetworkPredictor(arch, run.state_dict),
+                NetworkPredictor(arch, weights),
+                block,
+                policy.shadow_models,
+            )
+        verdict = verify(evaluation, before, "sample_ids", policy.thresholds, model.family)
         # Selection asks that no check fails; whether a check is informative (the
         # original failed it) depends on how much this network memorised the
         # pseudo-forget set, which no parameter changes: it is reported, not required.
@@ -118,6 +137,14 @@ def run_tune(ctx: JobContext, job: Job) -> dict[str, Any]:
             evaluation=_numbers(evaluation),
             failed_checks=[c["check"] for c in verdict["checks"] if not c["passed"]],
         )
+        if isinstance(evaluation.get("lira"), dict):
+            lira = evaluation["lira"]
+            entry["lira"] = {
+                "tpr_at_1pct_fpr": round(float(lira["tpr_at_1pct_fpr"]), 4),
+                "passed": bool(lira["passed"]),
+            }
+        elif "lira_error" in evaluation:
+            entry["lira_error"] = str(evaluation["lira_error"])
         results.append(entry)
         ctx.log(
             f"candidate {params}: {'passes' if entry['passed'] else 'fails'}, "
