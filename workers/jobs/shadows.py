@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.deletion.shadows import RECORD, find_shadows, shadow_key
+from core.storage import ObjectNotFound
 from models import Job, ModelVersion
 from models.base import utcnow
 from workers.context import JobCancelled, JobContext
@@ -36,11 +37,20 @@ def shadow_bank(
         fresh = session.get(ModelVersion, version.id)
         assert fresh is not None
         found = find_shadows(session, fresh, k)
-    if found is not None and ctx.store.exists(found["key"]):
-        ctx.log(f"strong test: reusing {found['k']} shadow models of {found['version_id']}")
-        bank = ShadowBank.from_bytes(ctx.store.get_bytes(found["key"]))
-        _count_use(ctx, found["version_id"])
-        return bank, {"reused": True, "shadow_version_id": found["version_id"], "seconds": 0.0}
+    if found is not None:
+        try:
+            # A purge may have just rewritten the bank under a new key: then train afresh.
+            bank = ShadowBank.from_bytes(ctx.store.get_bytes(found["key"]))
+        except ObjectNotFound:
+            bank = None
+        if bank is not None:
+            ctx.log(f"strong test: reusing {found['k']} shadow models of {found['version_id']}")
+            _count_use(ctx, found["version_id"])
+            return bank, {
+                "reused": True,
+                "shadow_version_id": found["version_id"],
+                "seconds": 0.0,
+            }
     ctx.log(
         f"strong test: training {k} shadow models on random halves of "
         f"{len(split.trained.arrays)} samples (once for this version)"
