@@ -423,6 +423,29 @@ def _init_worker(work: str, scale: dict[str, Any], device: str) -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     _STATE.update(work=Path(work), scale=GpuScale(**scale), device=device, data={})
+    if device.startswith("cuda"):
+        try:  # an initializer that raises makes the pool respawn workers forever
+            _warm_up(_STATE["scale"], device)
+        except Exception as exc:
+            print(f"worker {os.getpid()}: warm-up failed ({exc}); timings include start-up")
+
+
+def _warm_up(scale: GpuScale, device: str) -> None:
+    """One small training step here, so no task's timing pays for CUDA / cuDNN start-up."""
+    import torch
+
+    from workers.engine.config import ArchitectureConfig
+    from workers.engine.nets import build_network
+
+    arch = ArchitectureConfig(
+        name=scale.arch, num_classes=10, in_channels=1, input_size=(28, 28), width=scale.width
+    )
+    net = build_network(arch).to(device)
+    x = torch.randn(8, 1, 28, 28, device=device)
+    y = torch.zeros(8, dtype=torch.long, device=device)
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def _data(name: str) -> dict[str, Any]:
