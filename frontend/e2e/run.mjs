@@ -516,6 +516,9 @@ try {
       check(seen[seen.length - 1].status === "completed", `the request completed: ${await page.locator(".error").allInnerTexts()}`);
       check(seen.some((s) => s.status === "unlearning"), "the page showed it unlearning before it completed (it followed it live)");
       await page.getByRole("button", { name: "Verify certificate" }).waitFor();
+      // Completed: the page shows the salted commitments, the subject id is gone.
+      const scope = await page.getByTestId("scope-redacted").innerText();
+      check(/1 salted commitment/.test(scope) && !scope.includes(subject), `the scope shows commitments only: ${scope}`);
       await shot(page, "21-deletion-completed");
     });
 
@@ -560,6 +563,10 @@ try {
     await step("overview: deletion panels", async () => {
       await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Overview" }).click();
       await page.getByTestId("recent-certificates").getByRole("link").first().waitFor();
+      // The two panels agree: the request with a certificate is not listed as open.
+      const asOpen = await page.locator(`table a[href*="${requestId}"]`).count();
+      const asDone = await page.getByTestId("recent-certificates").locator(`a[href*="${requestId}"]`).count();
+      check(asOpen === 0 && asDone === 1, `the overview lists ${requestId} under recent certificates only (open: ${asOpen}, certificates: ${asDone})`);
       await page.getByTestId("latest-checkpoint").getByText("signature verified").waitFor();
       await shot(page, "25-overview-compliance");
     });

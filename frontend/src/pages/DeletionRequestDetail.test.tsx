@@ -106,6 +106,19 @@ describe("deletion request page", () => {
   });
 });
 
+describe("a closed request's scope", () => {
+  afterEach(cleanupPage);
+
+  it("shows the salted commitments, not the ids, once the API has redacted them", async () => {
+    const commitment = "c0ffee".repeat(10) + "abcd";
+    const request = fakeRequest({ status: "rejected", scope: { subject_ids: [], redacted: true, count: 1 }, scope_commitments: [commitment] });
+    await renderPage({ role: "viewer", path: "/deletion-requests/dr_0001", route: "/deletion-requests/:requestId", load, handler: api(request) });
+    const scope = await screen.findByTestId("scope-redacted");
+    expect(scope.textContent).toContain("subject: 1 salted commitment(s) (c0ffeec0ffee…)");
+    expect(scope.getAttribute("title")).toBe(commitment);
+  });
+});
+
 describe("the verification summary", () => {
   it("says what was checked, what failed, and what a role could not check", async () => {
     const { render } = await import("@testing-library/react");

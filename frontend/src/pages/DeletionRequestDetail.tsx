@@ -455,16 +455,14 @@ function scopeText(r: DeletionRequest): ReactNode {
       </span>
     );
   }
-  {
-    const shown = values.slice(0, 20).map(String).join(", ");
-    return (
-      <>
-        {r.scope_kind === "labels" ? `class ${shown} of ` : `${r.scope_kind.replace("_ids", "")}: ${shown}`}
-        {r.scope_kind === "labels" && typeof r.scope.model_id === "string" ? <Link to={`/models/${r.scope.model_id}`}>{r.scope.model_id}</Link> : null}
-        {values.length > 20 ? ` … (${values.length})` : ""}
-      </>
-    );
-  }
+  const shown = values.slice(0, 20).map(String).join(", ");
+  return (
+    <>
+      {r.scope_kind === "labels" ? `class ${shown} of ` : `${r.scope_kind.replace("_ids", "")}: ${shown}`}
+      {r.scope_kind === "labels" && typeof r.scope.model_id === "string" ? <Link to={`/models/${r.scope.model_id}`}>{r.scope.model_id}</Link> : null}
+      {values.length > 20 ? ` … (${values.length})` : ""}
+    </>
+  );
 }
 
 function RequestBody({ request }: { request: DeletionRequest }): ReactNode {
