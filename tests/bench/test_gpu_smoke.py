@@ -51,6 +51,7 @@ def test_tiny_run_writes_raw_lines_and_a_report_they_rebuild(tmp_path: Path) -> 
     assert {r["status"] for r in tasks.values()} <= STATUSES
     failed = {i: r.get("error") for i, r in tasks.items() if r["status"] != "ok"}
     assert not failed, failed
+    assert all(0 <= r["started_at"] <= r["finished_at"] for r in tasks.values())
     for scope in ("random", "classwise"):
         retrain = tasks[f"retrain:mnist/s0/{scope}"]
         default = tasks[f"default:mnist/s0/{scope}/finetune"]
@@ -137,3 +138,18 @@ def test_tuning_prefers_cheap_candidates_then_the_lower_score() -> None:
     assert gpu.choose_tuned([broke, forgot], original, "classwise", 0)["params"] == {"s": 5}
     with pytest.raises(RuntimeError):
         gpu.choose_tuned([{"status": "error"}], original, "random", None)
+
+
+def test_utilisation_summarises_nvidia_smi_samples(tmp_path: Path) -> None:
+    csv = tmp_path / "gpu-util.csv"
+    assert gpu.utilisation(csv) is None
+    csv.write_text(
+        "timestamp, utilization.gpu [%], memory.used [MiB]\n"
+        "2026/12/04 20:41:00.123, 90 %, 1000 MiB\n"
+        "2026/12/04 20:41:05.123, 30 %, 3000 MiB\n"
+        "garbled\n"
+    )
+    line = gpu.utilisation(csv)
+    assert line is not None
+    assert "2 samples" in line and "mean 60 %" in line and "50 % of samples" in line
+    assert "3000 MiB" in line
