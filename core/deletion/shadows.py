@@ -76,7 +76,7 @@ def shadow_plan(
             "from_version_id": found["version_id"],
             "one_off_seconds": 0.0,
             "paid_seconds": found.get("seconds"),
-            "requests_served": int(found.get("uses", 0)),
+            "runs_served": int(found.get("uses", 0)),
         }
     return {
         "k": k,
@@ -84,7 +84,7 @@ def shadow_plan(
         "from_version_id": None,
         "one_off_seconds": round(train_seconds * k / 2, 1) if train_seconds else None,
         "paid_seconds": None,
-        "requests_served": 0,
+        "runs_served": 0,
     }
 
 

@@ -68,7 +68,7 @@ def test_lineage_lookup_and_plan(tmp_path: Path) -> None:
             "from_version_id": "v",
             "one_off_seconds": 0.0,
             "paid_seconds": 12.0,
-            "requests_served": 3,
+            "runs_served": 3,
         }
         fresh = shadow_plan(session, get(ModelVersion, "vt"), 6, 10.0, True)
         assert fresh is not None and fresh["exists"] is False
