@@ -11,7 +11,8 @@ commitment ``commit_subject(id, salt)`` the certificate and the audit log alread
   unlearning runs, and any evaluate or retrain job someone ran on the same ids), and those
   jobs' events (state, progress, log lines);
 - webhook deliveries (payload and last error), and the idempotency store's saved
-  responses (a filed request's response echoes its scope);
+  responses (a filed request's response echoes its scope; the request's digest is
+  salted, so a replay of that request with the same key is refused rather than answered);
 - for a sample-id request, the removed sample rows' ``sample_id`` (a subject request's
   rows already carry the commitment in place of ``subject_id``: ``purge.delete_samples``).
 
@@ -25,6 +26,7 @@ letter) kept as the compliance record. A concept request's labels are not person
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -187,8 +189,12 @@ def redact_request(session: Session, settings: Settings, request: DeletionReques
     ):
         _scrub(delivery, ["payload", "last_error"], redactor)
         touched += 1
+    salt = subject_salt(settings)
     for record in _matching(session, IdempotencyRecord, [IdempotencyRecord.response_body], ids):
         _scrub(record, ["response_body"], redactor)
+        # The request hash is an unsalted digest of a body naming the ids: whoever guesses
+        # the body could confirm it. Salted, it only stops a replay of the same request.
+        record.request_hash = hashlib.sha256(salt + record.request_hash.encode()).hexdigest()
         touched += 1
     if kind == "sample_ids":
         # The rows stay (lineage counts positions) but no longer carry the named id.

@@ -148,6 +148,9 @@ def test_a_sample_request_leaves_no_copy_of_its_ids(tmp_path: Path) -> None:
         assert session.get(Job, "job_x").spec == {"note": "bild-ü-70"}  # another id: untouched
         assert session.scalar(select(Sample.sample_id)) == commitment
         assert session.get(DeletionComment, "c1").text == f"{commitment}!"
+        record = session.get(IdempotencyRecord, ("p", "k1"))
+        assert record.response_body == {"scope": {"sample_ids": [commitment]}}
+        assert record.request_hash != "0" * 64  # salted: no longer a digest of the body
 
 
 def test_a_rejected_request_is_redacted_after_its_retention_period(tmp_path: Path) -> None:
