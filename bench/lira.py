@@ -66,11 +66,12 @@ class Scale:
     seeds: int
     shadows: int
     forget_fraction: float
+    power_sizes: tuple[int, ...]  # smaller forget sets (subsets of the seed's): power
 
 
 SCALES = {
-    "cpu": Scale(2000, 1000, 20, 128, 20, 8, 0.1),
-    "ci": Scale(400, 200, 6, 32, 2, 4, 0.1),
+    "cpu": Scale(2000, 1000, 20, 128, 20, 8, 0.1, (5, 10, 20, 50, 100)),
+    "ci": Scale(400, 200, 6, 32, 2, 4, 0.1, (10,)),
 }
 
 
@@ -133,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     rows = ["original", "retrain", *methods]
     results: dict[str, list[dict[str, float]]] = {row: [] for row in rows}
+    power: dict[int, dict[str, list[float]]] = {
+        n: {"original": [], "retrain": []} for n in scale.power_sizes
+    }
     for seed in range(scale.seeds):
         rng = np.random.default_rng(1000 + seed)
         mask = np.zeros(len(train), bool)
@@ -165,18 +169,32 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     "seconds": seconds,
                 }
             )
+        # Smaller forget sets, free: subsets of this seed's (all trained on by the original,
+        # none by the retrain), scored against the same two models.
+        for n in scale.power_sizes:
+            subset = forget.subset(np.arange(min(n, len(forget))))
+            for name in ("original", "retrain"):
+                model = NetworkPredictor(arch, states[name][0])
+                verdict = score_predictor(bank, model, subset, null, seed=seed)
+                power[n][name].append(float(verdict["passed"]))
         line = ", ".join(
             f"{n} {'pass' if results[n][-1]['passed'] else 'FLAG'} {results[n][-1]['auc']:.2f}"
             for n in rows
         )
         log(f"seed {seed}: {line}")
     elapsed = time.perf_counter() - started
-    markdown = render(args, scale, len(train), len(null), bank.seconds, results, elapsed)
+    markdown = render(args, scale, len(train), len(null), bank.seconds, results, power, elapsed)
     print(markdown)
     if not args.no_write:
         write_section(SECTION, markdown, args.markdown)
         log(f"wrote {args.markdown}")
-    return {"results": results, "markdown": markdown, "scale": scale, "seconds": elapsed}
+    return {
+        "results": results,
+        "power": power,
+        "markdown": markdown,
+        "scale": scale,
+        "seconds": elapsed,
+    }
 
 
 def _rate(runs: list[dict[str, float]], key: str) -> float:
@@ -190,6 +208,7 @@ def render(
     n_null: int,
     shadow_seconds: float,
     results: dict[str, list[dict[str, float]]],
+    power: dict[int, dict[str, list[float]]],
     elapsed: float,
 ) -> str:
     command = "python -m bench.lira" + ("" if args.scale == "cpu" else f" --scale {args.scale}")
@@ -232,6 +251,15 @@ def render(
         f"**{100 * passed:.0f} %** ({scale.seeds} seeds)."
     )
     configs = "\n".join(f"- `{k}`: `{v}`" for k, v in LIRA_TUNED.items() if k in results)
+    n_forget = int(round(scale.forget_fraction * n_train))
+    power_rows = [
+        [
+            str(n),
+            f"{100 * (1 - np.mean(p['original'])):.0f} %",
+            f"{100 * np.mean(p['retrain']):.0f} %",
+        ]
+        for n, p in sorted(power.items())
+    ] + [[str(n_forget), f"{100 * flagged:.0f} %", f"{100 * passed:.0f} %"]]
     return "\n".join(
         [
             "## The strong test (LiRA with shadow models)",
@@ -261,6 +289,13 @@ def render(
             "below the null's 1 % shows the other direction (forgotten *harder* than unseen "
             "data, which an attacker can also see); the test reports it but does not fail on "
             "it.",
+            "",
+            "How power depends on the size of the forget set (a subset of each seed's, "
+            "scored against the same original and retrain: no extra training):",
+            "",
+            markdown_table(
+                ["forget samples", "original flagged", "exact retrain passed"], power_rows
+            ),
             "",
             f"Configs (one place: `LIRA_TUNED` in `bench/lira.py`):\n\n{configs}",
         ]

@@ -30,7 +30,11 @@ def test_lira_ci_scale(tmp_path: Path) -> None:
             for key in ("tpr", "auc", "low", "UA", "TA"):
                 assert 0.0 <= run[key] <= 1.0, (name, key, run[key])
             assert run["seconds"] > 0 or name == "original"
+    for n, sides in out["power"].items():
+        assert n in out["scale"].power_sizes
+        assert all(len(v) == out["scale"].seeds and set(v) <= {0.0, 1.0} for v in sides.values())
     markdown = out["markdown"]
+    assert "forget samples | original flagged" in markdown
     for name in results:
         assert f"`{name}`" in markdown or f"**{name}**" in markdown, name
     assert "Goal (issue #13)" in markdown and "python -m bench.lira --scale ci" in markdown
