@@ -25,12 +25,13 @@ from api.deps import Compliance, Reader, SessionDep, SettingsDep, StoreDep
 from api.schemas import CONFLICT, ERRORS, NOT_FOUND, ErrorBody
 from core.deletion import flows
 from core.deletion.concepts import resolve_concept
+from core.deletion.redact import redacted_scope
 from core.deletion.render import render_html, render_pdf
 from core.deletion.scope import resolve
 from core.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from core.queue import send_job
 from core.signing import canonical_document
-from models import Job, Model
+from models import ApiKey, Job, Model
 from models.audit import AuditEvent
 from models.base import utcnow
 from models.deletion import DeletionItem, DeletionRequest
@@ -43,6 +44,9 @@ def _get(session: SessionDep, request_id: str) -> DeletionRequest:
     if found is None:
         raise NotFound(f"deletion request {request_id} not found")
     return found
+
+
+DECIDERS = ("admin", "compliance")
 
 
 def _public(session: SessionDep, request: DeletionRequest) -> DeletionRequestPublic:
@@ -215,7 +219,8 @@ def file_bulk(
 @router.get("", response_model=DeletionRequestsPublic)
 def list_requests(
     session: SessionDep,
-    _: Reader,
+    settings: SettingsDep,
+    key: Reader,
     status_: Annotated[str | None, Query(alias="status", max_length=30)] = None,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -226,15 +231,28 @@ def list_requests(
     if cursor:
         stmt = stmt.where(DeletionRequest.id < cursor)
     rows = session.scalars(stmt).all()
-    data = [_public(session, r) for r in rows[:limit]]
+    data = [_shown_to(key, settings, _public(session, r), r) for r in rows[:limit]]
     return DeletionRequestsPublic(
         data=data, count=len(data), next_cursor=rows[limit - 1].id if len(rows) > limit else None
     )
 
 
 @router.get("/{request_id}", response_model=DeletionRequestPublic, responses=NOT_FOUND)
-def get_request(request_id: str, session: SessionDep, _: Reader) -> DeletionRequestPublic:
-    return _public(session, _get(session, request_id))
+def get_request(
+    request_id: str, session: SessionDep, settings: SettingsDep, key: Reader
+) -> DeletionRequestPublic:
+    found = _get(session, request_id)
+    return _shown_to(key, settings, _public(session, found), found)
+
+
+def _shown_to(
+    key: ApiKey, settings: SettingsDep, out: DeletionRequestPublic, request: DeletionRequest
+) -> DeletionRequestPublic:
+    """Only those who decide on requests (compliance, admin) read an open request's ids in
+    clear; viewers and engineers see the salted commitments a closed request keeps."""
+    if key.role not in DECIDERS:
+        out.scope, out.scope_commitments = redacted_scope(settings, request)
+    return out
 
 
 def _dispatch(session: SessionDep, settings: SettingsDep, jobs: list[Any]) -> None:

@@ -100,6 +100,20 @@ def is_redacted(request: DeletionRequest) -> bool:
     return bool((request.scope or {}).get("redacted"))
 
 
+def redacted_scope(
+    settings: Settings, request: DeletionRequest
+) -> tuple[dict[str, Any], list[str]]:
+    """(scope, commitments) as a closed request shows them, for an open one: what readers
+    who do not decide on requests (viewers, engineers) are shown."""
+    kind = request.scope_kind
+    if kind not in PERSONAL_KINDS or is_redacted(request):
+        return request.scope, request.scope_commitments
+    values = (request.scope or {}).get(kind) or []
+    commitments = sorted(set(commitments_for(settings, values).values()))
+    scope = {**(request.scope or {}), kind: [], "redacted": True, "count": len(values)}
+    return scope, commitments
+
+
 def _needles(value: str) -> set[str]:
     """The forms an id takes in storage: as is (text), JSON-escaped (JSONB text) and
     ASCII-escaped (SQLite's JSON)."""
