@@ -22,7 +22,9 @@ from api.audit.schemas import (
 from api.deps import SessionDep, SettingsDep, require
 from api.schemas import ERRORS, NOT_FOUND, ErrorBody, ValidationErrorBody
 from core.audit import log
-from core.errors import NotFound
+from core.audit.anchor import place
+from core.errors import NotFound, ServiceUnavailable
+from core.signing import SigningKeyError, trusted_public_keys
 from models import ApiKey
 from models.deletion import DeletionRequest
 
@@ -151,20 +153,27 @@ def public_key(settings: SettingsDep) -> PlainTextResponse:
     responses={**ERRORS, **NOT_FOUND},
 )
 def certificate_anchor(
-    request_id: str, session: SessionDep, _: Auditor
+    request_id: str, session: SessionDep, settings: SettingsDep, _: Auditor
 ) -> CertificateAnchorPublic:
     """A completed request's certificate anchor: the certificate's own audit event, the
-    checkpoint signed at issue and the inclusion proof (verify offline with
-    ``expunge certificate verify CERT --anchor ANCHOR --public-key KEY``)."""
+    checkpoint signed after it and the inclusion proof (verify offline with
+    ``expunge certificate verify CERT --anchor ANCHOR --public-key KEY``). Placed now if
+    it is missing (a certificate issued before anchoring existed, or an interrupted one)."""
     request = session.get(DeletionRequest, request_id)
     if request is None:
         raise NotFound(f"deletion request {request_id} not found")
-    anchor = (request.certificate or {}).get("anchor")
-    if not anchor or "format" not in anchor:
+    if not request.certificate:
         raise NotFound(
-            f"request {request_id} has no anchored certificate (it is {request.status}; "
-            "certificates issued before anchoring existed carry only audit_seq and sha256)"
+            f"request {request_id} is {request.status}; its certificate is issued on completion"
         )
+    anchor = (request.certificate.get("anchor") or {})
+    if not anchor.get("checkpoint"):
+        try:
+            keys = trusted_public_keys(settings)
+        except SigningKeyError as exc:
+            raise ServiceUnavailable(f"a signing key is not usable: {exc}") from exc
+        anchor = place(session, service.signer(settings), keys, request) or anchor
+        session.commit()
     return CertificateAnchorPublic.model_validate(anchor)
 
 

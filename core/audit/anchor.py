@@ -37,9 +37,18 @@ from core.audit.verify import (
     trusted_keys,
     verify_export,
 )
+from core.db import session_factory
 from core.errors import NotFound
-from core.signing import CERTIFICATE_CONTEXTS, Signer, verify_document
+from core.settings import Settings
+from core.signing import (
+    CERTIFICATE_CONTEXTS,
+    Signer,
+    load_signer,
+    trusted_public_keys,
+    verify_document,
+)
 from models import AuditEvent
+from models.deletion import DeletionRequest
 
 ANCHOR_FORMAT = "expunge-audit-anchor/v1"
 CERTIFICATE_ANCHOR_FORMAT = "expunge-certificate-anchor/v1"
@@ -99,9 +108,10 @@ def certificate_anchor(
     certificate's sha256) sits in the log: the event, a checkpoint signed over a tree that
     holds it, and the RFC 6962 inclusion proof from the event to that tree's root.
 
-    Call it in the issuing transaction, after the event is appended. The checkpoint is
-    signed only over a log that verifies; otherwise the anchor says why it has none (the
-    certificate is still issued: a deletion must not wait on an audit investigation).
+    Call it after the event is committed (``place``): signing verifies the whole log, and
+    the issuing transaction holds the audit lock. The checkpoint is signed only over a log
+    that verifies; otherwise the anchor says why it has none (the certificate stands: a
+    deletion must not wait on an audit investigation).
     """
     document = {
         "seq": event.seq,
@@ -123,7 +133,7 @@ def certificate_anchor(
     except LogDoesNotVerify as exc:
         log.error("certificate for %s issued without an anchor: %s", event.entity_id, exc)
         return {**out, "checkpoint": None, "unanchored": exc.message}
-    if event.seq >= cp.tree_size:  # not possible: the event is flushed in this transaction
+    if event.seq >= cp.tree_size:  # not possible: the event is committed
         raise RuntimeError(f"checkpoint of {cp.tree_size} events misses event {event.seq}")
     leaves = leaf_hashes(session, cp.tree_size)
     if root(leaves).hex() != cp.root_hash:
@@ -135,6 +145,53 @@ def certificate_anchor(
         "checkpoint": _checkpoint_json(record_of(cp)),
         "proof": [h.hex() for h in inclusion_proof(event.seq, cp.tree_size, leaves)],
     }
+
+
+def place(
+    session: Session,
+    signer: Signer,
+    public_keys: Sequence[str | bytes],
+    request: DeletionRequest,
+) -> dict[str, Any] | None:
+    """Complete a request's certificate anchor (in the caller's transaction) unless it has
+    a signed checkpoint already; returns the anchor, or None without a certificate.
+
+    Works for any certificate that records its ``audit_seq`` and ``sha256``, those issued
+    before anchoring existed included. Takes no audit lock: the event is committed.
+    """
+    if not request.certificate:
+        return None
+    current = dict(request.certificate.get("anchor") or {})
+    if current.get("checkpoint"):
+        return current
+    event = session.get(AuditEvent, int(current["audit_seq"]))
+    if (
+        event is None
+        or event.action != CERTIFICATE_ACTION
+        or event.entity_id != request.id
+        or json.loads(event.payload_json).get("certificate_sha256") != current.get("sha256")
+    ):
+        raise RuntimeError(
+            f"audit event {current.get('audit_seq')} is not the certificate_issued event of "
+            f"{request.id}; run /audit/verify"
+        )
+    placed = {"audit_seq": event.seq, "sha256": current["sha256"]}
+    placed.update(certificate_anchor(session, signer, public_keys, event))
+    request.certificate = {**request.certificate, "anchor": placed}
+    return placed
+
+
+def place_after_commit(settings: Settings, request_id: str) -> None:
+    """``place`` in a session of its own, for an after-commit hook: failures are logged,
+    never raised (the request is complete; the anchor can be placed on demand later)."""
+    try:
+        with session_factory(settings)() as session:
+            request = session.get(DeletionRequest, request_id)
+            if request is not None:
+                place(session, load_signer(settings), trusted_public_keys(settings), request)
+                session.commit()
+    except Exception:
+        log.exception("could not anchor the certificate of %s (placed on demand later)", request_id)
 
 
 def anchor_checkpoint(anchor_doc: dict[str, Any]) -> CheckpointRecord | None:

@@ -14,15 +14,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.audit.anchor import certificate_anchor
+from core.audit.anchor import place_after_commit
 from core.audit.events import commit_subject, subject_salt
 from core.audit.log import append as audit
 from core.audit.log import write_pending
 from core.deletion.policy import NOT_CERTIFIED, exact_evidence
+from core.deletion.purge import after_commit
 from core.deletion.scope import LINEAGE_UNKNOWN
 from core.settings import Settings
 from core.signing import CERTIFICATE_CONTEXT as CONTEXT
-from core.signing import canonical_document, load_signer, sign_document, trusted_public_keys
+from core.signing import canonical_document, load_signer, sign_document
 from models import DatasetVersion, Job, ModelVersion
 from models.audit import AuditEvent
 from models.base import utcnow
@@ -193,13 +194,12 @@ def issue(session: Session, request: DeletionRequest, settings: Settings) -> dic
 
     announce(session, request, event.action, event.seq, event.at)
     # The signed document is returned as is (verifiable offline); where the log anchors
-    # it travels beside it, since the anchor event can only exist after the signature:
-    # the event, a checkpoint signed over it and its inclusion proof (docs/audit.md).
-    placed = certificate_anchor(
-        session, load_signer(settings), trusted_public_keys(settings), event
-    )
-    request.certificate = {
-        "document": signed,
-        "anchor": {"audit_seq": event.seq, "sha256": digest, **placed},
-    }
+    # it travels beside it, since the anchor event can only exist after the signature.
+    request.certificate = {"document": signed, "anchor": {"audit_seq": event.seq, "sha256": digest}}
+    # The rest of the anchor (a checkpoint signed over the event, its inclusion proof) is
+    # placed once this transaction has committed: signing verifies the whole log, which
+    # must not happen while this transaction holds the audit lock. If that does not run
+    # (a crash), GET /audit/certificates/{id}/anchor places it on demand.
+    request_id = request.id
+    after_commit(session, lambda: place_after_commit(settings, request_id))
     return signed

@@ -260,3 +260,50 @@ def test_webhook_and_deletion_policy_changes_are_in_the_log(fresh) -> None:
     events = _events(client)
     assert events[2].payload["method"] == "salun"
     assert hook["secret"] not in "".join(e.payload_json for e in events)
+
+
+def _file_nothing_to_delete(client: TestClient) -> str:
+    filed = client.post(
+        f"{V1}/deletion-requests",
+        json={"scope": {"subject_ids": ["nobody-here"]}, "legal_basis": "ccpa"},
+    )
+    assert filed.status_code == 201 and filed.json()["status"] == "completed", filed.text
+    return filed.json()["id"]
+
+
+def test_an_anchor_missing_or_refused_is_placed_on_demand(fresh) -> None:
+    client, settings = fresh
+    app = client.app
+    pem = client.get(f"{V1}/audit/public-key").text
+    request_id = _file_nothing_to_delete(client)
+    document = client.get(f"{V1}/deletion-requests/{request_id}/certificate").json()
+    # Anchored after the issuing commit, before the answer came back.
+    from models.deletion import DeletionRequest
+
+    with app.state.session_factory() as session:  # type: ignore[attr-defined]
+        request = session.get(DeletionRequest, request_id)
+        assert request.certificate["anchor"]["checkpoint"] is not None
+        # As a certificate issued before anchoring existed (or whose anchoring was cut
+        # short by a crash) holds it: the event's position and the certificate's digest.
+        anchor = request.certificate["anchor"]
+        request.certificate = {
+            **request.certificate,
+            "anchor": {"audit_seq": anchor["audit_seq"], "sha256": anchor["sha256"]},
+        }
+        session.commit()
+    placed = client.get(f"{V1}/audit/certificates/{request_id}/anchor").json()
+    assert placed["checkpoint"] is not None and placed["event"]["seq"] == anchor["audit_seq"]
+    assert all(ok for ok, _ in verify_certificate_anchor(document, placed, [pem]))
+
+    # Over a log that does not verify, the certificate is still issued, but unanchored.
+    raw_sql(
+        make_engine(settings.database_url),
+        "UPDATE audit_events SET payload = '{\"role\":\"viewer\"}' WHERE seq = 0",
+    )
+    second = _file_nothing_to_delete(client)
+    refused = client.get(f"{V1}/audit/certificates/{second}/anchor").json()
+    assert refused["checkpoint"] is None and "at position 0" in refused["unanchored"]
+    document = client.get(f"{V1}/deletion-requests/{second}/certificate").json()
+    checks = verify_certificate_anchor(document, refused, [pem])
+    assert checks[0][0] and not checks[-1][0] and "no signed checkpoint" in checks[-1][1]
+    assert client.get(f"{V1}/audit/certificates/nope/anchor").status_code == 404
