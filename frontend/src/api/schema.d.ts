@@ -14,8 +14,9 @@ export interface paths {
         /**
          * Certificate Anchor
          * @description A completed request's certificate anchor: the certificate's own audit event, the
-         *     checkpoint signed at issue and the inclusion proof (verify offline with
-         *     ``expunge certificate verify CERT --anchor ANCHOR --public-key KEY``).
+         *     checkpoint signed after it and the inclusion proof (verify offline with
+         *     ``expunge certificate verify CERT --anchor ANCHOR --public-key KEY``). Placed now if
+         *     it is missing (a certificate issued before anchoring existed, or an interrupted one).
          */
         get: operations["audit-certificate_anchor"];
         put?: never;
