@@ -307,3 +307,25 @@ def test_an_anchor_missing_or_refused_is_placed_on_demand(fresh) -> None:
     checks = verify_certificate_anchor(document, refused, [pem])
     assert checks[0][0] and not checks[-1][0] and "no signed checkpoint" in checks[-1][1]
     assert client.get(f"{V1}/audit/certificates/nope/anchor").status_code == 404
+
+
+def test_the_sweeper_signs_on_its_schedule(fresh) -> None:
+    import time
+
+    from core.jobs import Sweeper
+
+    client, settings = fresh
+    _key(client, "k", "viewer")
+    size = len(_events(client))
+    sweeper = Sweeper(settings.model_copy(update={"audit_checkpoint_seconds": 0.5}), 0.2)
+    sweeper.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            signed = client.get(f"{V1}/audit/checkpoints").json()["data"]
+            if signed:
+                break
+            time.sleep(0.2)
+    finally:
+        sweeper.stop()
+    assert signed and signed[0]["tree_size"] == size, signed
