@@ -575,8 +575,10 @@ def advance(
                     "method": item.method,
                 },
             )
+        # A job's error text may quote a subject id: the log gets the run's state only.
+        logged = reason if job.state == "succeeded" else f"job {job.state} (see job {job.id})"
         _event(
-            session, request, SYSTEM, "item_failed", item=item.id, method=item.method, reason=reason
+            session, request, SYSTEM, "item_failed", item=item.id, method=item.method, reason=logged
         )
         fallback = None if item.exact else policy_for(session.get(Model, job.model_id)).fallback
         if fallback and _fell_back(item):
