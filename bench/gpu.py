@@ -18,7 +18,7 @@ finished task is appended at once to ``OUT/raw.jsonl``; a hard deadline kills wh
 still running and the report is written from what finished.
 
 Tuning (documented here because it is this bench's own): for each method and scope, a few
-candidate parameter sets that aim at ≤ 0.1 × a retrain (``GRID``) run on a *pseudo-forget
+candidate parameter sets that aim at ≤ 0.1 × a retrain (``grid()``) run on a *pseudo-forget
 set* — training samples the original saw but the real request does not name (another 10 %
 of samples, other writers, another class). The winner minimises a retrain-free score:
 |forget accuracy − the original's test accuracy| + |loss-attack AUC − 0.5| (random and
@@ -179,8 +179,8 @@ def grid(method_name: str) -> list[dict[str, Any]]:
             if lr:
                 candidate["lr"] = float(min(lr * factor, 10.0))
             out.append(candidate)
-    # Three candidates at most: the cheapest budget at both lrs, the middle one at 3 × lr.
-    return out[:3] if len(out) > 3 else out
+    # Three at most: a 0.1 budget at the default lr and at 3 × it, a 0.05 one at the default.
+    return out[:3]
 
 
 # --------------------------------------------------------------------------- tasks
@@ -1241,7 +1241,7 @@ def render(
         "over a retrain's, noise-free). `params: "
         "defaults` = the method registry's own defaults (what a deletion request uses); "
         "`(tuned)` = the winner of this bench's small search on a pseudo-forget set "
-        "(`bench/gpu.py`, `GRID`). Strong test: "
+        "(`bench/gpu.py`, `grid()`). Strong test: "
         + (
             f"not available — {strong_note}."
             if strong_note
