@@ -42,7 +42,7 @@ from core.settings import Settings
 from models import Job, Sample
 from models.audit import AuditEvent
 from models.base import utcnow
-from models.deletion import DeletionComment, DeletionItem, DeletionRequest
+from models.deletion import OPEN_STATUSES, DeletionComment, DeletionItem, DeletionRequest
 from models.idempotency import IdempotencyRecord
 from models.jobs import JobEvent
 from models.webhooks import WebhookDelivery
@@ -184,6 +184,12 @@ def redact_request(session: Session, settings: Settings, request: DeletionReques
     for comment in comments:
         _scrub(comment, ["text"], redactor)
 
+    # An id another request still holds (open, or failed and retriable) stays in clear in
+    # the copies outside this request (a shared run's spec) until that one closes too.
+    held = _held_elsewhere(session, request, set(mapping))
+    if held:
+        mapping = {k: v for k, v in mapping.items() if k not in held}
+        redactor, ids = Redactor(mapping), [i for i in ids if i not in held]
     if not ids:
         return touched
     job_columns = [Job.params, Job.spec, Job.metrics, Job.artifacts, Job.error]
@@ -224,6 +230,20 @@ def redact_request(session: Session, settings: Settings, request: DeletionReques
     session.flush()
     log.info("request %s: ids replaced by commitments in %d rows", request.id, touched)
     return touched
+
+
+def _held_elsewhere(session: Session, request: DeletionRequest, mine: set[str]) -> set[str]:
+    """The ids of this request (``mine``) that other requests still need in clear."""
+    held: set[str] = set()
+    for scope in session.scalars(
+        select(DeletionRequest.scope).where(
+            DeletionRequest.id != request.id,
+            DeletionRequest.scope_kind == request.scope_kind,
+            DeletionRequest.status.in_((*OPEN_STATUSES, "failed")),
+        )
+    ):
+        held.update(str(v) for v in (scope or {}).get(request.scope_kind) or [] if str(v) in mine)
+    return held
 
 
 def _request_jobs(session: Session, request_id: str) -> set[str]:

@@ -168,3 +168,23 @@ def test_a_rejected_request_is_redacted_after_its_retention_period(tmp_path: Pat
     with factory() as session:
         assert session.get(DeletionRequest, "dr_r").scope["redacted"]
         assert session.get(DeletionRequest, "dr_o").scope == {"subject_ids": ["person-8"]}
+
+
+def test_an_id_another_open_request_needs_stays_in_its_runs_until_that_one_closes(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path)
+    with Session(make_engine(settings.database_url)) as session:
+        _request(session, "dr_done", "subject_ids", ["twice-filed"], "completed")
+        _request(session, "dr_open", "subject_ids", ["twice-filed"], "unlearning")
+        spec = {"forget": {"subject_ids": ["twice-filed"]}, "deletion_request_id": "dr_open"}
+        session.add(Job(id="job_open", kind="unlearn", state="queued", spec=spec))
+        session.flush()
+        redact_request(session, settings, session.get(DeletionRequest, "dr_done"))
+        assert session.get(DeletionRequest, "dr_done").scope["redacted"]
+        assert session.get(Job, "job_open").spec == spec  # dr_open's run still needs it
+        later = session.get(DeletionRequest, "dr_open")
+        later.status = "completed"
+        redact_request(session, settings, later)
+        commitment = commit_subject("twice-filed", subject_salt(settings))
+        assert session.get(Job, "job_open").spec["forget"]["subject_ids"] == [commitment]
