@@ -67,9 +67,13 @@ class RequestBody(BaseModel):
             raise ValidationError.from_exception_data(cls.__name__, hostile)
         token = _VALIDATING.set(True)
         try:
-            return cls.__pydantic_validator__.validate_python(data, strict=True)
+            cls.__pydantic_validator__.validate_python(data, strict=True)
         finally:
             _VALIDATING.reset(token)
+        # The strict pass only checks; the instance comes from the ordinary path, so a
+        # body built in code (``JudgeParams()``, ``TrainJobCreate(kind=..., ...)``) fills
+        # ``self``: pydantic ignores another instance returned to ``__init__``.
+        return handler(data)
 
 
 def strict_body(value: Any, handler: ValidatorFunctionWrapHandler, model: type[BaseModel]) -> Any:
