@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,14 @@ def test_up_serves_demo_and_trains(embedded: Embedded) -> None:
     assert orl["num_subjects"] == 40
     models = {m["name"]: m for m in client.models()["data"]}
     assert models["digit-recognizer"]["latest_version"] == 1
+    # The demo's state changes are all in the audit log, and it verifies.
+    events = client.get("/audit/events", limit=500, order="asc")["data"]
+    actions = Counter(e["action"] for e in events)
+    assert actions["dataset.created"] == 4 and actions["dataset_version.created"] == 4, actions
+    assert actions["model.created"] == 2 and actions["model_version.created"] == 2, actions
+    assert actions["job.queued"] >= 1 and actions["job.succeeded"] >= 1, actions
+    assert actions["api_key.created"] == 1, actions  # the bootstrap admin key
+    assert client.get("/audit/verify")["ok"] is True
 
     # Everything lives under EXPUNGE_HOME.
     home = embedded.home
