@@ -76,7 +76,8 @@ def sign_now(factory: sessionmaker[Session], settings: Settings) -> AuditCheckpo
         size = log_size(session)
         latest = latest_checkpoint(session)
         if size == 0 or (latest is not None and latest.tree_size >= size):
-            _set_status(ok=True, detail="nothing new to sign", tree_size=size)
+            if status().ok is not False:  # a refusal stays reported until a signing succeeds
+                _set_status(ok=True, detail="nothing new to sign", tree_size=size)
             return None
         try:
             cp = checkpoint_verified(session, load_signer(settings), trusted_public_keys(settings))

@@ -219,6 +219,9 @@ def test_nothing_is_signed_over_a_log_that_does_not_verify(fresh) -> None:
     assert health["audit_signer"]["ok"] is False
     assert f"at position {target}" in health["audit_signer"]["detail"]
     assert client.get(f"{V1}/audit/checkpoints").json()["count"] == 1
+    # The refusal stays reported while there is nothing new to sign.
+    assert autosign.sign_now(app.state.session_factory, settings) is None  # type: ignore[attr-defined]
+    assert autosign.status().ok is False
 
 
 def test_the_automatic_signer_signs_a_grown_log_once(fresh) -> None:
