@@ -20,7 +20,7 @@ T = TypeVar("T")
 _VALIDATING: ContextVar[bool] = ContextVar("expunge_validating_body", default=False)
 
 
-def _hostile_values(value: Any, loc: tuple[str | int, ...] = ()) -> list[InitErrorDetails]:
+def hostile_values(value: Any, loc: tuple[str | int, ...] = ()) -> list[InitErrorDetails]:
     """NUL characters (Postgres text cannot hold them; no name or reference needs one)
     and NaN / Infinity (Python's JSON parser takes them, JSON has no such numbers),
     anywhere in the body, keys included."""
@@ -38,11 +38,11 @@ def _hostile_values(value: Any, loc: tuple[str | int, ...] = ()) -> list[InitErr
         found.append({"type": error, "loc": loc, "input": str(value)})
     elif isinstance(value, dict):
         for key, item in value.items():
-            found += _hostile_values(key, (*loc, str(key)))
-            found += _hostile_values(item, (*loc, str(key)))
+            found += hostile_values(key, (*loc, str(key)))
+            found += hostile_values(item, (*loc, str(key)))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found += _hostile_values(item, (*loc, index))
+            found += hostile_values(item, (*loc, index))
     return found
 
 
@@ -62,7 +62,7 @@ class RequestBody(BaseModel):
     def _strict_body(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
         if _VALIDATING.get() or not isinstance(data, dict):
             return handler(data)
-        hostile = _hostile_values(data)
+        hostile = hostile_values(data)
         if hostile:
             raise ValidationError.from_exception_data(cls.__name__, hostile)
         token = _VALIDATING.set(True)
@@ -81,7 +81,7 @@ def strict_body(value: Any, handler: ValidatorFunctionWrapHandler, model: type[B
     API (``Annotated[Model, WrapValidator(partial(strict_body, model=Model))]``)."""
     if not isinstance(value, dict):
         return handler(value)
-    hostile = _hostile_values(value)
+    hostile = hostile_values(value)
     if hostile:
         raise ValidationError.from_exception_data(model.__name__, hostile)
     return validate_strictly(model, value)

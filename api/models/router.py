@@ -23,7 +23,7 @@ from api.models.schemas import (
     ModelVersionPublic,
     TrainingSetPublic,
 )
-from api.schemas import CONFLICT, ERRORS, NOT_FOUND, Page
+from api.schemas import CONFLICT, ERRORS, NOT_FOUND, Page, hostile_values
 from core.audit.log import record
 from core.deletion.policy import DeletionPolicy
 from core.errors import PayloadTooLarge, Unprocessable
@@ -100,6 +100,10 @@ def upload_version(
         raise Unprocessable(f"metrics is not valid JSON: {exc}", field="metrics") from exc
     if not isinstance(reported, dict):
         raise Unprocessable("metrics must be a JSON object", field="metrics")
+    if hostile_values(reported):
+        raise Unprocessable(
+            "metrics may not hold NUL characters, NaN or Infinity; remove them", field="metrics"
+        )
     filename = Path(checkpoint.filename or "checkpoint.bin").name
     with tempfile.TemporaryDirectory(prefix="expunge-upload-") as tmp:
         path = Path(tmp) / "upload.bin"

@@ -705,3 +705,15 @@ def test_every_json_body_is_strict(app) -> None:
                 if not issubclass(member, RequestBody) and not strict_wrapped:
                     loose.append(f"{sorted(route.methods)} {route.path}: {member.__name__}")
     assert not loose, loose
+
+
+@pytest.mark.parametrize("metrics", ['{"acc": NaN}', '{"acc": Infinity}', '{"note": "a\\u0000b"}'])
+def test_reported_metrics_with_nan_or_nul_are_422(api, versions, metrics: str) -> None:
+    """The multipart ``metrics`` field is JSON too, held to the same rules as a body."""
+    response = api.post(
+        f"{API_PREFIX}/models/{versions['model']}/versions",
+        data={"metrics": metrics},
+        files={"checkpoint": ("w.safetensors", _safetensors(), BYTES)},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "metrics" and "remove them" in response.json()["detail"]
