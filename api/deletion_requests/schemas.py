@@ -120,8 +120,16 @@ class DeletionRequestPublic(ORMModel):
     id: str
     status: str
     scope_kind: str
-    scope: dict[str, Any] = Field(description="Ids in clear only while the request is open")
-    scope_commitments: list[str]
+    scope: dict[str, Any] = Field(
+        description="While the request is open, and to compliance and admin keys only: the "
+        "subject or sample ids in clear. Once it is closed (and to every other role): "
+        '{"<kind>": [], "redacted": true, "count": n}, the ids replaced everywhere by '
+        "scope_commitments"
+    )
+    scope_commitments: list[str] = Field(
+        description="sha256(deployment salt || id), hex, of each id: what the certificate "
+        "states; filled when the ids are redacted (or shown in their place)"
+    )
     legal_basis: str
     requester_reference: str
     received_at: datetime

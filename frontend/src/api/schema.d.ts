@@ -1906,12 +1906,15 @@ export interface components {
             requester_reference: string;
             /**
              * Scope
-             * @description Ids in clear only while the request is open
+             * @description While the request is open, and to compliance and admin keys only: the subject or sample ids in clear. Once it is closed (and to every other role): {"<kind>": [], "redacted": true, "count": n}, the ids replaced everywhere by scope_commitments
              */
             scope: {
                 [key: string]: unknown;
             };
-            /** Scope Commitments */
+            /**
+             * Scope Commitments
+             * @description sha256(deployment salt || id), hex, of each id: what the certificate states; filled when the ids are redacted (or shown in their place)
+             */
             scope_commitments: string[];
             /** Scope Kind */
             scope_kind: string;
