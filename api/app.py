@@ -290,8 +290,14 @@ class DatabaseUnavailableMiddleware:
             await response(scope, receive, send)
 
 
+# A JSON body is parsed whole into memory: far below the upload limit. The largest
+# legitimate one is a forget scope of 100 000 sample ids (about 20 MB at worst).
+MAX_JSON_BODY_BYTES = 32 * 1024 * 1024
+
+
 class BodyLimitMiddleware:
-    """Refuse bodies over the upload limit before reading them (413, not a full disk)."""
+    """Refuse bodies over the limit before reading them (413, not a full disk or memory):
+    the upload limit for multipart uploads, :data:`MAX_JSON_BODY_BYTES` for the rest."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -299,11 +305,15 @@ class BodyLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            headers = dict(scope["headers"])
+            length = headers.get(b"content-length")
+            limit = self.max_bytes
+            if not headers.get(b"content-type", b"").lower().startswith(b"multipart/"):
+                limit = min(limit, MAX_JSON_BODY_BYTES)
+            if length is not None and length.isdigit() and int(length) > limit:
                 response = _error(
                     413,
-                    f"request body is over the {self.max_bytes} byte limit",
+                    f"request body is over the {limit} byte limit; send less per request",
                     "payload_too_large",
                 )
                 await response(scope, receive, send)

@@ -20,29 +20,46 @@ T = TypeVar("T")
 _VALIDATING: ContextVar[bool] = ContextVar("expunge_validating_body", default=False)
 
 
-def hostile_values(value: Any, loc: tuple[str | int, ...] = ()) -> list[InitErrorDetails]:
-    """NUL characters (Postgres text cannot hold them; no name or reference needs one)
-    and NaN / Infinity (Python's JSON parser takes them, JSON has no such numbers),
-    anywhere in the body, keys included."""
+# Bounds every JSON body is held to, whatever its schema says (the schemas are tighter
+# where they can be): the longest legitimate list is a forget scope's 100 000 sample ids.
+MAX_ITEMS = 100_000
+MAX_TEXT = 100_000
+MAX_DEPTH = 32
+
+
+def _issue(kind: str, message: str, loc: tuple[str | int, ...], value: Any) -> InitErrorDetails:
+    return {"type": PydanticCustomError(kind, message), "loc": loc, "input": value}
+
+
+def hostile_values(
+    value: Any, loc: tuple[str | int, ...] = (), depth: int = 0
+) -> list[InitErrorDetails]:
+    """NUL characters (Postgres text cannot hold them; no name or reference needs one),
+    NaN / Infinity (Python's JSON parser takes them, JSON has no such numbers), lists,
+    strings and nesting past the bounds above: anywhere in the body, keys included."""
+    if depth > MAX_DEPTH:
+        return [_issue("too_deep", f"nested deeper than {MAX_DEPTH} levels", loc, "...")]
     found: list[InitErrorDetails] = []
     if isinstance(value, str):
         if "\x00" in value:
-            error = PydanticCustomError(
-                "nul_character", "text may not contain NUL (\\u0000) characters; remove them"
-            )
-            found.append({"type": error, "loc": loc, "input": value})
+            message = "text may not contain NUL (\\u0000) characters; remove them"
+            found.append(_issue("nul_character", message, loc, value[:100]))
+        if len(value) > MAX_TEXT:
+            message = f"text is over {MAX_TEXT} characters"
+            found.append(_issue("too_long", message, loc, value[:100]))
     elif isinstance(value, float) and not math.isfinite(value):
-        error = PydanticCustomError(
-            "finite_number", "NaN and Infinity are not JSON numbers; send a finite number"
-        )
-        found.append({"type": error, "loc": loc, "input": str(value)})
+        message = "NaN and Infinity are not JSON numbers; send a finite number"
+        found.append(_issue("finite_number", message, loc, str(value)))
+    elif isinstance(value, (dict, list)) and len(value) > MAX_ITEMS:
+        message = f"more than {MAX_ITEMS} entries; send fewer per request"
+        found.append(_issue("too_long", message, loc, len(value)))
     elif isinstance(value, dict):
         for key, item in value.items():
-            found += hostile_values(key, (*loc, str(key)))
-            found += hostile_values(item, (*loc, str(key)))
+            found += hostile_values(key, (*loc, str(key)), depth + 1)
+            found += hostile_values(item, (*loc, str(key)), depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found += hostile_values(item, (*loc, index))
+            found += hostile_values(item, (*loc, index), depth + 1)
     return found
 
 

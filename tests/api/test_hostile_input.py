@@ -513,10 +513,11 @@ def test_bulk_csv_over_the_limit_is_413(api) -> None:
 
 
 def test_evaluate_job_with_half_a_million_splits_is_422(api) -> None:
-    body = {"kind": "evaluate", "model_version_id": "mv_x", "splits": ["test"] * 500_000}
-    response = api.post(f"{API_PREFIX}/jobs", json=body)
-    assert response.status_code == 422, response.text[:300]
-    assert "splits" in response.json()["message"] and "at most 2" in response.json()["message"]
+    for count, words in ((500_000, "more than 100000 entries"), (3, "at most 2")):
+        body = {"kind": "evaluate", "model_version_id": "mv_x", "splits": ["test"] * count}
+        response = api.post(f"{API_PREFIX}/jobs", json=body)
+        assert response.status_code == 422, response.text[:300]
+        assert "splits" in response.json()["message"] and words in response.json()["message"]
 
 
 @pytest.mark.parametrize(
@@ -717,3 +718,29 @@ def test_reported_metrics_with_nan_or_nul_are_422(api, versions, metrics: str) -
     )
     assert response.status_code == 422, response.text
     assert response.json()["field"] == "metrics" and "remove them" in response.json()["detail"]
+
+
+def test_json_nested_too_deep_or_too_long_is_refused(api) -> None:
+    """Bounds every body has, whatever its schema: nesting, list length, text length."""
+    deep: Any = "x"
+    for _ in range(200):
+        deep = [deep]
+    for params, words in (
+        ({"deep": deep}, "nested deeper"),
+        ({"many": list(range(100_001))}, "more than 100000"),
+        ({"text": "x" * 100_001}, "over 100000"),
+    ):
+        response = api.post(f"{API_PREFIX}/jobs", json={**TRAIN, "params": params})
+        assert response.status_code == 422, response.text[:300]
+        assert words in response.json()["message"], response.text[:300]
+
+
+def test_json_body_over_its_own_limit_is_413(api) -> None:
+    from api.app import MAX_JSON_BODY_BYTES
+
+    raw = b'{"name": "' + b"x" * MAX_JSON_BODY_BYTES + b'", "role": "viewer"}'
+    response = api.post(
+        f"{API_PREFIX}/keys", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413, response.text[:300]
+    assert "send less" in response.json()["detail"]
