@@ -85,12 +85,13 @@ class RequestBody(BaseModel):
         token = _VALIDATING.set(True)
         try:
             cls.__pydantic_validator__.validate_python(data, strict=True)
+            # The strict pass only checks; the instance comes from the ordinary path, so a
+            # body built in code (``JudgeParams()``, ``TrainJobCreate(kind=..., ...)``)
+            # fills ``self``: pydantic ignores another instance returned to ``__init__``.
+            # Still flagged, so nested bodies are not checked (and scanned) once more.
+            return handler(data)
         finally:
             _VALIDATING.reset(token)
-        # The strict pass only checks; the instance comes from the ordinary path, so a
-        # body built in code (``JudgeParams()``, ``TrainJobCreate(kind=..., ...)``) fills
-        # ``self``: pydantic ignores another instance returned to ``__init__``.
-        return handler(data)
 
 
 def strict_body(value: Any, handler: ValidatorFunctionWrapHandler, model: type[BaseModel]) -> Any:
