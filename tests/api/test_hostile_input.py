@@ -744,3 +744,26 @@ def test_json_body_over_its_own_limit_is_413(api) -> None:
     )
     assert response.status_code == 413, response.text[:300]
     assert "send less" in response.json()["detail"]
+
+
+def test_options_allow_matches_the_document_for_every_path(app, anon) -> None:
+    """Every path of the OpenAPI document: ``Allow`` is exactly the documented methods of
+    the templates the URL matches (``/keys/me`` is also ``/keys/{key_id}``, so DELETE is
+    routed there, a 404 rather than a 405)."""
+    import re
+
+    paths = app.openapi()["paths"]
+    templates = {
+        p: re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(p)) + "$") for p in paths
+    }
+    wrong = []
+    for path in paths:
+        url = re.sub(r"\{[^}]+\}", "x", path)
+        documented = {"OPTIONS"} | {
+            m.upper() for p, ops in paths.items() if templates[p].match(url) for m in ops
+        }
+        response = anon.options(url)
+        allowed = set(response.headers.get("allow", "").split(", "))
+        if response.status_code != 204 or allowed != documented:
+            wrong.append(f"{path}: {response.status_code} {sorted(allowed)} {sorted(documented)}")
+    assert not wrong, wrong
