@@ -73,6 +73,8 @@ ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("POST", re.compile(r"^/deletion-requests/bulk/?$"), "deletion_requests"),
     ("GET", re.compile(r"^/audit/verify/?$"), "audit"),
     ("GET", re.compile(r"^/audit/export/?$"), "audit"),
+    # Signing verifies the whole log first: as costly as a verify.
+    ("POST", re.compile(r"^/audit/checkpoints/?$"), "audit"),
 )
 
 
@@ -85,7 +87,10 @@ def groups_from(settings: Settings) -> dict[str, Group]:
             "deletion-request filings",
             settings.rate_limit_deletion_requests_per_minute,
         ),
-        "audit": ("whole-log audit reads (verify, export)", settings.rate_limit_audit_per_minute),
+        "audit": (
+            "whole-log audit reads (verify, export, signing a checkpoint)",
+            settings.rate_limit_audit_per_minute,
+        ),
     }
     return {
         name: Group(name, label, per_minute)

@@ -71,6 +71,7 @@ UPLOADS, DELETIONS, AUDIT = (
         (DELETIONS, "POST", "/api/v1/deletion-requests/bulk", "compliance"),
         (AUDIT, "GET", "/api/v1/audit/verify", "compliance"),
         (AUDIT, "GET", "/api/v1/audit/export", "compliance"),
+        (AUDIT, "POST", "/api/v1/audit/checkpoints", "compliance"),
     ],
 )
 def test_each_expensive_group_is_limited(api, prod_settings, setting, method, path, role) -> None:
@@ -149,3 +150,5 @@ def test_route_matching() -> None:
     assert match("POST", "/api/v1/deletion-requests/dr_1/approve") is None
     assert match("GET", "/api/v1/audit/export") == "audit"
     assert match("GET", "/api/v1/audit/events") is None
+    assert match("POST", "/api/v1/audit/checkpoints") == "audit"
+    assert match("GET", "/api/v1/audit/checkpoints") is None
