@@ -3863,6 +3863,22 @@ export interface operations {
                     "application/json": components["schemas"]["ValidationErrorBody"];
                 };
             };
+            /** @description Over this API key's rate limit for the endpoint's group; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        code: "rate_limited";
+                        detail: string;
+                        retry_after: number;
+                    };
+                };
+            };
             /** @description The signing key is not usable */
             503: {
                 headers: {
