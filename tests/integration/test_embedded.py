@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from core.audit.anchor import verify_certificate_anchor
 from core.client import ExpungeClient
 from core.deletion.certificate import CONTEXT
 from core.signing import verify_document
@@ -150,6 +151,10 @@ def test_up_serves_demo_and_trains(embedded: Embedded) -> None:
     unknown = {u["model_id"]: u["note"] for u in certificate["unknown_lineage"]}
     assert unknown[models["digit-recognizer"]["id"]].startswith("lineage unknown")
     assert client.get("/audit/verify")["ok"]
+    # Anchored on SQLite too: after the issuing commit, in the worker's process.
+    anchor = client.get(f"/audit/certificates/{filed['id']}/anchor")
+    checks = verify_certificate_anchor(certificate, anchor, [client.public_key()])
+    assert checks and all(passed for passed, _ in checks), checks
     approver.close()
 
 
