@@ -24,8 +24,9 @@ from core.deletion.policy import DeletionPolicy, verify
 from core.jobs import record_event
 from models import Job, Model, ModelVersion
 from models.base import utcnow
-from workers.context import JobContext
+from workers.context import JobCancelled, JobContext
 from workers.engine.config import ArchitectureConfig, TrainParams
+from workers.engine.errors import TrainingStopped
 from workers.engine.forgetting import (
     EvaluationSets,
     NetworkPredictor,
@@ -46,6 +47,15 @@ def _numbers(evaluation: dict[str, Any]) -> dict[str, float]:
 
 
 def run_tune(ctx: JobContext, job: Job) -> dict[str, Any]:
+    try:
+        return _tune(ctx, job)
+    except TrainingStopped:
+        if ctx.should_stop():
+            ctx.check()  # raises the precise reason: cancelled, stale or time limit
+        raise JobCancelled("stopped") from None
+
+
+def _tune(ctx: JobContext, job: Job) -> dict[str, Any]:
     spec, seed = job.spec, int(job.spec.get("seed", 0))
     device = str(spec.get("device") or "cpu")
     reader = ShardReader(ctx.store)
