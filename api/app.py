@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import ratelimit
 from api.audit.router import router as audit_router
 from api.auth.router import router as keys_router
 from api.auth.service import ensure_bootstrap_key
@@ -32,7 +33,6 @@ from api.jobs.compare import compare_router, views_router
 from api.jobs.router import router as jobs_router
 from api.methods.router import router as methods_router
 from api.models.router import router as models_router
-from api.ratelimit import RateLimitMiddleware
 from api.tuning.router import router as tuning_router
 from api.webhooks.router import router as webhooks_router
 from core.audit.events import subject_salt
@@ -214,13 +214,13 @@ class AllowMiddleware:
         await response(scope, receive, send)
 
 
-def document_statuses(schema: dict[str, Any]) -> dict[str, Any]:
+def document_statuses(
+    schema: dict[str, Any], limited: Collection[tuple[str, str]] = ()
+) -> dict[str, Any]:
     """Add the statuses middleware and shared handlers answer to every operation of the
     OpenAPI document, so a client (and the schemathesis run) knows each one: 429 where a
     rate limit applies, 503 (database or storage down) everywhere, 400 and 413 wherever
     a body is read, 409 and 422 wherever Idempotency-Key is honoured (every POST)."""
-    from api.ratelimit import RATE_LIMITED_RESPONSE, match
-
     body = {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
     error = {"content": {"application/json": body}}
     unavailable = {
@@ -232,8 +232,8 @@ def document_statuses(schema: dict[str, Any]) -> dict[str, Any]:
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             responses.setdefault("503", unavailable)
-            if match(method.upper(), path):
-                responses.setdefault("429", RATE_LIMITED_RESPONSE)
+            if (method.upper(), path) in limited:
+                responses.setdefault("429", ratelimit.RATE_LIMITED_RESPONSE)
             if "requestBody" in operation or method == "post":
                 unparsable = "A body that cannot be parsed"
                 responses.setdefault("400", {**error, "description": unparsable})
@@ -252,8 +252,8 @@ def _database_down(exc: BaseException) -> bool:
 
 
 class DatabaseUnavailableMiddleware:
-    """503 + Retry-After for a database outage met outside a route (the idempotency and
-    rate-limit middlewares query it before any route's handlers can catch the error)."""
+    """503 + Retry-After for a database outage met outside a route (the idempotency
+    middleware queries it before any route's handlers can catch the error)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -358,6 +358,8 @@ def create_app(settings: Settings | None = None, *, run_sweeper: bool = True) ->
     app.state.shard_reader = ShardReader(store)
 
     install_error_handlers(app)
+    # The limiter (Redis or memory) and its 429 handler; routes declare rate_limit(group).
+    ratelimit.install(app, settings)
     for router in (
         health_router,
         keys_router,
@@ -376,14 +378,12 @@ def create_app(settings: Settings | None = None, *, run_sweeper: bool = True) ->
         app.include_router(router, prefix=API_PREFIX)
 
     def _openapi() -> dict[str, Any]:
-        return document_statuses(FastAPI.openapi(app))
+        return document_statuses(FastAPI.openapi(app), ratelimit.limited_operations(app))
 
     app.openapi = _openapi  # type: ignore[method-assign]
 
     app.add_middleware(IdempotencyMiddleware, session_factory=factory)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + 1024 * 1024)
-    # Outermost: a key over its limit costs neither a body read nor a database query.
-    app.add_middleware(RateLimitMiddleware, settings=settings)
     # OPTIONS needs no key, no body and no database: answered before all of it.
     app.add_middleware(AllowMiddleware)
     # Around everything: a database outage in any middleware is a 503, never a 500.

@@ -1,101 +1,87 @@
-"""Per-API-key rate limits on the expensive endpoints (token buckets, 429 + Retry-After).
+"""Per-API-key rate limits on the expensive endpoints (429 + Retry-After), on ``limits``.
 
 Job submission, uploads, deletion-request filing and whole-log audit reads each cost far
 more than a request: a worker hour, gigabytes of storage, a compliance workflow, a full
 scan of the log. One runaway script must not crowd everyone else out, so each API key
-gets a token bucket per group: ``N`` requests per minute sustained, with a burst of one
-minute's worth (``N``).
+gets, per group, at most ``N`` requests in any 60 seconds (a moving window: bursts of
+``N``, ``N`` per minute sustained).
 
-Buckets live in Redis when the broker is Redis, so every API process of a deployment
-shares them (one Lua script refills and takes a token atomically, on Redis' clock). The
-embedded deployment has a single API process, so there they live in its memory. When
-Redis cannot be reached the limiter falls back to memory for a while instead of failing
-requests: limits are a guard rail, not a reason for a 503.
+The counting is the ``limits`` library's moving-window strategy, not code of ours: its
+Redis storage (atomic Lua scripts) when the broker is Redis, so every API process of a
+deployment shares the windows; its memory storage in the embedded deployment, which has
+a single API process. When Redis cannot be reached the limiter counts in memory for a
+while instead of failing requests: limits are a guard rail, not a reason for a 503.
 
-The limiter runs as ASGI middleware before authentication, keyed by a hash of the bearer
-token: it never touches the database, and an invalid token only drains its own bucket.
+Each limited route declares it, ``dependencies=[rate_limit("jobs")]``: no copy of the
+route table here. Route-level dependencies run before the endpoint's own (the key lookup,
+the database session), and the window is keyed by a hash of the bearer token, so a key
+over its limit costs no database query and a wrong token only drains its own window.
 Requests without a bearer token are not limited here (they are refused with 401 next).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
-import re
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
-import anyio
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.strategies import MovingWindowRateLimiter
 
 from core.settings import Settings
 
 log = logging.getLogger("expunge.api.ratelimit")
 
-API_PREFIX = "/api/v1"
-REDIS_PREFIX = "expunge:ratelimit:"
-MEMORY_MAX_BUCKETS = 50_000
+REDIS_PREFIX = "expunge:ratelimit"
 REDIS_RETRY_SECONDS = 10.0
+WINDOW_SECONDS = 60
 
 
 @dataclass(frozen=True)
 class Group:
-    """A set of endpoints that share one bucket per key."""
+    """A set of endpoints that share one window per key."""
 
     name: str
     label: str  # for the 429 message
     per_minute: float
 
     @property
-    def capacity(self) -> float:
-        return max(self.per_minute, 1.0)
-
-    @property
-    def rate(self) -> float:
-        """Tokens per second."""
-        return self.per_minute / 60.0
+    def item(self) -> RateLimitItem:
+        """``N`` per 60 s; a fractional ``N`` (0.5/min) becomes one per 120 s."""
+        amount = max(1, math.floor(self.per_minute))
+        seconds = max(1, round(WINDOW_SECONDS * amount / self.per_minute))
+        return RateLimitItemPerSecond(amount, seconds, namespace="expunge")
 
 
-# (method, path under /api/v1) → group name. Anchored: /jobs/{id}/cancel is not /jobs.
-ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
-    ("POST", re.compile(r"^/jobs/?$"), "jobs"),
-    ("POST", re.compile(r"^/datasets/?$"), "uploads"),
-    ("POST", re.compile(r"^/datasets/upload/?$"), "uploads"),
-    ("POST", re.compile(r"^/models/[^/]+/versions/?$"), "uploads"),
-    ("POST", re.compile(r"^/deletion-requests/[^/]+/attachments/?$"), "uploads"),
-    ("POST", re.compile(r"^/deletion-requests/?$"), "deletion_requests"),
-    ("POST", re.compile(r"^/deletion-requests/bulk/?$"), "deletion_requests"),
-    ("GET", re.compile(r"^/audit/verify/?$"), "audit"),
-    ("GET", re.compile(r"^/audit/export/?$"), "audit"),
-    # Signing verifies the whole log first: as costly as a verify.
-    ("POST", re.compile(r"^/audit/checkpoints/?$"), "audit"),
-)
+GROUP_LABELS = {
+    "jobs": "job submissions",
+    "uploads": "uploads and dataset registrations",
+    "deletion_requests": "deletion-request filings",
+    "audit": "whole-log audit reads (verify, export, signing a checkpoint)",
+}
 
 
 def groups_from(settings: Settings) -> dict[str, Group]:
     """The configured groups; a limit of 0 (or less) switches that group off."""
-    configured = {
-        "jobs": ("job submissions", settings.rate_limit_jobs_per_minute),
-        "uploads": ("uploads and dataset registrations", settings.rate_limit_uploads_per_minute),
-        "deletion_requests": (
-            "deletion-request filings",
-            settings.rate_limit_deletion_requests_per_minute,
-        ),
-        "audit": (
-            "whole-log audit reads (verify, export, signing a checkpoint)",
-            settings.rate_limit_audit_per_minute,
-        ),
+    per_minute = {
+        "jobs": settings.rate_limit_jobs_per_minute,
+        "uploads": settings.rate_limit_uploads_per_minute,
+        "deletion_requests": settings.rate_limit_deletion_requests_per_minute,
+        "audit": settings.rate_limit_audit_per_minute,
     }
     return {
-        name: Group(name, label, per_minute)
-        for name, (label, per_minute) in configured.items()
-        if per_minute > 0
+        name: Group(name, GROUP_LABELS[name], limit)
+        for name, limit in per_minute.items()
+        if limit > 0
     }
 
 
@@ -122,152 +108,117 @@ RATE_LIMITED_RESPONSE = {
 }
 
 
-def match(method: str, path: str) -> str | None:
-    """The group a request belongs to, or None for an unlimited endpoint."""
-    if not path.startswith(API_PREFIX + "/"):
-        return None
-    rest = path[len(API_PREFIX) :]
-    for route_method, pattern, group in ROUTES:
-        if method == route_method and pattern.match(rest):
-            return group
-    return None
+class Limiter:
+    """``limits``' moving window on one storage; memory while a Redis storage is away."""
 
-
-class Backend(Protocol):
-    def take(self, bucket: str, group: Group) -> float:
-        """Take one token; 0.0 if allowed, else the seconds until one is available."""
-        ...
-
-
-class MemoryBackend:
-    """Buckets in this process (the embedded deployment runs one API process)."""
-
-    def __init__(
-        self, max_buckets: int = MEMORY_MAX_BUCKETS, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._max = max_buckets
-        self._clock = clock
-
-    def take(self, bucket: str, group: Group) -> float:
-        now = self._clock()
-        with self._lock:
-            tokens, last = self._buckets.pop(bucket, (group.capacity, now))
-            tokens = min(group.capacity, tokens + (now - last) * group.rate)
-            wait = 0.0
-            if tokens >= 1.0:
-                tokens -= 1.0
-            else:
-                wait = (1.0 - tokens) / group.rate
-            self._buckets[bucket] = (tokens, now)
-            while len(self._buckets) > self._max:  # forget the least recently used keys
-                self._buckets.popitem(last=False)
-        return wait
-
-
-# Refill by the time elapsed on Redis' own clock (shared by every API host), take a token
-# if there is one, and expire idle buckets once they would be full again anyway.
-_TAKE = """
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1]) or capacity
-local ts = tonumber(state[2]) or now
-tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
-local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-else
-  wait = (1 - tokens) / rate
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
-return tostring(wait)
-"""
-
-
-class RedisBackend:
-    """Buckets in Redis, shared by every API process; memory while Redis is away."""
-
-    def __init__(self, url: str) -> None:
-        import redis
-
-        self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        self._script = self._client.register_script(_TAKE)
-        self._fallback = MemoryBackend()
+    def __init__(self, storage: Storage) -> None:
+        self._primary = MovingWindowRateLimiter(storage)
+        self._memory = MovingWindowRateLimiter(MemoryStorage())
+        self._remote = not isinstance(storage, MemoryStorage)
         self._down_until = 0.0
+        self._lock = threading.Lock()
 
-    def take(self, bucket: str, group: Group) -> float:
-        if time.monotonic() < self._down_until:
-            return self._fallback.take(bucket, group)
-        try:
-            result = self._script(keys=[REDIS_PREFIX + bucket], args=[group.capacity, group.rate])
-        except Exception as exc:  # any Redis failure: keep limiting, in memory, for a while
-            log.warning("rate limiter: Redis unavailable (%s); limiting in memory", exc)
-            self._down_until = time.monotonic() + REDIS_RETRY_SECONDS
-            return self._fallback.take(bucket, group)
-        return float(result.decode() if isinstance(result, bytes) else result)
+    def take(self, group: Group, key: str) -> float:
+        """Count one request; 0.0 if allowed, else the seconds until one would be."""
+        if self._remote and time.monotonic() >= self._down_until:
+            try:
+                return self._take(self._primary, group, key)
+            except StorageError as exc:  # keep limiting, in memory, for a while
+                log.warning("rate limiter: Redis unavailable (%s); limiting in memory", exc)
+                with self._lock:
+                    self._down_until = time.monotonic() + REDIS_RETRY_SECONDS
+        return self._take(self._memory if self._remote else self._primary, group, key)
+
+    @staticmethod
+    def _take(limiter: MovingWindowRateLimiter, group: Group, key: str) -> float:
+        item = group.item
+        if limiter.hit(item, group.name, key):
+            return 0.0
+        reset = limiter.get_window_stats(item, group.name, key).reset_time
+        return max(reset - time.time(), 0.001)
 
 
-def open_backend(settings: Settings) -> Backend:
+def open_limiter(settings: Settings) -> Limiter:
+    """Redis storage when the deployment's broker is Redis, memory otherwise."""
     if settings.broker_url.startswith(("redis://", "rediss://")):
-        return RedisBackend(settings.broker_url)
-    return MemoryBackend()
+        storage: Storage = RedisStorage(
+            settings.broker_url,
+            key_prefix=REDIS_PREFIX,
+            wrap_exceptions=True,
+            socket_timeout=0.5,
+            socket_connect_timeout=0.5,
+        )
+        return Limiter(storage)
+    return Limiter(MemoryStorage())
 
 
-def _bearer(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            token = token.strip()
-            return token if scheme.lower() == "bearer" and token else None
-    return None
+class RateLimited(Exception):
+    """A key over its group's limit; answered 429 by the handler ``install`` adds."""
+
+    def __init__(self, group: Group, retry_after: int) -> None:
+        super().__init__(group.name)
+        self.group = group
+        self.retry_after = retry_after
 
 
-class RateLimitMiddleware:
-    """429 with ``Retry-After`` once a key has used up its bucket for an endpoint group."""
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
-    def __init__(self, app: ASGIApp, settings: Settings, backend: Backend | None = None) -> None:
-        self.app = app
-        self.enabled = settings.rate_limit_enabled
-        self.groups = groups_from(settings)
-        self.backend = backend or (open_backend(settings) if self.enabled else MemoryBackend())
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.enabled:
-            await self.app(scope, receive, send)
-            return
-        name = match(scope["method"], scope["path"])
-        group = self.groups.get(name) if name else None
-        token = _bearer(scope) if group else None
-        if group is None or token is None:
-            await self.app(scope, receive, send)
+def rate_limit(group: str) -> Any:
+    """The route dependency that counts a request against ``group`` for its API key."""
+    if group not in GROUP_LABELS:
+        raise ValueError(f"unknown rate-limit group {group!r}; one of {sorted(GROUP_LABELS)}")
+
+    def limit(request: Request) -> None:  # sync: FastAPI runs it in its thread pool
+        state = request.app.state
+        limiter: Limiter | None = getattr(state, "rate_limiter", None)
+        configured: Group | None = getattr(state, "rate_limit_groups", {}).get(group)
+        token = _bearer(request)
+        if limiter is None or configured is None or token is None:
             return
         digest = hashlib.sha256(token.encode()).hexdigest()[:32]
-        wait = await anyio.to_thread.run_sync(self.backend.take, f"{group.name}:{digest}", group)
-        if wait <= 0:
-            await self.app(scope, receive, send)
-            return
-        retry_after = max(1, math.ceil(wait))
-        body = {
-            "detail": (
-                f"rate limit reached: at most {group.per_minute:g} {group.label} per minute "
-                f"per API key; retry in {retry_after} s"
-            ),
-            "code": "rate_limited",
-            "retry_after": retry_after,
-        }
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"retry-after", str(retry_after).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+        wait = limiter.take(configured, digest)
+        if wait > 0:
+            raise RateLimited(configured, max(1, math.ceil(wait)))
+
+    limit.rate_limit_group = group  # type: ignore[attr-defined]
+    return Depends(limit)
+
+
+def limited_operations(app: FastAPI) -> set[tuple[str, str]]:
+    """(METHOD, path) of every route that declares a rate limit, for the OpenAPI 429s."""
+    found: set[tuple[str, str]] = set()
+    for route in iter_route_contexts(app.routes):  # included routers too, with prefixes
+        declared = getattr(route, "dependencies", None) or []
+        if route.path_format and any(
+            hasattr(dep.dependency, "rate_limit_group") for dep in declared
+        ):
+            found.update((method, route.path_format) for method in route.methods or ())
+    return found
+
+
+async def _answer(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimited)
+    group = exc.group
+    body = {
+        "detail": (
+            f"rate limit reached: at most {group.per_minute:g} {group.label} per minute "
+            f"per API key; retry in {exc.retry_after} s"
+        ),
+        "code": "rate_limited",
+        "retry_after": exc.retry_after,
+    }
+    return JSONResponse(body, status_code=429, headers={"Retry-After": str(exc.retry_after)})
+
+
+def install(app: FastAPI, settings: Settings, limiter: Limiter | None = None) -> None:
+    """Give the app its limiter (none when switched off) and the 429 handler."""
+    app.add_exception_handler(RateLimited, _answer)
+    app.state.rate_limit_groups = groups_from(settings) if settings.rate_limit_enabled else {}
+    if settings.rate_limit_enabled:
+        app.state.rate_limiter = limiter or open_limiter(settings)
+    else:
+        app.state.rate_limiter = None

@@ -20,6 +20,7 @@ from api.audit.schemas import (
     VerifyReportPublic,
 )
 from api.deps import SessionDep, SettingsDep, require
+from api.ratelimit import rate_limit
 from api.schemas import ERRORS, NOT_FOUND, ErrorBody, ValidationErrorBody
 from core.audit import log
 from core.audit.anchor import place
@@ -67,7 +68,12 @@ def list_events(
     )
 
 
-@router.get("/verify", response_model=VerifyReportPublic, responses={**ERRORS, **UNAVAILABLE})
+@router.get(
+    "/verify",
+    response_model=VerifyReportPublic,
+    responses={**ERRORS, **UNAVAILABLE},
+    dependencies=[rate_limit("audit")],
+)
 def verify(session: SessionDep, settings: SettingsDep, _: Auditor) -> VerifyReportPublic:
     """Recompute every event hash, link and checkpoint: the first bad position, if any."""
     return VerifyReportPublic.of(service.verify(session, settings))
@@ -83,6 +89,7 @@ def verify(session: SessionDep, settings: SettingsDep, _: Auditor) -> VerifyRepo
         200: {"description": "The latest one still holds"},
         409: {"model": ErrorBody, "description": "The log does not verify: nothing is signed"},
     },
+    dependencies=[rate_limit("audit")],
 )
 def create_checkpoint(
     session: SessionDep, settings: SettingsDep, response: Response, _: Auditor
@@ -181,6 +188,7 @@ def certificate_anchor(
     "/export",
     response_class=StreamingResponse,
     responses={**ERRORS, 200: {"content": {"application/x-ndjson": {}}}},
+    dependencies=[rate_limit("audit")],
 )
 def export(request: Request, _: Auditor) -> StreamingResponse:
     """The whole log as JSON lines, for ``expunge audit verify EXPORT --public-key FILE``."""

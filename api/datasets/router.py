@@ -18,6 +18,7 @@ from api.datasets.schemas import (
     SourcePublic,
 )
 from api.deps import Engineer, Reader, SessionDep, SettingsDep, StoreDep
+from api.ratelimit import rate_limit
 from api.schemas import CONFLICT, ERRORS, NOT_FOUND, Page
 from core.datasets.shards import encode_png
 from core.errors import NotFound, PayloadTooLarge, Unprocessable
@@ -44,6 +45,7 @@ def list_sources(_: Reader) -> list[SourcePublic]:
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetPublic,
     responses={**CONFLICT, 422: {"description": "Unknown or unavailable source"}},
+    dependencies=[rate_limit("uploads")],
 )
 def create_dataset(
     body: DatasetCreate, session: SessionDep, store: StoreDep, key: Engineer
@@ -59,6 +61,7 @@ def create_dataset(
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetPublic,
     responses={**CONFLICT, 413: {"description": "Upload over the size limit"}},
+    dependencies=[rate_limit("uploads")],
 )
 def upload_dataset(
     session: SessionDep,

@@ -22,6 +22,7 @@ from api.deletion_requests.schemas import (
     CommentsPublic,
 )
 from api.deps import Compliance, SessionDep, SettingsDep, StoreDep
+from api.ratelimit import rate_limit
 from api.schemas import ERRORS, NOT_FOUND
 from core.deletion import flows
 from core.errors import NotFound
@@ -67,6 +68,7 @@ def list_comments(request_id: str, session: SessionDep, _: Compliance) -> Commen
     status_code=status.HTTP_201_CREATED,
     response_model=AttachmentPublic,
     responses={**NOT_FOUND, **TOO_LARGE},
+    dependencies=[rate_limit("uploads")],
 )
 def add_attachment(
     request_id: str,

@@ -22,6 +22,7 @@ from api.deletion_requests.schemas import (
     RequestScope,
 )
 from api.deps import Compliance, Reader, SessionDep, SettingsDep, StoreDep
+from api.ratelimit import rate_limit
 from api.schemas import CONFLICT, ERRORS, NOT_FOUND, ErrorBody
 from core.deletion import flows
 from core.deletion.concepts import resolve_concept
@@ -112,6 +113,7 @@ def _file(
     status_code=status.HTTP_201_CREATED,
     response_model=DeletionRequestPublic,
     responses={**NOT_FOUND},
+    dependencies=[rate_limit("deletion_requests")],
 )
 def file_request(
     body: DeletionRequestCreate, session: SessionDep, settings: SettingsDep, key: Compliance
@@ -180,6 +182,7 @@ def _csv_rows(data: bytes) -> list[dict[str, str]]:
     status_code=status.HTTP_201_CREATED,
     response_model=DeletionRequestsPublic,
     responses={413: {"model": ErrorBody, "description": "A CSV over 5 000 000 bytes"}},
+    dependencies=[rate_limit("deletion_requests")],
 )
 def file_bulk(
     session: SessionDep,

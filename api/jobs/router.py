@@ -30,6 +30,7 @@ from api.jobs.schemas import (
     JobsPublic,
     MetricPoint,
 )
+from api.ratelimit import rate_limit
 from api.schemas import CONFLICT, ERRORS, NOT_FOUND
 from core.errors import Unprocessable
 from core.queue import send_job
@@ -47,6 +48,7 @@ ARTIFACT_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,119}$"
     status_code=status.HTTP_201_CREATED,
     response_model=JobPublic,
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=[rate_limit("jobs")],
 )
 def create_job(
     body: Annotated[JobCreate, Body()], session: SessionDep, settings: SettingsDep, key: Engineer
