@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import IO, Any, BinaryIO, Protocol, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import tenacity
 import urllib3
 from minio import Minio
 from minio.deleteobjects import DeleteObject
@@ -947,12 +948,6 @@ class RetryPolicy:
     base_seconds: float = 0.5
     max_seconds: float = 8.0
 
-    def delays(self) -> Iterator[float]:
-        delay = self.base_seconds
-        for _ in range(max(self.attempts, 1) - 1):
-            yield min(delay, self.max_seconds)
-            delay *= 2
-
 
 class RetryingStore(ObjectStore):
     """Wraps a store so every call that can be repeated safely survives a short outage.
@@ -961,6 +956,10 @@ class RetryingStore(ObjectStore):
     retried if it can be rewound. A whole download restarts from the first byte. Listing
     is read to the end inside the retry, so a listing never stops half-way. When the
     tries run out the last ``StorageUnavailable`` is raised, saying how long we tried.
+
+    The loop is ``tenacity``'s (bounded attempts, capped exponential wait, retry decided
+    by exception type), not one of ours; this class only says what to retry and how the
+    final error reads.
     """
 
     def __init__(
@@ -977,29 +976,36 @@ class RetryingStore(ObjectStore):
         return f"RetryingStore({self.inner!r}, attempts={self.policy.attempts})"
 
     def _retry(self, what: str, call: Callable[[], _T]) -> _T:
-        waited = 0.0
-        delays = self.policy.delays()
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                return call()
-            except StorageUnavailable as exc:
-                delay = next(delays, None)
-                if delay is None:
-                    raise StorageUnavailable(
-                        f"gave up after {tries} tries over {waited:.1f}s to {what}: {exc}"
-                    ) from exc
-                _log.warning(
-                    "object storage unavailable (try %d/%d) to %s; retrying in %.2fs: %s",
-                    tries,
-                    self.policy.attempts,
-                    what,
-                    delay,
-                    exc,
-                )
-                self._sleep(delay)
-                waited += delay
+        policy = self.policy
+
+        def log_retry(state: tenacity.RetryCallState) -> None:
+            _log.warning(
+                "object storage unavailable (try %d/%d) to %s; retrying in %.2fs: %s",
+                state.attempt_number,
+                policy.attempts,
+                what,
+                state.upcoming_sleep,
+                state.outcome.exception() if state.outcome else None,
+            )
+
+        def give_up(state: tenacity.RetryCallState) -> _T:
+            exc = state.outcome.exception() if state.outcome else None
+            raise StorageUnavailable(
+                f"gave up after {state.attempt_number} tries over {state.idle_for:.1f}s "
+                f"to {what}: {exc}"
+            ) from exc
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(StorageUnavailable),
+            stop=tenacity.stop_after_attempt(max(policy.attempts, 1)),
+            wait=tenacity.wait_exponential(
+                multiplier=policy.base_seconds, exp_base=2, min=0, max=policy.max_seconds
+            ),
+            sleep=lambda seconds: self._sleep(seconds),  # looked up per call: tests swap it
+            before_sleep=log_retry,
+            retry_error_callback=give_up,
+        )
+        return retrying(call)
 
     def check(self) -> None:
         self._retry("check the store", self.inner.check)

@@ -24,6 +24,8 @@ from core.storage import (
     ObjectInfo,
     ObjectNotFound,
     ObjectStore,
+    RetryingStore,
+    RetryPolicy,
     S3Store,
     StorageError,
     StorageUnavailable,
@@ -558,3 +560,53 @@ def test_open_store_s3_round_trip(s3_server: S3Server) -> None:
 def test_error_hierarchy() -> None:
     for error in (ObjectNotFound, InvalidKey, StorageUnavailable, AccessDenied):
         assert issubclass(error, StorageError)
+
+
+# ------------------------------------------------------------------------- retries
+
+
+class FlakyStore(LocalStore):
+    """A local store whose reads fail with ``fault`` the first ``failures`` times."""
+
+    def __init__(self, root: Path, failures: int, fault: Exception) -> None:
+        super().__init__(root)
+        self.failures, self.fault, self.calls = failures, fault, 0
+
+    def _get_bytes(self, key: str) -> bytes:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.fault
+        return super()._get_bytes(key)
+
+
+def test_retries_ride_out_a_short_outage(tmp_path: Path) -> None:
+    flaky = FlakyStore(tmp_path, failures=2, fault=StorageUnavailable("connection refused"))
+    flaky.put_bytes("a/b.bin", b"payload")
+    slept: list[float] = []
+    store = RetryingStore(flaky, RetryPolicy(attempts=4, base_seconds=0.5), sleep=slept.append)
+    assert store.get_bytes("a/b.bin") == b"payload"
+    assert flaky.calls == 3 and slept == [0.5, 1.0]
+
+
+def test_retries_are_bounded_and_say_how_long_they_tried(tmp_path: Path) -> None:
+    flaky = FlakyStore(tmp_path, failures=99, fault=StorageUnavailable("connection refused"))
+    slept: list[float] = []
+    policy = RetryPolicy(attempts=5, base_seconds=1.0, max_seconds=3.0)
+    store = RetryingStore(flaky, policy, sleep=slept.append)
+    with pytest.raises(StorageUnavailable, match="gave up after 5 tries") as caught:
+        store.get_bytes("a/b.bin")
+    assert flaky.calls == 5 and slept == [1.0, 2.0, 3.0, 3.0]  # doubling, capped
+    assert "over 9.0s to read a/b.bin: connection refused" in str(caught.value)
+    assert isinstance(caught.value.__cause__, StorageUnavailable)
+
+
+@pytest.mark.parametrize(
+    "fault", [ObjectNotFound("no such object"), AccessDenied("bad credentials"), InvalidKey("..")]
+)
+def test_only_unavailable_is_retried(tmp_path: Path, fault: StorageError) -> None:
+    flaky = FlakyStore(tmp_path, failures=99, fault=fault)
+    slept: list[float] = []
+    store = RetryingStore(flaky, RetryPolicy(attempts=6), sleep=slept.append)
+    with pytest.raises(type(fault)) as caught:
+        store.get_bytes("a/b.bin")
+    assert caught.value is fault and flaky.calls == 1 and slept == []
