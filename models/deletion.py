@@ -3,23 +3,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.deletion.states import OPEN, STATUSES
 from models.base import Base, JSONType, UTCDateTime, utcnow
 
-REQUEST_STATUSES = (
-    "received",
-    "scoped",
-    "awaiting_approval",
-    "unlearning",
-    "verifying",
-    "completed",
-    "rejected",
-    "failed",
-    "cancelled",
-)
-OPEN_STATUSES = ("received", "scoped", "awaiting_approval", "unlearning", "verifying")
+# Declared once, with the transitions between them, in core/deletion/states.py.
+REQUEST_STATUSES = STATUSES
+OPEN_STATUSES = OPEN
 
 
 class DeletionRequest(Base):
@@ -30,6 +22,12 @@ class DeletionRequest(Base):
     """
 
     __tablename__ = "deletion_requests"
+    # The database holds the status to the declared states too (migration 0005).
+    __table_args__ = (
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in REQUEST_STATUSES) + ")", name="status"
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     status: Mapped[str] = mapped_column(String(30), default="received", index=True)

@@ -22,6 +22,7 @@ from api.jobs.schemas import (
 from api.methods.service import method_info, validate_params
 from core.errors import Conflict, NotFound, Unprocessable
 from core.jobs import new_job, queue_for, state_event
+from core.jobspecs import new_unlearn_job, unlearn_spec
 from core.lineage import resolve_forget, scope_hash, scope_kind
 from models import Dataset, DatasetVersion, Job, Model, ModelVersion
 from models.base import utcnow
@@ -277,20 +278,17 @@ def create_unlearn_job(session: Session, body: UnlearnJobCreate, created_by: str
             "retire the model version instead of unlearning it",
             field="forget",
         )
-    spec = {
-        "forget": scope,
-        "forget_kind": kind,
-        "forget_hash": scope_hash(scope),
-        "forget_count": len(resolution.forget_positions),
-        "dataset_id": dsv.dataset_id,
-        "dataset_version": dsv.version,
-        "dataset_version_id": dsv.id,
-        "evaluate": body.evaluate,
-        "exact": info["exact"],
-        "family": family,
-    }
-    if judge is not None:
-        spec["judge"] = judge
+    spec = unlearn_spec(
+        forget=scope,
+        forget_kind=kind,
+        forget_hash=scope_hash(scope),
+        forget_count=len(resolution.forget_positions),
+        dataset_version=dsv,
+        evaluate=body.evaluate,
+        exact=info["exact"],
+        family=family,
+        judge=judge,
+    )
     jobs: list[Job] = []
     if body.reference == "retrain" and body.method != "retrain":
         reference = _reusable_reference(session, mv.id, spec["forget_hash"])
@@ -329,19 +327,17 @@ def _concept_unlearn_job(
     scope = {"concept": concept.model_dump(mode="json")}
     canon = json.dumps(scope, sort_keys=True, separators=(",", ":"))
     dsv = session.get(DatasetVersion, mv.dataset_version_id) if mv.dataset_version_id else None
-    spec = {
-        "forget": scope,
-        "forget_kind": "concept",
-        "forget_hash": hashlib.sha256(canon.encode()).hexdigest(),
-        "forget_count": 0,
-        "dataset_id": dsv.dataset_id if dsv else None,
-        "dataset_version": dsv.version if dsv else None,
-        "dataset_version_id": dsv.id if dsv else None,
-        "evaluate": body.evaluate,
-        "exact": info["exact"],
-        "family": model.family,
-        **({"judge": judge} if judge is not None else {}),
-    }
+    spec = unlearn_spec(
+        forget=scope,
+        forget_kind="concept",
+        forget_hash=hashlib.sha256(canon.encode()).hexdigest(),
+        forget_count=0,
+        dataset_version=dsv,
+        evaluate=body.evaluate,
+        exact=info["exact"],
+        family=model.family,
+        judge=judge,
+    )
     return _unlearn_job(session, mv, body.method, params, spec, created_by)
 
 
@@ -353,18 +349,7 @@ def _unlearn_job(
     spec: dict[str, Any],
     created_by: str,
 ) -> Job:
-    return new_job(
-        session,
-        "unlearn",
-        created_by,
-        queue=queue_for(str(params.get("device", "cpu"))),
-        model_id=mv.model_id,
-        dataset_id=spec["dataset_id"],
-        model_version_id=mv.id,
-        method=method,
-        params=params,
-        spec=spec,
-    )
+    return new_unlearn_job(session, mv, method, params, spec, created_by)
 
 
 def _reusable_reference(session: Session, version_id: str, forget_hash: str) -> Job | None:

@@ -35,8 +35,9 @@ from core.deletion.pricing import Pricing, price
 from core.deletion.redact import redact_request
 from core.deletion.scope import resolve
 from core.deletion.shadows import shadow_plan, uses_shadows
+from core.deletion.states import check_action, move
 from core.errors import Conflict, Forbidden, PayloadTooLarge, Unprocessable
-from core.jobs import new_job, queue_for
+from core.jobspecs import new_unlearn_job, unlearn_spec, workflow_keys
 from core.lineage import resolve_forget, scope_hash
 from core.settings import Settings
 from core.storage import ObjectStore
@@ -164,7 +165,7 @@ def file_request(
     if scope_kind == "labels":
         radius.samples, radius.sample_ids = {}, {}  # a class is not personal data: keep bytes
     request.blast_radius = radius.summary()
-    request.status = "scoped"
+    move(request, "scoped")
     _event(
         session,
         request,
@@ -175,7 +176,7 @@ def file_request(
         descendants=len(radius.descendants),
     )
     if radius.empty:
-        request.status = "completed"
+        move(request, "completed")
         request.completed_at = utcnow()
         _event(session, request, SYSTEM, "completed", outcome="nothing_to_delete")
         from core.deletion.certificate import issue
@@ -191,7 +192,7 @@ def file_request(
     request.plan = [
         _plan_item(session, request, vid, vid in radius.descendants) for vid in affected
     ]
-    request.status = "awaiting_approval"
+    move(request, "awaiting_approval")
     _event(session, request, SYSTEM, "planned", items=len(request.plan))
     return request
 
@@ -298,14 +299,11 @@ def _items(session: Session, request_id: str) -> list[DeletionItem]:
 
 
 def approve(session: Session, request: DeletionRequest, actor: str) -> list[Job]:
-    if request.status != "awaiting_approval":
-        raise Conflict(
-            f"request {request.id} is {request.status}; only awaiting_approval can be approved"
-        )
+    check_action(request, "approve")
     if actor == request.created_by:
         raise Forbidden("the person who filed a request cannot approve it; ask a second approver")
     request.approved_by, request.approved_at = actor, utcnow()
-    request.status = "unlearning"
+    move(request, "unlearning")
     _event(session, request, actor, "approved")
     jobs = []
     for item in _items(session, request.id):
@@ -416,40 +414,23 @@ def _submit(session: Session, members: list[tuple[DeletionRequest, DeletionItem]
     device = str(params.get("device") or policy_device(policy, kind))
     if item.method in ("sisa", "retrain") and device != "cpu":
         params = {"device": device}
-    job = new_job(
-        session,
-        "unlearn",
-        SYSTEM,
-        queue=queue_for(device),
-        model_id=version.model_id,
-        dataset_id=dsv.dataset_id,
-        model_version_id=version.id,
-        method=item.method,
-        params=params,
-        spec={
-            "forget": forget,
-            "forget_kind": kind,
-            "forget_hash": scope_hash(forget),
-            "forget_count": len(resolution.forget_positions),
-            "dataset_id": dsv.dataset_id,
-            "dataset_version": dsv.version,
-            "dataset_version_id": dsv.id,
-            "evaluate": True,
-            "exact": item.method in ("sisa", "retrain"),
-            **({"judge": policy.judge} if model.family in JUDGED_FAMILIES and policy.judge else {}),
-            **(
-                {"shadow_models": policy.shadow_models}
-                if policy.shadow_models
-                and uses_shadows(model.family, kind, item.method in ("sisa", "retrain"))
-                else {}
-            ),
-            "deletion_request_id": request.id,
-            "deletion_item_id": item.id,
-            "deletion_request_ids": [r.id for r, _ in members],
-            "deletion_item_ids": [i.id for _, i in members],
-            "workflow": True,
-        },
+    exact = item.method in ("sisa", "retrain")
+    spec = unlearn_spec(
+        forget=forget,
+        forget_kind=kind,
+        forget_hash=scope_hash(forget),
+        forget_count=len(resolution.forget_positions),
+        dataset_version=dsv,
+        evaluate=True,
+        exact=exact,
+        family=model.family,
+        judge=policy.judge if model.family in JUDGED_FAMILIES and policy.judge else None,
+        shadow_models=policy.shadow_models
+        if uses_shadows(model.family, kind, exact)
+        else None,
     )
+    spec.update(workflow_keys([r.id for r, _ in members], [i.id for _, i in members]))
+    job = new_unlearn_job(session, version, item.method, params, spec, SYSTEM, device=device)
     for member_request, each in members:
         each.attempt += 1
         each.job_id, each.state, each.batch_until = job.id, "unlearning", None
@@ -543,7 +524,8 @@ def advance(
         job = session.get(Job, item.job_id)
         if job is None or job.state not in ("succeeded", "failed", "cancelled"):
             continue
-        request.status = "verifying"
+        if request.status != "verifying":
+            move(request, "verifying")
         if job.state == "succeeded":
             verdict = _keep_attempt(item, job, _verdict(session, request, item, job))
             if verdict["passed"]:
@@ -611,7 +593,7 @@ def advance(
             ]
     busy = any(i.state in ("unlearning", "waiting") for i in items)
     if any(i.state == "failed" for i in items) and not busy:
-        request.status = "failed"
+        move(request, "failed")
         request.reason = "; ".join(
             f"{i.model_version_id}: {i.history[-1].get('reason', 'failed')}"
             for i in items
@@ -643,8 +625,9 @@ def retry(session: Session, request: DeletionRequest, actor: str) -> list[Job]:
     The approval still stands: the scope and its blast radius are unchanged. Items that
     passed keep their verified results; the tainted versions stayed blocked meanwhile.
     """
-    _only_open(request, ("failed",))
-    request.status, request.reason = "unlearning", None
+    check_action(request, "retry")
+    move(request, "unlearning")
+    request.reason = None
     _event(session, request, actor, "retried")
     jobs = []
     for item in _items(session, request.id):
@@ -836,7 +819,7 @@ def close(
             purge.after_commit(
                 session, lambda folder=f"judges/{dataset_id}/": store.delete_prefix(folder)
             )
-    request.status = "completed"
+    move(request, "completed")
     request.completed_at = utcnow()
     _event(session, request, SYSTEM, "completed", outcome=erased_outcome(request))
     issue(session, request, settings)
@@ -908,23 +891,24 @@ def open_in_progress(session: Session) -> list[str]:
 
 
 def reject(session: Session, request: DeletionRequest, actor: str, reason: str) -> None:
-    _only_open(request, ("awaiting_approval", "scoped", "received"))
+    check_action(request, "reject")
     _release(session, request)
-    request.status, request.reason = "rejected", reason
+    move(request, "rejected")
+    request.reason = reason
     # The reason is free text that may name the person: the row keeps it (redacted with
     # the ids later), the log only its length, as for comments.
     _event(session, request, actor, "rejected", reason_length=len(reason))
 
 
 def cancel(session: Session, request: DeletionRequest, actor: str) -> None:
-    _only_open(request, ("awaiting_approval", "scoped", "received"))
+    check_action(request, "cancel")
     _release(session, request)
-    request.status = "cancelled"
+    move(request, "cancelled")
     _event(session, request, actor, "cancelled")
 
 
 def extend(session: Session, request: DeletionRequest, actor: str, reason: str) -> None:
-    _only_open(request, OPEN_STATUSES)
+    check_action(request, "extend")
     if request.extended:
         raise Conflict("this request was already extended once; the law allows one extension")
     if not reason.strip():
@@ -934,13 +918,6 @@ def extend(session: Session, request: DeletionRequest, actor: str, reason: str) 
     request.due_at = request.due_at + DEADLINES[request.legal_basis][1]
     request.extended, request.extension_reason = True, reason
     _event(session, request, actor, "extended", new_due_at=request.due_at.isoformat())
-
-
-def _only_open(request: DeletionRequest, allowed: tuple[str, ...]) -> None:
-    if request.status not in allowed:
-        raise Conflict(
-            f"request {request.id} is {request.status}; this needs one of {', '.join(allowed)}"
-        )
 
 
 def _held_elsewhere(session: Session, request_id: str) -> set[str]:
