@@ -24,7 +24,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from workers.engine.config import ArchitectureConfig
+from workers.engine.config import ZOO_ARCHITECTURES, ArchitectureConfig
 from workers.engine.errors import CheckpointError, CheckpointMismatch
 from workers.engine.nets import expected_state_shapes
 
@@ -207,6 +207,10 @@ def _listing(items: list[str]) -> str:
 def validate_state_dict(arch: ArchitectureConfig, state_dict: Mapping[str, torch.Tensor]) -> None:
     """Raise ``CheckpointMismatch`` naming what does not fit ``arch``; return if all fits."""
     expected = expected_state_shapes(arch)
+    if arch.name in ZOO_ARCHITECTURES:  # the library's own key names are accepted too
+        from workers.engine.zoo import canonical_keys
+
+        state_dict = canonical_keys(dict(state_dict))
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
     mismatched = [

@@ -6,11 +6,14 @@ torch, so nothing here may import it (a test checks that).
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ArchitectureName = Literal["small_cnn", "resnet18", "mnist_cnn", "mlp"]
+ArchitectureName = Literal["small_cnn", "resnet18", "mnist_cnn", "mlp", "torchvision", "timm"]
+# Bring-your-own architectures: ``model`` names one entry of the library's registry.
+ZOO_ARCHITECTURES = ("torchvision", "timm")
 
 _Side = Annotated[int, Field(ge=4, le=512)]
 
@@ -42,6 +45,15 @@ class ArchitectureConfig(BaseModel):
             "ignored by mnist_cnn, whose shapes are fixed."
         ),
     )
+    model: str | None = Field(
+        None,
+        max_length=128,
+        description=(
+            "For name torchvision or timm: the library's model name (resnet50, vit_b_16, "
+            "convnext_tiny, resnet18d, ...), built untrained at input_size and in_channels "
+            "with a num_classes head; weights come only from an uploaded checkpoint."
+        ),
+    )
     normalize_mean: list[float] | None = Field(
         None, description="Per-channel mean subtracted inside the network (inputs in [0, 1])."
     )
@@ -61,6 +73,7 @@ class ArchitectureConfig(BaseModel):
                 )
         if self.normalize_std is not None and any(s <= 0 for s in self.normalize_std):
             raise ValueError("normalize_std values must be > 0")
+        self._check_model()
         if self.name == "mnist_cnn" and (
             tuple(self.input_size) != MNIST_CNN_INPUT_SIZE or self.in_channels != 1
         ):
@@ -69,6 +82,29 @@ class ArchitectureConfig(BaseModel):
                 f"(got in_channels={self.in_channels}, input_size={tuple(self.input_size)})"
             )
         return self
+
+
+    def _check_model(self) -> None:
+        """``model`` is required for torchvision/timm, from the registry; absent otherwise."""
+        if self.name not in ZOO_ARCHITECTURES:
+            if self.model is not None:
+                raise ValueError(f"model is only for torchvision or timm, not {self.name!r}")
+            return
+        if self.model is None:
+            raise ValueError(f"{self.name} needs a model name, e.g. {_ZOO_EXAMPLE[self.name]}")
+        from workers.engine.zoo_names import TIMM_MODELS, TORCHVISION_MODELS
+
+        known = TORCHVISION_MODELS if self.name == "torchvision" else TIMM_MODELS
+        if self.model not in known:
+            close = difflib.get_close_matches(self.model, sorted(known), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(
+                f"{self.model!r} is not a {self.name} classification model "
+                f"({len(known)} known){hint}"
+            )
+
+
+_ZOO_EXAMPLE = {"torchvision": "'resnet50'", "timm": "'resnet18d'"}
 
 
 class TrainParams(BaseModel):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from workers.engine.config import ArchitectureConfig
+from workers.engine.config import ZOO_ARCHITECTURES, ArchitectureConfig
 
 
 class Classifier(nn.Module):
@@ -218,10 +218,15 @@ NETWORKS: dict[str, Callable[[ArchitectureConfig], Classifier]] = {
 
 def build_network(arch: ArchitectureConfig) -> Classifier:
     """A freshly initialised network for ``arch`` (uses the global torch RNG)."""
+    if arch.name in ZOO_ARCHITECTURES:
+        from workers.engine.zoo import ZooClassifier  # imports torchvision/timm lazily
+
+        return ZooClassifier(arch)
     try:
         factory = NETWORKS[arch.name]
     except KeyError:
-        raise ValueError(f"unknown architecture {arch.name!r}; known: {sorted(NETWORKS)}") from None
+        known = sorted([*NETWORKS, *ZOO_ARCHITECTURES])
+        raise ValueError(f"unknown architecture {arch.name!r}; known: {known}") from None
     return factory(arch)
 
 

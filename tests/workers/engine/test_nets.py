@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from workers.engine.config import ArchitectureConfig
+from workers.engine.config import ZOO_ARCHITECTURES, ArchitectureConfig
 from workers.engine.nets import (
     NETWORKS,
     Classifier,
@@ -49,9 +49,10 @@ def test_output_and_feature_shapes(name: str, channels: int, size: tuple[int, in
 
 def test_registry_covers_every_configurable_architecture() -> None:
     names = ArchitectureConfig.model_fields["name"].annotation.__args__  # type: ignore[union-attr]
-    assert set(NETWORKS) == set(names)
+    assert set(NETWORKS) | set(ZOO_ARCHITECTURES) == set(names)
+    zoo_models = {"torchvision": "resnet18", "timm": "resnet18d"}
     for name in names:
-        arch = ArchitectureConfig(name=name, num_classes=3)
+        arch = ArchitectureConfig(name=name, num_classes=3, model=zoo_models.get(name))
         assert isinstance(build_network(arch), Classifier)
 
 

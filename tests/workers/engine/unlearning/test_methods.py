@@ -307,6 +307,56 @@ def test_method_runs_on_a_batchnorm_cnn(name: str, conv_world: World) -> None:
     build_network(CONV).load_state_dict(result.state_dict)  # strict
 
 
+# Bring-your-own architectures (1-channel input: the stem is rebuilt; 4-class head).
+ZOO = {
+    "torchvision": ArchitectureConfig(
+        name="torchvision", model="mobilenet_v3_small", num_classes=4, input_size=(16, 16)
+    ),
+    "timm": ArchitectureConfig(
+        name="timm", model="test_resnet", num_classes=4, input_size=(16, 16)
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def zoo_data(classwise_world: World) -> UnlearnData:
+    """A few samples of the class-wise data: per-layer mechanics, not forgetting quality."""
+    data = classwise_world.data
+
+    def head(arrays: Any, n: int) -> Any:
+        return arrays.subset(np.arange(len(arrays.labels)) < n)
+
+    return UnlearnData(
+        forget=head(data.forget, 16),
+        retain=head(data.retain, 48),
+        test=head(data.test, 32),
+        forget_labels=data.forget_labels,
+    )
+
+
+@pytest.mark.parametrize("library", sorted(ZOO))
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_method_runs_on_a_library_model(
+    name: str, library: str, zoo_data: UnlearnData, classwise_world: World
+) -> None:
+    """Every method runs on a torchvision and a timm model and keeps its state dict shape."""
+    arch = ZOO[library]
+    torch.manual_seed(0)
+    weights = {k: v.clone() for k, v in build_network(arch).state_dict().items()}
+    recipe = classwise_world.recipe.model_copy(update={"epochs": 1, "batch_size": 16})
+    params = {**FAST[name]["labels"], "device": "cpu"}
+    if "epochs" in METHODS[name].Params.model_fields and name != "retrain":
+        params["epochs"] = 1
+    result = get_method(name).run(arch, weights, zoo_data, params, None, recipe)
+    assert {k: v.shape for k, v in result.state_dict.items()} == {
+        k: v.shape for k, v in weights.items()
+    }
+    assert all(torch.isfinite(v.float()).all() for v in result.state_dict.values())
+    changed = [k for k, v in result.state_dict.items() if not torch.equal(v, weights[k])]
+    assert changed, f"{name} left every weight of the {library} model untouched"
+    build_network(arch).load_state_dict(result.state_dict)  # strict
+
+
 def test_shadow_neuron_round_trip_keeps_other_classes() -> None:
     from workers.engine.unlearning.boundary_expanding import set_head_outputs
 
