@@ -24,7 +24,7 @@ from api.deletion_requests.schemas import (
 from api.deps import Compliance, Reader, SessionDep, SettingsDep, StoreDep
 from api.ratelimit import rate_limit
 from api.schemas import CONFLICT, ERRORS, NOT_FOUND, ErrorBody
-from core.deletion import flows
+from core.deletion import flows, states
 from core.deletion.concepts import resolve_concept
 from core.deletion.redact import redacted_scope
 from core.deletion.render import render_html, render_pdf
@@ -50,8 +50,15 @@ def _get(session: SessionDep, request_id: str) -> DeletionRequest:
 DECIDERS = ("admin", "compliance")
 
 
-def _public(session: SessionDep, request: DeletionRequest) -> DeletionRequestPublic:
+def _public(session: SessionDep, request: DeletionRequest, key: ApiKey) -> DeletionRequestPublic:
     out = DeletionRequestPublic.model_validate(request)
+    out.allowed_actions = states.allowed_actions(
+        request.status,
+        role=key.role,
+        caller=key.id,
+        created_by=request.created_by,
+        extended=request.extended,
+    )
     out.overdue, out.due_soon = flows.overdue(request), flows.due_soon(request)
     out.has_certificate = request.certificate is not None
     rows = session.execute(
@@ -119,7 +126,7 @@ def file_request(
     body: DeletionRequestCreate, session: SessionDep, settings: SettingsDep, key: Compliance
 ) -> DeletionRequestPublic:
     """File a request; the response already shows the blast radius and the plan."""
-    return _public(session, _file(session, settings, body, key.id))
+    return _public(session, _file(session, settings, body, key.id), key)
 
 
 @router.post("/preview", response_model=DeletionPreviewPublic, responses={**NOT_FOUND})
@@ -215,7 +222,7 @@ def file_bulk(
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "row"
             raise Unprocessable(f"line {number}: {where}: {first['msg']}", field="file") from exc
-    created = [_public(session, _file(session, settings, b, key.id)) for b in bodies]
+    created = [_public(session, _file(session, settings, b, key.id), key) for b in bodies]
     return DeletionRequestsPublic(data=created, count=len(created))
 
 
@@ -234,7 +241,7 @@ def list_requests(
     if cursor:
         stmt = stmt.where(DeletionRequest.id < cursor)
     rows = session.scalars(stmt).all()
-    data = [_shown_to(key, settings, _public(session, r), r) for r in rows[:limit]]
+    data = [_shown_to(key, settings, _public(session, r, key), r) for r in rows[:limit]]
     return DeletionRequestsPublic(
         data=data, count=len(data), next_cursor=rows[limit - 1].id if len(rows) > limit else None
     )
@@ -245,7 +252,7 @@ def get_request(
     request_id: str, session: SessionDep, settings: SettingsDep, key: Reader
 ) -> DeletionRequestPublic:
     found = _get(session, request_id)
-    return _shown_to(key, settings, _public(session, found), found)
+    return _shown_to(key, settings, _public(session, found, key), found)
 
 
 def _shown_to(
@@ -309,7 +316,7 @@ def approve(
     request = _get(session, request_id)
     jobs = flows.approve(session, request, key.id)
     _dispatch(session, settings, jobs)
-    return _public(session, request)
+    return _public(session, request, key)
 
 
 @router.post(
@@ -327,7 +334,7 @@ def retry(
     request = _get(session, request_id)
     jobs = flows.retry(session, request, key.id)
     _dispatch(session, settings, jobs)
-    return _public(session, request)
+    return _public(session, request, key)
 
 
 @router.post(
@@ -340,7 +347,7 @@ def reject(
 ) -> DeletionRequestPublic:
     request = _get(session, request_id)
     flows.reject(session, request, key.id, body.reason)
-    return _public(session, request)
+    return _public(session, request, key)
 
 
 @router.post(
@@ -351,7 +358,7 @@ def reject(
 def cancel(request_id: str, session: SessionDep, key: Compliance) -> DeletionRequestPublic:
     request = _get(session, request_id)
     flows.cancel(session, request, key.id)
-    return _public(session, request)
+    return _public(session, request, key)
 
 
 @router.post(
@@ -364,21 +371,26 @@ def extend(
 ) -> DeletionRequestPublic:
     request = _get(session, request_id)
     flows.extend(session, request, key.id, body.reason)
-    return _public(session, request)
+    return _public(session, request, key)
 
 
-@router.post("/{request_id}/advance", response_model=DeletionRequestPublic, responses={**NOT_FOUND})
+@router.post(
+    "/{request_id}/advance",
+    response_model=DeletionRequestPublic,
+    responses={**NOT_FOUND, **CONFLICT},
+)
 def advance(
-    request_id: str, session: SessionDep, settings: SettingsDep, store: StoreDep, _: Compliance
+    request_id: str, session: SessionDep, settings: SettingsDep, store: StoreDep, key: Compliance
 ) -> DeletionRequestPublic:
     """Re-check the request's jobs now, and start any batch whose window has closed
-    (workers and the sweeper also do this on their own)."""
+    (workers and the sweeper also do this on their own); 409 unless its jobs run."""
     if flows.lock_request(session, request_id) is None:
         raise NotFound(f"deletion request {request_id} not found")
     request = _get(session, request_id)
+    states.check_action(request, "advance")
     jobs = flows.advance(session, store, settings, request)
     _dispatch(session, settings, jobs + flows.start_batches(session))
-    return _public(session, request)
+    return _public(session, request, key)
 
 
 @router.get(

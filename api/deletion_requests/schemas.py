@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 
 from api.schemas import ORMModel, RequestBody
+from core.deletion.states import RequestStatus
 
 LegalBasis = Literal["gdpr_art17", "ccpa", "other"]
 
@@ -118,7 +119,16 @@ class DeletionItemPublic(ORMModel):
 
 class DeletionRequestPublic(ORMModel):
     id: str
-    status: str
+    status: RequestStatus = Field(
+        description="received → scoped → awaiting_approval → unlearning → verifying → "
+        "completed, or rejected / cancelled (before approval) / failed (retry runs it again)"
+    )
+    allowed_actions: list[str] = Field(
+        default=[],
+        description="What the caller may do now (approve, reject, cancel, extend, advance, "
+        "retry), from the request's status and the caller's role: the filer cannot approve, "
+        "and only compliance and admin keys decide",
+    )
     scope_kind: str
     scope: dict[str, Any] = Field(
         description="While the request is open, and to compliance and admin keys only: the "

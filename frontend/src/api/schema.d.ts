@@ -362,7 +362,7 @@ export interface paths {
         /**
          * Advance
          * @description Re-check the request's jobs now, and start any batch whose window has closed
-         *     (workers and the sweeper also do this on their own).
+         *     (workers and the sweeper also do this on their own); 409 unless its jobs run.
          */
         post: operations["deletion-requests-advance"];
         delete?: never;
@@ -1841,6 +1841,12 @@ export interface components {
         };
         /** DeletionRequestPublic */
         DeletionRequestPublic: {
+            /**
+             * Allowed Actions
+             * @description What the caller may do now (approve, reject, cancel, extend, advance, retry), from the request's status and the caller's role: the filer cannot approve, and only compliance and admin keys decide
+             * @default []
+             */
+            allowed_actions: string[];
             /** Approved At */
             approved_at: string | null;
             /** Approved By */
@@ -1918,8 +1924,8 @@ export interface components {
             scope_commitments: string[];
             /** Scope Kind */
             scope_kind: string;
-            /** Status */
-            status: string;
+            /** @description received → scoped → awaiting_approval → unlearning → verifying → completed, or rejected / cancelled (before approval) / failed (retry runs it again) */
+            status: components["schemas"]["RequestStatus"];
         };
         /** DeletionRequestsPublic */
         DeletionRequestsPublic: {
@@ -2938,6 +2944,11 @@ export interface components {
             /** Subject Ids */
             subject_ids?: string[] | null;
         };
+        /**
+         * RequestStatus
+         * @enum {string}
+         */
+        RequestStatus: "received" | "scoped" | "awaiting_approval" | "unlearning" | "verifying" | "completed" | "rejected" | "failed" | "cancelled";
         /** SamplePublic */
         SamplePublic: {
             /** Caption */
@@ -3616,6 +3627,7 @@ export type SchemaPageModelPublic = components['schemas']['Page_ModelPublic_'];
 export type SchemaPageModelVersionPublic = components['schemas']['Page_ModelVersionPublic_'];
 export type SchemaPromptGenerateParams = components['schemas']['PromptGenerateParams'];
 export type SchemaRequestScope = components['schemas']['RequestScope'];
+export type SchemaRequestStatus = components['schemas']['RequestStatus'];
 export type SchemaSamplePublic = components['schemas']['SamplePublic'];
 export type SchemaSamplesPage = components['schemas']['SamplesPage'];
 export type SchemaSisaSpec = components['schemas']['SisaSpec'];
@@ -5355,7 +5367,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The first request with this Idempotency-Key is still running */
+            /** @description Conflicts with the current state */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -15,8 +15,8 @@ function api(request: ReturnType<typeof fakeRequest>, calls: string[] = []) {
     const p = url.pathname;
     calls.push(`${r.method} ${p}`);
     if (p.endsWith("/timeline")) return json(timeline);
-    if (p.endsWith("/approve")) return json({ ...request, status: "unlearning", approved_by: "key_me" });
-    if (p.endsWith("/reject")) return json({ ...request, status: "rejected", reason: "not our data" });
+    if (p.endsWith("/approve")) return json({ ...request, status: "unlearning", approved_by: "key_me", allowed_actions: ["extend", "advance"] });
+    if (p.endsWith("/reject")) return json({ ...request, status: "rejected", reason: "not our data", allowed_actions: [] });
     if (p.endsWith(`/deletion-requests/${request.id}`)) return json(request);
     if (p.endsWith("/datasets") || p.endsWith("/models")) return json({ data: [], count: 0, next_cursor: null });
     return undefined;
@@ -24,29 +24,35 @@ function api(request: ReturnType<typeof fakeRequest>, calls: string[] = []) {
 }
 
 describe("who may decide on a request", () => {
-  const r = { status: "awaiting_approval", created_by: "key_filer", extended: false };
-  it("offers approve to a second compliance officer, never to the filer", () => {
-    expect(allowedActions(r, "compliance", "key_other").actions).toEqual(["approve", "reject", "cancel", "extend"]);
-    const filer = allowedActions(r, "compliance", "key_filer");
+  // The actions are the server's allowed_actions (from its states table and the key's
+  // role); the page adds only the notes that say why one is missing.
+  const r = { status: "awaiting_approval" as const, extended: false, allowed_actions: ["approve", "reject", "cancel", "extend"] };
+  it("offers what the server allows, in its order, and tells the filer why approve is missing", () => {
+    expect(allowedActions(r, "compliance").actions).toEqual(["approve", "reject", "cancel", "extend"]);
+    const filer = allowedActions({ ...r, allowed_actions: ["reject", "cancel", "extend"] }, "compliance");
     expect(filer.actions).toEqual(["reject", "cancel", "extend"]);
     expect(filer.notes[0]).toMatch(/You filed this request/);
   });
 
+  it("never adds an action the server did not list, and drops names it does not know", () => {
+    expect(allowedActions({ ...r, allowed_actions: ["cancel", "teleport"] }, "admin").actions).toEqual(["cancel"]);
+    expect(allowedActions({ ...r, status: "unlearning", allowed_actions: [] }, "admin").actions).toEqual([]);
+  });
+
   it("offers nothing to engineers and viewers, and says why", () => {
     for (const role of ["engineer", "viewer"]) {
-      const a = allowedActions(r, role, "key_other");
+      const a = allowedActions({ ...r, allowed_actions: [] }, role);
       expect(a.actions).toEqual([]);
       expect(a.notes[0]).toMatch(/compliance or admin role/);
     }
   });
 
-  it("follows the state: no reject once unlearning, one extension, nothing when closed", () => {
-    expect(allowedActions({ ...r, status: "unlearning" }, "admin", "k").actions).toEqual(["extend", "advance"]);
-    const extended = allowedActions({ ...r, extended: true }, "admin", "k");
+  it("explains a used extension and a failed request", () => {
+    const extended = allowedActions({ ...r, extended: true, allowed_actions: ["approve", "reject", "cancel"] }, "admin");
     expect(extended.actions).not.toContain("extend");
     expect(extended.notes.join(" ")).toMatch(/already extended once/);
-    expect(allowedActions({ ...r, status: "completed" }, "admin", "k")).toEqual({ actions: [], notes: [] });
-    const failed = allowedActions({ ...r, status: "failed" }, "compliance", "key_filer");
+    expect(allowedActions({ ...r, status: "completed", allowed_actions: [] }, "admin")).toEqual({ actions: [], notes: [] });
+    const failed = allowedActions({ ...r, status: "failed", allowed_actions: ["retry"] }, "compliance");
     expect(failed.actions).toEqual(["retry"]);
     expect(failed.notes.join(" ")).toMatch(/stay blocked.*then retry/);
   });
@@ -56,7 +62,7 @@ describe("deletion request page", () => {
   afterEach(cleanupPage);
 
   it("shows the timeline, blast radius and plan, and tells the filer why they cannot approve", async () => {
-    const request = fakeRequest();
+    const request = fakeRequest({ allowed_actions: ["reject", "cancel", "extend"] });
     await renderPage({ role: "compliance", keyId: "key_filer", path: "/deletion-requests/dr_0001", route: "/deletion-requests/:requestId", load, handler: api(request) });
     expect(await screen.findByText(/You filed this request, so you cannot approve it/)).toBeTruthy();
     expect(screen.queryByRole("button", { name: "Approve" })).toBeNull();
@@ -82,9 +88,10 @@ describe("deletion request page", () => {
   });
 
   it("lets a second officer approve, and reject only with a reason", async () => {
-    const request = fakeRequest();
+    const request = fakeRequest({ allowed_actions: ["approve", "reject", "cancel", "extend"] });
     const calls: string[] = [];
     await renderPage({ role: "compliance", keyId: "key_other", path: "/deletion-requests/dr_0001", route: "/deletion-requests/:requestId", load, handler: api(request, calls) });
+    expect(await screen.findByRole("button", { name: "Approve" })).toBeTruthy();
     fireEvent.click(await screen.findByRole("button", { name: "Reject…" }));
     const submit = screen.getByRole("button", { name: "Reject request" }) as HTMLButtonElement;
     expect(submit.disabled).toBe(true);
@@ -92,6 +99,13 @@ describe("deletion request page", () => {
     fireEvent.click(submit);
     await waitFor(() => expect(calls).toContain("POST /api/v1/deletion-requests/dr_0001/reject"));
     expect(await screen.findByText("not our data")).toBeTruthy();
+  });
+
+  it("shows exactly the buttons the server allows, whatever the status suggests", async () => {
+    const request = fakeRequest({ allowed_actions: ["cancel"] });
+    await renderPage({ role: "admin", keyId: "key_other", path: "/deletion-requests/dr_0001", route: "/deletion-requests/:requestId", load, handler: api(request) });
+    const group = await screen.findByRole("group", { name: "Decisions" });
+    expect([...group.querySelectorAll("button")].map((b) => b.textContent)).toEqual(["Cancel request"]);
   });
 
   it("shows a viewer no decisions, and an unknown id as the API's 404", async () => {

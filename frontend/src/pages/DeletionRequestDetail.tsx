@@ -3,7 +3,7 @@ import { useId, useState, type ReactNode } from "react";
 import { Link, useParams } from "react-router";
 
 import { api, saveBlob, unwrap } from "../api/client";
-import { invalidateRequest, LEGAL_BASIS_TEXT, MOVING, OPEN_STATUSES, UNDECIDED, useDeletionRequest, useTimeline } from "../api/deletion";
+import { invalidateRequest, LEGAL_BASIS_TEXT, OPEN_STATUSES, useDeletionRequest, useTimeline } from "../api/deletion";
 import { toApiError } from "../api/errors";
 import { isActive, useAllDatasets, useAllModels, useJob } from "../api/queries";
 import type { DeletionItem, DeletionRequest, Job, PlanItem, TimelineEntry } from "../api/types";
@@ -18,40 +18,33 @@ import { verifyCertificate, type Check } from "../verify/certificate";
 
 type Action = "approve" | "reject" | "cancel" | "extend" | "advance" | "retry";
 
-/** What the signed-in key may do to this request now, and why not otherwise. */
-export function allowedActions(request: Pick<DeletionRequest, "status" | "created_by" | "extended">, role: string | undefined, keyId: string | undefined): { actions: Action[]; notes: string[] } {
+/** What the signed-in key may do to this request now, and why not otherwise. The actions
+ * are the server's `allowed_actions` (computed from the request's states table and the
+ * key's role, so the buttons never drift from what the API accepts); the notes only
+ * explain what is missing. */
+export function allowedActions(request: Pick<DeletionRequest, "status" | "extended" | "allowed_actions">, role: string | undefined): { actions: Action[]; notes: string[] } {
+  const actions = (request.allowed_actions ?? []).filter((a): a is Action => a in LABELS);
   const notes: string[] = [];
+  const open = OPEN_STATUSES.includes(request.status);
   if (role !== "admin" && role !== "compliance") {
-    if (OPEN_STATUSES.includes(request.status)) notes.push("Deciding on deletion requests needs the compliance or admin role.");
-    return { actions: [], notes };
+    if (open) notes.push("Deciding on deletion requests needs the compliance or admin role.");
+    return { actions, notes };
   }
-  const actions: Action[] = [];
-  if (request.status === "awaiting_approval") {
-    if (keyId && keyId === request.created_by) notes.push("You filed this request, so you cannot approve it: a second person (compliance or admin) must.");
-    else actions.push("approve");
-  }
-  if (UNDECIDED.includes(request.status)) actions.push("reject", "cancel");
-  if (OPEN_STATUSES.includes(request.status)) {
-    if (request.extended) notes.push("The deadline was already extended once; the law allows one extension.");
-    else actions.push("extend");
-  }
-  if (MOVING.includes(request.status)) actions.push("advance");
-  if (request.status === "failed") {
-    actions.push("retry");
-    notes.push("Unlearning failed verification and its fallback; the affected versions stay blocked. Change the model's deletion policy or fix the failed job, then retry.");
-  }
+  if (request.status === "awaiting_approval" && !actions.includes("approve")) notes.push("You filed this request, so you cannot approve it: a second person (compliance or admin) must.");
+  if (open && request.extended) notes.push("The deadline was already extended once; the law allows one extension.");
+  if (actions.includes("retry")) notes.push("Unlearning failed verification and its fallback; the affected versions stay blocked. Change the model's deletion policy or fix the failed job, then retry.");
   return { actions, notes };
 }
 
 const LABELS: Record<Action, string> = { approve: "Approve", reject: "Reject…", cancel: "Cancel request", extend: "Extend deadline…", advance: "Re-check jobs now", retry: "Retry failed versions" };
 
 function Actions({ request }: { request: DeletionRequest }): ReactNode {
-  const { me, role } = useAuth();
+  const { role } = useAuth();
   const queryClient = useQueryClient();
   const [asking, setAsking] = useState<"reject" | "extend" | null>(null);
   const [reason, setReason] = useState("");
   const id = useId();
-  const { actions, notes } = allowedActions(request, role, me?.id);
+  const { actions, notes } = allowedActions(request, role);
   const run = useMutation({
     mutationFn: async ({ action, why }: { action: Action; why?: string }) => {
       const path = { params: { path: { request_id: request.id } } };

@@ -89,6 +89,7 @@ export function fakeRequest(over: Record<string, unknown> = {}) {
     completed_at: null,
     has_certificate: false,
     items: [],
+    allowed_actions: [],
     ...over,
   };
 }
