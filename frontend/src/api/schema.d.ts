@@ -1183,11 +1183,16 @@ export interface components {
                 number
             ];
             /**
+             * Model
+             * @description For name torchvision or timm: the library's model name (resnet50, vit_b_16, convnext_tiny, resnet18d, ...), built untrained at input_size and in_channels with a num_classes head; weights come only from an uploaded checkpoint.
+             */
+            model?: string | null;
+            /**
              * Name
              * @description Network family.
              * @enum {string}
              */
-            name: "small_cnn" | "resnet18" | "mnist_cnn" | "mlp";
+            name: "small_cnn" | "resnet18" | "mnist_cnn" | "mlp" | "torchvision" | "timm";
             /**
              * Normalize Mean
              * @description Per-channel mean subtracted inside the network (inputs in [0, 1]).
