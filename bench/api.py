@@ -29,15 +29,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import markdown_table, write_section  # noqa: E402
-from core.settings import Settings  # noqa: E402
-from tests.fixtures.s3server import free_port  # noqa: E402
-from tests.services import (  # noqa: E402
+from bench.services import (  # noqa: E402
     ADMIN_KEY,
     WorkerProcess,
+    free_port,
     postgres_database,
     redis_database,
     settings_env,
 )
+from core.settings import Settings  # noqa: E402
 
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
 

@@ -39,6 +39,7 @@ from sqlalchemy import insert, text  # noqa: E402
 from sqlalchemy.orm import sessionmaker  # noqa: E402
 
 from bench.report import markdown_table, write_section  # noqa: E402
+from bench.services import postgres_database  # noqa: E402
 from core import migrate  # noqa: E402
 from core.audit import log  # noqa: E402
 from core.audit.events import GENESIS_HASH, at_iso, event_hash  # noqa: E402
@@ -56,7 +57,6 @@ from core.db import make_engine  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.signing import CHECKPOINT_CONTEXT, Signer, signed_message  # noqa: E402
 from models import AuditCheckpoint, AuditEvent  # noqa: E402
-from tests.services import postgres_database  # noqa: E402
 
 GOAL_SECONDS = 10.0
 ACTIONS = (

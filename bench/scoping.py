@@ -38,6 +38,7 @@ from sqlalchemy import select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from bench.report import markdown_table, write_section  # noqa: E402
+from bench.services import postgres_database  # noqa: E402
 from core import migrate  # noqa: E402
 from core.db import make_engine  # noqa: E402
 from core.deletion import scope  # noqa: E402
@@ -45,7 +46,6 @@ from core.lineage import encode_mask  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from models import DatasetVersion, ModelVersion  # noqa: E402
 from models.lineage import mask_blocks  # noqa: E402
-from tests.services import postgres_database  # noqa: E402
 
 SAMPLES_PER_SUBJECT = 10
 NOW = "2026-11-28 00:00:00+00"

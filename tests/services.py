@@ -1,141 +1,37 @@
-"""Real services for tests: a fresh Postgres database, a Redis db, an S3 server, workers.
+"""Real services for tests: a fresh Postgres database, a Redis db, workers, ``wait_for``.
 
-Nothing here is a mock: the API and the workers talk to the same servers production does.
+They live in ``bench/services.py`` (the benchmarks start the same services and must not
+import the test suite); this module is the tests' name for them.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from bench.services import (
+    ADMIN_KEY,
+    CLAIM_KEY,
+    PG_ADMIN,
+    REDIS,
+    REPO,
+    WorkerProcess,
+    die_with_parent,
+    free_port,
+    postgres_database,
+    redis_database,
+    settings_env,
+    wait_for,
+)
 
-import psycopg
-
-from core.cli import _die_with_parent as die_with_parent
-from core.settings import Settings
-
-PG_ADMIN = os.environ.get("EXPUNGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS = os.environ.get("EXPUNGE_TEST_REDIS", "redis://127.0.0.1:6379")
-ADMIN_KEY = "exp_testadmin0001_" + "t" * 43
-REPO = Path(__file__).resolve().parent.parent
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A throw-away database; dropped afterwards even if workers still hold connections."""
-    name = f"expunge_test_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-CLAIM_KEY = "expunge:test-session"
-
-
-@contextmanager
-def redis_database() -> Iterator[str]:
-    """A Redis logical database no other live test session holds (1–14; 15 is the fault
-    stack's). Two sessions sharing one would steal each other's Celery messages, so each
-    claims its database with a key that expires if the session dies without letting go."""
-    import redis
-
-    token = secrets.token_hex(8)
-    order = [n + 1 for n in range(14)]
-    start = secrets.randbelow(14)
-    for db in order[start:] + order[:start]:
-        client = redis.Redis.from_url(f"{REDIS}/{db}")
-        if client.set(CLAIM_KEY, token, nx=True, ex=3 * 3600):
-            try:
-                yield f"{REDIS}/{db}"
-            finally:
-                if client.get(CLAIM_KEY) == token.encode():
-                    client.delete(CLAIM_KEY)
-                client.close()
-            return
-        client.close()
-    raise RuntimeError(f"every Redis database 1-14 is claimed ({CLAIM_KEY}); is a run stuck?")
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment a child process needs to see the same backends as ``settings``."""
-    env = {
-        "EXPUNGE_ENV": settings.env,
-        "EXPUNGE_HOME": str(settings.home),
-        "EXPUNGE_DATABASE_URL": settings.database_url,
-        "EXPUNGE_BROKER_URL": settings.broker_url,
-        "EXPUNGE_STORAGE_URL": settings.storage_url,
-        "EXPUNGE_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
-        "EXPUNGE_LOST_AFTER_SECONDS": str(settings.lost_after_seconds),
-        "EXPUNGE_DISPATCH_RETRY_SECONDS": str(settings.dispatch_retry_seconds),
-        "EXPUNGE_TORCH_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-    }
-    for name in ("s3_access_key", "s3_secret_key", "bootstrap_admin_key"):
-        value = getattr(settings, name)
-        if value:
-            env[f"EXPUNGE_{name.upper()}"] = value
-    return env
-
-
-class WorkerProcess:
-    """`expunge worker` as a real child process (solo pool), with its log kept for failures."""
-
-    def __init__(self, settings: Settings, log_path: Path, queues: str = "cpu,gpu") -> None:
-        self.log_path = log_path
-        self.settings = settings
-        self.queues = queues
-        self._starts = 0
-        self.proc = self._spawn()
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        env = {**os.environ, **settings_env(self.settings)}
-        self._starts += 1
-        return subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "worker", "--queues", self.queues],
-            preexec_fn=die_with_parent,
-            cwd=REPO,
-            env=env,
-            stdout=self.log_path.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def restart(self) -> WorkerProcess:
-        self.stop()
-        self.proc = self._spawn()
-        return self.wait_ready()
-
-    def wait_ready(self, timeout: float = 60) -> WorkerProcess:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.log()}")
-            if self.log().count("ready.") >= self._starts:
-                return self
-            time.sleep(0.2)
-        raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+__all__ = [
+    "ADMIN_KEY",
+    "CLAIM_KEY",
+    "PG_ADMIN",
+    "REDIS",
+    "REPO",
+    "WorkerProcess",
+    "die_with_parent",
+    "free_port",
+    "postgres_database",
+    "redis_database",
+    "settings_env",
+    "wait_for",
+]
