@@ -1,9 +1,10 @@
 """User uploads: image-folder archives and CSV/Parquet manifests → ``DatasetImport``.
 
 Uploads come from people we do not control, so every archive is inspected from its
-headers before a byte is extracted: absolute paths, ``..`` segments, links and device
-entries, too many entries, too many declared bytes and compression bombs are refused
-with a message the uploader can act on. Accepted members are then copied into a private
+headers before a byte is extracted (``core.archives``, the one safe extractor): absolute
+paths, ``..`` segments, links and device entries, too many entries, too many declared
+bytes and compression bombs are refused with a message the uploader can act on.
+Accepted members are then copied into a private
 temporary folder under names we choose (``00000017.img``), never under the member's own
 path, so nothing an archive says can make us write anywhere else. Images are decoded
 with PIL restricted to PNG, JPEG, PGM/PPM and BMP, with ``Image.MAX_IMAGE_PIXELS``
@@ -24,22 +25,29 @@ from __future__ import annotations
 import csv
 import io
 import re
-import stat
-import tarfile
 import tempfile
 import warnings
-import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from core.archives import (
+    DEFAULT_MAX_FILES,
+    DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    MAX_COMPRESSION_RATIO,
+    ArchiveError,
+    Budget,
+    Member,
+    clean_member_path,
+    open_archive,
+    refuse_duplicates,
+)
 from core.datasets.errors import DatasetImportError
 from core.datasets.records import SPLITS, DatasetImport, SampleRecord
 
@@ -52,12 +60,6 @@ __all__ = [
     "import_manifest",
 ]
 
-DEFAULT_MAX_FILES = 200_000
-DEFAULT_MAX_UNCOMPRESSED_BYTES = 2 << 30
-# A member that inflates more than this is treated as a compression bomb ...
-MAX_COMPRESSION_RATIO = 100
-# ... once it is big enough to matter: a blank 112×92 PGM legitimately deflates 300×.
-RATIO_CHECK_MIN_BYTES = 1 << 20
 MANIFEST_NAME = "manifest.csv"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".pbm", ".pnm", ".bmp"}
 # PIL format names for the suffixes above; anything else is refused, even if PIL could
@@ -66,7 +68,6 @@ _PIL_FORMATS = ["PNG", "JPEG", "PPM", "BMP"]
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 _MANIFEST_COLUMNS = {"path", "label", "subject_id", "caption", "split", "sample_id"}
-_COPY_CHUNK = 1 << 20
 # The decoded array must fit in memory; refuse before allocating rather than after.
 MAX_DECODED_BYTES = 8 << 30
 
@@ -84,34 +85,15 @@ class _Entry:
     split: str
 
 
-@dataclass
-class _Member:
-    name: str  # normalised posix path inside the archive
-    size: int
-    handle: Any  # ZipInfo or TarInfo
-
-
 # ------------------------------------------------------------- member inspection
 
 
 def _clean_member_path(raw: str) -> str:
     """Normalise an archive member name or refuse it if it could escape the archive."""
-    if "\x00" in raw or any(ord(ch) < 32 for ch in raw):
-        raise DatasetImportError(f"archive member {raw!r} has a control character in its name")
-    if "\\" in raw:
-        raise DatasetImportError(
-            f"archive member {raw!r} uses a backslash; re-create the archive with '/' paths"
-        )
-    if raw.startswith("/") or re.match(r"^[A-Za-z]:", raw):
-        raise DatasetImportError(
-            f"archive member {raw!r} has an absolute path; archives must hold relative paths"
-        )
-    parts = [part for part in raw.split("/") if part not in ("", ".")]
-    if ".." in parts:
-        raise DatasetImportError(
-            f"archive member {raw!r} contains '..'; paths may not point outside the archive"
-        )
-    return "/".join(parts)
+    try:
+        return clean_member_path(raw)
+    except ArchiveError as exc:
+        raise DatasetImportError(str(exc)) from None
 
 
 def _is_junk(name: str) -> bool:
@@ -120,99 +102,14 @@ def _is_junk(name: str) -> bool:
     return parts[0] == "__MACOSX" or parts[-1] in _JUNK_NAMES or parts[-1].startswith("._")
 
 
-class _Budget:
-    """Counts entries and declared bytes, failing as soon as a limit is crossed."""
-
-    def __init__(self, max_files: int, max_bytes: int) -> None:
-        self.max_files = max_files
-        self.max_bytes = max_bytes
-        self.entries = 0
-        self.total = 0
+class _Budget(Budget):
+    """The archive budget, for manifests' files too, failing as a DatasetImportError."""
 
     def add(self, name: str, size: int) -> None:
-        self.entries += 1
-        if self.entries > self.max_files:
-            raise DatasetImportError(
-                f"the archive has more than {self.max_files} entries; "
-                "split it into smaller uploads or raise max_files"
-            )
-        if size < 0:
-            raise DatasetImportError(f"archive member {name!r} declares a negative size")
-        self.total += size
-        if self.total > self.max_bytes:
-            raise DatasetImportError(
-                f"the archive unpacks to more than {self.max_bytes} bytes "
-                f"(reached at {name!r}); split it or raise max_uncompressed_bytes"
-            )
-
-
-def _zip_members(archive: zipfile.ZipFile, budget: _Budget) -> list[_Member]:
-    members = []
-    for info in archive.infolist():
-        budget.add(info.filename, info.file_size)
-        name = _clean_member_path(info.filename)
-        # Unix archivers keep st_mode in the high 16 bits; the type bits may be absent
-        # (Python's writestr stores permissions only), which means a regular file.
-        mode = info.external_attr >> 16
-        if stat.S_ISLNK(mode):
-            raise DatasetImportError(
-                f"archive member {info.filename!r} is a symbolic link; links are not allowed"
-            )
-        if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            raise DatasetImportError(f"archive member {info.filename!r} is not a regular file")
-        if info.is_dir() or not name:
-            continue
-        if info.flag_bits & 0x1:
-            raise DatasetImportError(
-                f"archive member {info.filename!r} is encrypted; upload an unencrypted archive"
-            )
-        if info.file_size > RATIO_CHECK_MIN_BYTES and (
-            info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1)
-        ):
-            ratio = info.file_size / max(info.compress_size, 1)
-            raise DatasetImportError(
-                f"archive member {info.filename!r} expands {ratio:.0f}× "
-                f"({info.compress_size} → {info.file_size} bytes); more than "
-                f"{MAX_COMPRESSION_RATIO}× looks like a zip bomb and is refused"
-            )
-        members.append(_Member(name, info.file_size, info))
-    return members
-
-
-def _tar_members(archive: tarfile.TarFile, budget: _Budget) -> list[_Member]:
-    members = []
-    # next() instead of getmembers(): limits are checked on each header before the
-    # reader skips (and, for .tar.gz, decompresses) that member's data.
-    while (info := archive.next()) is not None:
-        budget.add(info.name, info.size if info.isreg() else 0)
-        name = _clean_member_path(info.name)
-        if info.issym() or info.islnk():
-            raise DatasetImportError(
-                f"archive member {info.name!r} is a link (to {info.linkname!r}); "
-                "links are not allowed"
-            )
-        if info.isdir():
-            continue
-        if not info.isreg():
-            raise DatasetImportError(
-                f"archive member {info.name!r} is a device, fifo or other special file"
-            )
-        if name:
-            members.append(_Member(name, info.size, info))
-    return members
-
-
-def _copy_bounded(source: IO[bytes], target: Path, limit: int, name: str) -> None:
-    """Copy at most ``limit`` bytes; more than the header declared means a lying archive."""
-    written = 0
-    with target.open("wb") as out:
-        while chunk := source.read(_COPY_CHUNK):
-            written += len(chunk)
-            if written > limit:
-                raise DatasetImportError(
-                    f"archive member {name!r} holds more data than its header declares"
-                )
-            out.write(chunk)
+        try:
+            super().add(name, size)
+        except ArchiveError as exc:
+            raise DatasetImportError(str(exc)) from None
 
 
 def _common_wrapper(names: Sequence[str]) -> str:
@@ -230,64 +127,34 @@ def _common_wrapper(names: Sequence[str]) -> str:
     return ""
 
 
-def _zip_open(archive: zipfile.ZipFile, member: _Member) -> IO[bytes]:
-    return archive.open(member.handle)
-
-
-def _tar_open(archive: tarfile.TarFile, member: _Member) -> IO[bytes]:
-    source = archive.extractfile(member.handle)
-    if source is None:
-        raise DatasetImportError(f"cannot read archive member {member.name!r}")
-    return source
-
-
 @contextmanager
 def _extract(path: Path, max_files: int, max_bytes: int) -> Iterator[tuple[dict[str, Path], int]]:
-    """Check every header, then copy the wanted members into a private temp folder.
+    """Check every header (``core.archives``), then copy the wanted members into a
+    private temp folder under names we choose.
 
     Yields (path inside the archive without any wrapping folder → local file, number
     of skipped non-image files). The folder is removed when the block exits.
     """
-    budget = _Budget(max_files, max_bytes)
-    with tempfile.TemporaryDirectory(prefix="expunge-upload-") as tmp, ExitStack() as stack:
+    with tempfile.TemporaryDirectory(prefix="expunge-upload-") as tmp:
         files: dict[str, Path] = {}
         try:
-            open_member: Callable[[_Member], IO[bytes]]
-            if zipfile.is_zipfile(path):
-                zip_archive = stack.enter_context(zipfile.ZipFile(path))
-                members = _zip_members(zip_archive, budget)
-                open_member = partial(_zip_open, zip_archive)
-            elif tarfile.is_tarfile(path):
-                tar_archive = stack.enter_context(tarfile.open(path, "r:*"))
-                members = _tar_members(tar_archive, budget)
-                open_member = partial(_tar_open, tar_archive)
-            else:
-                raise DatasetImportError(f"{path.name} is not a .zip, .tar or .tar.gz archive")
-            wanted, wrapper, skipped = _select(members)
-            for number, member in enumerate(wanted):
-                # Our own file name, never the member's: the archive cannot pick where we write.
-                target = Path(tmp) / f"{number:08d}.img"
-                with open_member(member) as source:
-                    _copy_bounded(source, target, member.size, member.name)
-                files[member.name[len(wrapper) :]] = target
-        except DatasetImportError:
-            raise
-        except Exception as exc:  # BadZipFile, TarError, EOFError, OSError, zlib/lzma errors
-            raise DatasetImportError(
-                f"{path.name} is damaged or not a valid archive: {exc}"
-            ) from exc
+            with open_archive(path, max_files=max_files, max_bytes=max_bytes) as archive:
+                wanted, wrapper, skipped = _select(archive.members)
+                for number, member in enumerate(wanted):
+                    # Our own file name, never the member's: the archive cannot pick where
+                    # we write.
+                    target = Path(tmp) / f"{number:08d}.img"
+                    archive.copy_to(member, target)
+                    files[member.name[len(wrapper) :]] = target
+        except ArchiveError as exc:
+            raise DatasetImportError(str(exc)) from exc
         yield files, skipped
 
 
-def _select(members: list[_Member]) -> tuple[list[_Member], str, int]:
+def _select(members: list[Member]) -> tuple[list[Member], str, int]:
     """Drop OS junk, refuse duplicates, keep images and the manifest; find the wrapper."""
     kept = [member for member in members if not _is_junk(member.name)]
-    counts = Counter(member.name for member in kept)
-    duplicated = [name for name, count in counts.items() if count > 1]
-    if duplicated:
-        raise DatasetImportError(
-            f"archive member {duplicated[0]!r} appears more than once; remove the duplicate"
-        )
+    refuse_duplicates(member.name for member in kept)
 
     def is_image(name: str) -> bool:
         return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES

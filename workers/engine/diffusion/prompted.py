@@ -19,7 +19,6 @@ import json
 import os
 import tarfile
 import time
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from diffusers import (
 )
 from diffusers.utils.torch_utils import randn_tensor
 
+from core.archives import ArchiveError, NotAnArchive, extract_tree
 from workers.engine.checkpoint import load_checkpoint, save_checkpoint
 from workers.engine.data import ImageArrays
 from workers.engine.diffusion.config import DiffusionTrainParams, SamplerName
@@ -63,6 +63,8 @@ TEXT2IMAGE_FORMAT = "expunge.text2image/1"
 # Cross-attention projections that read the text: what UCE edits, ESD-x would train.
 XATTN_SUFFIXES = ("attn2.to_k.weight", "attn2.to_v.weight")
 MAX_ARCHIVE_BYTES = 20 * 2**30
+# A diffusers folder holds tens of files; thousands means something else.
+MAX_ARCHIVE_FILES = 10_000
 SD_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
 
@@ -553,39 +555,21 @@ def inspect_sd_folder(folder: str | os.PathLike[str]) -> dict[str, Any]:
 
 def extract_archive(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
     """Unpack a tar/zip of a diffusers folder safely; returns the folder with
-    model_index.json (the archive's root or its single top directory)."""
-    archive, dest = Path(archive), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    root = dest.resolve()
+    model_index.json (the archive's root or its single top directory).
 
-    def safe(name: str) -> Path:
-        target = (root / name).resolve()
-        if not str(target).startswith(str(root) + os.sep) and target != root:
-            raise EngineError(f"archive member {name!r} points outside the folder")
-        return target
-
-    total = 0
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                safe(info.filename)
-                total += info.file_size
-                if total > MAX_ARCHIVE_BYTES:
-                    raise EngineError("archive unpacks to more than the size limit")
-            zf.extractall(root)
-    elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as tf:
-            members = tf.getmembers()
-            for m in members:
-                safe(m.name)
-                if not (m.isfile() or m.isdir()):
-                    raise EngineError(f"archive member {m.name!r} is a link or device")
-                total += m.size
-                if total > MAX_ARCHIVE_BYTES:
-                    raise EngineError("archive unpacks to more than the size limit")
-            tf.extractall(root, members=members, filter="data")
-    else:
-        raise EngineError("the upload is neither a tar nor a zip archive of a diffusers folder")
+    The checks are ``core.archives``' (the same extractor dataset uploads use): no
+    traversal, absolute paths, links or special files, bounded count and size, no zip
+    bombs, no member larger than it declares."""
+    root = Path(dest)
+    try:
+        extract_tree(archive, root, max_files=MAX_ARCHIVE_FILES, max_bytes=MAX_ARCHIVE_BYTES)
+    except NotAnArchive as exc:
+        raise EngineError(
+            "the upload is neither a tar nor a zip archive of a diffusers folder"
+        ) from exc
+    except ArchiveError as exc:
+        raise EngineError(str(exc)) from exc
+    root = root.resolve()
     if (root / "model_index.json").is_file():
         return root
     found = sorted(p.parent for p in root.glob("*/model_index.json"))
