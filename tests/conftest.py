@@ -12,6 +12,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from core import migrate  # noqa: E402
 from core.settings import Settings  # noqa: E402
+from tests.fixtures.fault_stack import FaultStack, fault_stack  # noqa: E402
 from tests.fixtures.s3server import S3Server, start_s3_server  # noqa: E402
 from tests.services import ADMIN_KEY, WorkerProcess, postgres_database, redis_database  # noqa: E402
 
@@ -73,6 +74,26 @@ def anon(app):  # type: ignore[no-untyped-def]
 
     with TestClient(app) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def idle_stack(
+    s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FaultStack]:
+    """A private stack no worker serves: its own database, Redis database and bucket.
+
+    A job submitted here stays ``queued`` until the test moves it, whatever the session's
+    shared worker (or its sweeper, which re-sends queued jobs) is doing, so tests that
+    assert ``queued`` or drive the runner by hand cannot race it."""
+    with redis_database() as broker:
+        storage = {
+            "storage_url": f"s3://{s3_server.endpoint}/expunge-idle?secure=false",
+            "s3_access_key": s3_server.access_key,
+            "s3_secret_key": s3_server.secret_key,
+            "broker_url": broker,
+        }
+        with fault_stack(tmp_path_factory.mktemp("idle"), storage) as stack:
+            yield stack
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from core.settings import Settings
 from models import AuditEvent
 from tests.core.audit.tamper import raw_sql
 from tests.services import ADMIN_KEY, postgres_database
+from tests.support import wait_for
 
 V1 = "/api/v1"
 
@@ -313,8 +314,6 @@ def test_an_anchor_missing_or_refused_is_placed_on_demand(fresh) -> None:
 
 
 def test_the_sweeper_signs_on_its_schedule(fresh) -> None:
-    import time
-
     from core.jobs import Sweeper
 
     client, settings = fresh
@@ -323,12 +322,9 @@ def test_the_sweeper_signs_on_its_schedule(fresh) -> None:
     sweeper = Sweeper(settings.model_copy(update={"audit_checkpoint_seconds": 0.5}), 0.2)
     sweeper.start()
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            signed = client.get(f"{V1}/audit/checkpoints").json()["data"]
-            if signed:
-                break
-            time.sleep(0.2)
+        signed = wait_for(
+            lambda: client.get(f"{V1}/audit/checkpoints").json()["data"], 20, "a checkpoint"
+        )
     finally:
         sweeper.stop()
     assert signed and signed[0]["tree_size"] == size, signed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.integration.test_training_flow import new_model, wait
+from tests.support.rest import new_model, wait_job
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def runs(api, worker, mnist_small) -> dict[str, dict]:
             "params": {"epochs": 1, "batch_size": 32, "lr": 0.05, "max_train_samples": 300},
         },
     ).json()
-    train = wait(api, train["id"], {"succeeded", "failed"})
+    train = wait_job(api, train["id"], {"succeeded", "failed"})
     assert train["state"] == "succeeded", train
     unlearn = api.post(
         "/api/v1/jobs",
@@ -35,8 +35,8 @@ def runs(api, worker, mnist_small) -> dict[str, dict]:
             "reference": "retrain",
         },
     ).json()
-    reference = wait(api, unlearn["spec"]["reference_job_id"], {"succeeded", "failed"})
-    unlearn = wait(api, unlearn["id"], {"succeeded", "failed"})
+    reference = wait_job(api, unlearn["spec"]["reference_job_id"], {"succeeded", "failed"})
+    unlearn = wait_job(api, unlearn["id"], {"succeeded", "failed"})
     assert reference["state"] == unlearn["state"] == "succeeded", (reference, unlearn)
     evaluate = api.post(
         "/api/v1/jobs",
@@ -47,7 +47,7 @@ def runs(api, worker, mnist_small) -> dict[str, dict]:
             "reference_version_id": reference["result_version_id"],
         },
     ).json()
-    evaluate = wait(api, evaluate["id"], {"succeeded", "failed"})
+    evaluate = wait_job(api, evaluate["id"], {"succeeded", "failed"})
     assert evaluate["state"] == "succeeded", evaluate
     return {"train": train, "unlearn": unlearn, "reference": reference, "evaluate": evaluate}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.api.test_models import MNIST_CNN, digit_recognizer_weights
+from tests.support.rest import MNIST_CNN, digit_recognizer_weights
 
 V1 = "/api/v1"
 

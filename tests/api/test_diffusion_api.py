@@ -8,8 +8,7 @@ import uuid
 import numpy as np
 import pytest
 
-from core.db import session_factory
-from core.registry import add_model_version
+from tests.support.db import fake_version
 
 TINY8 = {
     "family": "ddpm",
@@ -28,25 +27,6 @@ def _model(api, arch: dict, **extra) -> dict:
     )
     assert response.status_code == 201, response.text
     return response.json()
-
-
-def _fake_version(prod_settings, model_id: str) -> str:
-    """A version row without a checkpoint: enough for requests refused before any job."""
-    with session_factory(prod_settings)() as session:
-        version = add_model_version(
-            session,
-            model_id,
-            status="active",
-            source="upload",
-            checkpoint_key=f"models/{model_id}/none.safetensors",
-            config_key=f"models/{model_id}/none.json",
-            sha256="0" * 64,
-            size_bytes=0,
-            config={},
-            metrics={},
-        )
-        session.commit()
-        return version.id
 
 
 @pytest.fixture(scope="module")
@@ -112,13 +92,13 @@ def test_generate_is_refused_for_classifiers_and_unknown_classes(api, ddpm, prod
         "/api/v1/jobs",
         json={
             "kind": "generate",
-            "model_version_id": _fake_version(prod_settings, classifier["id"]),
+            "model_version_id": fake_version(prod_settings, classifier["id"]),
             "params": {"labels": [0]},
         },
     )
     assert on_classifier.status_code == 422
     assert "generation needs a ddpm model" in on_classifier.json()["detail"]
-    version_id = _fake_version(prod_settings, ddpm["id"])
+    version_id = fake_version(prod_settings, ddpm["id"])
     unknown = api.post(
         "/api/v1/jobs",
         json={"kind": "generate", "model_version_id": version_id, "params": {"labels": [3, 10]}},
@@ -136,7 +116,7 @@ def test_generate_is_refused_for_classifiers_and_unknown_classes(api, ddpm, prod
 
 
 def test_unlearn_and_evaluate_route_by_family(api, ddpm, prod_settings) -> None:
-    version_id = _fake_version(prod_settings, ddpm["id"])
+    version_id = fake_version(prod_settings, ddpm["id"])
 
     def unlearn(method: str, forget: dict, **extra):
         return api.post(

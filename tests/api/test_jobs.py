@@ -70,7 +70,10 @@ def test_idempotent_submission(api, small_model, mnist_small) -> None:
     api.post(f"/api/v1/jobs/{first.json()['id']}/cancel")
 
 
-def test_queued_job_cancels_at_once_and_list_filters(api, small_model, mnist_small) -> None:
+def test_queued_job_cancels_at_once_and_list_filters(idle_stack) -> None:
+    """On a stack no worker serves, so the job is surely still queued when cancelled."""
+    api, mnist_small = idle_stack.api, idle_stack.dataset
+    small_model = idle_stack.new_model({"name": "small_cnn", "num_classes": 10, "width": 8})
     job = api.post(
         "/api/v1/jobs", json=_train(small_model, mnist_small, max_train_samples=64)
     ).json()

@@ -1,26 +1,11 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import pickle
 from pathlib import Path
 
-import pytest
-
-MNIST_CNN = {
-    "name": "mnist_cnn",
-    "num_classes": 10,
-    "normalize_mean": [0.1307],
-    "normalize_std": [0.3081],
-}
-
-
-def digit_recognizer_weights() -> Path:
-    spec = importlib.util.find_spec("digit_recognizer")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("digit-recognizer-py is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "models" / "handwriting_model.pth"
+from tests.support.rest import MNIST_CNN, digit_recognizer_weights
 
 
 def _model(api, name: str, arch: dict) -> dict:

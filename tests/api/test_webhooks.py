@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +13,7 @@ import pytest
 
 from core.webhooks import decrypt_secret, deliver_due, verify_signature
 from models.webhooks import Webhook
+from tests.support import wait_for
 
 V1 = "/api/v1"
 
@@ -119,10 +119,12 @@ def test_signed_delivery_retried_with_backoff_until_it_lands(
         fast = prod_settings.model_copy(
             update={"webhook_backoff_seconds": 0.05, "webhook_max_attempts": 5}
         )
-        deadline = time.monotonic() + 90  # a worker's own sweeper may take a turn too
-        while time.monotonic() < deadline and len(receiver.received) < 3:
+        def received() -> int:
             deliver_due(factory, fast)
-            time.sleep(0.1)
+            return len(receiver.received)
+
+        # A worker's own sweeper may take a turn too.
+        wait_for(received, 90, "3 delivery attempts", until=lambda n: n >= 3, interval=0.1)
         assert len(receiver.received) == 3
         for call in receiver.received:
             headers = {k.lower(): v for k, v in call["headers"].items()}
@@ -162,10 +164,7 @@ def test_signed_delivery_retried_with_backoff_until_it_lands(
                 "legal_basis": "ccpa",
             },
         )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and len(receiver.received) < 4:
-            deliver_due(factory, fast)
-            time.sleep(0.1)
+        wait_for(received, 90, "the 4th delivery", until=lambda n: n >= 4, interval=0.1)
         headers = {k.lower(): v for k, v in receiver.received[3]["headers"].items()}
         stamp, signature = headers["x-expunge-timestamp"], headers["x-expunge-signature"]
         body = receiver.received[3]["body"]
@@ -201,11 +200,18 @@ def test_a_job_that_ends_is_announced_with_ids_only(
         fast = prod_settings.model_copy(
             update={"webhook_backoff_seconds": 0.05, "webhook_max_attempts": 5}
         )
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and len(receiver.received) < 3:
+
+        def received() -> int:
             deliver_due(app.state.session_factory, fast)
-            time.sleep(0.2)
-        assert len(receiver.received) == 3, api.get(f"{V1}/jobs/{job['id']}").json()
+            return len(receiver.received)
+
+        job_url = f"{V1}/jobs/{job['id']}"
+
+        def what() -> str:
+            return f"3 delivery attempts; the job: {api.get(job_url).json()}"
+
+        wait_for(received, 180, what, until=lambda n: n >= 3)
+        assert len(receiver.received) == 3, api.get(job_url).json()
         payload = json.loads(receiver.received[-1]["body"])
         finished = api.get(f"{V1}/jobs/{job['id']}").json()
         assert payload["event"] == "job.succeeded" and finished["state"] == "succeeded"

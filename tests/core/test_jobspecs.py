@@ -19,7 +19,7 @@ from core.deletion import flows
 from core.jobspecs import WORKFLOW_KEYS
 from core.settings import Settings
 from models import ModelVersion
-from tests.core.deletion.test_queue import _world
+from tests.support.db import deletion_world
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ def test_rest_and_workflow_build_the_same_unlearn_spec(
     url = f"sqlite:///{tmp_path / 'j.db'}"
     migrate.upgrade(Settings(home=tmp_path, database_url=url))
     with Session(make_engine(url)) as session:
-        request, item = _world(session, {"method": method, "method_params": params})
+        request, item = deletion_world(session, {"method": method, "method_params": params})
         item.method, item.exact = method, method == "retrain"
         workflow = flows._start(session, request, item)
         assert workflow is not None

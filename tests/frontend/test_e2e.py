@@ -14,13 +14,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from core.client import ExpungeClient
 from tests.fixtures.s3server import free_port
 from tests.services import REPO
+from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -47,18 +47,25 @@ def _skip_reason() -> str | None:
 
 
 def _wait_for_demo(client: ExpungeClient, proc: subprocess.Popen[bytes], log_path) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
+    def names() -> tuple[set[str], set[str]] | None:
+        """The dataset and model names served so far; None while the server starts."""
         assert proc.poll() is None, log_path.read_text()[-4000:]
         try:
             datasets = {d["name"] for d in client.datasets(limit=200)["data"]}
             models = {m["name"] for m in client.models(limit=200)["data"]}
-            if {"mnist", "orl-faces"} <= datasets and "demo-mnist-cnn" in models:
-                return
         except Exception:
-            pass
-        time.sleep(1)
-    pytest.fail("the demo data did not load within 300 s:\n" + log_path.read_text()[-4000:])
+            return None
+        return datasets, models
+
+    wait_for(
+        names,
+        300,
+        lambda: "the demo data to load:\n" + log_path.read_text()[-4000:],
+        until=lambda seen: (
+            seen is not None and {"mnist", "orl-faces"} <= seen[0] and "demo-mnist-cnn" in seen[1]
+        ),
+        interval=1,
+    )
 
 
 def test_dashboard_end_to_end(tmp_path) -> None:
@@ -209,12 +216,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     # The worker is in the same group; make sure nothing of it outlives the test.
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+    def group_gone() -> bool:
         try:
             os.killpg(proc.pid, 0)
         except ProcessLookupError:
-            return
-        time.sleep(0.5)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+            return True
+        return False
+
+    try:
+        wait_for(group_gone, 15, "the worker to leave with its group", interval=0.5)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)

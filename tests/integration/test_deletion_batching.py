@@ -6,80 +6,22 @@ test's models (the built-in data sets share their subject ids between imports)."
 
 from __future__ import annotations
 
-import csv
-import io
-import time
 import uuid
-import zipfile
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from core.deletion.certificate import CONTEXT
 from core.signing import verify_document
-from tests.integration.test_training_flow import new_model, trained
+from tests.support.rest import (
+    approver_headers,
+    finish_requests,
+    new_model,
+    trained,
+    upload_people,
+)
 
 pytestmark = pytest.mark.integration
 V1 = "/api/v1"
-
-
-def _stuck(api, ids: list[str]) -> str:
-    """Where unfinished requests stand, with their items' jobs, for the failure message."""
-    lines = []
-    for request_id in ids:
-        request = api.get(f"{V1}/deletion-requests/{request_id}").json()
-        lines.append(f"{request_id}: {request['status']}")
-        for item in request["items"]:
-            job = api.get(f"{V1}/jobs/{item['job_id']}").json() if item["job_id"] else {}
-            lines.append(
-                f"  item {item['state']} on {item['model_version_id']} "
-                f"job={item['job_id']} {job.get('state')} {job.get('error')} "
-                f"history={item['history'][-3:]}"
-            )
-    return "requests did not finish:\n" + "\n".join(lines)
-
-
-def _approver(api) -> dict[str, str]:
-    created = api.post(
-        f"{V1}/keys", json={"name": f"approver-{uuid.uuid4().hex[:6]}", "role": "compliance"}
-    )
-    return {"Authorization": f"Bearer {created.json()['key']}"}
-
-
-def _people_archive(tag: str) -> bytes:
-    """A 4-class image set whose subjects exist in no other test (ids carry ``tag``)."""
-    rng = np.random.default_rng(0)
-    rows = [["path", "label", "subject_id", "split", "sample_id"]]
-    members: dict[str, bytes] = {}
-    for n in range(240):
-        label, split = n % 4, "test" if n % 6 == 5 else "train"
-        pixels = rng.integers(0, 60, (16, 16), dtype=np.uint8)
-        row, col = divmod(label, 2)
-        pixels[row * 8 : row * 8 + 8, col * 8 : col * 8 + 8] += 180
-        out = io.BytesIO()
-        Image.fromarray(pixels).save(out, format="PNG")
-        members[f"img/{n}.png"] = out.getvalue()
-        rows.append([f"img/{n}.png", str(label), f"{tag}-p{n % 20}", split, f"{tag}-{n}"])
-    text = io.StringIO()
-    csv.writer(text).writerows(rows)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("manifest.csv", text.getvalue())
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def upload_people(api, tag: str) -> dict:  # type: ignore[no-untyped-def]
-    """Upload ``_people_archive(tag)`` as a dataset of its own."""
-    uploaded = api.post(
-        f"{V1}/datasets/upload",
-        files={"file": ("people.zip", _people_archive(tag), "application/zip")},
-        data={"name": f"people-{tag}"},
-    )
-    assert uploaded.status_code == 201, uploaded.text
-    return uploaded.json()
 
 
 def test_three_requests_one_run_three_certificates(api, anon, worker) -> None:
@@ -94,7 +36,7 @@ def test_three_requests_one_run_three_certificates(api, anon, worker) -> None:
     version_id = fitted["result_version_id"]
     subjects = [f"{tag}-p1", f"{tag}-p2", f"{tag}-p3"]
 
-    approver = _approver(api)
+    approver = approver_headers(api)
     ids = []
     for subject in subjects:
         filed = api.post(
@@ -112,17 +54,7 @@ def test_three_requests_one_run_three_certificates(api, anon, worker) -> None:
         [item] = approved.json()["items"]
         assert item["state"] == "waiting" and item["batch_until"] and item["job_id"] is None
 
-    deadline = time.monotonic() + 200
-    done: dict[str, dict] = {}
-    while time.monotonic() < deadline and len(done) < 3:
-        for request_id in ids:
-            if request_id in done:
-                continue
-            current = api.post(f"{V1}/deletion-requests/{request_id}/advance").json()
-            if current["status"] in ("completed", "failed"):
-                done[request_id] = current
-        time.sleep(0.5)
-    assert len(done) == 3, _stuck(api, ids)
+    done = finish_requests(api, ids, timeout=200)
     assert {r["status"] for r in done.values()} == {"completed"}, done
 
     items = [r["items"][0] for r in done.values()]

@@ -7,9 +7,15 @@ import uuid
 
 import pytest
 
-from tests.integration.test_deletion_batching import _approver, _stuck, upload_people
-from tests.integration.test_deletion_flow import _wait_request
-from tests.integration.test_training_flow import new_model, trained, wait
+from tests.support.rest import (
+    approver_headers,
+    new_model,
+    trained,
+    unfinished_requests,
+    upload_people,
+    wait_job,
+    wait_request,
+)
 
 pytestmark = pytest.mark.integration
 V1 = "/api/v1"
@@ -44,19 +50,21 @@ def test_rejected_candidate_is_purged_and_the_fallback_becomes_active(
     )
     assert filed.status_code == 201, filed.text
     request = filed.json()
-    approved = anon.post(f"{V1}/deletion-requests/{request['id']}/approve", headers=_approver(api))
+    approved = anon.post(
+        f"{V1}/deletion-requests/{request['id']}/approve", headers=approver_headers(api)
+    )
     assert approved.status_code == 200, approved.text
     first_job = approved.json()["items"][0]["job_id"]
 
     # The approximate run's version exists, blocked, before the request has looked at it.
-    ran = wait(api, first_job, {"succeeded", "failed"})
+    ran = wait_job(api, first_job, {"succeeded", "failed"})
     assert ran["state"] == "succeeded", ran
     candidate = ran["result_version_id"]
     assert api.get(f"{V1}/model-versions/{candidate}").json()["status"] in ("tainted", "purged")
     assert api.get(f"{V1}/model-versions/{candidate}/checkpoint").status_code == 409
 
-    closed = _wait_request(api, request["id"], {"completed", "failed"})
-    assert closed["status"] == "completed", _stuck(api, [request["id"]])
+    closed = wait_request(api, request["id"], {"completed", "failed"})
+    assert closed["status"] == "completed", unfinished_requests(api, [request["id"]])
     [item] = closed["items"]
     assert item["method"] == "retrain" and item["exact"], item
     assert any(h.get("event") == "fallback" for h in item["history"]), item["history"]
@@ -98,12 +106,12 @@ def test_failed_request_is_retried_with_the_policy_changed(api, anon, app, worke
         json={"scope": {"concept": {"model_id": model["id"], "label": 1}}, "legal_basis": "other"},
     ).json()
     assert api.post(f"{V1}/deletion-requests/{request['id']}/retry").status_code == 409
-    approver = _approver(api)
+    approver = approver_headers(api)
     approved = anon.post(f"{V1}/deletion-requests/{request['id']}/approve", headers=approver)
     assert approved.status_code == 200, approved.text
 
-    failed = _wait_request(api, request["id"], {"completed", "failed"})
-    assert failed["status"] == "failed", _stuck(api, [request["id"]])
+    failed = wait_request(api, request["id"], {"completed", "failed"})
+    assert failed["status"] == "failed", unfinished_requests(api, [request["id"]])
     [item] = failed["items"]
     events = [h["event"] for h in item["history"]]
     assert events.count("fallback") == 1 and events[-1] == "failed", events
@@ -118,8 +126,8 @@ def test_failed_request_is_retried_with_the_policy_changed(api, anon, app, worke
     retried = anon.post(f"{V1}/deletion-requests/{request['id']}/retry", headers=approver)
     assert retried.status_code == 200, retried.text
     assert retried.json()["status"] == "unlearning" and retried.json()["reason"] is None
-    closed = _wait_request(api, request["id"], {"completed", "failed"})
-    assert closed["status"] == "completed", _stuck(api, [request["id"]])
+    closed = wait_request(api, request["id"], {"completed", "failed"})
+    assert closed["status"] == "completed", unfinished_requests(api, [request["id"]])
     [item] = closed["items"]
     # Every attempt stays on the record, across the failure and the retry.
     attempts = item["verdict"]["attempts"]

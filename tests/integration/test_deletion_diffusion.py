@@ -10,80 +10,21 @@ test's models are touched; tiny8 and a handful of steps."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
 
-from core.deletion.certificate import CONTEXT
-from core.signing import verify_document
-from tests.integration.test_deletion_batching import _approver, upload_people
-from tests.integration.test_training_flow import trained
+from tests.support.diffusion import LENIENT, TINY8, TINY_TRAIN, judged_attempt
+from tests.support.rest import (
+    approver_headers,
+    certificate_verifies,
+    finish_request,
+    trained,
+    upload_people,
+)
 
 pytestmark = pytest.mark.integration
 V1 = "/api/v1"
-# A few-step model is noise to any judge: lenient thresholds so the approximate path
-# passes in these tests; the thresholds themselves are unit-tested.
-LENIENT = {
-    "thresholds": {"max_forget_rate": 1.0, "max_retain_drop": 1.0},
-    "judge": {"samples_per_class": 4, "num_inference_steps": 3, "real_images": 40},
-}
-TINY_TRAIN = {"steps": 4, "batch_size": 8, "lr_warmup_steps": 1}
-TINY8 = {
-    "family": "ddpm",
-    "num_classes": 4,
-    "sample_size": 8,
-    "block_out_channels": [8, 16],
-    "attention_levels": [False, False],
-    "norm_num_groups": 4,
-}
-
-
-def _finish(api, request_id: str, timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        current = api.post(f"{V1}/deletion-requests/{request_id}/advance").json()
-        if current["status"] in ("completed", "failed"):
-            return current
-        time.sleep(0.5)
-    raise AssertionError(f"request stuck: {current}")
-
-
-def judged_attempt(item: dict, method: str) -> dict:
-    """The approximate run of a concept item, judged cell by cell: one forget and one
-    retain check per (judge, sampler setting), at least 2 judges x 2 settings.
-
-    A few-step model is noise to every judge, so whether the original showed the class
-    to any of them (and so whether a forget check is informative) is chance: the item
-    ends either certified with ``method`` or with the exact fallback, the judged attempt
-    kept on its record either way. Returns that attempt."""
-    verdict = item["verdict"]
-    attempt = verdict["attempts"][0]
-    assert attempt["method"] == method and not attempt["exact"], attempt
-    checks = attempt["checks"]
-    assert {c["check"] for c in checks} == {
-        "forget_rate <= max_forget_rate",
-        "retain_accuracy >= original - max_retain_drop",
-    }
-    cells = {(c["judge"], c["sampler"]) for c in checks}
-    assert len({j for j, _ in cells}) >= 2 and len({s for _, s in cells}) >= 2, cells
-    assert len(checks) == 2 * len(cells)
-    assert {c["judge"] for c in attempt["evaluation"]["cells"]} == {j for j, _ in cells}
-    if attempt["passed"]:
-        assert item["method"] == method and verdict["passed"] and not verdict["exact"]
-    else:
-        assert attempt["reason"], attempt
-        assert item["method"] == "retrain" and verdict["passed"] and verdict["exact"]
-    return attempt
-
-
-def _certificate_verifies(api, anon, request_id: str) -> dict:
-    certificate = api.get(f"{V1}/deletion-requests/{request_id}/certificate").json()
-    ok, why = verify_document(certificate, anon.get(f"{V1}/audit/public-key").text, CONTEXT)
-    assert ok, why
-    return certificate
-
-
 def test_concept_then_subject_on_a_ddpm(api, anon, app, worker) -> None:
     tag = f"dd{uuid.uuid4().hex[:8]}"
     ds = upload_people(api, tag)
@@ -102,7 +43,7 @@ def test_concept_then_subject_on_a_ddpm(api, anon, app, worker) -> None:
     put = api.put(f"{V1}/models/{model['id']}/deletion-policy", json=policy)
     assert put.status_code == 200 and put.json()["class_method"] == "esd", put.text
     original = trained(api, model["id"], ds["id"], TINY_TRAIN, worker)["result_version_id"]
-    approver = _approver(api)
+    approver = approver_headers(api)
 
     # 1. A concept: class 1 of this model, named as its dataset names it, erased with
     # ESD and judged.
@@ -118,7 +59,7 @@ def test_concept_then_subject_on_a_ddpm(api, anon, app, worker) -> None:
         anon.post(f"{V1}/deletion-requests/{filed['id']}/approve", headers=approver).status_code
         == 200
     )
-    done = _finish(api, filed["id"])
+    done = finish_request(api, filed["id"])
     assert done["status"] == "completed", (done, worker.log()[-3000:])
     [item] = done["items"]
     attempt = judged_attempt(item, "esd")
@@ -129,7 +70,7 @@ def test_concept_then_subject_on_a_ddpm(api, anon, app, worker) -> None:
     assert unlearn["metrics"]["judge"]["kind"] == "trained"
     assert unlearn["metrics"]["judge"]["heldout_accuracy"] is not None
     assert [j["architecture"] for j in unlearn["metrics"]["judges"]] == ["small_cnn", "mlp"]
-    certificate = _certificate_verifies(api, anon, filed["id"])
+    certificate = certificate_verifies(api, anon, filed["id"])
     assert (
         certificate["models"][0]["new_sha256"]
         == api.get(f"{V1}/model-versions/{erased}").json()["sha256"]
@@ -150,11 +91,11 @@ def test_concept_then_subject_on_a_ddpm(api, anon, app, worker) -> None:
         anon.post(f"{V1}/deletion-requests/{filed['id']}/approve", headers=approver).status_code
         == 200
     )
-    done = _finish(api, filed["id"])
+    done = finish_request(api, filed["id"])
     assert done["status"] == "completed", (done, worker.log()[-3000:])
     [item] = done["items"]
     assert item["method"] == "retrain" and item["verdict"]["exact"]
-    certificate = _certificate_verifies(api, anon, filed["id"])
+    certificate = certificate_verifies(api, anon, filed["id"])
     assert subject not in str(certificate)
     assert api.get(f"{V1}/model-versions/{erased}").json()["status"] == "purged"
     gone = api.get(f"{V1}/datasets/{ds['id']}/samples", params={"subject_id": subject}).json()

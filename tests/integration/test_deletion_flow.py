@@ -4,7 +4,6 @@ verifies offline → old checkpoint and raw bytes gone → audit log verifies.""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -12,27 +11,9 @@ import pytest
 from core.audit.anchor import verify_certificate_anchor
 from core.deletion.certificate import CONTEXT
 from core.signing import verify_document
-from tests.integration.test_training_flow import new_model, wait
+from tests.support.rest import key_headers, new_model, wait_job, wait_request
 
 pytestmark = pytest.mark.integration
-
-
-def _key(api, role: str) -> dict[str, str]:
-    created = api.post(
-        "/api/v1/keys", json={"name": f"{role}-{uuid.uuid4().hex[:6]}", "role": role}
-    )
-    assert created.status_code == 201
-    return {"Authorization": f"Bearer {created.json()['key']}"}
-
-
-def _wait_request(api, request_id: str, states: set[str], timeout: float = 300) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        current = api.get(f"/api/v1/deletion-requests/{request_id}").json()
-        if current["status"] in states:
-            return current
-        time.sleep(0.5)
-    raise AssertionError(f"request stuck in {current['status']}: {current}")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +34,7 @@ def subject_world(api, worker) -> dict:
             "params": {"epochs": 8, "lr": 0.05, "batch_size": 16},
         },
     ).json()
-    done = wait(api, job["id"], {"succeeded", "failed"})
+    done = wait_job(api, job["id"], {"succeeded", "failed"})
     assert done["state"] == "succeeded", done
     samples = api.get(
         f"/api/v1/datasets/{ds['id']}/samples", params={"split": "train", "limit": 50}
@@ -69,7 +50,7 @@ def subject_world(api, worker) -> dict:
 
 def test_subject_deletion_end_to_end(api, anon, app, subject_world) -> None:
     world = subject_world
-    approver = _key(api, "compliance")
+    approver = key_headers(api, "compliance")
     filed = api.post(
         "/api/v1/deletion-requests",
         json={
@@ -96,7 +77,7 @@ def test_subject_deletion_end_to_end(api, anon, app, subject_world) -> None:
 
     approved = anon.post(f"/api/v1/deletion-requests/{request['id']}/approve", headers=approver)
     assert approved.status_code == 200, approved.text
-    done = _wait_request(api, request["id"], {"completed", "failed"})
+    done = wait_request(api, request["id"], {"completed", "failed"})
     assert done["status"] == "completed", done
     item = done["items"][0]
     assert item["state"] == "done" and item["verdict"]["passed"], item
@@ -249,7 +230,7 @@ def test_reject_extend_and_bad_input(api, subject_world) -> None:
         },
     )
     assert unknown.status_code == 422
-    viewer = _key(api, "viewer")
+    viewer = key_headers(api, "viewer")
     assert (
         api.post(
             "/api/v1/deletion-requests",

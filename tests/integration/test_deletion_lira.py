@@ -5,15 +5,19 @@ first one made) reuses them, and both runs' evidence carries the ``lira`` blocks
 from __future__ import annotations
 
 import io
-import time
 import uuid
 
 import numpy as np
 import pytest
 
 from core.deletion.shadows import shadow_key
-from tests.integration.test_deletion_batching import _approver, _stuck, upload_people
-from tests.integration.test_training_flow import new_model, trained
+from tests.support.rest import (
+    approver_headers,
+    finish_requests,
+    new_model,
+    trained,
+    upload_people,
+)
 
 pytestmark = pytest.mark.integration
 V1 = "/api/v1"
@@ -31,20 +35,6 @@ def _file(api, anon, approver, subject: str) -> dict:  # type: ignore[no-untyped
     approved = anon.post(f"{V1}/deletion-requests/{request['id']}/approve", headers=approver)
     assert approved.status_code == 200, approved.text
     return request
-
-
-def _finish(api, ids: list[str]) -> dict[str, dict]:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + 300
-    done: dict[str, dict] = {}
-    while time.monotonic() < deadline and len(done) < len(ids):
-        for request_id in ids:
-            if request_id not in done:
-                current = api.post(f"{V1}/deletion-requests/{request_id}/advance").json()
-                if current["status"] in ("completed", "failed"):
-                    done[request_id] = current
-        time.sleep(0.5)
-    assert len(done) == len(ids), _stuck(api, ids)
-    return done
 
 
 def _unlearn_job(api, item: dict) -> dict:  # type: ignore[no-untyped-def]
@@ -83,7 +73,7 @@ def test_shadows_trained_once_and_reused(api, anon, app, worker) -> None:
     original = trained(
         api, model["id"], dataset["id"], {"epochs": 3, "lr": 0.05, "batch_size": 16}, worker
     )["result_version_id"]
-    approver = _approver(api)
+    approver = approver_headers(api)
 
     # Both filed before any shadows exist: each plan shows the one-off cost.
     first_request = _file(api, anon, approver, f"{tag}-p1")
@@ -93,7 +83,7 @@ def test_shadows_trained_once_and_reused(api, anon, app, worker) -> None:
         assert plan["method"] == "finetune", plan
         assert plan["shadows"]["k"] == 4 and plan["shadows"]["exists"] is False, plan
         assert plan["shadows"]["one_off_seconds"] > 0  # K/2 trainings' worth, up front
-    done = _finish(api, [first_request["id"], second_request["id"]])
+    done = finish_requests(api, [first_request["id"], second_request["id"]], timeout=300)
 
     [item] = done[first_request["id"]]["items"]
     first = _unlearn_job(api, item)

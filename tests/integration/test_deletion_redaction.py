@@ -25,8 +25,7 @@ from sqlalchemy import JSON, MetaData, String, Text, cast, select
 from core.db import get_engine
 from core.jobs import sweep_once
 from core.signing import CERTIFICATE_CONTEXT, CERTIFICATE_CONTEXTS, verify_document
-from tests.integration.test_deletion_flow import _key, _wait_request
-from tests.integration.test_training_flow import new_model, trained, wait
+from tests.support.rest import key_headers, new_model, trained, wait_job, wait_request
 
 pytestmark = pytest.mark.integration
 V1 = "/api/v1"
@@ -124,7 +123,7 @@ def test_closed_requests_leave_no_id_in_clear(api, anon, app, worker, prod_setti
         },
     )
     assert evaluated.status_code == 201, evaluated.text
-    assert wait(api, evaluated.json()["id"], {"succeeded", "failed"})["state"] == "succeeded"
+    assert wait_job(api, evaluated.json()["id"], {"succeeded", "failed"})["state"] == "succeeded"
     webhook = api.post(f"{V1}/webhooks", json={"url": "http://127.0.0.1:9/never-listening"})
     assert webhook.status_code == 201, webhook.text
 
@@ -142,7 +141,7 @@ def test_closed_requests_leave_no_id_in_clear(api, anon, app, worker, prod_setti
     )
     assert comment.status_code == 201, comment.text
     # Open: the people who decide read the id; a viewer already sees only the commitment.
-    viewer = _key(api, "viewer")
+    viewer = key_headers(api, "viewer")
     as_viewer = anon.get(f"{V1}/deletion-requests/{request['id']}", headers=viewer).json()
     assert as_viewer["scope"]["redacted"] and len(as_viewer["scope_commitments"]) == 1
     listed = anon.get(
@@ -154,10 +153,10 @@ def test_closed_requests_leave_no_id_in_clear(api, anon, app, worker, prod_setti
     assert any("deletion_requests.scope" in h for h in _hits_in_database(prod_settings, [writer]))
 
     approved = anon.post(
-        f"{V1}/deletion-requests/{request['id']}/approve", headers=_key(api, "compliance")
+        f"{V1}/deletion-requests/{request['id']}/approve", headers=key_headers(api, "compliance")
     )
     assert approved.status_code == 200, approved.text
-    done = _wait_request(api, request["id"], {"completed", "failed"})
+    done = wait_request(api, request["id"], {"completed", "failed"})
     assert done["status"] == "completed", done
 
     hits = _hits_in_database(prod_settings, [writer])

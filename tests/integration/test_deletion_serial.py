@@ -8,15 +8,19 @@ each subject lived on in the other's replacement.
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
 
 from core.deletion.certificate import CONTEXT
 from core.signing import verify_document
-from tests.integration.test_deletion_batching import _approver, _people_archive, _stuck
-from tests.integration.test_training_flow import new_model, wait
+from tests.support.rest import (
+    approver_headers,
+    finish_requests,
+    new_model,
+    people_archive,
+    wait_job,
+)
 
 pytestmark = pytest.mark.integration
 V1 = "/api/v1"
@@ -26,7 +30,7 @@ def test_second_request_continues_from_the_first_ones_result(api, anon, worker) 
     tag = f"sr{uuid.uuid4().hex[:8]}"
     uploaded = api.post(
         f"{V1}/datasets/upload",
-        files={"file": ("people.zip", _people_archive(tag), "application/zip")},
+        files={"file": ("people.zip", people_archive(tag), "application/zip")},
         data={"name": f"serial-{tag}"},
     )
     assert uploaded.status_code == 201, uploaded.text
@@ -42,11 +46,11 @@ def test_second_request_continues_from_the_first_ones_result(api, anon, worker) 
             "params": {"epochs": 5, "lr": 0.05, "batch_size": 16},
         },
     ).json()
-    trained = wait(api, job["id"], {"succeeded", "failed"})
+    trained = wait_job(api, job["id"], {"succeeded", "failed"})
     assert trained["state"] == "succeeded", trained
     original = trained["result_version_id"]
 
-    approver = _approver(api)
+    approver = approver_headers(api)
     ids = []
     for subject in (f"{tag}-p1", f"{tag}-p2"):
         filed = api.post(
@@ -60,16 +64,7 @@ def test_second_request_continues_from_the_first_ones_result(api, anon, worker) 
     assert first["items"][0]["state"] == "unlearning"
     assert second["items"][0]["state"] == "waiting" and second["items"][0]["job_id"] is None
 
-    deadline = time.monotonic() + 200
-    done: dict[str, dict] = {}
-    while time.monotonic() < deadline and len(done) < 2:
-        for request_id in ids:
-            if request_id not in done:
-                current = api.post(f"{V1}/deletion-requests/{request_id}/advance").json()
-                if current["status"] in ("completed", "failed"):
-                    done[request_id] = current
-        time.sleep(0.5)
-    assert len(done) == 2, _stuck(api, ids)
+    done = finish_requests(api, ids, timeout=200)
     assert [done[i]["status"] for i in ids] == ["completed", "completed"], done
 
     [a], [b] = done[ids[0]]["items"], done[ids[1]]["items"]

@@ -12,31 +12,17 @@ import uuid
 
 import pytest
 
-from tests.integration.test_deletion_batching import _approver, upload_people
-from tests.integration.test_deletion_diffusion import (
-    LENIENT,
-    TINY_TRAIN,
+from tests.support.diffusion import LENIENT, TINY_T2I, TINY_TRAIN, judged_attempt
+from tests.support.rest import (
     V1,
-    _certificate_verifies,
-    _finish,
-    judged_attempt,
+    approver_headers,
+    certificate_verifies,
+    finish_request,
+    trained,
+    upload_people,
 )
-from tests.integration.test_training_flow import trained
 
 pytestmark = pytest.mark.integration
-TINY_T2I = {
-    "family": "text2image",
-    "num_classes": 4,
-    "sample_size": 8,
-    "block_out_channels": [8, 16],
-    "cross_attention_levels": [False, True],
-    "norm_num_groups": 4,
-    "attention_heads": 2,
-    "max_prompt_tokens": 12,
-    "caption_templates": ["a photo of {name}"],
-}
-
-
 def test_label_request_on_a_text2image(api, anon, app, worker) -> None:
     tag = f"ti{uuid.uuid4().hex[:8]}"
     ds = upload_people(api, tag)
@@ -60,9 +46,11 @@ def test_label_request_on_a_text2image(api, anon, app, worker) -> None:
     assert filed["status"] == "awaiting_approval", filed
     [plan] = filed["plan"]
     assert plan["method"] == "uce" and not plan["exact"] and plan["fallback"] == "retrain"
-    approve = anon.post(f"{V1}/deletion-requests/{filed['id']}/approve", headers=_approver(api))
+    approve = anon.post(
+        f"{V1}/deletion-requests/{filed['id']}/approve", headers=approver_headers(api)
+    )
     assert approve.status_code == 200, approve.text
-    done = _finish(api, filed["id"])
+    done = finish_request(api, filed["id"])
     assert done["status"] == "completed", (done, worker.log()[-3000:])
     [item] = done["items"]
     attempt = judged_attempt(item, "uce")
@@ -78,7 +66,7 @@ def test_label_request_on_a_text2image(api, anon, app, worker) -> None:
     after = api.get(f"{V1}/model-versions/{erased['id']}/lineage").json()["training_set"]
     assert 0 < after["count"] < before["count"]
     assert api.get(f"{V1}/model-versions/{original}").json()["status"] == "purged"
-    certificate = _certificate_verifies(api, anon, filed["id"])
+    certificate = certificate_verifies(api, anon, filed["id"])
     assert certificate["models"][0]["new_sha256"] == erased["sha256"]
 
     # A subject (images of label 2) the erased version still trained on: retrained.
@@ -90,12 +78,14 @@ def test_label_request_on_a_text2image(api, anon, app, worker) -> None:
     assert filed["blast_radius"]["versions"] == [erased["id"]], filed
     [plan] = filed["plan"]
     assert plan["method"] == "retrain" and plan["exact"]
-    approve = anon.post(f"{V1}/deletion-requests/{filed['id']}/approve", headers=_approver(api))
+    approve = anon.post(
+        f"{V1}/deletion-requests/{filed['id']}/approve", headers=approver_headers(api)
+    )
     assert approve.status_code == 200, approve.text
-    done = _finish(api, filed["id"])
+    done = finish_request(api, filed["id"])
     assert done["status"] == "completed", (done, worker.log()[-3000:])
     [item] = done["items"]
     assert item["method"] == "retrain" and item["verdict"]["exact"]
-    _certificate_verifies(api, anon, filed["id"])
+    certificate_verifies(api, anon, filed["id"])
     assert api.get(f"{V1}/model-versions/{erased['id']}").json()["status"] == "purged"
     assert api.get(f"{V1}/audit/verify").json()["ok"]

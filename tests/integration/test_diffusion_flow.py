@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.integration.test_training_flow import wait
+from tests.support.rest import wait_job
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def _submit(api, body: dict) -> dict:
 
 
 def _succeeded(api, worker, job: dict) -> dict:
-    done = wait(api, job["id"], {"succeeded", "failed", "cancelled"})
+    done = wait_job(api, job["id"], {"succeeded", "failed", "cancelled"})
     assert done["state"] == "succeeded", (done, worker.log()[-3000:])
     return done
 

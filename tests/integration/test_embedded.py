@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,10 +20,10 @@ from core.client import ExpungeClient
 from core.deletion.certificate import CONTEXT
 from core.signing import verify_document
 from tests.fixtures.s3server import free_port
-from tests.integration.test_deletion_batching import _people_archive
-from tests.integration.test_deletion_diffusion import LENIENT, TINY8, TINY_TRAIN, judged_attempt
-from tests.integration.test_deletion_text2image import TINY_T2I
 from tests.services import REPO, die_with_parent
+from tests.support import wait_for
+from tests.support.diffusion import LENIENT, TINY8, TINY_T2I, TINY_TRAIN, judged_attempt
+from tests.support.rest import people_archive
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +36,15 @@ class Embedded:
     home: Path
     log: Path
     proc: subprocess.Popen[bytes]
+
+    def answer(self, call: Callable[[], Any]) -> Any:
+        """``call()``'s answer, or None while the server does not answer yet; fails at once
+        if the server died."""
+        assert self.proc.poll() is None, self.log.read_text()
+        try:
+            return call()
+        except Exception:
+            return None
 
 
 @pytest.fixture(scope="module")
@@ -73,17 +82,13 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
 @pytest.mark.timeout(900)
 def test_up_serves_demo_and_trains(embedded: Embedded) -> None:
     client = embedded.client
-    deadline = time.monotonic() + 300
-    demo_job = None
-    while time.monotonic() < deadline and demo_job is None:
-        assert embedded.proc.poll() is None, embedded.log.read_text()
-        try:
-            jobs = client.jobs(kind="train")["data"]
-            demo_job = jobs[0] if jobs else None
-        except Exception:
-            pass
-        time.sleep(1)
-    assert demo_job is not None, embedded.log.read_text()
+    jobs = wait_for(
+        lambda: embedded.answer(lambda: client.jobs(kind="train")["data"]),
+        300,
+        lambda: f"the demo's train job; the server's log:\n{embedded.log.read_text()}",
+        interval=1,
+    )
+    demo_job = jobs[0]
     finished = client.wait_for_job(demo_job["id"], timeout=300)
     assert finished["state"] == "succeeded", (
         finished,
@@ -136,13 +141,13 @@ def test_up_serves_demo_and_trains(embedded: Embedded) -> None:
     assert filed["status"] == "awaiting_approval", filed
     approver = ExpungeClient(client.base_url, client.create_key("dpo", "compliance")["key"])
     approver.post(f"/deletion-requests/{filed['id']}/approve")
-    deadline = time.monotonic() + 300
-    while client.get(f"/deletion-requests/{filed['id']}")["status"] not in (
-        "completed",
-        "failed",
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(1)
+    wait_for(
+        lambda: client.get(f"/deletion-requests/{filed['id']}")["status"],
+        300,
+        f"request {filed['id']} to finish",
+        until=lambda status: status in ("completed", "failed"),
+        interval=1,
+    )
     done = client.get(f"/deletion-requests/{filed['id']}")
     assert done["status"] == "completed", done
     certificate = client.get(f"/deletion-requests/{filed['id']}/certificate")
@@ -190,15 +195,13 @@ def test_diffusion_families_forget_on_the_embedded_default(
     with the family's approximate method and judged → a subject request retrained
     (exact) → the old checkpoints and the subject's bytes gone from the local store."""
     client = embedded.client
-    deadline = time.monotonic() + 300
-    while True:  # the module's server may still be starting
-        assert embedded.proc.poll() is None, embedded.log.read_text()
-        try:
-            client.health()
-            break
-        except Exception:
-            assert time.monotonic() < deadline, embedded.log.read_text()
-            time.sleep(1)
+    wait_for(  # the module's server may still be starting
+        lambda: embedded.answer(client.health),
+        300,
+        lambda: f"the server to answer; its log:\n{embedded.log.read_text()}",
+        until=lambda health: health is not None,
+        interval=1,
+    )
     approver = ExpungeClient(
         client.base_url, client.create_key(f"dpo-{uuid.uuid4().hex[:6]}", "compliance")["key"]
     )
@@ -222,7 +225,7 @@ def test_diffusion_families_forget_on_the_embedded_default(
         for arch, train_params, concept, extra_policy in families:
             tag = f"em{uuid.uuid4().hex[:8]}"
             archive = tmp_path / f"{tag}.zip"
-            archive.write_bytes(_people_archive(tag))
+            archive.write_bytes(people_archive(tag))
             ds = client.upload_dataset(f"people-{tag}", archive)
             model = client.create_model(f"{arch['family']}-{tag}", arch)
             client.set_deletion_policy(model["id"], {**LENIENT, **extra_policy})

@@ -26,6 +26,7 @@ from core.settings import Settings
 from tests.fixtures.s3server import free_port
 from tests.fixtures.tcp_proxy import TcpProxy
 from tests.services import ADMIN_KEY, postgres_database
+from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -55,10 +56,7 @@ class LiveServer:
 
     def __enter__(self) -> str:
         self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
+        wait_for(lambda: self.server.started, 20, "uvicorn to start", interval=0.05)
         return f"http://127.0.0.1:{self.port}"
 
     def __exit__(self, *exc: object) -> None:
@@ -122,20 +120,33 @@ def test_database_outage_is_503_then_recovers_without_losing_acked_writes(
                     )
                 time.sleep(0.01)
 
+    def statuses(in_phase: str) -> list[int]:
+        with lock:
+            return [o.status for o in outcomes if o.phase == in_phase]
+
+    def seen(in_phase: str) -> int:
+        return len(statuses(in_phase))
+
     with LiveServer(settings) as base:
         threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
         for t in threads:
             t.start()
         try:
-            time.sleep(1.5)
+            # Each phase lasts until its answers are in (two a client), not a fixed time.
+            wait_for(lambda: seen("up"), 60, "answers while up", until=lambda n: n >= 8)
             phase = "edge"  # a request racing a switch counts for neither side
             proxy.stop()
             phase = "down"
-            time.sleep(2.5)
+            wait_for(lambda: seen("down"), 60, "answers while down", until=lambda n: n >= 8)
             phase = "edge"
             proxy.start()
             phase = "back"
-            time.sleep(2.5)
+            wait_for(
+                lambda: statuses("back"),
+                60,
+                "10 writes in a row after the outage",
+                until=lambda back: len(back) > 10 and set(back[-10:]) == {201},
+            )
         finally:
             stop.set()
             for t in threads:

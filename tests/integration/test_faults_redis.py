@@ -17,6 +17,7 @@ from tests.fixtures.fault_stack import FAULT_BROKER_DB, FaultStack, fault_stack
 from tests.fixtures.s3server import S3Server
 from tests.fixtures.tcp_proxy import TcpProxy
 from tests.services import REDIS
+from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +62,8 @@ def test_submissions_while_redis_is_down_are_kept_and_all_run_after(
         health = stack.api.get("/api/v1/health").json()
         assert not health["queue"]["ok"] and health["outbox_backlog"] >= 4, health
         assert all(stack.job(j["id"])["state"] == "queued" for j in submitted)
-        time.sleep(1.0)
+        # The outage lasts until the worker's own sweep has tried to send them, and failed.
+        wait_for(lambda: "stays in the outbox" in worker.log(), 30, "a failed outbox sweep")
 
         proxy.start()  # Redis is back; nobody restarts anything
         done = [stack.wait(j["id"], {"succeeded", "failed"}, timeout=90) for j in submitted]

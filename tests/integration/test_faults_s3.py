@@ -13,7 +13,6 @@ import io
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -31,6 +30,7 @@ from core.storage import (
 from models import Job, ModelVersion
 from tests.fixtures.fault_stack import FaultStack, TunedWorker, fault_stack
 from tests.fixtures.s3server import S3Server, start_s3_server
+from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -50,14 +50,18 @@ def restart(server: S3Server) -> None:
             stderr=subprocess.STDOUT,
         )
     host, port = server.endpoint.rsplit(":", 1)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((host, int(port)), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"rclone did not come back:\n{server.log()}")
+
+    def listens() -> bool:
+        socket.create_connection((host, int(port)), timeout=1).close()
+        return True
+
+    wait_for(
+        listens,
+        15,
+        lambda: f"rclone to come back:\n{server.log()}",
+        ignore=(OSError,),
+        interval=0.05,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -151,10 +155,11 @@ def test_short_outage_during_a_job_is_ridden_out(
     stop(s3)  # the job's first storage call (reading the shards) meets a dead server
     try:
         job = stack.train(epochs=1)
-        stack.wait_for(
-            "the running job to retry storage",
+        wait_for(
             lambda: "object storage unavailable (try 2/6)" in s3_worker.log(),
-            timeout=60,
+            60,
+            "the running job to retry storage",
+            interval=0.1,
         )
         assert stack.job(job["id"])["state"] == "running"
     finally:
@@ -170,14 +175,17 @@ def test_long_outage_fails_the_job_with_the_reason_and_leaves_nothing_pointing_n
     model = stack.new_model()
     job = stack.train(model, epochs=500, max_train_samples=300, checkpoint_every_steps=4)
     resume = f"jobs/{job['id']}/resume.pt"
-    stack.wait_for("a resume checkpoint", lambda: stack.store.exists(resume), timeout=120)
+    wait_for(lambda: stack.store.exists(resume), 120, "a resume checkpoint", interval=0.1)
     finished_tasks = s3_worker.log().count(": 'failed'")
     stop(s3)  # and it stays down past the worker's retry budget
     try:
         done = stack.wait(job["id"], {"succeeded", "failed"}, timeout=60)
         # Storage stays down until the worker is through with the job (its clean-up too).
-        stack.wait_for(
-            "the task to end", lambda: s3_worker.log().count(": 'failed'") > finished_tasks
+        wait_for(
+            lambda: s3_worker.log().count(": 'failed'") > finished_tasks,
+            120,
+            "the task to end",
+            interval=0.1,
         )
     finally:
         restart(s3)

@@ -8,7 +8,6 @@ Each runs real ``expunge worker`` processes on a private stack (see fault_stack.
 from __future__ import annotations
 
 import resource
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from core.jobs import sweep_once
 from tests.fixtures.fault_stack import FaultStack, TunedWorker, fault_stack
 from tests.fixtures.s3server import S3Server
+from tests.support import wait_for
 from workers.context import MemoryCap, is_out_of_memory
 
 pytestmark = pytest.mark.integration
@@ -111,7 +111,7 @@ def test_sigkilled_job_given_up_on_leaves_no_objects(stack: FaultStack) -> None:
     model = stack.new_model()
     job = stack.train(model, epochs=500, max_train_samples=300, checkpoint_every_steps=4)
     resume = f"jobs/{job['id']}/resume.pt"
-    stack.wait_for("a resume checkpoint", lambda: stack.store.exists(resume), timeout=120)
+    wait_for(lambda: stack.store.exists(resume), 120, "a resume checkpoint", interval=0.1)
     # What a kill in the middle of publishing leaves: a version file with no version row.
     # (Written by the test: timing a real kill into that window is not reliable.)
     partial = f"models/{model['id']}/jobs/{job['id']}/model.safetensors"
@@ -120,12 +120,12 @@ def test_sigkilled_job_given_up_on_leaves_no_objects(stack: FaultStack) -> None:
 
     # The sweeper finds it lost; with no attempts left it gives up and sweeps its objects.
     give_up = stack.settings.model_copy(update={"max_attempts": 1})
-    deadline = time.monotonic() + 30
-    while stack.job(job["id"])["state"] != "failed":
-        assert time.monotonic() < deadline, stack.job(job["id"])
+
+    def swept() -> dict:
         sweep_once(give_up, stack.store)
-        time.sleep(0.5)
-    failed = stack.job(job["id"])
+        return stack.job(job["id"])
+
+    failed = wait_for(swept, 30, "the lost job to fail", until=lambda j: j["state"] == "failed")
     assert "worker lost" in failed["error"], failed
     assert list(stack.store.list(f"jobs/{job['id']}")) == []
     assert list(stack.store.list(f"models/{model['id']}")) == []

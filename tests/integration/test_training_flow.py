@@ -4,43 +4,14 @@ on PostgreSQL + Redis + an S3 server."""
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 
 import pytest
 
-from tests.api.test_models import MNIST_CNN, digit_recognizer_weights
+from tests.support import wait_for
+from tests.support.rest import MNIST_CNN, digit_recognizer_weights, new_model, wait_job
 
 pytestmark = pytest.mark.integration
-
-
-def wait(api, job_id: str, states: set[str], timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = api.get(f"/api/v1/jobs/{job_id}").json()
-        if job["state"] in states:
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} stuck in {job['state']}: {job}")
-
-
-def trained(api, model_id: str, dataset_id: str, params: dict, worker=None) -> dict:  # type: ignore[no-untyped-def]
-    """Submit a train job and wait for it; the finished job (it must have succeeded)."""
-    body = {"kind": "train", "model_id": model_id, "dataset_id": dataset_id, "params": params}
-    submitted = api.post("/api/v1/jobs", json=body)
-    assert submitted.status_code == 201, submitted.text
-    done = wait(api, submitted.json()["id"], {"succeeded", "failed", "cancelled"})
-    assert done["state"] == "succeeded", (done, worker.log()[-2000:] if worker else "")
-    return done
-
-
-def new_model(api, arch: dict | None = None) -> dict:
-    arch = arch or {"name": "small_cnn", "num_classes": 10, "width": 8}
-    response = api.post(
-        "/api/v1/models", json={"name": f"m-{uuid.uuid4().hex[:8]}", "architecture": arch}
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def test_train_job_end_to_end(api, worker, mnist_small, prod_settings) -> None:
@@ -60,7 +31,7 @@ def test_train_job_end_to_end(api, worker, mnist_small, prod_settings) -> None:
             },
         },
     ).json()
-    done = wait(api, job["id"], {"succeeded", "failed", "cancelled"})
+    done = wait_job(api, job["id"], {"succeeded", "failed", "cancelled"})
     assert done["state"] == "succeeded", (done, worker.log()[-3000:])
     assert done["progress"] == 1.0 and done["wall_seconds"] > 0 and done["peak_memory_mb"] > 50
     assert done["metrics"]["test_accuracy"] > 0.5, str(done)  # 10 classes: chance is 0.1
@@ -98,7 +69,7 @@ def test_train_job_end_to_end(api, worker, mnist_small, prod_settings) -> None:
             "params": {"max_train_samples": 100},
         },
     ).json()
-    child = wait(api, child_job["id"], {"succeeded", "failed"})
+    child = wait_job(api, child_job["id"], {"succeeded", "failed"})
     assert child["state"] == "succeeded", child
     child_lineage = api.get(f"/api/v1/model-versions/{child['result_version_id']}/lineage").json()
     assert child_lineage["ancestors"][0]["id"] == version["id"]
@@ -116,13 +87,17 @@ def test_running_job_cancels_and_leaves_no_version(api, worker, mnist_small, app
             "params": {"epochs": 200, "batch_size": 8},
         },
     ).json()
-    wait(api, job["id"], {"running"})
-    time.sleep(1.0)
+    wait_for(  # in the training loop, so the cancel has to stop the loop itself
+        lambda: api.get(f"/api/v1/jobs/{job['id']}").json(),
+        240,
+        "the job to report training progress",
+        until=lambda current: current["state"] == "running" and current["progress"] > 0,
+    )
     assert api.post(f"/api/v1/jobs/{job['id']}/cancel").json()["state"] in (
         "cancelling",
         "cancelled",
     )
-    done = wait(api, job["id"], {"cancelled", "failed", "succeeded"}, timeout=60)
+    done = wait_job(api, job["id"], {"cancelled", "failed", "succeeded"}, timeout=60)
     assert done["state"] == "cancelled" and done["result_version_id"] is None
     assert api.get(f"/api/v1/models/{model['id']}/versions").json()["data"] == []
     store = app.state.store
@@ -142,7 +117,7 @@ def test_crashing_job_fails_with_reason_and_worker_survives(api, worker, app) ->
     job = api.post(
         "/api/v1/jobs", json={"kind": "train", "model_id": model["id"], "dataset_id": ds["id"]}
     ).json()
-    done = wait(api, job["id"], {"succeeded", "failed"})
+    done = wait_job(api, job["id"], {"succeeded", "failed"})
     assert done["state"] == "failed" and done["error"]
     assert api.get(f"/api/v1/models/{model['id']}/versions").json()["data"] == []
     assert worker.proc.poll() is None
@@ -170,6 +145,6 @@ def test_pretrained_checkpoint_accuracy_is_reproduced(api, worker) -> None:
             "splits": ["test"],
         },
     ).json()
-    done = wait(api, job["id"], {"succeeded", "failed"})
+    done = wait_job(api, job["id"], {"succeeded", "failed"})
     assert done["state"] == "succeeded", done
     assert done["metrics"]["test_accuracy"] >= 0.97, done["metrics"]

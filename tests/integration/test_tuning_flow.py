@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_training_flow import new_model, trained, wait
+from tests.support.rest import new_model, trained, wait_job
 
 pytestmark = pytest.mark.integration
 V1 = "/api/v1"
@@ -36,7 +36,7 @@ def test_a_tuning_job_stores_its_winner_on_the_policy(api, worker, mnist_small) 
     assert job["spec"]["forget_count"] == round(0.05 * job["spec"]["trained_count"])
     assert job["spec"]["candidates"] == [{"lr": 0.001}, {"lr": 0.05}]
 
-    finished = wait(api, job["id"], {"succeeded", "failed"}, timeout=400)
+    finished = wait_job(api, job["id"], {"succeeded", "failed"}, timeout=400)
     assert finished["state"] == "succeeded", finished
     report = finished["metrics"]
     scored = report["candidates"]
@@ -72,7 +72,7 @@ def test_with_shadow_models_candidates_face_the_strong_test(api, worker, mnist_s
         f"{V1}/models/{model['id']}/tune",
         json={"grid": {"lr": [0.01]}, "pseudo_forget_fraction": 0.1, "apply": False},
     ).json()
-    finished = wait(api, job["id"], {"succeeded", "failed"}, timeout=400)
+    finished = wait_job(api, job["id"], {"succeeded", "failed"}, timeout=400)
     assert finished["state"] == "succeeded", finished
     (candidate,) = finished["metrics"]["candidates"]
     assert "lira" in candidate, candidate  # TPR at 1 % FPR and whether it passed

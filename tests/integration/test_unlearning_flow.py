@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_training_flow import new_model, wait
+from tests.support.rest import new_model, wait_job
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,7 @@ def trained(api, worker, mnist_small) -> dict:
             "params": {"epochs": 3, "batch_size": 32, "lr": 0.05},
         },
     ).json()
-    done = wait(api, job["id"], {"succeeded", "failed"})
+    done = wait_job(api, job["id"], {"succeeded", "failed"})
     assert done["state"] == "succeeded", done
     return api.get(f"/api/v1/model-versions/{done['result_version_id']}").json()
 
@@ -77,8 +77,8 @@ def test_subject_unlearning_with_reference(api, trained, mnist_small) -> None:
     assert job.status_code == 201, job.text
     job = job.json()
     ref_id = job["spec"]["reference_job_id"]
-    done = wait(api, job["id"], {"succeeded", "failed"})
-    ref = wait(api, ref_id, {"succeeded", "failed"})
+    done = wait_job(api, job["id"], {"succeeded", "failed"})
+    ref = wait_job(api, ref_id, {"succeeded", "failed"})
     assert done["state"] == "succeeded" and ref["state"] == "succeeded", (done, ref)
 
     ev = done["metrics"]["evaluation"]
@@ -114,7 +114,7 @@ def test_subject_unlearning_with_reference(api, trained, mnist_small) -> None:
         },
     ).json()
     assert again["spec"]["reference_job_id"] == ref_id
-    finished = wait(api, again["id"], {"succeeded", "failed"})
+    finished = wait_job(api, again["id"], {"succeeded", "failed"})
     assert finished["state"] == "succeeded", finished
     assert "js_forget" in finished["metrics"]["evaluation"]  # the reference was ready
 
@@ -133,7 +133,7 @@ def test_classwise_unlearning_and_evaluate_any_version(api, trained, mnist_small
             "params": {"epochs": 10},
         },
     ).json()
-    done = wait(api, job["id"], {"succeeded", "failed"})
+    done = wait_job(api, job["id"], {"succeeded", "failed"})
     assert done["state"] == "succeeded", done
     ev = done["metrics"]["evaluation"]
     assert ev["UA"] > done["metrics"]["original_evaluation"]["UA"]
@@ -148,7 +148,7 @@ def test_classwise_unlearning_and_evaluate_any_version(api, trained, mnist_small
             "reference_version_id": trained["id"],
         },
     ).json()
-    measured = wait(api, evaluation["id"], {"succeeded", "failed"})
+    measured = wait_job(api, evaluation["id"], {"succeeded", "failed"})
     assert measured["state"] == "succeeded", measured
     assert measured["metrics"]["evaluation"]["UA"] == pytest.approx(ev["UA"])
     assert "js_forget" in measured["metrics"]["evaluation"]
@@ -201,7 +201,7 @@ def test_sisa_train_and_exact_unlearning(api, worker, mnist_small) -> None:
             "params": {"epochs": 1, "max_train_samples": 300},
         },
     ).json()
-    done = wait(api, job["id"], {"succeeded", "failed"})
+    done = wait_job(api, job["id"], {"succeeded", "failed"})
     assert done["state"] == "succeeded", done
     version = api.get(f"/api/v1/model-versions/{done['result_version_id']}").json()
     assert version["config"]["sisa"]["shards"] == 3
@@ -218,7 +218,7 @@ def test_sisa_train_and_exact_unlearning(api, worker, mnist_small) -> None:
             "forget": {"sample_ids": ids[:1]},
         },
     ).json()
-    result = wait(api, unlearn["id"], {"succeeded", "failed"})
+    result = wait_job(api, unlearn["id"], {"succeeded", "failed"})
     assert result["state"] == "succeeded", result
     assert result["metrics"]["exact"] is True
     assert result["metrics"]["method_metrics"]["stage_fraction"] <= 2 / 6

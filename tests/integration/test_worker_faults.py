@@ -3,13 +3,13 @@ from its last checkpoint by another worker, and yields exactly one model version
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_training_flow import new_model, wait
 from tests.services import WorkerProcess
+from tests.support import wait_for
+from tests.support.rest import new_model, wait_job
 
 pytestmark = pytest.mark.integration
 
@@ -29,19 +29,17 @@ def test_sigkilled_worker_job_is_requeued_and_resumed(
             "params": {"epochs": 40, "batch_size": 16, "checkpoint_every_steps": 10},
         },
     ).json()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        current = api.get(f"/api/v1/jobs/{job['id']}").json()
-        if current["state"] == "running" and current["progress"] > 0.1:
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail(f"job never progressed: {current}")
+    wait_for(
+        lambda: api.get(f"/api/v1/jobs/{job['id']}").json(),
+        120,
+        "the job to run past 10%",
+        until=lambda current: current["state"] == "running" and current["progress"] > 0.1,
+    )
     doomed.kill()  # SIGKILL: no chance to clean up or report
 
     rescuer = WorkerProcess(prod_settings, tmp_path / "rescuer.log").wait_ready()
     try:
-        done = wait(api, job["id"], {"succeeded", "failed"}, timeout=300)
+        done = wait_job(api, job["id"], {"succeeded", "failed"}, timeout=300)
     finally:
         rescuer.stop()
     assert done["state"] == "succeeded", (done, rescuer.log()[-2000:])

@@ -33,48 +33,14 @@ from core.db import session_factory
 from core.deletion.policy import Thresholds, verify
 from core.deletion.scope import resolve
 from core.lineage import decode_mask
-from models import Dataset, Job, JobEvent, ModelVersion
-from models.base import utcnow
+from models import Dataset, JobEvent, ModelVersion
+from tests.support.db import version_row
+from tests.support.runner import JUDGE, TINY8, TRAIN, commit_job, run_job
 from workers.engine.diffusion.checkpoint import load_ddpm, load_delta
 from workers.engine.diffusion.config import DiffusionArchitecture, DiffusionTrainParams
 from workers.engine.diffusion.models import train_ddpm
 from workers.jobs.common import load_split
 from workers.jobs.diffusion import DEFAULT_JUDGE, load_judge
-from workers.runner import Runner
-
-TINY8 = DiffusionArchitecture.preset("tiny8", 10).model_dump(mode="json")
-TRAIN = {"steps": 4, "batch_size": 8, "lr_warmup_steps": 1, "log_every_steps": 2}
-JUDGE = {"samples_per_class": 2, "num_inference_steps": 2, "real_images": 20}
-
-
-def _commit(settings: Any, create: Any, body: Any) -> str:
-    """A committed job that no queue carries: marked dispatched, so a worker process's
-    sweeper (alive when integration tests ran first) never sends it and races the runner."""
-    with session_factory(settings)() as session:
-        jobs = create(session, body, created_by="test")
-        job = jobs[-1] if isinstance(jobs, list) else jobs
-        job.dispatched_at = utcnow()
-        session.commit()
-        return job.id
-
-
-def _job(settings: Any, job_id: str) -> Job:
-    with session_factory(settings)() as session:
-        job = session.get(Job, job_id)
-        session.expunge(job)
-        return job
-
-
-def _version(settings: Any, version_id: str) -> ModelVersion:
-    with session_factory(settings)() as session:
-        version = session.get(ModelVersion, version_id)
-        session.expunge(version)
-        return version
-
-
-def _run(settings: Any, app: Any, job_id: str) -> Job:
-    assert Runner(settings, app.state.store).run(job_id) == "succeeded", _job(settings, job_id)
-    return _job(settings, job_id)
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +57,8 @@ def trained(api, app, prod_settings, ddpm_model, mnist_small) -> ModelVersion:
     body = TrainJobCreate(
         kind="train", model_id=ddpm_model["id"], dataset_id=mnist_small["id"], params=TRAIN
     )
-    job = _run(prod_settings, app, _commit(prod_settings, create_train_job, body))
-    return _version(prod_settings, job.result_version_id)
+    job = run_job(prod_settings, app, commit_job(prod_settings, create_train_job, body))
+    return version_row(prod_settings, job.result_version_id)
 
 
 def test_train_publishes_ema_weights_with_lineage(app, prod_settings, trained) -> None:
@@ -115,7 +81,7 @@ def test_train_resumes_from_the_stored_state(
     body = TrainJobCreate(
         kind="train", model_id=ddpm_model["id"], dataset_id=mnist_small["id"], params=params
     )
-    job_id = _commit(prod_settings, create_train_job, body)
+    job_id = commit_job(prod_settings, create_train_job, body)
     store = app.state.store
     with session_factory(prod_settings)() as session:
         data = load_split(session, ShardReader(store), mnist_small["id"], 1, "train").arrays
@@ -133,8 +99,8 @@ def test_train_resumes_from_the_stored_state(
     buffer = io.BytesIO()
     torch.save(states[0], buffer)  # as an interrupted attempt would have left it
     store.put_bytes(f"jobs/{job_id}/resume.pt", buffer.getvalue())
-    job = _run(prod_settings, app, job_id)
-    version = _version(prod_settings, job.result_version_id)
+    job = run_job(prod_settings, app, job_id)
+    version = version_row(prod_settings, job.result_version_id)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.safetensors"
         store.download_file(version.checkpoint_key, path)
@@ -155,7 +121,7 @@ def test_generate_same_seed_same_bytes(app, prod_settings, trained) -> None:
         params={"labels": [0, 1, 2], "seed": 5, "num_inference_steps": 3},
     )
     first, second = (
-        _run(prod_settings, app, _commit(prod_settings, create_generate_job, body))
+        run_job(prod_settings, app, commit_job(prod_settings, create_generate_job, body))
         for _ in range(2)
     )
     names = [a["name"] for a in first.artifacts]
@@ -185,8 +151,8 @@ def test_esd_erases_with_delta_and_judge(app, prod_settings, trained) -> None:
         params={"steps": 2, "batch_size": 4, "trajectories": 1, "ddim_steps": 2},
         judge=JUDGE,
     )
-    job = _run(prod_settings, app, _commit(prod_settings, create_unlearn_job, body))
-    child = _version(prod_settings, job.result_version_id)
+    job = run_job(prod_settings, app, commit_job(prod_settings, create_unlearn_job, body))
+    child = version_row(prod_settings, job.result_version_id)
     assert child.parent_version_id == trained.id and child.source == "unlearn"
     delta = next(a for a in job.artifacts if a["name"] == "delta")
     assert delta["key"].endswith("/delta.safetensors") and delta["changed_tensors"] > 0
@@ -243,8 +209,8 @@ def test_retrain_without_a_subject(app, prod_settings, trained, api, mnist_small
         forget={"subject_ids": [subject]},
         params={"train_steps": 2},
     )
-    job = _run(prod_settings, app, _commit(prod_settings, create_unlearn_job, body))
-    child = _version(prod_settings, job.result_version_id)
+    job = run_job(prod_settings, app, commit_job(prod_settings, create_unlearn_job, body))
+    child = version_row(prod_settings, job.result_version_id)
     assert job.metrics["exact"] is True and job.metrics["forget_count"] >= 1
     assert job.metrics["judge"] is None and "samples" in job.metrics["judge_reason"]
     assert not any(a["name"] == "delta" for a in job.artifacts)  # a whole new model
@@ -261,7 +227,7 @@ def test_evaluate_judges_a_version(app, prod_settings, trained) -> None:
     body = EvaluateJobCreate(
         kind="evaluate", model_version_id=trained.id, forget={"labels": [3]}, judge=JUDGE
     )
-    job = _run(prod_settings, app, _commit(prod_settings, create_evaluate_job, body))
+    job = run_job(prod_settings, app, commit_job(prod_settings, create_evaluate_job, body))
     evaluation = job.metrics["evaluation"]
     assert evaluation["forget_labels"] == [3] and evaluation["samples_per_class"] == 2
     assert set(evaluation["per_class_accuracy"]) == {str(c) for c in range(10)}
@@ -279,7 +245,7 @@ def test_evaluate_with_chosen_sampler_settings(app, prod_settings, trained) -> N
         forget={"labels": [3, 4]},
         judge={**JUDGE, "samples_per_class": 1, "samplers": samplers},
     )
-    job = _run(prod_settings, app, _commit(prod_settings, create_evaluate_job, body))
+    job = run_job(prod_settings, app, commit_job(prod_settings, create_evaluate_job, body))
     evaluation = job.metrics["evaluation"]
     assert [(s["scheduler"], s["seed"]) for s in evaluation["samplers"]] == [
         ("ddim", 7),

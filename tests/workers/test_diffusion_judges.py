@@ -15,7 +15,7 @@ import pytest
 from api.jobs.schemas import EvaluateJobCreate, TrainJobCreate
 from api.jobs.service import create_evaluate_job, create_train_job
 from core.datasets.builtin import FASHION_STYLES, style_labels
-from tests.workers.test_diffusion_jobs import TINY8, TRAIN, _commit, _run
+from tests.support.runner import TINY8, TRAIN, commit_job, run_job
 from workers.engine.data import ImageArrays
 from workers.engine.diffusion.config import DiffusionArchitecture
 from workers.engine.diffusion.judge import judge_from_bytes
@@ -45,7 +45,7 @@ def test_a_style_is_judged_by_trained_judges(api, app, prod_settings, styled) ->
     train = TrainJobCreate(
         kind="train", model_id=model.json()["id"], dataset_id=styled["id"], params=TRAIN
     )
-    version_id = _run(prod_settings, app, _commit(prod_settings, create_train_job, train))
+    version_id = run_job(prod_settings, app, commit_job(prod_settings, create_train_job, train))
     version_id = version_id.result_version_id
     striped = style_labels("striped")
     body = EvaluateJobCreate(
@@ -54,7 +54,9 @@ def test_a_style_is_judged_by_trained_judges(api, app, prod_settings, styled) ->
         forget={"labels": striped},
         judge={**JUDGE, "attack_steps": 2},
     )
-    first = _run(prod_settings, app, _commit(prod_settings, create_evaluate_job, body)).metrics
+    first = run_job(
+        prod_settings, app, commit_job(prod_settings, create_evaluate_job, body)
+    ).metrics
     judge = first["judge"]
     assert judge["kind"] == "trained" and judge["cached"] is False
     assert 0.0 <= judge["heldout_accuracy"] <= 1.0 and judge["heldout_count"] > 0
@@ -82,7 +84,9 @@ def test_a_style_is_judged_by_trained_judges(api, app, prod_settings, styled) ->
     attack = evaluation["attack"]
     assert attack["steps"] == 2 and 0.0 <= attack["attack_success_rate"] <= 1.0
 
-    second = _run(prod_settings, app, _commit(prod_settings, create_evaluate_job, body)).metrics
+    second = run_job(
+        prod_settings, app, commit_job(prod_settings, create_evaluate_job, body)
+    ).metrics
     assert second["judge"]["cached"] is True and second["judge"]["key"] == judge["key"]
     assert all(j["cached"] for j in second["judges"])
     assert second["judge"]["heldout_accuracy"] == judge["heldout_accuracy"]

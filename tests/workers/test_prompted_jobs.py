@@ -25,9 +25,10 @@ from api.jobs.service import (
     create_unlearn_job,
 )
 from core.lineage import decode_mask
+from tests.support.db import fake_version, version_row
+from tests.support.runner import JUDGE, commit_job, run_job
+from tests.support.runner import TINY8 as DDPM_TINY8
 from tests.workers.engine.diffusion.tiny_sd import build_tiny_sd
-from tests.workers.test_diffusion_jobs import JUDGE, _commit, _run, _version
-from tests.workers.test_diffusion_jobs import TINY8 as DDPM_TINY8
 from workers.engine.diffusion.prompt_config import TextToImageArchitecture
 from workers.engine.diffusion.prompted import pack_folder
 
@@ -61,8 +62,8 @@ def t2i_version(api, app, prod_settings, mnist_small) -> Any:
     body = TrainJobCreate(
         kind="train", model_id=model["id"], dataset_id=mnist_small["id"], params=TRAIN
     )
-    job = _run(prod_settings, app, _commit(prod_settings, create_train_job, body))
-    return _version(prod_settings, job.result_version_id)
+    job = run_job(prod_settings, app, commit_job(prod_settings, create_train_job, body))
+    return version_row(prod_settings, job.result_version_id)
 
 
 def _same_bytes(app: Any, first: Any, second: Any) -> None:
@@ -78,7 +79,7 @@ def test_text2image_trains_generates_and_erases(app, prod_settings, t2i_version,
     assert t2i_version.config["captions_example"] == ["a photo of the digit 0", "a handwritten 0"]
     body = GenerateJobCreate(kind="generate", model_version_id=t2i_version.id, params=GEN)
     first, second = (
-        _run(prod_settings, app, _commit(prod_settings, create_generate_job, body))
+        run_job(prod_settings, app, commit_job(prod_settings, create_generate_job, body))
         for _ in range(2)
     )
     assert [a.get("prompt") for a in first.artifacts[2:]] == GEN["prompts"]
@@ -92,8 +93,8 @@ def test_text2image_trains_generates_and_erases(app, prod_settings, t2i_version,
         forget={"concept": {"prompts": ["a photo of the digit 3"], "anchor": "a photo"}},
         judge=JUDGE,
     )
-    job = _run(prod_settings, app, _commit(prod_settings, create_unlearn_job, unlearn))
-    child = _version(prod_settings, job.result_version_id)
+    job = run_job(prod_settings, app, commit_job(prod_settings, create_unlearn_job, unlearn))
+    child = version_row(prod_settings, job.result_version_id)
     assert child.parent_version_id == t2i_version.id
     assert child.config["unlearning"]["forget_kind"] == "concept"
     assert child.training_mask == t2i_version.training_mask  # no sample left the set
@@ -121,13 +122,13 @@ def test_text2image_trains_generates_and_erases(app, prod_settings, t2i_version,
         params={"train_method": "xattn", "steps": 3, "trajectories": 2, "ddim_steps": 3},
         evaluate=False,
     )
-    esd_job = _run(prod_settings, app, _commit(prod_settings, create_unlearn_job, esd))
+    esd_job = run_job(prod_settings, app, commit_job(prod_settings, create_unlearn_job, esd))
     assert "judge" not in esd_job.metrics  # evaluate=False
     changed = esd_job.metrics["delta"]["changed_tensors"]
     assert changed > 0 and esd_job.metrics["method_metrics"]["forget_epsilon_shift"] > 0
     # The erased version generates too.
     again = GenerateJobCreate(kind="generate", model_version_id=child.id, params=GEN)
-    _run(prod_settings, app, _commit(prod_settings, create_generate_job, again))
+    run_job(prod_settings, app, commit_job(prod_settings, create_generate_job, again))
 
 
 def test_text2image_evaluate_judges_classes_and_prompts(app, prod_settings, t2i_version) -> None:
@@ -135,7 +136,7 @@ def test_text2image_evaluate_judges_classes_and_prompts(app, prod_settings, t2i_
         body = EvaluateJobCreate(
             kind="evaluate", model_version_id=t2i_version.id, forget=forget, judge=judge
         )
-        return _run(prod_settings, app, _commit(prod_settings, create_evaluate_job, body))
+        return run_job(prod_settings, app, commit_job(prod_settings, create_evaluate_job, body))
 
     job = evaluate({"labels": [1]})
     assert job.metrics["evaluation"]["forget_labels"] == [1]
@@ -169,8 +170,8 @@ def test_text2image_retrain_drops_samples_from_the_lineage(
         params={"train_steps": 2},
         judge=JUDGE,
     )
-    job = _run(prod_settings, app, _commit(prod_settings, create_unlearn_job, body))
-    child = _version(prod_settings, job.result_version_id)
+    job = run_job(prod_settings, app, commit_job(prod_settings, create_unlearn_job, body))
+    child = version_row(prod_settings, job.result_version_id)
     assert job.metrics["exact"] is True and child.parent_version_id == t2i_version.id
     assert child.config["unlearning"]["forget_labels"] == [3]
     assert child.config["format"] == "expunge.text2image/1"
@@ -190,7 +191,7 @@ def test_text2image_retrain_drops_samples_from_the_lineage(
         forget={"subject_ids": [subject]},
         params={"train_steps": 2},
     )
-    job = _run(prod_settings, app, _commit(prod_settings, create_unlearn_job, by_subject))
+    job = run_job(prod_settings, app, commit_job(prod_settings, create_unlearn_job, by_subject))
     assert job.metrics["judge"] is None and "samples" in job.metrics["judge_reason"]
     r = _post_job(
         api,
@@ -216,9 +217,7 @@ def test_text2image_evaluate_refusals(api, t2i_version) -> None:
 
 def test_labels_and_prompts_stay_with_their_families(api, t2i_version, prod_settings) -> None:
     ddpm = _model(api, DDPM_TINY8)
-    from tests.api.test_diffusion_api import _fake_version
-
-    ddpm_version = _fake_version(prod_settings, ddpm["id"])
+    ddpm_version = fake_version(prod_settings, ddpm["id"])
     r = _post_job(api, {"kind": "generate", "model_version_id": ddpm_version, "params": GEN})
     assert r.status_code == 422 and "takes class labels, not prompts" in r.json()["detail"]
     r = _post_job(
@@ -324,7 +323,7 @@ def test_sd_generates_and_uce_erases(api, app, prod_settings, sd_model) -> None:
     }
     body = GenerateJobCreate(kind="generate", model_version_id=version_id, params=params)
     first, second = (
-        _run(prod_settings, app, _commit(prod_settings, create_generate_job, body))
+        run_job(prod_settings, app, commit_job(prod_settings, create_generate_job, body))
         for _ in range(2)
     )
     _same_bytes(app, first, second)
@@ -334,11 +333,11 @@ def test_sd_generates_and_uce_erases(api, app, prod_settings, sd_model) -> None:
         method="uce",
         forget={"concept": {"prompts": ["a cat"], "anchor": "a animal", "preserve": ["a dog"]}},
     )
-    job = _run(prod_settings, app, _commit(prod_settings, create_unlearn_job, unlearn))
-    child = _version(prod_settings, job.result_version_id)
+    job = run_job(prod_settings, app, commit_job(prod_settings, create_unlearn_job, unlearn))
+    child = version_row(prod_settings, job.result_version_id)
     assert child.config["format"] == "expunge.sd_unet/1" and child.parent_version_id == version_id
     assert job.metrics["delta"]["changed_tensors"] == 8  # the tiny UNet's K/V projections
     erased = GenerateJobCreate(kind="generate", model_version_id=child.id, params=params)
-    after = _run(prod_settings, app, _commit(prod_settings, create_generate_job, erased))
+    after = run_job(prod_settings, app, commit_job(prod_settings, create_generate_job, erased))
     store = app.state.store
     assert store.get_bytes(after.artifacts[2]["key"]) != store.get_bytes(first.artifacts[2]["key"])

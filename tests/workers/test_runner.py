@@ -12,11 +12,13 @@ from api.jobs.service import create_train_job
 from core.db import session_factory
 from core.jobs import requeue_lost
 from models import Job, ModelVersion
+from tests.fixtures.fault_stack import FaultStack
 from workers.runner import Runner
 
 
-def _submit(api, mnist_small, prod_settings, **params) -> dict:
-    """A committed, never-dispatched job: no worker process can race these tests for it."""
+def _submit(stack: FaultStack, **params) -> dict:
+    """A committed job on a stack no worker serves: nothing can race these tests for it."""
+    api, mnist_small, settings = stack.api, stack.dataset, stack.settings
     model = api.post(
         "/api/v1/models",
         json={
@@ -30,7 +32,7 @@ def _submit(api, mnist_small, prod_settings, **params) -> dict:
         dataset_id=mnist_small["id"],
         params={"max_train_samples": 64, **params},
     )
-    with session_factory(prod_settings)() as session:
+    with session_factory(settings)() as session:
         job = create_train_job(session, body, created_by="test")
         session.commit()
         return {"id": job.id}
@@ -43,18 +45,20 @@ def _versions_of(settings, job_id: str) -> int:
         )
 
 
-def test_second_delivery_does_nothing(api, mnist_small, prod_settings, app) -> None:
-    job = _submit(api, mnist_small, prod_settings)
-    runner = Runner(prod_settings, app.state.store)
+def test_second_delivery_does_nothing(idle_stack) -> None:
+    settings = idle_stack.settings
+    job = _submit(idle_stack)
+    runner = Runner(settings, idle_stack.store)
     assert runner.run(job["id"]) == "succeeded"
     assert runner.run(job["id"]) is None  # duplicate delivery: already done
-    assert _versions_of(prod_settings, job["id"]) == 1
+    assert _versions_of(settings, job["id"]) == 1
 
 
-def test_concurrent_deliveries_claim_once(api, mnist_small, prod_settings, app) -> None:
-    job = _submit(api, mnist_small, prod_settings)
+def test_concurrent_deliveries_claim_once(idle_stack) -> None:
+    settings = idle_stack.settings
+    job = _submit(idle_stack)
     results: list[str | None] = []
-    runners = [Runner(prod_settings, app.state.store) for _ in range(2)]
+    runners = [Runner(settings, idle_stack.store) for _ in range(2)]
     threads = [
         threading.Thread(target=lambda r=r: results.append(r.run(job["id"]))) for r in runners
     ]
@@ -63,38 +67,40 @@ def test_concurrent_deliveries_claim_once(api, mnist_small, prod_settings, app) 
     for t in threads:
         t.join()
     assert sorted(results, key=str) == sorted(["succeeded", None], key=str)
-    assert _versions_of(prod_settings, job["id"]) == 1
+    assert _versions_of(settings, job["id"]) == 1
 
 
-def test_stale_attempt_cannot_write(api, mnist_small, prod_settings, app) -> None:
+def test_stale_attempt_cannot_write(idle_stack) -> None:
     """A runner whose job was requeued (heartbeat stale) loses ownership; the next wins."""
-    job = _submit(api, mnist_small, prod_settings)
-    runner = Runner(prod_settings, app.state.store)
+    settings = idle_stack.settings
+    job = _submit(idle_stack)
+    runner = Runner(settings, idle_stack.store)
     attempt = runner.claim(job["id"])
     assert attempt == 1
-    factory = session_factory(prod_settings)
+    factory = session_factory(settings)
     with factory() as session:
         session.execute(update(Job).where(Job.id == job["id"]).values(heartbeat_at=None))
         session.commit()
-        assert requeue_lost(session, prod_settings) >= 1
+        assert requeue_lost(session, settings) >= 1
         assert session.get(Job, job["id"]).state == "queued"
     assert runner.run(job["id"]) == "succeeded"  # attempt 2 claims and finishes
     with factory() as session:
         final = session.get(Job, job["id"])
         assert final.attempt == 2 and final.state == "succeeded"
-    assert _versions_of(prod_settings, job["id"]) == 1
+    assert _versions_of(settings, job["id"]) == 1
 
 
-def test_lost_too_often_fails_with_reason(api, mnist_small, prod_settings) -> None:
-    job = _submit(api, mnist_small, prod_settings)
-    factory = session_factory(prod_settings)
+def test_lost_too_often_fails_with_reason(idle_stack) -> None:
+    settings = idle_stack.settings
+    job = _submit(idle_stack)
+    factory = session_factory(settings)
     with factory() as session:
         session.execute(
             update(Job)
             .where(Job.id == job["id"])
-            .values(state="running", attempt=prod_settings.max_attempts, heartbeat_at=None)
+            .values(state="running", attempt=settings.max_attempts, heartbeat_at=None)
         )
         session.commit()
-        requeue_lost(session, prod_settings)
+        requeue_lost(session, settings)
         final = session.get(Job, job["id"])
         assert final.state == "failed" and "worker lost" in final.error

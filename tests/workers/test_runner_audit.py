@@ -13,11 +13,13 @@ from api.jobs.service import create_train_job
 from core.db import session_factory
 from core.jobs import requeue_lost
 from models import AuditEvent, Job, JobEvent
+from tests.fixtures.fault_stack import FaultStack
 from workers.runner import Runner
 
 
-def _submit(api, mnist_small, prod_settings) -> str:  # type: ignore[no-untyped-def]
-    """A committed, never-dispatched job: no worker process can race this test for it."""
+def _submit(stack: FaultStack) -> str:
+    """A committed job on a stack no worker serves: nothing can race this test for it."""
+    api, mnist_small, settings = stack.api, stack.dataset, stack.settings
     model = api.post(
         "/api/v1/models",
         json={
@@ -31,7 +33,7 @@ def _submit(api, mnist_small, prod_settings) -> str:  # type: ignore[no-untyped-
         dataset_id=mnist_small["id"],
         params={"max_train_samples": 64},
     )
-    with session_factory(prod_settings)() as session:
+    with session_factory(settings)() as session:
         job = create_train_job(session, body, created_by="key_test")
         session.commit()
         return job.id
@@ -46,20 +48,19 @@ def _trail(settings, entity_id: str) -> list[AuditEvent]:  # type: ignore[no-unt
         )
 
 
-def test_every_job_state_is_an_audit_event_and_progress_is_not(
-    api, mnist_small, prod_settings, app
-) -> None:
-    job_id = _submit(api, mnist_small, prod_settings)
-    runner = Runner(prod_settings, app.state.store)
+def test_every_job_state_is_an_audit_event_and_progress_is_not(idle_stack) -> None:
+    settings = idle_stack.settings
+    job_id = _submit(idle_stack)
+    runner = Runner(settings, idle_stack.store)
     assert runner.claim(job_id) == 1
-    factory = session_factory(prod_settings)
+    factory = session_factory(settings)
     with factory() as session:  # the worker went silent: the sweeper requeues the job
         session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=None))
         session.commit()
-        assert requeue_lost(session, prod_settings) >= 1
+        assert requeue_lost(session, settings) >= 1
     assert runner.run(job_id) == "succeeded"
 
-    trail = _trail(prod_settings, job_id)
+    trail = _trail(settings, job_id)
     assert [(e.action, e.actor) for e in trail] == [
         ("job.queued", "key_test"),
         ("job.running", "worker"),
@@ -79,19 +80,20 @@ def test_every_job_state_is_an_audit_event_and_progress_is_not(
             .where(JobEvent.job_id == job_id, JobEvent.type.in_(("progress", "log", "metric")))
         )
     assert progress and progress > 0  # the job did report progress, none of it audited
-    version = _trail(prod_settings, job.result_version_id)
+    version = _trail(settings, job.result_version_id)
     assert [e.action for e in version] == ["model_version.created"]
     assert version[0].payload["job_id"] == job_id and version[0].payload["source"] == "train"
     # Published in the transaction that ended the job: right before its succeeded event.
     assert version[0].seq < trail[-1].seq
 
 
-def test_a_cancel_is_recorded_with_who_asked(api, mnist_small, prod_settings) -> None:
-    job_id = _submit(api, mnist_small, prod_settings)
+def test_a_cancel_is_recorded_with_who_asked(idle_stack) -> None:
+    api, settings = idle_stack.api, idle_stack.settings
+    job_id = _submit(idle_stack)
     response = api.post(f"/api/v1/jobs/{job_id}/cancel")
     assert response.status_code == 200 and response.json()["state"] == "cancelled"
     me = api.get("/api/v1/keys/me").json()["id"]
-    trail = _trail(prod_settings, job_id)
+    trail = _trail(settings, job_id)
     assert [(e.action, e.actor) for e in trail] == [
         ("job.queued", "key_test"),
         ("job.cancelled", me),

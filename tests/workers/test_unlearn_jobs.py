@@ -16,7 +16,8 @@ from api.jobs.service import create_train_job, create_unlearn_job
 from core.db import session_factory
 from core.lineage import decode_mask
 from models import Sample
-from tests.workers.test_diffusion_jobs import _commit, _run, _version
+from tests.support.db import version_row
+from tests.support.runner import commit_job, run_job
 
 ARCH = {"name": "small_cnn", "num_classes": 10, "width": 8, "input_size": [28, 28]}
 
@@ -47,10 +48,8 @@ def test_forget_metrics_use_only_the_samples_the_version_was_trained_on(
     body = TrainJobCreate(
         kind="train", model_id=model["id"], dataset_id=mnist_small["id"], params=params
     )
-    trained = _version(
-        prod_settings,
-        _run(prod_settings, app, _commit(prod_settings, create_train_job, body)).result_version_id,
-    )
+    job = run_job(prod_settings, app, commit_job(prod_settings, create_train_job, body))
+    trained = version_row(prod_settings, job.result_version_id)
     mask = decode_mask(trained.training_mask)
     writer = _writer_split_by_the_mask(prod_settings, mnist_small["id"], mask)
 
@@ -61,7 +60,7 @@ def test_forget_metrics_use_only_the_samples_the_version_was_trained_on(
         forget={"subject_ids": [writer]},
         params={"epochs": 1},
     )
-    job = _run(prod_settings, app, _commit(prod_settings, create_unlearn_job, unlearn))
+    job = run_job(prod_settings, app, commit_job(prod_settings, create_unlearn_job, unlearn))
     metrics = job.metrics
     assert 0 < metrics["forget_count_trained"] < metrics["forget_count_scope"], metrics
     assert metrics["forget_count"] == metrics["forget_count_trained"]
@@ -75,5 +74,5 @@ def test_forget_metrics_use_only_the_samples_the_version_was_trained_on(
             assert 0 < c["forget"] <= c["trained"] and c["share"] == c["forget"] / c["trained"]
         assert set(evaluation["forget_label_accuracy"]) == set(coverage)
     # The writer's samples the version never saw stay out of the new version's lineage too.
-    child = _version(prod_settings, job.result_version_id)
+    child = version_row(prod_settings, job.result_version_id)
     assert decode_mask(child.training_mask).sum() == mask.sum() - metrics["forget_count_trained"]
