@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from limits.storage import MemoryStorage, RedisStorage
 
@@ -152,3 +153,9 @@ def test_limits_are_declared_on_exactly_the_expensive_routes(app) -> None:
         ("POST", "/audit/checkpoints"),
     }
     assert limited == {(method, prefix + path) for method, path in expected}
+    # The limit is counted first: before the key lookup and the database session.
+    for route in iter_route_contexts(app.routes):
+        methods = route.methods or set()
+        if any((method, route.path_format) in limited for method in methods):
+            first = route.dependant.dependencies[0].call
+            assert hasattr(first, "rate_limit_group"), route.path_format
