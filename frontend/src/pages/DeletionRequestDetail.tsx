@@ -6,11 +6,12 @@ import { api, saveBlob, unwrap } from "../api/client";
 import { invalidateRequest, LEGAL_BASIS_TEXT, OPEN_STATUSES, useDeletionRequest, useTimeline } from "../api/deletion";
 import { toApiError } from "../api/errors";
 import { isActive, useAllDatasets, useAllModels, useJob } from "../api/queries";
-import type { DeletionItem, DeletionRequest, Job, PlanItem, TimelineEntry } from "../api/types";
+import type { DeletionItem, DeletionRequest, Job, PlanItem, PlanShadows, TimelineEntry, UnknownLineage } from "../api/types";
 import { useAuth, useCan } from "../auth";
 import { Mono, Progress, ShortId, StateBadge } from "../components/Badges";
 import { Countdown } from "../components/Countdown";
-import { Facts } from "../components/KeyValue";
+import { asVerdict, EvidenceBadge, ItemEvidence } from "../components/Evidence";
+import { Facts, formatValue } from "../components/KeyValue";
 import { Empty, ErrorMessage, Loading, QueryView } from "../components/States";
 import { duration, Time } from "../components/Time";
 import { useJobLive } from "../live/useJobLive";
@@ -140,7 +141,7 @@ function VersionList({ ids }: { ids: unknown }): ReactNode {
 function BlastRadius({ request }: { request: DeletionRequest }): ReactNode {
   const datasets = useAllDatasets();
   const names = new Map((datasets.data ?? []).map((d) => [d.id, d.name]));
-  const br = request.blast_radius as { datasets?: Record<string, number>; samples?: number; versions?: string[]; descendants?: string[]; unverifiable_versions?: string[] };
+  const br = request.blast_radius as { datasets?: Record<string, number>; samples?: number; versions?: string[]; descendants?: string[]; unverifiable_versions?: string[]; unverifiable_note?: string };
   if (!Object.keys(br).length) return <Empty>Not scoped yet.</Empty>;
   return (
     <Facts
@@ -162,9 +163,71 @@ function BlastRadius({ request }: { request: DeletionRequest }): ReactNode {
         ],
         ["Versions trained on them", <VersionList ids={br.versions} />],
         ["Fine-tuned from those", <VersionList ids={br.descendants} />],
-        ["Lineage unknown (uploaded)", <VersionList ids={br.unverifiable_versions} />],
+        [
+          "Lineage unknown (uploaded)",
+          <div data-testid="unknown-lineage">
+            <VersionList ids={br.unverifiable_versions} />
+            {br.unverifiable_versions?.length && br.unverifiable_note ? <p className="muted small">{br.unverifiable_note}</p> : null}
+          </div>,
+        ],
       ]}
     />
+  );
+}
+
+/** The strong test's shadow models for one plan item: a one-off cost, or a bank reused. */
+function ShadowsText({ shadows }: { shadows: PlanShadows | null | undefined }): ReactNode {
+  if (!shadows) return <span className="muted">—</span>;
+  if (shadows.exists)
+    return (
+      <div data-testid="plan-shadows">
+        reuses {shadows.k} shadow models{" "}
+        {shadows.from_version_id && (
+          <>
+            of{" "}
+            <Link to={`/versions/${shadows.from_version_id}`}>
+              <ShortId id={shadows.from_version_id} />
+            </Link>
+          </>
+        )}
+        <div className="muted small">
+          no one-off cost (paid {duration(shadows.paid_seconds)} once; {shadows.runs_served} run(s) served)
+        </div>
+      </div>
+    );
+  return (
+    <div data-testid="plan-shadows">
+      trains {shadows.k} shadow models once: {duration(shadows.one_off_seconds)}
+      <div className="muted small">one-off (≈ k/2 trainings), reused by every later request on this version and those unlearned from it</div>
+    </div>
+  );
+}
+
+function CostText({ p }: { p: PlanItem }): ReactNode {
+  const c = p.cost;
+  return (
+    <>
+      {p.method === "retire" ? "none" : duration(p.estimated_seconds)} <span className="muted small">vs retrain {duration(p.retrain_seconds)}</span>
+      {c && (
+        <div className="muted small" data-testid="plan-cost">
+          {c.method} {c.estimate_fraction.toFixed(2)}× a retrain
+          {c.estimated_passes !== undefined && c.retrain_passes !== undefined ? ` (${formatValue(c.estimated_passes)} of ${formatValue(c.retrain_passes)} sample passes)` : ""}, p_fail {c.p_fail.toFixed(2)} ({c.failures} of {c.verdicts} past verdicts on this {c.history}); expected {c.expected_fraction.toFixed(2)}× a retrain with failures priced in
+          {c.max_cost_fraction !== null ? `; limit ${formatValue(c.max_cost_fraction)}× (max_cost_fraction)` : "; no cost limit"}: {c.choice === "attempt" ? "attempt" : "exact path"}
+        </div>
+      )}
+    </>
+  );
+}
+
+function Decision({ p }: { p: PlanItem }): ReactNode {
+  const c = p.cost;
+  return (
+    <div data-testid="plan-decision">
+      {c ? <span className={`badge decision-${c.choice}`}>{c.choice === "attempt" ? "attempt" : "exact path"}</span> : <span className="badge">{p.exact ? "exact" : "approximate"}</span>}
+      {p.note && <div className="muted small">{p.note}</div>}
+      {c && c.reason !== p.note && <div className="muted small">{c.reason}</div>}
+      {!c && !p.note && <div className="muted small">{p.exact ? "the method is exact: no verification needed" : "not priced: the policy's method, verified after the run"}</div>}
+    </div>
   );
 }
 
@@ -172,7 +235,8 @@ function Plan({ plan }: { plan: PlanItem[] }): ReactNode {
   const models = useAllModels();
   const names = new Map((models.data ?? []).map((m) => [m.id, m.name]));
   if (!plan.length) return <Empty>No plan: nothing to unlearn.</Empty>;
-  const total = plan.reduce((s, p) => s + (p.estimated_seconds ?? 0), 0);
+  const shadows = plan.reduce((s, p) => s + (p.shadows?.one_off_seconds ?? 0), 0);
+  const total = plan.reduce((s, p) => s + (p.estimated_seconds ?? 0), 0) + shadows;
   const unknown = plan.some((p) => p.method !== "retire" && (p.estimated_seconds === null || p.estimated_seconds === undefined));
   return (
     <>
@@ -184,8 +248,9 @@ function Plan({ plan }: { plan: PlanItem[] }): ReactNode {
             <th scope="col">Model</th>
             <th scope="col">Method</th>
             <th scope="col">Fallback</th>
-            <th scope="col">Estimated cost</th>
-            <th scope="col">Retraining took</th>
+            <th scope="col">Estimate vs retrain</th>
+            <th scope="col">Decision and why</th>
+            <th scope="col">Shadow models</th>
           </tr>
         </thead>
         <tbody>
@@ -199,24 +264,24 @@ function Plan({ plan }: { plan: PlanItem[] }): ReactNode {
               <td>{p.model_id ? <Link to={`/models/${p.model_id}`}>{names.get(p.model_id) ?? <ShortId id={p.model_id} />}</Link> : "—"}</td>
               <td>
                 {p.method} <span className="muted small">({p.exact ? "exact" : "approximate, verified"})</span>
-                {p.note && <div className="muted small">{p.note}</div>}
               </td>
               <td>{p.fallback ?? "—"}</td>
               <td>
-                {p.method === "retire" ? "none" : duration(p.estimated_seconds)}
-                {p.cost && (
-                  <div className="muted small" data-testid="plan-cost">
-                    {p.cost.method} {p.cost.estimate_fraction.toFixed(2)}× a retrain, p_fail {p.cost.p_fail.toFixed(2)} ({p.cost.failures} of {p.cost.verdicts} past verdicts on this {p.cost.history}): {p.cost.choice === "attempt" ? "attempt" : "exact path"}
-                  </div>
-                )}
+                <CostText p={p} />
               </td>
-              <td>{duration(p.retrain_seconds)}</td>
+              <td>
+                <Decision p={p} />
+              </td>
+              <td>
+                <ShadowsText shadows={p.shadows} />
+              </td>
             </tr>
           ))}
         </tbody>
       </table>
       <p className="muted small" data-testid="plan-total">
-        Estimated total: {duration(total)} of worker time{unknown ? " (some versions have no training time to estimate from)" : ""}.
+        Estimated total: {duration(total)} of worker time{shadows ? `, of which ${duration(shadows)} one-off shadow training` : ""}
+        {unknown ? " (some versions have no training time to estimate from)" : ""}.
       </p>
     </>
   );
@@ -247,51 +312,78 @@ function ItemJob({ jobId }: { jobId: string }): ReactNode {
   );
 }
 
-function Items({ items }: { items: DeletionItem[] }): ReactNode {
+/** What a certificate states of one item, for items that never had a run (retired). */
+type Certified = { old_version_id: string; evidence_level?: string; evidence?: string };
+
+function Verification({ item, certified }: { item: DeletionItem; certified?: Certified }): ReactNode {
+  const verdict = asVerdict(item.verdict);
+  if (!verdict) {
+    if (certified?.evidence_level) return <EvidenceBadge level={certified.evidence_level} />;
+    return <span className="muted">—</span>;
+  }
+  return (
+    <>
+      <EvidenceBadge level={verdict.level} /> {verdict.passed ? <span className="ok-text">passed</span> : <span className="bad-text">{verdict.reason ?? "failed"}</span>}
+    </>
+  );
+}
+
+function Items({ items, certified }: { items: DeletionItem[]; certified: Map<string, Certified> }): ReactNode {
   if (!items.length) return <Empty>No version needs unlearning.</Empty>;
   return (
-    <table className="table" data-testid="items">
-      <caption className="sr-only">Progress per version</caption>
-      <thead>
-        <tr>
-          <th scope="col">Version</th>
-          <th scope="col">State</th>
-          <th scope="col">Method</th>
-          <th scope="col">Job</th>
-          <th scope="col">Verification</th>
-          <th scope="col">New version</th>
-        </tr>
-      </thead>
-      <tbody>
-        {items.map((i) => (
-          <tr key={i.id}>
-            <td>
-              <Link to={`/versions/${i.model_version_id}`}>
-                <ShortId id={i.model_version_id} />
-              </Link>
-            </td>
-            <td>
-              <StateBadge state={i.state} />
-            </td>
-            <td>
-              {i.method}
-              {i.attempt > 1 && <span className="muted small"> (attempt {i.attempt})</span>}
-            </td>
-            <td>{i.job_id ? <ItemJob jobId={i.job_id} /> : <span className="muted">—</span>}</td>
-            <td>{i.verdict ? (i.verdict.passed ? <span className="ok-text">passed{i.verdict.exact ? " (exact)" : ""}</span> : <span className="bad-text">{String(i.verdict.reason ?? "failed")}</span>) : <span className="muted">—</span>}</td>
-            <td>
-              {i.result_version_id ? (
-                <Link to={`/versions/${i.result_version_id}`}>
-                  <ShortId id={i.result_version_id} />
-                </Link>
-              ) : (
-                <span className="muted">—</span>
-              )}
-            </td>
+    <>
+      <table className="table" data-testid="items">
+        <caption className="sr-only">Progress per version</caption>
+        <thead>
+          <tr>
+            <th scope="col">Version</th>
+            <th scope="col">State</th>
+            <th scope="col">Method</th>
+            <th scope="col">Job</th>
+            <th scope="col">Verification</th>
+            <th scope="col">New version</th>
           </tr>
-        ))}
-      </tbody>
-    </table>
+        </thead>
+        <tbody>
+          {items.map((i) => (
+            <tr key={i.id}>
+              <td>
+                <Link to={`/versions/${i.model_version_id}`}>
+                  <ShortId id={i.model_version_id} />
+                </Link>
+              </td>
+              <td>
+                <StateBadge state={i.state} />
+              </td>
+              <td>
+                {i.method}
+                {i.attempt > 1 && <span className="muted small"> (attempt {i.attempt})</span>}
+              </td>
+              <td>{i.job_id ? <ItemJob jobId={i.job_id} /> : <span className="muted">—</span>}</td>
+              <td>
+                <Verification item={i} certified={certified.get(i.model_version_id)} />
+              </td>
+              <td>
+                {i.result_version_id ? (
+                  <Link to={`/versions/${i.result_version_id}`}>
+                    <ShortId id={i.result_version_id} />
+                  </Link>
+                ) : (
+                  <span className="muted">—</span>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {items.map((i) => {
+        const verdict = asVerdict(i.verdict);
+        const cert = certified.get(i.model_version_id);
+        if (verdict) return <ItemEvidence key={i.id} verdict={verdict} versionId={i.model_version_id} />;
+        if (!cert?.evidence_level) return null;
+        return <ItemEvidence key={i.id} verdict={{ passed: true, exact: true, level: cert.evidence_level, evidence: cert.evidence, checks: [] }} versionId={i.model_version_id} />;
+      })}
+    </>
   );
 }
 
@@ -437,6 +529,74 @@ function Certificate({ request }: { request: DeletionRequest }): ReactNode {
   );
 }
 
+/** What each outcome means, for the person reading the page (core/deletion/render.py). */
+const OUTCOME_TEXT: Record<string, string> = {
+  erased: "every version trained on the data was unlearned, retrained or retired, and the samples were removed from their datasets.",
+  erased_where_known:
+    "erased wherever the lineage is known. The versions of unknown lineage below (uploaded checkpoints with no recorded training samples) were not changed: nobody can tell whether they were trained on the data, so the request cannot say the data is gone from them.",
+  nothing_to_delete: "no dataset sample and no model version held the data.",
+};
+
+/** The signed certificate's document (its models and unknown-lineage versions). */
+type CertificateDoc = { outcome?: string; models?: { old_version_id: string; evidence_level?: string; evidence?: string }[]; unknown_lineage?: UnknownLineage[] };
+
+function useCertificateDoc(request: DeletionRequest): CertificateDoc | null {
+  // Shares its cache with the certificate panel (same key): fetched once.
+  const json = useQuery({ queryKey: ["certificate", request.id, "json"], queryFn: () => fetchCertificate(request.id, "json"), staleTime: Infinity, enabled: request.has_certificate });
+  if (!json.data) return null;
+  try {
+    return JSON.parse(json.data.text) as CertificateDoc;
+  } catch {
+    return null;
+  }
+}
+
+/** The outcome as the API states it: on the request, else in the completion event or the certificate. */
+export function outcomeOf(request: DeletionRequest, timeline: TimelineEntry[] | undefined, certificate: CertificateDoc | null): string | null {
+  const own = (request as { outcome?: unknown }).outcome;
+  if (typeof own === "string") return own;
+  const done = [...(timeline ?? [])].reverse().find((e) => e.action === "deletion_request.completed");
+  if (typeof done?.payload?.outcome === "string") return done.payload.outcome;
+  return certificate?.outcome ?? null;
+}
+
+function Outcome({ outcome, request, certificate }: { outcome: string; request: DeletionRequest; certificate: CertificateDoc | null }): ReactNode {
+  const br = request.blast_radius as { unverifiable_versions?: string[]; unverifiable_note?: string };
+  const named: UnknownLineage[] = certificate?.unknown_lineage ?? (br.unverifiable_versions ?? []).map((v) => ({ version_id: v, model_id: null, sha256: null, status: null, note: br.unverifiable_note ?? "" }));
+  return (
+    <div className={outcome === "erased" ? "notice ok" : "notice"} data-testid="outcome">
+      <p>
+        <strong>Outcome: {outcome.replace(/_/g, " ")}</strong> <code className="muted small">{outcome}</code> — {OUTCOME_TEXT[outcome] ?? ""}
+      </p>
+      {named.length > 0 && (
+        <ul className="plain" aria-label="Versions of unknown lineage">
+          {named.map((u) => (
+            <li key={u.version_id}>
+              <Link to={`/versions/${u.version_id}`}>
+                <ShortId id={u.version_id} />
+              </Link>
+              {u.model_id && (
+                <>
+                  {" "}
+                  of <Link to={`/models/${u.model_id}`}>{u.model_id}</Link>
+                </>
+              )}
+              {u.status && <> <StateBadge state={u.status} /></>}
+              {u.sha256 && (
+                <>
+                  {" "}
+                  <span className="muted small">sha256</span> <ShortId id={u.sha256} />
+                </>
+              )}
+              {u.note && <div className="muted small">{u.note}</div>}
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
 function scopeText(r: DeletionRequest): ReactNode {
   const values = r.scope[r.scope_kind];
   if (r.scope.redacted === true || !Array.isArray(values)) {
@@ -460,6 +620,9 @@ function scopeText(r: DeletionRequest): ReactNode {
 
 function RequestBody({ request }: { request: DeletionRequest }): ReactNode {
   const timeline = useTimeline(request.id, request.status);
+  const certificate = useCertificateDoc(request);
+  const outcome = outcomeOf(request, timeline.data, certificate);
+  const certified = new Map((certificate?.models ?? []).map((m) => [m.old_version_id, m]));
   return (
     <>
       <div className="page-head">
@@ -478,6 +641,7 @@ function RequestBody({ request }: { request: DeletionRequest }): ReactNode {
           <p>{request.reason}</p>
         </div>
       )}
+      {outcome && <Outcome outcome={outcome} request={request} certificate={certificate} />}
       <div className="grid-2">
         <section aria-labelledby="dr-facts-h">
           <h2 id="dr-facts-h">Details</h2>
@@ -512,7 +676,7 @@ function RequestBody({ request }: { request: DeletionRequest }): ReactNode {
       </section>
       <section aria-labelledby="dr-progress-h">
         <h2 id="dr-progress-h">Progress per version</h2>
-        <Items items={request.items ?? []} />
+        <Items items={request.items ?? []} certified={certified} />
       </section>
       <section aria-labelledby="dr-cert-h">
         <h2 id="dr-cert-h">Certificate</h2>
