@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     # Limits.
     max_upload_bytes: int = 512 * 1024 * 1024
     max_request_samples: int = 200_000
-    # Per-API-key limits on expensive endpoints (token buckets: N per minute, bursts of N;
+    # Per-API-key limits on expensive endpoints (moving window: N in any 60 s, bursts of N;
     # 0 switches one off). Generous: they stop runaway scripts, not people. api/ratelimit.py.
     rate_limit_enabled: bool = True
     rate_limit_jobs_per_minute: float = 3000
