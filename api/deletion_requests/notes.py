@@ -24,7 +24,7 @@ from api.deletion_requests.schemas import (
 from api.deps import Compliance, SessionDep, SettingsDep, StoreDep
 from api.ratelimit import rate_limit
 from api.schemas import ERRORS, NOT_FOUND
-from core.deletion import flows
+from core.deletion import service
 from core.errors import NotFound
 from models.deletion import DeletionAttachment, DeletionComment, DeletionRequest
 
@@ -48,7 +48,7 @@ def _request(session: SessionDep, request_id: str) -> DeletionRequest:
 def add_comment(
     request_id: str, body: CommentCreate, session: SessionDep, key: Compliance
 ) -> CommentPublic:
-    comment = flows.add_comment(session, _request(session, request_id), key.id, body.text)
+    comment = service.add_comment(session, _request(session, request_id), key.id, body.text)
     return CommentPublic.model_validate(comment)
 
 
@@ -80,7 +80,7 @@ def add_attachment(
 ) -> AttachmentPublic:
     request = _request(session, request_id)
     data = file.file.read(settings.max_attachment_bytes + 1)
-    attachment = flows.add_attachment(
+    attachment = service.add_attachment(
         session,
         store,
         settings,

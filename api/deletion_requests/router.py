@@ -24,7 +24,7 @@ from api.deletion_requests.schemas import (
 from api.deps import Compliance, Reader, SessionDep, SettingsDep, StoreDep
 from api.ratelimit import rate_limit
 from api.schemas import CONFLICT, ERRORS, NOT_FOUND, ErrorBody
-from core.deletion import flows, states
+from core.deletion import flows, repository, service, states
 from core.deletion.concepts import resolve_concept
 from core.deletion.redact import redacted_scope
 from core.deletion.render import render_html, render_pdf
@@ -32,16 +32,16 @@ from core.deletion.scope import resolve
 from core.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from core.queue import send_job
 from core.signing import canonical_document
-from models import ApiKey, Job, Model
+from models import ApiKey, Model
 from models.audit import AuditEvent
 from models.base import utcnow
-from models.deletion import DeletionItem, DeletionRequest
+from models.deletion import DeletionRequest
 
 router = APIRouter(prefix="/deletion-requests", tags=["deletion-requests"], responses=ERRORS)
 
 
 def _get(session: SessionDep, request_id: str) -> DeletionRequest:
-    found = session.get(DeletionRequest, request_id)
+    found = repository.get(session, request_id)
     if found is None:
         raise NotFound(f"deletion request {request_id} not found")
     return found
@@ -61,14 +61,8 @@ def _public(session: SessionDep, request: DeletionRequest, key: ApiKey) -> Delet
     )
     out.overdue, out.due_soon = flows.overdue(request), flows.due_soon(request)
     out.has_certificate = request.certificate is not None
-    rows = session.execute(
-        select(DeletionItem, Job.state, Job.progress)
-        .outerjoin(Job, Job.id == DeletionItem.job_id)
-        .where(DeletionItem.request_id == request.id)
-        .order_by(DeletionItem.id)
-    ).all()
     out.items = []
-    for item, job_state, job_progress in rows:
+    for item, job_state, job_progress in repository.items_with_jobs(session, request.id):
         public = DeletionItemPublic.model_validate(item)
         public.job_state, public.job_progress = job_state, job_progress
         out.items.append(public)
@@ -235,16 +229,9 @@ def list_requests(
     cursor: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> DeletionRequestsPublic:
-    stmt = select(DeletionRequest).order_by(DeletionRequest.id.desc()).limit(limit + 1)
-    if status_:
-        stmt = stmt.where(DeletionRequest.status == status_)
-    if cursor:
-        stmt = stmt.where(DeletionRequest.id < cursor)
-    rows = session.scalars(stmt).all()
-    data = [_shown_to(key, settings, _public(session, r, key), r) for r in rows[:limit]]
-    return DeletionRequestsPublic(
-        data=data, count=len(data), next_cursor=rows[limit - 1].id if len(rows) > limit else None
-    )
+    rows, next_cursor = repository.page(session, status=status_, cursor=cursor, limit=limit)
+    data = [_shown_to(key, settings, _public(session, r, key), r) for r in rows]
+    return DeletionRequestsPublic(data=data, count=len(data), next_cursor=next_cursor)
 
 
 @router.get("/{request_id}", response_model=DeletionRequestPublic, responses=NOT_FOUND)
@@ -346,7 +333,7 @@ def reject(
     request_id: str, body: Decision, session: SessionDep, key: Compliance
 ) -> DeletionRequestPublic:
     request = _get(session, request_id)
-    flows.reject(session, request, key.id, body.reason)
+    service.reject(session, request, key.id, body.reason)
     return _public(session, request, key)
 
 
@@ -357,7 +344,7 @@ def reject(
 )
 def cancel(request_id: str, session: SessionDep, key: Compliance) -> DeletionRequestPublic:
     request = _get(session, request_id)
-    flows.cancel(session, request, key.id)
+    service.cancel(session, request, key.id)
     return _public(session, request, key)
 
 
@@ -370,7 +357,7 @@ def extend(
     request_id: str, body: Decision, session: SessionDep, key: Compliance
 ) -> DeletionRequestPublic:
     request = _get(session, request_id)
-    flows.extend(session, request, key.id, body.reason)
+    service.extend(session, request, key.id, body.reason)
     return _public(session, request, key)
 
 

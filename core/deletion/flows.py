@@ -10,7 +10,6 @@ dispatches after committing.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +22,7 @@ from core import webhooks
 from core.audit.events import commit_subject, subject_salt
 from core.audit.log import append as audit
 from core.audit.trail import version_status
-from core.deletion import purge
+from core.deletion import purge, repository
 from core.deletion.policy import (
     JUDGED_FAMILIES,
     NOT_CERTIFIED,
@@ -36,7 +35,7 @@ from core.deletion.redact import redact_request
 from core.deletion.scope import resolve
 from core.deletion.shadows import shadow_plan, uses_shadows
 from core.deletion.states import check_action, move
-from core.errors import Conflict, Forbidden, PayloadTooLarge, Unprocessable
+from core.errors import Conflict, Forbidden
 from core.jobspecs import new_unlearn_job, unlearn_spec, workflow_keys
 from core.lineage import resolve_forget, scope_hash
 from core.settings import Settings
@@ -45,8 +44,6 @@ from models import DatasetVersion, Job, Model, ModelVersion
 from models.base import new_id, utcnow
 from models.deletion import (
     OPEN_STATUSES,
-    DeletionAttachment,
-    DeletionComment,
     DeletionItem,
     DeletionRequest,
 )
@@ -88,9 +85,10 @@ def policy_for(model: Model) -> DeletionPolicy:
     return DeletionPolicy.for_family(model.family, model.deletion_policy)
 
 
-def _event(
+def emit(
     session: Session, request: DeletionRequest, actor: str, action: str, **payload: Any
 ) -> int:
+    """Append ``deletion_request.<action>`` to the audit log and queue its webhooks."""
     event = audit(
         session, actor, f"deletion_request.{action}", "deletion_request", request.id, payload
     )
@@ -152,7 +150,7 @@ def file_request(
     )
     session.add(request)
     session.flush()
-    _event(
+    emit(
         session,
         request,
         actor,
@@ -166,7 +164,7 @@ def file_request(
         radius.samples, radius.sample_ids = {}, {}  # a class is not personal data: keep bytes
     request.blast_radius = radius.summary()
     move(request, "scoped")
-    _event(
+    emit(
         session,
         request,
         SYSTEM,
@@ -178,7 +176,7 @@ def file_request(
     if radius.empty:
         move(request, "completed")
         request.completed_at = utcnow()
-        _event(session, request, SYSTEM, "completed", outcome="nothing_to_delete")
+        emit(session, request, SYSTEM, "completed", outcome="nothing_to_delete")
         from core.deletion.certificate import issue
 
         issue(session, request, settings)
@@ -193,7 +191,7 @@ def file_request(
         _plan_item(session, request, vid, vid in radius.descendants) for vid in affected
     ]
     move(request, "awaiting_approval")
-    _event(session, request, SYSTEM, "planned", items=len(request.plan))
+    emit(session, request, SYSTEM, "planned", items=len(request.plan))
     return request
 
 
@@ -288,25 +286,15 @@ def _plan_item(
     }
 
 
-def _items(session: Session, request_id: str) -> list[DeletionItem]:
-    return list(
-        session.scalars(
-            select(DeletionItem)
-            .where(DeletionItem.request_id == request_id)
-            .order_by(DeletionItem.id)
-        )
-    )
-
-
 def approve(session: Session, request: DeletionRequest, actor: str) -> list[Job]:
     check_action(request, "approve")
     if actor == request.created_by:
         raise Forbidden("the person who filed a request cannot approve it; ask a second approver")
     request.approved_by, request.approved_at = actor, utcnow()
     move(request, "unlearning")
-    _event(session, request, actor, "approved")
+    emit(session, request, actor, "approved")
     jobs = []
-    for item in _items(session, request.id):
+    for item in repository.items(session, request.id):
         window = _batch_window(session, item)
         if window and item.method != "retire":
             _hold(item, request.approved_at + timedelta(seconds=window), "waiting for batch")
@@ -332,35 +320,12 @@ def _hold(item: DeletionItem, until: datetime, why: str) -> None:
 
 def _start(session: Session, request: DeletionRequest, item: DeletionItem) -> Job | None:
     """Submit the item's unlearning job (or retire it outright)."""
-    if item.method != "retire" and _busy_elsewhere(session, item.model_version_id, {request.id}):
+    if item.method != "retire" and repository.busy_elsewhere(
+        session, item.model_version_id, {request.id}
+    ):
         _hold(item, utcnow(), "waiting for another request's run on this version to close")
         return None
     return _submit(session, [(request, item)])
-
-
-def _busy_elsewhere(session: Session, version_id: str, request_ids: set[str]) -> bool:
-    """Whether another open request has a run on this version that has not closed yet.
-
-    Two runs from the same version would each keep what the other erased: each new
-    version is derived from a parent that still held the other request's data. So runs
-    on one version are serial; the later request continues from the earlier one's
-    result (``close`` retargets it), or from the version itself if the earlier failed.
-    """
-    return (
-        session.scalar(
-            select(DeletionItem.id)
-            .join(DeletionRequest, DeletionRequest.id == DeletionItem.request_id)
-            .where(
-                DeletionItem.model_version_id == version_id,
-                DeletionItem.request_id.not_in(request_ids),
-                DeletionItem.state.in_(("unlearning", "done")),
-                DeletionItem.method != "retire",
-                DeletionRequest.status.in_(("unlearning", "verifying")),
-            )
-            .limit(1)
-        )
-        is not None
-    )
 
 
 def policy_device(policy: DeletionPolicy, scope_kind: str) -> str:
@@ -424,7 +389,9 @@ def _submit(session: Session, members: list[tuple[DeletionRequest, DeletionItem]
         evaluate=True,
         exact=exact,
         family=model.family,
-        judge=policy.judge if model.family in JUDGED_FAMILIES and policy.judge else None,
+        # Judged families always carry a judge object, as from the API (the worker fills
+        # what the policy leaves empty with the defaults).
+        judge=dict(policy.judge or {}) if model.family in JUDGED_FAMILIES else None,
         shadow_models=policy.shadow_models
         if uses_shadows(model.family, kind, exact)
         else None,
@@ -445,7 +412,7 @@ def _submit(session: Session, members: list[tuple[DeletionRequest, DeletionItem]
             },
         ]
         if len(members) > 1:
-            _event(
+            emit(
                 session,
                 member_request,
                 SYSTEM,
@@ -485,29 +452,13 @@ def start_batches(session: Session, now: datetime | None = None) -> list[Job]:
         members_ids = {r.id for r, _ in members}
         if (
             due > now
-            or _unread_siblings(session, version_id)
-            or _busy_elsewhere(session, version_id, members_ids)
+            or repository.unread_siblings(session, version_id)
+            or repository.busy_elsewhere(session, version_id, members_ids)
         ):
             continue
         if job := _submit(session, members):
             jobs.append(job)
     return jobs
-
-
-def _unread_siblings(session: Session, version_id: str) -> bool:
-    return (
-        session.scalar(
-            select(DeletionItem.id)
-            .join(Job, Job.id == DeletionItem.job_id)
-            .where(
-                DeletionItem.model_version_id == version_id,
-                DeletionItem.state == "unlearning",
-                Job.state.in_(("succeeded", "failed", "cancelled")),
-            )
-            .limit(1)
-        )
-        is not None
-    )
 
 
 def advance(
@@ -517,7 +468,7 @@ def advance(
     if request.status not in ("unlearning", "verifying"):
         return []
     jobs: list[Job] = []
-    items = _items(session, request.id)
+    items = repository.items(session, request.id)
     for item in items:
         if item.state != "unlearning" or item.job_id is None:
             continue
@@ -530,7 +481,7 @@ def advance(
             verdict = _keep_attempt(item, job, _verdict(session, request, item, job))
             if verdict["passed"]:
                 item.state, item.result_version_id = "done", job.result_version_id
-                _event(
+                emit(
                     session,
                     request,
                     SYSTEM,
@@ -559,7 +510,7 @@ def advance(
             )
         # A job's error text may quote a subject id: the log gets the run's state only.
         logged = reason if job.state == "succeeded" else f"job {job.state} (see job {job.id})"
-        _event(
+        emit(
             session, request, SYSTEM, "item_failed", item=item.id, method=item.method, reason=logged
         )
         fallback = None if item.exact else policy_for(session.get(Model, job.model_id)).fallback
@@ -600,7 +551,7 @@ def advance(
             if i.state == "failed"
         )
         # The tainted versions stay blocked and nothing is purged: a person must decide.
-        _event(
+        emit(
             session, request, SYSTEM, "failed", items=[i.id for i in items if i.state == "failed"]
         )
     elif all(i.state == "done" for i in items):
@@ -628,9 +579,9 @@ def retry(session: Session, request: DeletionRequest, actor: str) -> list[Job]:
     check_action(request, "retry")
     move(request, "unlearning")
     request.reason = None
-    _event(session, request, actor, "retried")
+    emit(session, request, actor, "retried")
     jobs = []
-    for item in _items(session, request.id):
+    for item in repository.items(session, request.id):
         if item.state != "failed":
             continue
         version = session.get(ModelVersion, item.model_version_id)
@@ -660,7 +611,7 @@ def _discard_candidate(
     if candidate is None or candidate.status == "purged":
         return
     purge.purge_version(session, store, candidate)
-    _event(session, request, SYSTEM, "candidate_purged", item=item.id, version=candidate.id)
+    emit(session, request, SYSTEM, "candidate_purged", item=item.id, version=candidate.id)
     # A request filed meanwhile counted the candidate among its parent's descendants:
     # there is nothing left of it to unlearn.
     others = session.execute(
@@ -678,7 +629,7 @@ def _discard_candidate(
             *other_item.history,
             {"at": utcnow().isoformat(), "event": "version purged: a rejected candidate"},
         ]
-        _event(session, other, SYSTEM, "item_dropped", item=other_item.id, version=candidate.id)
+        emit(session, other, SYSTEM, "item_dropped", item=other_item.id, version=candidate.id)
 
 
 # What an attempt keeps of its run, besides its verdict.
@@ -769,7 +720,7 @@ def close(
         if item.result_version_id == old.id:  # nothing of the scope was left in it
             continue
         purge.purge_version(session, store, old)
-        _event(
+        emit(
             session,
             request,
             SYSTEM,
@@ -781,7 +732,7 @@ def close(
             # Verified: usable from now on, unless another request holds it (it counted
             # it among its versions) or the version it replaces (then _retarget keeps
             # it blocked for that request).
-            if item.result_version_id not in _held_elsewhere(session, request.id):
+            if item.result_version_id not in repository.held_elsewhere(session, request.id):
                 version_status(
                     session,
                     SYSTEM,
@@ -795,7 +746,7 @@ def close(
                     .values(status="active")
                 )
             _retarget(session, old.id, item.result_version_id, request.id)
-    _release(session, request)
+    release(session, request)
     if request.scope_kind in ("subject_ids", "sample_ids"):
         salt = subject_salt(settings)
         for dataset_id, new_version in purge.delete_samples(
@@ -806,7 +757,7 @@ def close(
             request.id,
             commit=lambda value: commit_subject(value, salt),
         ).items():
-            _event(
+            emit(
                 session,
                 request,
                 SYSTEM,
@@ -821,7 +772,7 @@ def close(
             )
     move(request, "completed")
     request.completed_at = utcnow()
-    _event(session, request, SYSTEM, "completed", outcome=erased_outcome(request))
+    emit(session, request, SYSTEM, "completed", outcome=erased_outcome(request))
     issue(session, request, settings)
     redact_request(session, settings, request)  # closed: ids only as commitments now
 
@@ -877,70 +828,12 @@ def _retarget(session: Session, old_id: str, new_id: str, closing_id: str) -> No
             *other.plan,
             *({**p, "model_version_id": new_id, "replaces": old_id} for p in entries),
         ]
-        _event(session, other, SYSTEM, "retargeted", item=item.id, version=new_id, replaces=old_id)
+        emit(session, other, SYSTEM, "retargeted", item=item.id, version=new_id, replaces=old_id)
 
 
-def open_in_progress(session: Session) -> list[str]:
-    return list(
-        session.scalars(
-            select(DeletionRequest.id).where(
-                DeletionRequest.status.in_(("unlearning", "verifying"))
-            )
-        )
-    )
-
-
-def reject(session: Session, request: DeletionRequest, actor: str, reason: str) -> None:
-    check_action(request, "reject")
-    _release(session, request)
-    move(request, "rejected")
-    request.reason = reason
-    # The reason is free text that may name the person: the row keeps it (redacted with
-    # the ids later), the log only its length, as for comments.
-    _event(session, request, actor, "rejected", reason_length=len(reason))
-
-
-def cancel(session: Session, request: DeletionRequest, actor: str) -> None:
-    check_action(request, "cancel")
-    _release(session, request)
-    move(request, "cancelled")
-    _event(session, request, actor, "cancelled")
-
-
-def extend(session: Session, request: DeletionRequest, actor: str, reason: str) -> None:
-    check_action(request, "extend")
-    if request.extended:
-        raise Conflict("this request was already extended once; the law allows one extension")
-    if not reason.strip():
-        raise Unprocessable(
-            "an extension needs a reason (it is told to the data subject)", field="reason"
-        )
-    request.due_at = request.due_at + DEADLINES[request.legal_basis][1]
-    request.extended, request.extension_reason = True, reason
-    _event(session, request, actor, "extended", new_due_at=request.due_at.isoformat())
-
-
-def _held_elsewhere(session: Session, request_id: str) -> set[str]:
-    """Versions another request holds: one still open, one that failed (its versions
-    stay blocked until a person decides), and their unverified candidates."""
-    holding = (*OPEN_STATUSES, "failed")
-    items = (
-        select(DeletionItem.model_version_id, DeletionItem.job_id)
-        .join(DeletionRequest, DeletionRequest.id == DeletionItem.request_id)
-        .where(DeletionRequest.id != request_id, DeletionRequest.status.in_(holding))
-    ).subquery()
-    versions = set(session.scalars(select(items.c.model_version_id)))
-    candidates = session.scalars(
-        select(ModelVersion.id).where(
-            ModelVersion.job_id.in_(select(items.c.job_id).where(items.c.job_id.is_not(None)))
-        )
-    )
-    return versions | set(candidates)
-
-
-def _release(session: Session, request: DeletionRequest) -> None:
+def release(session: Session, request: DeletionRequest) -> None:
     """Untaint the request's versions that no other request holds."""
-    held = _held_elsewhere(session, request.id)
+    held = repository.held_elsewhere(session, request.id)
     free = [p["model_version_id"] for p in request.plan if p["model_version_id"] not in held]
     version_status(
         session, SYSTEM, free, "active", only_from="tainted", deletion_request_id=request.id
@@ -959,105 +852,3 @@ def overdue(request: DeletionRequest, now: datetime | None = None) -> bool:
 def due_soon(request: DeletionRequest, now: datetime | None = None, days: int = 7) -> bool:
     now = now or utcnow()
     return request.status in OPEN_STATUSES and now <= request.due_at <= now + timedelta(days=days)
-
-
-# --------------------------------------------------------------------------- notes
-
-# Attachments are evidence (an ID check, the requester's letter): a short list of plain
-# formats, each checked against its leading bytes, so nothing active is ever served back.
-ATTACHMENT_TYPES: dict[str, bytes | None] = {
-    "application/pdf": b"%PDF-",
-    "image/png": b"\x89PNG\r\n\x1a\n",
-    "image/jpeg": b"\xff\xd8\xff",
-    "text/plain": None,
-    "text/csv": None,
-    "application/json": None,
-}
-
-
-def add_comment(
-    session: Session, request: DeletionRequest, actor: str, text: str
-) -> DeletionComment:
-    """A note on the request, at any status (the record continues after completion).
-
-    The text may name the person, so the audit event holds only its id and length.
-    """
-    if not text.strip():
-        raise Unprocessable("a comment needs some text", field="text")
-    comment = DeletionComment(
-        id=new_id("drc"), request_id=request.id, author=actor, text=text, created_at=utcnow()
-    )
-    session.add(comment)
-    session.flush()
-    _event(session, request, actor, "comment_added", comment=comment.id, length=len(text))
-    return comment
-
-
-def safe_filename(name: str) -> str:
-    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip() or "attachment"
-    cleaned = "".join(c if c.isalnum() or c in "._- " else "_" for c in base)
-    return cleaned[:200] or "attachment"
-
-
-def add_attachment(
-    session: Session,
-    store: ObjectStore,
-    settings: Settings,
-    request: DeletionRequest,
-    actor: str,
-    *,
-    filename: str,
-    content_type: str,
-    data: bytes,
-) -> DeletionAttachment:
-    """Store a small file under the request's prefix; kept for good, as evidence."""
-    kind = content_type.split(";", 1)[0].strip().lower()
-    if kind not in ATTACHMENT_TYPES:
-        raise Unprocessable(
-            f"attachments may be {', '.join(ATTACHMENT_TYPES)}; not {kind or 'untyped'}",
-            field="file",
-        )
-    if not data:
-        raise Unprocessable("the attachment is empty", field="file")
-    if len(data) > settings.max_attachment_bytes:
-        raise PayloadTooLarge(
-            f"attachments are limited to {settings.max_attachment_bytes} bytes", field="file"
-        )
-    magic = ATTACHMENT_TYPES[kind]
-    if magic is not None and not data.startswith(magic):
-        raise Unprocessable(f"the file's content is not {kind}", field="file")
-    if magic is None:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise Unprocessable(f"a {kind} attachment must be UTF-8 text", field="file") from exc
-        if "\x00" in text:
-            raise Unprocessable(f"a {kind} attachment must not contain NUL bytes", field="file")
-    attachment_id = new_id("dra")
-    # The key names no file: a filename may itself name the person.
-    key = f"deletion-requests/{request.id}/attachments/{attachment_id}"
-    store.put_bytes(key, data, content_type=kind)
-    attachment = DeletionAttachment(
-        id=attachment_id,
-        request_id=request.id,
-        filename=safe_filename(filename),
-        content_type=kind,
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        object_key=key,
-        uploaded_by=actor,
-        created_at=utcnow(),
-    )
-    session.add(attachment)
-    session.flush()
-    _event(
-        session,
-        request,
-        actor,
-        "attachment_added",
-        attachment=attachment.id,
-        sha256=attachment.sha256,
-        size_bytes=attachment.size_bytes,
-        content_type=kind,
-    )
-    return attachment

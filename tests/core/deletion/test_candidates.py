@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from core import migrate
 from core.db import make_engine
-from core.deletion import flows
+from core.deletion import flows, service
 from core.settings import Settings
 from core.storage import LocalStore
 from models import (
@@ -132,7 +132,7 @@ def test_release_keeps_what_a_failed_request_or_a_candidate_holds(tmp_path: Path
         )
         session.flush()
 
-        flows.cancel(session, leaving, "key_dpo")
+        service.cancel(session, leaving, "key_dpo")
         session.flush()
         status = {v: session.get(ModelVersion, v).status for v in ("v_failed", "v_free", "cand")}
         assert status == {"v_failed": "tainted", "v_free": "active", "cand": "tainted"}
