@@ -23,6 +23,8 @@ mkdirSync(SHOTS, { recursive: true });
 const started = Date.now();
 const steps = [];
 const pageErrors = [];
+// What the pages showed that the pytest wrapper asserts on too (tests/frontend/test_e2e.py).
+const shown = {};
 
 function log(msg) {
   console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${msg}`);
@@ -519,6 +521,20 @@ try {
       // Completed: the page shows the salted commitments, the subject id is gone.
       const scope = await page.getByTestId("scope-redacted").innerText();
       check(/1 salted commitment/.test(scope) && !scope.includes(subject), `the scope shows commitments only: ${scope}`);
+      // What the verdict proves: its level of evidence and sentence, every attempt with its
+      // job, and the outcome (the ORL person is a whole class: the retrain makes it exact).
+      const evidence = page.getByTestId("item-evidence").first();
+      shown.evidence = {
+        level: (await evidence.getByTestId("evidence-level").first().innerText()).trim(),
+        sentence: await evidence.getByTestId("evidence-sentence").innerText(),
+        attempts: await evidence.getByTestId("attempt").count(),
+        attemptJobs: await evidence.getByTestId("attempt").getByRole("link", { name: /^Job job_/ }).count(),
+        outcome: await page.getByTestId("outcome").innerText(),
+      };
+      log(`  evidence shown: ${JSON.stringify(shown.evidence)}`);
+      check(shown.evidence.level === "exact" && /never saw it/.test(shown.evidence.sentence), `the item's level of evidence and its sentence are shown: ${JSON.stringify(shown.evidence)}`);
+      check(shown.evidence.attempts >= 1 && shown.evidence.attemptJobs === shown.evidence.attempts, `every attempt is listed with its job: ${JSON.stringify(shown.evidence)}`);
+      check(/^Outcome: erased/.test(shown.evidence.outcome), `the outcome is stated: ${shown.evidence.outcome}`);
       await shot(page, "21-deletion-completed");
     });
 
@@ -591,6 +607,6 @@ try {
 }
 
 if (!failed && pageErrors.length) failed = new Error(`uncaught errors in the page: ${pageErrors.join(" | ")}`);
-const summary = { ok: !failed, steps, seconds: (Date.now() - started) / 1000, pageErrors, screenshots: SHOTS, error: failed ? String(failed) : null };
+const summary = { ok: !failed, steps, seconds: (Date.now() - started) / 1000, pageErrors, screenshots: SHOTS, shown, error: failed ? String(failed) : null };
 console.log(`E2E-SUMMARY ${JSON.stringify(summary)}`);
 process.exit(failed ? 1 : 0);

@@ -129,6 +129,12 @@ def test_dashboard_end_to_end(tmp_path) -> None:
         )
         summary = json.loads(summary_line.removeprefix("E2E-SUMMARY "))
         assert summary["ok"] and not summary["pageErrors"], summary
+        # The completed request's page said what its verdict proves (issue #13): the level
+        # of evidence with its sentence, each attempt with its job, and the outcome.
+        evidence = summary["shown"]["evidence"]
+        assert evidence["level"] == "exact" and "never saw it" in evidence["sentence"], evidence
+        assert evidence["attempts"] >= 1 and evidence["attemptJobs"] == evidence["attempts"]
+        assert evidence["outcome"].startswith("Outcome: erased"), evidence
         names = {p.name for p in SHOTS.glob("*.png")}
         for expected in (
             "02-overview.png",
