@@ -76,6 +76,7 @@ describe("a verdict's evidence", () => {
       expect(within(entry).getByRole("link").getAttribute("href")).toBe(`/jobs/${a.job_id}`);
       expect(within(entry).getByTestId("evidence-level").textContent).toBe(String(a.level).replace(/_/g, " "));
       if (!a.passed) expect(text).toContain(String(a.reason));
+      else expect(text).toContain(String(a.evidence));
       // Collapsed by default; its checks are there when opened.
       const details = within(entry).getByText(`Checks (${a.checks?.length})`).closest("details") as HTMLDetailsElement;
       expect(details.open).toBe(false);

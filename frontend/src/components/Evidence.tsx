@@ -183,8 +183,8 @@ function AttemptEntry({ attempt, n }: { attempt: Attempt; n: number }): ReactNod
         {" · "}
         {attempt.passed ? <span className="ok-text">passed</span> : <span className="bad-text">not passed</span>} <EvidenceBadge level={attempt.level} />
       </div>
-      {!attempt.passed && attempt.reason && <div className="bad-text small">{attempt.reason}</div>}
-      {attempt.evidence && <div className="muted small">{attempt.evidence}</div>}
+      {/* A failed run's sentence only repeats its reason ("not certified (…)"). */}
+      {!attempt.passed && attempt.reason ? <div className="bad-text small">{attempt.reason}</div> : attempt.evidence && <div className="muted small">{attempt.evidence}</div>}
       <details className="attempt-details">
         <summary>Checks ({checks.length})</summary>
         <ChecksTable checks={checks} caption={`Checks of attempt ${number}`} empty={attempt.exact ? "No statistical check: an exact method needs none." : "No check ran."} />

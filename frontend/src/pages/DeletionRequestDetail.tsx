@@ -566,7 +566,8 @@ function Outcome({ outcome, request, certificate }: { outcome: string; request: 
   return (
     <div className={outcome === "erased" ? "notice ok" : "notice"} data-testid="outcome">
       <p>
-        <strong>Outcome: {outcome.replace(/_/g, " ")}</strong> <code className="muted small">{outcome}</code> — {OUTCOME_TEXT[outcome] ?? ""}
+        <strong>Outcome: {outcome.replace(/_/g, " ")}</strong> <code className="muted small">({outcome})</code>
+        {OUTCOME_TEXT[outcome] ? `: ${OUTCOME_TEXT[outcome]}` : ""}
       </p>
       {named.length > 0 && (
         <ul className="plain" aria-label="Versions of unknown lineage">

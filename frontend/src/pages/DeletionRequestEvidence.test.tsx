@@ -89,6 +89,7 @@ describe("a completed subject request (ORL: the fine-tune was refused, the retra
       expect(within(entry).getByTestId("attempt-seconds").textContent).toBe(duration(a.wall_seconds));
       expect(within(entry).getByTestId("evidence-level").textContent).toBe(String(a.level).replace(/_/g, " "));
       if (!a.passed) expect(entry.textContent).toContain(String(a.reason));
+      else expect(entry.textContent).toContain(String(a.evidence));
     });
     const refused = entries[0];
     fireEvent.click(within(refused).getByText(`Checks (${attempts[0].checks?.length})`));
@@ -132,6 +133,28 @@ describe("a completed subject request (ORL: the fine-tune was refused, the retra
     const outcome = await screen.findByTestId("outcome");
     expect(outcome.textContent).toContain("Outcome: erased");
     expect(outcome.textContent).not.toContain("where known");
+  });
+});
+
+describe("a retired version (fine-tuned from an affected one): no run, so no verdict", () => {
+  afterEach(cleanupPage);
+
+  it("shows the level and sentence the certificate states for it", async () => {
+    const base = subject as unknown as Fixture & { certificate: { models: Record<string, unknown>[] } };
+    const retired = "mv_01a2429e00descendant0000001";
+    // core.deletion.policy.exact_evidence("retire"), as certificate._evidence states it.
+    const sentence = "retired: the version was withdrawn and its checkpoint purged; nothing derived from it remains in use";
+    const f = {
+      ...base,
+      request: { ...base.request, items: [...base.request.items, { ...base.request.items[0], id: "dri_retired", model_version_id: retired, method: "retire", exact: true, job_id: null, result_version_id: null, verdict: null, attempt: 0 }] },
+      certificate: { ...base.certificate, models: [...base.certificate.models, { ...base.certificate.models[0], old_version_id: retired, method: "retire", action: "retired", evidence_level: "exact", evidence: sentence, checks: [], attempts: [] }] },
+    };
+    await open(f);
+    const panel = await screen.findByRole("article", { name: `Evidence for version ${retired}` });
+    expect(within(panel).getByTestId("evidence-level").textContent).toBe("exact");
+    expect(within(panel).getByTestId("evidence-sentence").textContent).toBe(sentence);
+    expect(within(panel).queryByTestId("attempt")).toBeNull();
+    expect(screen.getAllByTestId("item-evidence")).toHaveLength(2);
   });
 });
 
