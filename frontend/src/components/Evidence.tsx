@@ -22,10 +22,18 @@ export function asVerdict(value: unknown): Verdict | null {
 
 export const levelText = (level: string) => level.replace(/_/g, " ");
 
+/** What each level means (docs/deletion.md, "Levels of evidence"), shown on hover. */
+const LEVEL_MEANING: Record<string, string> = {
+  exact: "The method gives what training without the data gives (retrain, SISA, retired, never trained on it): no statistical check is needed.",
+  verified_against_reference: "The per-sample membership test against shadow reference models flagged the original and no longer flags the candidate.",
+  not_distinguishable: "Approximate unlearning: the candidate passes forgetting checks the original failed; the data's influence is not provably gone.",
+  not_certified: "This run's evidence does not support the deletion: a check failed, or no check was informative.",
+};
+
 export function EvidenceBadge({ level }: { level: string | null | undefined }): ReactNode {
   if (!level) return <span className="badge">level not recorded</span>;
   return (
-    <span className={`badge evidence-${level}`} data-testid="evidence-level">
+    <span className={`badge evidence-${level}`} data-testid="evidence-level" title={LEVEL_MEANING[level]}>
       {levelText(level)}
     </span>
   );
