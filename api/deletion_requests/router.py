@@ -361,20 +361,17 @@ def extend(
     return _public(session, request, key)
 
 
-@router.post(
-    "/{request_id}/advance",
-    response_model=DeletionRequestPublic,
-    responses={**NOT_FOUND, **CONFLICT},
-)
+@router.post("/{request_id}/advance", response_model=DeletionRequestPublic, responses={**NOT_FOUND})
 def advance(
     request_id: str, session: SessionDep, settings: SettingsDep, store: StoreDep, key: Compliance
 ) -> DeletionRequestPublic:
     """Re-check the request's jobs now, and start any batch whose window has closed
-    (workers and the sweeper also do this on their own); 409 unless its jobs run."""
+    (workers and the sweeper also do this on their own)."""
     if flows.lock_request(session, request_id) is None:
         raise NotFound(f"deletion request {request_id} not found")
     request = _get(session, request_id)
-    states.check_action(request, "advance")
+    # A re-check, not a decision: idempotent from any status (a client polling it may
+    # see the request complete between two calls), so never a 409.
     jobs = flows.advance(session, store, settings, request)
     _dispatch(session, settings, jobs + flows.start_batches(session))
     return _public(session, request, key)

@@ -69,11 +69,14 @@ class Action:
 ACTIONS: dict[str, Action] = {
     a.name: a
     for a in (
-        Action("approve", ("awaiting_approval",), S.unlearning, "only awaiting_approval"),
+        Action("approve", ("awaiting_approval",), S.unlearning, "only a request awaiting approval"),
         Action("reject", UNDECIDED, S.rejected, "only a request not yet approved"),
         Action("cancel", UNDECIDED, S.cancelled, "only a request not yet approved"),
         Action("extend", OPEN, None, "only an open request"),
-        Action("advance", MOVING, None, "only a request whose jobs run (unlearning, verifying)"),
+        # A re-check, offered while jobs run; the endpoint is idempotent elsewhere (a
+        # client polling it may see the request complete between two calls), so it
+        # does not call check_action.
+        Action("advance", MOVING, None, "only a request whose jobs run"),
         Action("retry", ("failed",), S.unlearning, "only a failed request"),
     )
 }

@@ -362,7 +362,7 @@ export interface paths {
         /**
          * Advance
          * @description Re-check the request's jobs now, and start any batch whose window has closed
-         *     (workers and the sweeper also do this on their own); 409 unless its jobs run.
+         *     (workers and the sweeper also do this on their own).
          */
         post: operations["deletion-requests-advance"];
         delete?: never;
@@ -5372,7 +5372,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Conflicts with the current state */
+            /** @description The first request with this Idempotency-Key is still running */
             409: {
                 headers: {
                     [name: string]: unknown;
