@@ -91,10 +91,21 @@ def wait_request(api: Any, request_id: str, states: set[str], timeout: float = 3
     )
 
 
+def advance_request(api: Any, request_id: str) -> dict:
+    """Advance the request if its jobs run (unlearning, verifying); the request either way.
+    In any other status advance answers 409 (say, a request a batched run already
+    completed): then the request is read as it stands."""
+    response = api.post(f"{V1}/deletion-requests/{request_id}/advance")
+    if response.status_code == 409:
+        response = api.get(f"{V1}/deletion-requests/{request_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def finish_request(api: Any, request_id: str, timeout: float = 240) -> dict:
     """Advance the request until it is completed or failed; the request then."""
     return wait_for(
-        lambda: api.post(f"{V1}/deletion-requests/{request_id}/advance").json(),
+        lambda: advance_request(api, request_id),
         timeout,
         f"request {request_id} to finish",
         until=lambda current: current["status"] in ("completed", "failed"),
@@ -110,7 +121,7 @@ def finish_requests(api: Any, ids: list[str], timeout: float) -> dict[str, dict]
     def advance() -> dict[str, dict]:
         for request_id in ids:
             if request_id not in done:
-                current = api.post(f"{V1}/deletion-requests/{request_id}/advance").json()
+                current = advance_request(api, request_id)
                 if current["status"] in ("completed", "failed"):
                     done[request_id] = current
         return done
