@@ -36,6 +36,7 @@ from bench.services import (  # noqa: E402
     postgres_database,
     redis_database,
     settings_env,
+    wait_for,
 )
 from core.settings import Settings  # noqa: E402
 
@@ -60,14 +61,14 @@ def serve(app: str, port: int, env: dict[str, str], log: Path) -> subprocess.Pop
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1)
-            return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{app} did not start: {log.read_text()}")
+    wait_for(
+        lambda: httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1),
+        60,
+        lambda: f"{app} to start: {log.read_text()}",
+        until=lambda _: True,  # any answer: it serves
+        ignore=(httpx.HTTPError,),
+    )
+    return proc
 
 
 async def hammer(
