@@ -1,6 +1,6 @@
 """Bring-your-own classifier benchmark: a torchvision ResNet-50 on an RGB set, on a CPU.
 
-    python -m bench.byo_classifier                   # the documented run (a few minutes)
+    python -m bench.byo_classifier                   # the documented run (~5 min, 1 thread)
     python -m bench.byo_classifier --model timm:resnet18d --no-write
 
 The same layout as ``bench.unlearning``: one original is trained, the exact ``retrain``
@@ -39,7 +39,7 @@ from workers.engine.unlearning import UnlearnData, get_method
 
 SECTION = "byo_classifier"
 NUM_CLASSES = 10
-# Small budgets for a 6-epoch recipe on ~1000 images (the methods' own defaults target
+# Small budgets for a 10-epoch recipe on ~1000 images (the methods' own defaults target
 # ResNet-18 on CIFAR-10 with 182 epochs); "seed" and "device" are set per run.
 METHODS: dict[str, dict[str, Any]] = {
     "retrain": {},
@@ -74,7 +74,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--train", type=int, default=1000, help="training images")
     parser.add_argument("--test", type=int, default=500, help="test images")
     parser.add_argument("--size", type=int, default=32, help="image side")
-    parser.add_argument("--epochs", type=int, default=6, help="recipe epochs")
+    parser.add_argument("--epochs", type=int, default=10, help="recipe epochs")
     parser.add_argument("--methods", help="comma list (retrain always runs)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--device", default="cpu")
