@@ -22,6 +22,8 @@ if ! (redis-cli -h 127.0.0.1 ping 2>/dev/null | grep -q PONG) && command -v redi
 fi
 
 .venv/bin/ruff check .
+# Layer contracts ([tool.importlinter] in pyproject.toml; docs/architecture.md).
+.venv/bin/lint-imports
 if [ -f frontend/package.json ] && command -v npm >/dev/null 2>&1; then
   (cd frontend && npm test --silent)
 fi
