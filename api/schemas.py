@@ -6,6 +6,7 @@ import math
 from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 
+from fastapi import Request
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -14,6 +15,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
+
+from core.errors import Unprocessable
 
 T = TypeVar("T")
 # Set while a request body is being validated, so nested bodies do not start over.
@@ -61,6 +64,27 @@ def hostile_values(
         for index, item in enumerate(value):
             found += hostile_values(item, (*loc, index), depth + 1)
     return found
+
+
+async def form_text_checked(request: Request) -> None:
+    """Multipart and urlencoded form fields (and upload file names) held to the JSON
+    bodies' NUL rule: Postgres refuses a NUL in text, SQLite would store it, so both
+    answer a 422 naming the field instead. Undecodable UTF-8 never gets here: Starlette
+    decodes such a part as Latin-1. Runs on every route (``include_router``), after the
+    framework parsed the form, so a form field added later cannot forget it."""
+    content_type = request.headers.get("content-type", "").lower()
+    if not content_type.startswith(("multipart/", "application/x-www-form-urlencoded")):
+        return
+    form = await request.form()  # parsed already for the route: Starlette caches it
+    for field, value in form.multi_items():
+        texts = [value] if isinstance(value, str) else [value.filename or ""]
+        if "\x00" in field or any("\x00" in text for text in texts):
+            what = "text" if isinstance(value, str) else "the file name"
+            raise Unprocessable(
+                f"{field.replace(chr(0), '')}: {what} may not contain NUL (\\u0000) "
+                "characters; remove them",
+                field=field.replace("\x00", ""),
+            )
 
 
 class RequestBody(BaseModel):

@@ -356,6 +356,65 @@ def test_booby_trapped_archives_are_refused(api, case, filename, make, content_t
     assert not Path(ABSOLUTE_TARGET).exists()
 
 
+@pytest.fixture(params=["postgres", "sqlite"])
+def form_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The API on both databases: Postgres refuses a NUL in text, SQLite would store it."""
+    if request.param == "postgres":
+        yield request.getfixturevalue("api")
+        return
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from core import migrate
+    from core.settings import Settings
+    from tests.services import ADMIN_KEY
+
+    settings = Settings(home=tmp_path / "home", bootstrap_admin_key=ADMIN_KEY)
+    migrate.upgrade(settings)
+    app = create_app(settings, run_sweeper=False)
+    with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
+        yield client
+
+
+def test_form_text_with_nul_is_422_naming_the_field(form_api) -> None:
+    """Multipart text fields are held to the JSON bodies' NUL rule on every database,
+    with a 422 naming the field (Postgres's own refusal names none)."""
+    archive = _zip({"cat/a.png": _png(), "dog/b.png": _png(7)})
+    response = form_api.post(
+        f"{API_PREFIX}/datasets/upload",
+        data={"name": "nul-description", "description": "a\x00b"},
+        files={"file": ("pets.zip", archive, ZIP)},
+    )
+    assert response.status_code == 422, response.text
+    answer = response.json()
+    assert answer.get("field") == "description" and "NUL" in answer["detail"], answer
+    assert "nul-description" not in _dataset_names(form_api)
+
+
+def test_upload_file_name_with_nul_is_422(form_api) -> None:
+    """A file name is form text too (httpx escapes a NUL in it, so the form is raw)."""
+    archive = _zip({"cat/a.png": _png(), "dog/b.png": _png(7)})
+    boundary = b"expunge-nul-boundary"
+    body = b"".join(
+        [
+            b"--" + boundary + b'\r\nContent-Disposition: form-data; name="name"\r\n\r\n',
+            b"nul-file-name\r\n--" + boundary + b"\r\n",
+            b'Content-Disposition: form-data; name="file"; filename="pe\x00ts.zip"\r\n',
+            b"Content-Type: application/zip\r\n\r\n" + archive + b"\r\n",
+            b"--" + boundary + b"--\r\n",
+        ]
+    )
+    response = form_api.post(
+        f"{API_PREFIX}/datasets/upload",
+        content=body,
+        headers={"Content-Type": "multipart/form-data; boundary=" + boundary.decode()},
+    )
+    assert response.status_code == 422, response.text
+    answer = response.json()
+    assert answer.get("field") == "file" and "file name" in answer["detail"], answer
+    assert "nul-file-name" not in _dataset_names(form_api)
+
+
 def test_upload_filename_cannot_traverse(api) -> None:
     """The client's file name is never a path on the server."""
     target = Path(f"/tmp/expunge-hostile-{uuid.uuid4().hex}.zip")
