@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -146,18 +145,12 @@ def keys_revoke(key_id: str) -> None:
     click.echo(f"revoked {key_id}")
 
 
-# What EXPUNGE_BOOTSTRAP_ADMIN_KEY must look like (the prefix column holds 16 characters).
-ADMIN_KEY_PATTERN = re.compile(r"^exp_[A-Za-z0-9]{1,16}_[A-Za-z0-9_-]{16,}$")
-
-
 def _check_admin_key(key: str) -> None:
     """One line on what a valid key looks like, not a traceback from the server's start."""
-    if not ADMIN_KEY_PATTERN.match(key):
-        raise click.ClickException(
-            "EXPUNGE_BOOTSTRAP_ADMIN_KEY is malformed: it must look like "
-            "exp_<prefix>_<secret>, with a prefix of 1-16 letters or digits and a secret of "
-            "16+ letters, digits, '_' or '-' (unset it and `expunge up` makes one)"
-        )
+    from core.settings import admin_key_problem
+
+    if problem := admin_key_problem(key):
+        raise click.ClickException(problem)
 
 
 def _admin_key(home: Path) -> str:

@@ -7,6 +7,7 @@ default (SQLite, a local folder, a SQLite-backed Celery broker, all under
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -137,6 +138,23 @@ class Settings(BaseSettings):
     @property
     def uses_embedded_broker(self) -> bool:
         return self.broker_url.startswith("sqla+")
+
+
+# What EXPUNGE_BOOTSTRAP_ADMIN_KEY must look like (the prefix column holds 16 characters).
+ADMIN_KEY_PATTERN = re.compile(r"^exp_[A-Za-z0-9]{1,16}_[A-Za-z0-9_-]{16,}$")
+
+
+def admin_key_problem(key: str | None) -> str | None:
+    """The one line every entry point (``expunge up``/``api``, ``uvicorn api.main:app``)
+    answers a malformed bootstrap key with, instead of a traceback from the server's start;
+    None when the key is unset or well formed. The key itself is never echoed."""
+    if not key or ADMIN_KEY_PATTERN.match(key):
+        return None
+    return (
+        "EXPUNGE_BOOTSTRAP_ADMIN_KEY is malformed: it must look like "
+        "exp_<prefix>_<secret>, with a prefix of 1-16 letters or digits and a secret of "
+        "16+ letters, digits, '_' or '-' (unset it and `expunge up` makes one)"
+    )
 
 
 @lru_cache
