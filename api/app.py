@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -33,7 +33,6 @@ from api.jobs.compare import compare_router, views_router
 from api.jobs.router import router as jobs_router
 from api.methods.router import router as methods_router
 from api.models.router import router as models_router
-from api.schemas import form_text_checked
 from api.tuning.router import router as tuning_router
 from api.webhooks.router import router as webhooks_router
 from core.audit.events import subject_salt
@@ -376,8 +375,7 @@ def create_app(settings: Settings | None = None, *, run_sweeper: bool = True) ->
         webhooks_router,
         audit_router,
     ):
-        # Form fields have no RequestBody to hold them to the NUL rule: checked here.
-        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(form_text_checked)])
+        app.include_router(router, prefix=API_PREFIX)
 
     def _openapi() -> dict[str, Any]:
         return document_statuses(FastAPI.openapi(app), ratelimit.limited_operations(app))

@@ -6,7 +6,7 @@ import math
 from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 
-from fastapi import Request
+from fastapi import Depends, Request
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -70,8 +70,9 @@ async def form_text_checked(request: Request) -> None:
     """Multipart and urlencoded form fields (and upload file names) held to the JSON
     bodies' NUL rule: Postgres refuses a NUL in text, SQLite would store it, so both
     answer a 422 naming the field instead. Undecodable UTF-8 never gets here: Starlette
-    decodes such a part as Latin-1. Runs on every route (``include_router``), after the
-    framework parsed the form, so a form field added later cannot forget it."""
+    decodes such a part as Latin-1. Declared (``FORM_TEXT``) after the rate limit on every
+    route that takes a form (tests/api/test_hostile_input.py checks none lacks it); it
+    runs after the framework parsed the form."""
     content_type = request.headers.get("content-type", "").lower()
     if not content_type.startswith(("multipart/", "application/x-www-form-urlencoded")):
         return
@@ -85,6 +86,9 @@ async def form_text_checked(request: Request) -> None:
                 "characters; remove them",
                 field=field.replace("\x00", ""),
             )
+
+
+FORM_TEXT = Depends(form_text_checked)
 
 
 class RequestBody(BaseModel):

@@ -19,7 +19,7 @@ from api.datasets.schemas import (
 )
 from api.deps import Engineer, Reader, SessionDep, SettingsDep, StoreDep
 from api.ratelimit import rate_limit
-from api.schemas import CONFLICT, ERRORS, NOT_FOUND, Page
+from api.schemas import CONFLICT, ERRORS, FORM_TEXT, NOT_FOUND, Page
 from core.datasets.shards import encode_png
 from core.errors import NotFound, PayloadTooLarge, Unprocessable
 from models import Dataset
@@ -61,7 +61,7 @@ def create_dataset(
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetPublic,
     responses={**CONFLICT, 413: {"description": "Upload over the size limit"}},
-    dependencies=[rate_limit("uploads")],
+    dependencies=[rate_limit("uploads"), FORM_TEXT],
 )
 def upload_dataset(
     session: SessionDep,

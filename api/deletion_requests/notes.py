@@ -23,7 +23,7 @@ from api.deletion_requests.schemas import (
 )
 from api.deps import Compliance, SessionDep, SettingsDep, StoreDep
 from api.ratelimit import rate_limit
-from api.schemas import ERRORS, NOT_FOUND
+from api.schemas import ERRORS, FORM_TEXT, NOT_FOUND
 from core.deletion import service
 from core.errors import NotFound
 from models.deletion import DeletionAttachment, DeletionComment, DeletionRequest
@@ -68,7 +68,7 @@ def list_comments(request_id: str, session: SessionDep, _: Compliance) -> Commen
     status_code=status.HTTP_201_CREATED,
     response_model=AttachmentPublic,
     responses={**NOT_FOUND, **TOO_LARGE},
-    dependencies=[rate_limit("uploads")],
+    dependencies=[rate_limit("uploads"), FORM_TEXT],
 )
 def add_attachment(
     request_id: str,

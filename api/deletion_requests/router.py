@@ -23,7 +23,7 @@ from api.deletion_requests.schemas import (
 )
 from api.deps import Compliance, Reader, SessionDep, SettingsDep, StoreDep
 from api.ratelimit import rate_limit
-from api.schemas import CONFLICT, ERRORS, NOT_FOUND, ErrorBody
+from api.schemas import CONFLICT, ERRORS, FORM_TEXT, NOT_FOUND, ErrorBody
 from core.deletion import flows, repository, service, states
 from core.deletion.concepts import resolve_concept
 from core.deletion.redact import redacted_scope
@@ -183,7 +183,7 @@ def _csv_rows(data: bytes) -> list[dict[str, str]]:
     status_code=status.HTTP_201_CREATED,
     response_model=DeletionRequestsPublic,
     responses={413: {"model": ErrorBody, "description": "A CSV over 5 000 000 bytes"}},
-    dependencies=[rate_limit("deletion_requests")],
+    dependencies=[rate_limit("deletion_requests"), FORM_TEXT],
 )
 def file_bulk(
     session: SessionDep,

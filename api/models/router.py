@@ -24,7 +24,7 @@ from api.models.schemas import (
     TrainingSetPublic,
 )
 from api.ratelimit import rate_limit
-from api.schemas import CONFLICT, ERRORS, NOT_FOUND, Page, hostile_values
+from api.schemas import CONFLICT, ERRORS, FORM_TEXT, NOT_FOUND, Page, hostile_values
 from core.audit.log import record
 from core.deletion.policy import DeletionPolicy
 from core.errors import PayloadTooLarge, Unprocessable
@@ -75,7 +75,7 @@ def get_model(model_id: str, session: SessionDep, _: Reader) -> ModelPublic:
     status_code=status.HTTP_201_CREATED,
     response_model=ModelVersionPublic,
     responses={**NOT_FOUND, 413: {"description": "Upload over the size limit"}},
-    dependencies=[rate_limit("uploads")],
+    dependencies=[rate_limit("uploads"), FORM_TEXT],
 )
 def upload_version(
     model_id: str,

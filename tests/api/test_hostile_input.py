@@ -415,6 +415,24 @@ def test_upload_file_name_with_nul_is_422(form_api) -> None:
     assert "nul-file-name" not in _dataset_names(form_api)
 
 
+def test_every_form_route_checks_its_text(app) -> None:
+    """A form route added later without ``FORM_TEXT`` would store NULs again on SQLite."""
+    from fastapi import params
+    from fastapi.routing import iter_route_contexts
+
+    from api.schemas import form_text_checked
+
+    form_routes, unchecked = [], []
+    for route in iter_route_contexts(app.routes):  # included routers too, with prefixes
+        body = getattr(route, "body_field", None)
+        if body is None or not isinstance(body.field_info, params.Form):
+            continue
+        form_routes.append(route.path_format)
+        if not any(dep.call is form_text_checked for dep in route.dependant.dependencies):
+            unchecked.append(f"{sorted(route.methods or ())} {route.path_format}")
+    assert len(form_routes) >= 4 and not unchecked, (form_routes, unchecked)
+
+
 def test_upload_filename_cannot_traverse(api) -> None:
     """The client's file name is never a path on the server."""
     target = Path(f"/tmp/expunge-hostile-{uuid.uuid4().hex}.zip")
