@@ -21,12 +21,10 @@ from models import DatasetVersion, Job, Model, ModelVersion, Sample
 def default_grid(method: str) -> dict[str, list[Any]]:
     """A small search around the method's defaults: learning rate x budget for methods
     that take optimizer steps, nothing for the others (their defaults are the one try)."""
-    from workers.engine.unlearning import IterativeParams, get_method
-
-    params = get_method(method).Params
-    if not issubclass(params, IterativeParams):
+    properties = method_info(method)["params_schema"].get("properties", {})
+    if "lr" not in properties or "budget_fraction" not in properties:
         return {}
-    lr = float(params.model_fields["lr"].default)
+    lr = float(properties["lr"]["default"])
     return {"lr": [lr / 3, lr, lr * 3], "budget_fraction": [0.1, 0.2, 0.3]}
 
 
