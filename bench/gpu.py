@@ -585,7 +585,7 @@ def _run(task: dict[str, Any]) -> dict[str, Any]:
         return _run_shadow(a, arch, recipe, ds)
     if kind == "evaluate_original":
         sets, _, _ = _sets(a["dataset"], a["seed"], a["scope"])
-        original = torch.load(_state_path("original", a["dataset"], a["seed"]))
+        original = torch.load(_state_path("original", a["dataset"], a["seed"]), weights_only=True)
         metrics, conf = _evaluate(task["id"], arch, original, sets, a["seed"], strong)
         return {"metrics": metrics, "confidences": conf}
     pseudo = a.get("mode") == "tune"
@@ -603,7 +603,7 @@ def _run(task: dict[str, Any]) -> dict[str, Any]:
         estimate = 1.0
     else:
         method = get_method(a["method"])
-        original = torch.load(_state_path("original", a["dataset"], a["seed"]))
+        original = torch.load(_state_path("original", a["dataset"], a["seed"]), weights_only=True)
         params = dict(a["params"] or {})
         full = {**params, "seed": a["seed"], "device": device}
         m = measure(lambda: method.run(arch, original, unlearn, full, train_params=recipe), device)
@@ -692,7 +692,7 @@ def _run_score(kind: str, a: dict[str, Any]) -> dict[str, Any]:
             states.append(train_classifier(fs.ARCH, recipe, retain).state_dict)
             seconds.append(time.perf_counter() - t0)
     else:
-        original = torch.load(path)
+        original = torch.load(path, weights_only=True)
         method = get_method(a["method"])
         data = UnlearnData(forget, retain, test, scope="sample_ids")
         tuned = fs.FS_TUNED.get(a["method"], {}) if a["mode"] == "tuned" else {}
