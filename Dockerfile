@@ -8,6 +8,7 @@ WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends dataset-fashion-mnist \
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
+COPY cli cli
 COPY core core
 COPY models models
 COPY api api

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from core.cli import _die_with_parent as die_with_parent
+from cli import _die_with_parent as die_with_parent
 from core.settings import Settings
 
 T = TypeVar("T")
@@ -148,7 +148,7 @@ class WorkerProcess:
         env = {**os.environ, **settings_env(self.settings)}
         self._starts += 1
         return subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "worker", "--queues", self.queues],
+            [sys.executable, "-m", "cli", "worker", "--queues", self.queues],
             preexec_fn=die_with_parent,
             cwd=REPO,
             env=env,

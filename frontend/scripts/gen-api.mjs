@@ -17,14 +17,14 @@ function python() {
 
 if (!process.argv.includes("--no-fetch")) {
   const py = python();
-  const doc = execFileSync(py, ["-m", "core.openapi"], {
+  const doc = execFileSync(py, ["-m", "cli.openapi"], {
     cwd: repo,
     encoding: "utf8",
     maxBuffer: 64 * 1024 * 1024,
     stdio: ["ignore", "pipe", "inherit"],
   });
   writeFileSync(resolve(frontend, "openapi.json"), doc);
-  console.log(`openapi.json written (${doc.length} bytes, by ${py} -m core.openapi)`);
+  console.log(`openapi.json written (${doc.length} bytes, by ${py} -m cli.openapi)`);
 }
 
 execFileSync(

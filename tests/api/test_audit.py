@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from cli import cli
 from core import migrate
 from core.audit import log
 from core.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
-from core.cli import cli
 from core.db import make_engine
 from core.settings import Settings
 from core.signing import CHECKPOINT_CONTEXT, public_key_id, signed_message, verify

@@ -160,7 +160,7 @@ def test_a_deletion_request_ends_anchored_and_a_cut_log_is_detected(
     assert all(ok for ok, _ in checks), checks
     from click.testing import CliRunner
 
-    from core.cli import cli
+    from cli import cli
 
     args = ["certificate", "verify", str(cert_file), "--public-key", str(key_file)]
     result = CliRunner().invoke(cli, [*args, "--anchor", str(anchor_file)], obj={})

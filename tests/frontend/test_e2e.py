@@ -86,7 +86,7 @@ def test_dashboard_end_to_end(tmp_path) -> None:
     with log_path.open("wb") as log:
         # Its own process group, so the server and its worker are stopped together.
         proc = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "up", "--port", str(port)],
+            [sys.executable, "-m", "cli", "up", "--port", str(port)],
             cwd=REPO,
             env=env,
             stdout=log,

@@ -14,7 +14,7 @@ from tests.services import REPO
 
 FRONTEND = REPO / "frontend"
 HOW = (
-    "regenerate with `cd frontend && npm run gen:api` (or `python -m core.openapi >"
+    "regenerate with `cd frontend && npm run gen:api` (or `python -m cli.openapi >"
     " frontend/openapi.json`, then `npm run gen:api -- --no-fetch`)"
 )
 
@@ -33,7 +33,7 @@ def _changed(old: dict, new: dict) -> list[str]:
 
 def test_committed_openapi_matches_the_backend() -> None:
     printed = subprocess.run(
-        [sys.executable, "-m", "core.openapi"],
+        [sys.executable, "-m", "cli.openapi"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cli import cli
 from core.audit import log
 from core.audit.anchor import anchor
-from core.cli import cli
 from core.settings import get_settings
 from core.signing import CERTIFICATE_CONTEXT, Signer, load_signer, sign_document
 from tests.core.audit.conftest import AuditDB

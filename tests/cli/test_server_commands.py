@@ -1,4 +1,4 @@
-"""Server-side CLI commands against a throw-away SQLite home."""
+"""Server-side CLI commands (`python -m cli`, as `expunge` runs) on a throw-away SQLite home."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _run(home, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "EXPUNGE_HOME": str(home)}
     env = {k: v for k, v in env.items() if not k.startswith("EXPUNGE_") or k == "EXPUNGE_HOME"}
     return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args], cwd=REPO, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "cli", *args], cwd=REPO, env=env, capture_output=True, text=True
     )
 
 
@@ -53,7 +53,7 @@ def test_malformed_bootstrap_key_is_one_line_not_a_traceback(tmp_path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EXPUNGE_")}
         env.update(EXPUNGE_HOME=str(tmp_path / "home"), EXPUNGE_BOOTSTRAP_ADMIN_KEY=bad)
         proc = subprocess.run(
-            [sys.executable, "-m", "core.cli", "up", "--no-worker", "--no-demo", "--port", "1"],
+            [sys.executable, "-m", "cli", "up", "--no-worker", "--no-demo", "--port", "1"],
             cwd=REPO,
             env=env,
             capture_output=True,

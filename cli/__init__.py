@@ -1,4 +1,7 @@
-"""The `expunge` command: run the service (up, api, worker, migrate, keys) and drive it."""
+"""The `expunge` command: run the service (up, api, worker, migrate, keys) and drive it.
+
+It sits at the top of the import graph, above `api` and `workers`: wiring the app together
+is its job, so no layer below has to import upward (pyproject `[tool.importlinter]`)."""
 
 from __future__ import annotations
 
@@ -661,7 +664,3 @@ def main() -> None:
     except ExpungeAPIError as exc:
         click.echo(f"error {exc.status}: {exc.detail}", err=True)
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

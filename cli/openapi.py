@@ -1,4 +1,5 @@
-"""Print the OpenAPI document (the frontend generates its typed client from it)."""
+"""Print the OpenAPI document (the frontend generates its typed client from it):
+`python -m cli.openapi > frontend/openapi.json`."""
 
 from __future__ import annotations
 
