@@ -10,7 +10,7 @@ from tests.services import REPO
 
 
 def test_malformed_bootstrap_key_under_uvicorn_is_one_line_not_a_traceback(tmp_path) -> None:
-    """The same one line as `expunge up` (tests/core/test_cli.py), and a failing exit."""
+    """The same one line as `expunge up` (tests/cli/test_server_commands.py), and a failing exit."""
     for bad in ("letmein", "exp_ok_short"):
         env = {k: v for k, v in os.environ.items() if not k.startswith("EXPUNGE_")}
         env.update(EXPUNGE_HOME=str(tmp_path / "home"), EXPUNGE_BOOTSTRAP_ADMIN_KEY=bad)
