@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import socket
 import traceback
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -37,44 +36,9 @@ from workers.context import (
     StaleAttempt,
     is_out_of_memory,
 )
+from workers.families import Handler, UnsupportedJob, handler_for
 
 log = logging.getLogger("expunge.worker")
-
-Handler = Callable[[JobContext, Job], dict[str, Any]]
-
-
-def _handlers() -> dict[tuple[str, str], Handler]:
-    """Handlers by (job kind, model family)."""
-    # Imported lazily: the handlers pull in torch, the runner module does not need to.
-    from workers.jobs.diffusion import run_evaluate_ddpm, run_train_ddpm, run_unlearn_ddpm
-    from workers.jobs.evaluate import run_evaluate
-    from workers.jobs.generate import run_generate
-    from workers.jobs.prompted import (
-        run_evaluate_text2image,
-        run_generate_prompted,
-        run_train_text2image,
-        run_unlearn_prompted,
-    )
-    from workers.jobs.train import run_train
-    from workers.jobs.tune import run_tune
-    from workers.jobs.unlearn import run_unlearn
-
-    return {
-        ("train", "classifier"): run_train,
-        ("unlearn", "classifier"): run_unlearn,
-        ("evaluate", "classifier"): run_evaluate,
-        ("tune", "classifier"): run_tune,
-        ("train", "ddpm"): run_train_ddpm,
-        ("unlearn", "ddpm"): run_unlearn_ddpm,
-        ("evaluate", "ddpm"): run_evaluate_ddpm,
-        ("generate", "ddpm"): run_generate,
-        ("train", "text2image"): run_train_text2image,
-        ("generate", "text2image"): run_generate_prompted,
-        ("unlearn", "text2image"): run_unlearn_prompted,
-        ("evaluate", "text2image"): run_evaluate_text2image,
-        ("generate", "stable_diffusion"): run_generate_prompted,
-        ("unlearn", "stable_diffusion"): run_unlearn_prompted,
-    }
 
 
 class Runner:
@@ -164,10 +128,10 @@ class Runner:
             log.exception("could not advance deletion request %s", request_id)
 
     def _run(self, job_id: str) -> str | None:
-        # Import the handlers (torch: seconds on a cold worker) before claiming: the
+        # Import the job's handler (torch: seconds on a cold worker) before claiming: the
         # heartbeat starts with the job, and a claim that sat silent through the import
         # could be taken for a lost worker.
-        handlers = _handlers()
+        handler, unsupported = self._handler(job_id)
         attempt = self.claim(job_id)
         if attempt is None:
             log.info("job %s is owned or finished elsewhere; nothing to do", job_id)
@@ -175,14 +139,11 @@ class Runner:
         with self.factory() as session:
             job = session.get(Job, job_id)
             assert job is not None
-            model = session.get(Model, job.model_id) if job.model_id else None
-            family = model.family if model is not None else "classifier"
             session.expunge(job)
-        handler = handlers.get((job.kind, family))
         with JobContext(job_id, attempt, self.settings, self.factory, self.store) as ctx:
             try:
                 if handler is None:
-                    raise ValueError(f"this worker cannot run {job.kind!r} jobs on {family} models")
+                    raise unsupported or UnsupportedJob(f"job {job_id} has no handler")
                 handler(ctx, job)
                 return "succeeded"
             except StaleAttempt:
@@ -207,6 +168,23 @@ class Runner:
                 message = _describe(exc)
                 log.error("job %s failed: %s\n%s", job_id, message, traceback.format_exc())
                 return self._finish(ctx, "failed", message)
+
+    def _handler(self, job_id: str) -> tuple[Handler | None, UnsupportedJob | None]:
+        """The handler of the job's (kind, family) from the family runtimes' table, or why
+        there is none (the claimed job then fails with that reason)."""
+        with self.factory() as session:
+            row = session.execute(
+                select(Job.kind, Model.family)
+                .outerjoin(Model, Model.id == Job.model_id)
+                .where(Job.id == job_id)
+            ).first()
+        if row is None:
+            return None, None  # the claim drops it
+        kind, family = row
+        try:
+            return handler_for(kind, family or "classifier"), None
+        except UnsupportedJob as exc:
+            return None, exc
 
     def _finish(self, ctx: JobContext, state: str, error: str | None) -> str | None:
         try:
