@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 from bench.report import machine_line, markdown_table, write_section  # noqa: E402
 from bench.unlearning import arch_for, load_dataset  # noqa: E402
-from workers.engine.config import TrainParams  # noqa: E402
+from contracts.classifier import TrainParams  # noqa: E402
 from workers.engine.forgetting import EvaluationSets, NetworkPredictor, evaluate_forgetting  # noqa: E402
 from workers.engine.training import train_classifier  # noqa: E402
 from workers.engine.unlearning import UnlearnData, get_method  # noqa: E402

@@ -31,7 +31,7 @@ import torch
 
 from bench.report import BENCHMARKS_MD, machine_line, markdown_table, measure, write_section
 from bench.unlearning import evaluate
-from workers.engine.config import ArchitectureConfig, TrainParams
+from contracts.classifier import ArchitectureConfig, TrainParams
 from workers.engine.data import ImageArrays
 from workers.engine.forgetting import EvaluationSets, comparison
 from workers.engine.training import train_classifier

@@ -35,11 +35,11 @@ import numpy as np
 import torch
 
 from bench.report import BENCHMARKS_MD, machine_line, markdown_table, measure, write_section
+from contracts.ddpm import DiffusionArchitecture, DiffusionTrainParams
 from core.datasets.builtin import label_factors, load_builtin, style_labels
 from workers.engine.data import ImageArrays
 from workers.engine.diffusion.attack import embedding_attack
 from workers.engine.diffusion.checkpoint import save_checkpoint, save_delta
-from workers.engine.diffusion.config import DiffusionArchitecture, DiffusionTrainParams
 from workers.engine.diffusion.judge import (
     FactorJudge,
     evaluate_erasure,

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from bench.report import BENCHMARKS_MD, machine_line, markdown_table, write_section
+from contracts.classifier import ArchitectureConfig, TrainParams
 from core.datasets.builtin import load_builtin
-from workers.engine.config import ArchitectureConfig, TrainParams
 from workers.engine.data import ImageArrays
 from workers.engine.forgetting import NetworkPredictor
 from workers.engine.metrics import accuracy, forget_score, logit_scaled_confidence

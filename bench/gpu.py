@@ -200,7 +200,7 @@ class Task:
 
 
 def _recipe(scale: GpuScale, seed: int, device: str) -> Any:
-    from workers.engine.config import TrainParams
+    from contracts.classifier import TrainParams
 
     return TrainParams(
         epochs=scale.epochs,
@@ -434,7 +434,7 @@ def _warm_up(scale: GpuScale, device: str) -> None:
     """One small training step here, so no task's timing pays for CUDA / cuDNN start-up."""
     import torch
 
-    from workers.engine.config import ArchitectureConfig
+    from contracts.classifier import ArchitectureConfig
     from workers.engine.nets import build_network
 
     arch = ArchitectureConfig(
@@ -1418,7 +1418,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if v is not None
     }
     scale = replace(scale, **overrides)
-    from workers.engine.config import ArchitectureConfig
+    from contracts.classifier import ArchitectureConfig
 
     try:  # fail here, not in every task, on a network the registry does not have
         ArchitectureConfig(name=scale.arch, num_classes=10, input_size=(28, 28), width=scale.width)

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from bench.report import BENCHMARKS_MD, machine_line, markdown_table, mean_std, write_section
+from contracts.classifier import ArchitectureConfig, TrainParams
 from core.datasets.builtin import load_builtin
-from workers.engine.config import ArchitectureConfig, TrainParams
 from workers.engine.data import ImageArrays
 from workers.engine.forgetting import NetworkPredictor
 from workers.engine.lira import ALPHA, score_predictor, train_shadows

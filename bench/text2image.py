@@ -42,12 +42,12 @@ import torch
 from bench import diffusion
 from bench.diffusion import GOALS, Row, at_size, brief, goal_lines, pct, split_arrays
 from bench.report import BENCHMARKS_MD, machine_line, markdown_table, measure, write_section
+from contracts.ddpm import DiffusionTrainParams
+from contracts.text2image import PromptGenerateParams, TextToImageArchitecture
 from core.datasets.builtin import load_builtin
 from workers.engine.diffusion.attack import prompt_embedding_attack
 from workers.engine.diffusion.checkpoint import save_delta
-from workers.engine.diffusion.config import DiffusionTrainParams
 from workers.engine.diffusion.judge import Judge, evaluate_erasure, judge_recipe_for, train_judge
-from workers.engine.diffusion.prompt_config import PromptGenerateParams, TextToImageArchitecture
 from workers.engine.diffusion.prompted import (
     generate_prompts,
     load_text2image,

@@ -44,8 +44,8 @@ from bench.report import (
     measure,
     write_section,
 )
+from contracts.classifier import ArchitectureConfig, TrainParams
 from core.datasets.builtin import balanced_subset, load_builtin
-from workers.engine.config import ArchitectureConfig, TrainParams
 from workers.engine.data import ImageArrays
 from workers.engine.forgetting import (
     EvaluationSets,

@@ -12,10 +12,11 @@ from pydantic import (
     model_validator,
 )
 
+import contracts.judge
 from api.schemas import ORMModel, RequestBody, validate_strictly
-from workers.engine.config import EvaluateParams, TrainParams
-from workers.engine.diffusion.config import DiffusionTrainParams, GenerateParams, SamplerName
-from workers.engine.diffusion.prompt_config import ConceptScope, PromptGenerateParams
+from contracts.classifier import EvaluateParams, TrainParams
+from contracts.ddpm import DiffusionTrainParams, GenerateParams
+from contracts.text2image import ConceptScope, PromptGenerateParams
 
 # Keys only DDPM training has: a params object holding one of them is DiffusionTrainParams.
 _DDPM_ONLY_KEYS = set(DiffusionTrainParams.model_fields) - set(TrainParams.model_fields)
@@ -100,68 +101,11 @@ class TrainJobCreate(RequestBody):
         return handler(value)
 
 
-class JudgeSampler(BaseModel):
-    """One sampler setting the judged images are drawn with."""
-
+class JudgeParams(RequestBody, contracts.judge.JudgeParams):
+    __doc__ = contracts.judge.JudgeParams.__doc__
+    # The schema is the contracts' (the worker fills defaults from it); the API adds the
+    # request-body rules (strict, NUL and NaN refused) by inheriting RequestBody.
     model_config = ConfigDict(extra="forbid")
-
-    num_inference_steps: int = Field(ge=1, le=1000, description="Sampler steps")
-    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of this setting's noise")
-    scheduler: SamplerName | None = Field(
-        default=None, description="Sampler (ddpm, ddim or dpm); the judge's scheduler if unset"
-    )
-
-
-class JudgeParams(RequestBody):
-    """How a ddpm version is judged: images generated per class at each of several
-    sampler settings and scored by every independent classifier of the dataset
-    (docs/diffusion.md, "The judges")."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    samples_per_class: int = Field(
-        16, ge=1, le=1024, description="Images generated per class at each sampler setting"
-    )
-    guidance_scale: float = Field(3.0, ge=0, le=50, description="Classifier-free guidance")
-    num_inference_steps: int = Field(25, ge=1, le=1000, description="Sampler steps")
-    scheduler: SamplerName = Field("ddim", description="Sampler: ddpm, ddim or dpm")
-    seed: int = Field(0, ge=0, le=2**32 - 1, description="Same seed, same noise per class")
-    batch_size: int = Field(64, ge=1, le=1024, description="Images per forward pass")
-    real_images: int = Field(
-        1000, ge=0, le=20_000, description="Real images the Fréchet distances compare against"
-    )
-    device: str = Field(
-        "cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$", description="torch device to run on."
-    )
-    attack_steps: int = Field(
-        0,
-        ge=0,
-        le=10_000,
-        description="Robustness attack: optimise the erased class's embedding (ddpm) or its "
-        "caption's token embeddings (text2image) for this many steps to bring it back, and "
-        "report attack_success_rate (0: no attack)",
-    )
-    attack_lr: float = Field(0.05, gt=0, le=10, description="Adam learning rate of the attack")
-    samplers: list[JudgeSampler] | None = Field(
-        default=None,
-        min_length=2,
-        max_length=4,
-        description="The sampler settings every judge scores (2 to 4, all different); unset: "
-        "num_inference_steps with seed, and twice the steps with seed + 1. A verdict "
-        "passes only if every (judge, setting) cell does",
-    )
-
-    @model_validator(mode="after")
-    def _distinct_samplers(self) -> JudgeParams:
-        """Two equal settings would count one draw twice and call it agreement."""
-        if self.samplers is not None:
-            keys = [
-                (s.num_inference_steps, s.seed, s.scheduler or self.scheduler)
-                for s in self.samplers
-            ]
-            if len(set(keys)) != len(keys):
-                raise ValueError("samplers must all differ (steps, seed or scheduler)")
-        return self
 
 
 class UnlearnJobCreate(RequestBody):

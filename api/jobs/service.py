@@ -20,6 +20,14 @@ from api.jobs.schemas import (
     UnlearnJobCreate,
 )
 from api.methods.service import method_info, validate_params
+from contracts.classifier import ArchitectureConfig, TrainParams
+from contracts.ddpm import DiffusionArchitecture, DiffusionTrainParams
+from contracts.judge import JUDGED_FAMILIES
+from contracts.text2image import (
+    PROMPT_FAMILIES,
+    PromptGenerateParams,
+    TextToImageArchitecture,
+)
 from core.errors import Conflict, NotFound, Unprocessable
 from core.jobs import new_job, queue_for, state_event
 from core.jobspecs import new_unlearn_job, unlearn_spec
@@ -27,13 +35,6 @@ from core.lineage import resolve_forget, scope_hash, scope_kind
 from models import Dataset, DatasetVersion, Job, Model, ModelVersion
 from models.base import utcnow
 from models.jobs import TERMINAL_STATES
-from workers.engine.config import ArchitectureConfig, TrainParams
-from workers.engine.diffusion.config import DiffusionArchitecture, DiffusionTrainParams
-from workers.engine.diffusion.prompt_config import (
-    PROMPT_FAMILIES,
-    PromptGenerateParams,
-    TextToImageArchitecture,
-)
 
 GAP_KEYS = ("UA", "RA", "TA", "MIA")
 
@@ -171,10 +172,6 @@ def _check_classes(
             f"unknown class label(s) {bad[:10]}: the model has classes 0..{arch.num_classes - 1}",
             field=field,
         )
-
-
-# Families whose versions a judge scores from generated images of every class.
-JUDGED_FAMILIES = ("ddpm", "text2image")
 
 
 def _judge_spec(family: str, judge: JudgeParams | None) -> dict[str, Any] | None:

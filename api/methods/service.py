@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from api.schemas import validate_strictly
+from contracts.text2image import PROMPT_FAMILIES
 from core.errors import Unprocessable
 from workers.engine.diffusion.unlearning import describe_diffusion_methods, get_diffusion_method
 from workers.engine.diffusion.unlearning.retrain import RETRAIN_FAMILIES
@@ -36,7 +37,6 @@ SISA = {
 # (text2image, stable_diffusion) what is erased is a concept named by prompts, except
 # by retrain (text2image only), which trains again on the retained samples.
 DIFFUSION_SCOPES = {"retrain": ["labels", "sample_ids", "subject_ids"]}
-PROMPT_FAMILIES = ("text2image", "stable_diffusion")
 DIFFUSION_FAMILIES = ("ddpm", *PROMPT_FAMILIES)
 
 

@@ -14,13 +14,13 @@ from pydantic import (
 )
 
 from api.schemas import ORMModel, RequestBody, strict_body, validate_strictly
-from core.deletion.policy import DeletionPolicy
-from workers.engine.config import ArchitectureConfig
-from workers.engine.diffusion.config import DiffusionArchitecture
-from workers.engine.diffusion.prompt_config import (
+from contracts.classifier import ArchitectureConfig
+from contracts.ddpm import DiffusionArchitecture
+from contracts.text2image import (
     StableDiffusionArchitecture,
     TextToImageArchitecture,
 )
+from core.deletion.policy import DeletionPolicy
 
 ModelFamily = Literal["classifier", "ddpm", "text2image", "stable_diffusion"]
 # Families whose architecture carries a ``family`` key, and the schema of each.

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api.models import repository
+from contracts.common import SD_PIPELINE_FORMAT
 from core.audit.log import record
 from core.errors import Conflict, NotFound, Unprocessable
 from core.registry import add_model_version, version_prefix
@@ -107,9 +108,6 @@ def validate_checkpoint(architecture: dict[str, Any], source: Path, target: Path
     if not report.get("ok"):
         raise Unprocessable(report.get("error", "invalid checkpoint"), field="file")
     return report
-
-
-SD_PIPELINE_FORMAT = "expunge.sd_pipeline/1"
 
 
 def validate_sd_archive(source: Path, target: Path) -> dict[str, Any]:

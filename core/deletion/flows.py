@@ -18,13 +18,13 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from contracts.judge import JUDGED_FAMILIES
 from core import webhooks
 from core.audit.events import commit_subject, subject_salt
 from core.audit.log import append as audit
 from core.audit.trail import version_status
 from core.deletion import purge, repository
 from core.deletion.policy import (
-    JUDGED_FAMILIES,
     NOT_CERTIFIED,
     DeletionPolicy,
     exact_evidence,

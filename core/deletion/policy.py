@@ -26,6 +26,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from contracts.judge import JUDGED_FAMILIES
+
 
 class Thresholds(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -158,8 +160,6 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
         "class_method_params": {},
     },
 }
-# Families verified by the judge (forget rate / retained accuracy) rather than on real data.
-JUDGED_FAMILIES = ("ddpm", "text2image")
 
 
 # Evidence levels, strongest first after exact, as a certificate states them.

@@ -8,7 +8,7 @@ import uuid
 
 import torch
 
-from workers.engine.config import ArchitectureConfig
+from contracts.classifier import ArchitectureConfig
 from workers.engine.nets import build_network
 
 TV = {"name": "torchvision", "model": "resnet18", "num_classes": 5, "input_size": [32, 32]}

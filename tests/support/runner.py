@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from contracts.ddpm import DiffusionArchitecture
 from core.db import session_factory
 from models import Job
 from models.base import utcnow
 from tests.support.db import job_row
-from workers.engine.diffusion.config import DiffusionArchitecture
 from workers.runner import Runner
 
 TINY8 = DiffusionArchitecture.preset("tiny8", 10).model_dump(mode="json")

@@ -28,6 +28,8 @@ from api.jobs.service import (
     create_train_job,
     create_unlearn_job,
 )
+from contracts.ddpm import DiffusionArchitecture, DiffusionTrainParams
+from contracts.judge import DEFAULT_JUDGE
 from core.datasets.reader import ShardReader
 from core.db import session_factory
 from core.deletion.policy import Thresholds, verify
@@ -37,10 +39,9 @@ from models import Dataset, JobEvent, ModelVersion
 from tests.support.db import version_row
 from tests.support.runner import JUDGE, TINY8, TRAIN, commit_job, run_job
 from workers.engine.diffusion.checkpoint import load_ddpm, load_delta
-from workers.engine.diffusion.config import DiffusionArchitecture, DiffusionTrainParams
 from workers.engine.diffusion.models import train_ddpm
 from workers.jobs.common import load_split
-from workers.jobs.diffusion import DEFAULT_JUDGE, load_judge
+from workers.jobs.diffusion import load_judge
 
 
 @pytest.fixture(scope="module")

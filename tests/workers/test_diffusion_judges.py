@@ -14,10 +14,10 @@ import pytest
 
 from api.jobs.schemas import EvaluateJobCreate, TrainJobCreate
 from api.jobs.service import create_evaluate_job, create_train_job
+from contracts.ddpm import DiffusionArchitecture
 from core.datasets.builtin import FASHION_STYLES, style_labels
 from tests.support.runner import TINY8, TRAIN, commit_job, run_job
 from workers.engine.data import ImageArrays
-from workers.engine.diffusion.config import DiffusionArchitecture
 from workers.engine.diffusion.judge import judge_from_bytes
 from workers.jobs.diffusion import judge_halves
 

@@ -24,12 +24,12 @@ from api.jobs.service import (
     create_train_job,
     create_unlearn_job,
 )
+from contracts.text2image import TextToImageArchitecture
 from core.lineage import decode_mask
 from tests.support.db import fake_version, version_row
 from tests.support.runner import JUDGE, commit_job, run_job
 from tests.support.runner import TINY8 as DDPM_TINY8
 from tests.workers.engine.diffusion.tiny_sd import build_tiny_sd
-from workers.engine.diffusion.prompt_config import TextToImageArchitecture
 from workers.engine.diffusion.prompted import pack_folder
 
 T2I = TextToImageArchitecture.preset(

@@ -24,7 +24,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from workers.engine.config import ZOO_ARCHITECTURES, ArchitectureConfig
+from contracts.classifier import ZOO_ARCHITECTURES, ArchitectureConfig
 from workers.engine.errors import CheckpointError, CheckpointMismatch
 from workers.engine.nets import expected_state_shapes
 

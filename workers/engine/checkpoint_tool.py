@@ -23,9 +23,9 @@ from collections.abc import Sequence
 import torch
 from pydantic import ValidationError
 
+from contracts.classifier import ArchitectureConfig
+from contracts.ddpm import DiffusionArchitecture
 from workers.engine.checkpoint import read_external_checkpoint, save_checkpoint, validate_state_dict
-from workers.engine.config import ArchitectureConfig
-from workers.engine.diffusion.config import DiffusionArchitecture
 from workers.engine.errors import EngineError
 from workers.engine.nets import build_network, count_parameters
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workers.engine.config import ArchitectureConfig
+from contracts.classifier import ArchitectureConfig
 from workers.engine.errors import EngineError
 
 # Above this many bytes of float32 input the iterator converts batch by batch instead.

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from contracts.classifier import ArchitectureConfig
 from workers.engine.checkpoint import validate_state_dict
-from workers.engine.config import ArchitectureConfig
 from workers.engine.data import ImageArrays, make_loader
 from workers.engine.errors import EngineError
 from workers.engine.nets import Classifier, build_network

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from contracts.classifier import ArchitectureConfig
 from workers.engine import metrics as M
-from workers.engine.config import ArchitectureConfig
 from workers.engine.data import ImageArrays
 from workers.engine.evaluation import predict
 from workers.engine.nets import build_network

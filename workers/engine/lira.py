@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from workers.engine.config import ArchitectureConfig, TrainParams
+from contracts.classifier import ArchitectureConfig, TrainParams
 from workers.engine.data import ImageArrays
 from workers.engine.errors import EngineError
 from workers.engine.evaluation import predict

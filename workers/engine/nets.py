@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from workers.engine.config import ZOO_ARCHITECTURES, ArchitectureConfig
+from contracts.classifier import ZOO_ARCHITECTURES, ArchitectureConfig
 
 
 class Classifier(nn.Module):

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch.optim import SGD, Adam, Optimizer
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 
+from contracts.classifier import ArchitectureConfig, TrainParams
 from workers.engine.checkpoint import validate_state_dict
-from workers.engine.config import ArchitectureConfig, TrainParams
 from workers.engine.data import ImageArrays, make_loader
 from workers.engine.errors import (
     CheckpointMismatch,

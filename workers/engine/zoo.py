@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 import core.torchvision_compat
-from workers.engine.config import ZOO_ARCHITECTURES, ArchitectureConfig
+from contracts.classifier import ZOO_ARCHITECTURES, ArchitectureConfig
 from workers.engine.nets import Classifier
 
 core.torchvision_compat.install()
@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write-names", action="store_true", help="rewrite zoo_names.py")
     args = parser.parse_args(argv)
-    target = Path(__file__).with_name("zoo_names.py")
+    # The names live in the torch-free contracts package, which validates model names.
+    target = Path(__file__).resolve().parents[2] / "contracts" / "zoo_names.py"
     if args.write_names:
         target.write_text(_names_module_source())
         print(f"wrote {target}")

@@ -15,6 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from contracts.classifier import MNIST_MEAN, MNIST_STD, ArchitectureConfig, TrainParams
+from contracts.ddpm import DiffusionArchitecture, DiffusionTrainParams
+from contracts.judge import DEFAULT_JUDGE
 from core.datasets.builtin import label_factors
 from core.datasets.reader import ShardReader
 from core.jobs import record_event
@@ -22,11 +25,9 @@ from models import Dataset, Job, Model, ModelVersion
 from models.base import utcnow
 from workers.context import JobCancelled, JobContext
 from workers.engine.checkpoint import read_external_checkpoint
-from workers.engine.config import MNIST_MEAN, MNIST_STD, ArchitectureConfig, TrainParams
 from workers.engine.data import ImageArrays
 from workers.engine.diffusion.attack import embedding_attack
 from workers.engine.diffusion.checkpoint import CHECKPOINT_FORMAT, DELTA_FORMAT, save_delta
-from workers.engine.diffusion.config import DiffusionArchitecture, DiffusionTrainParams
 from workers.engine.diffusion.judge import (
     FactorJudge,
     Judge,
@@ -62,21 +63,6 @@ from workers.jobs.publish import (
 )
 
 MNIST_SOURCE = "builtin:mnist"
-# The API's JudgeParams defaults, for unlearn jobs submitted without judge settings
-# (e.g. by the deletion-request workflow).
-DEFAULT_JUDGE: dict[str, Any] = {
-    "samples_per_class": 16,
-    "guidance_scale": 3.0,
-    "num_inference_steps": 25,
-    "scheduler": "ddim",
-    "seed": 0,
-    "batch_size": 64,
-    "real_images": 1000,
-    "device": "cpu",
-    "attack_steps": 0,
-    "attack_lr": 0.05,
-    "samplers": None,
-}
 JUDGE_NAME = "digit-recognizer-py mnist_cnn (pretrained on MNIST)"
 # The name the pretrained judge's cells are reported under.
 PRETRAINED_CELL_NAME = "digit-recognizer"

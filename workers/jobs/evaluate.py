@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 
+from contracts.classifier import ArchitectureConfig, EvaluateParams
 from core.datasets.reader import ShardReader
 from core.jobs import record_event
 from models import Job, Model, ModelVersion
 from models.base import utcnow
 from workers.context import JobContext
 from workers.engine import metrics as M
-from workers.engine.config import ArchitectureConfig, EvaluateParams
 from workers.engine.data import ImageArrays
 from workers.engine.forgetting import EvaluationSets, NetworkPredictor, evaluate_forgetting
 from workers.engine.views import ViewSets, build_views

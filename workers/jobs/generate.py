@@ -11,11 +11,11 @@ import hashlib
 import json
 from typing import Any
 
+from contracts.ddpm import DiffusionArchitecture, GenerateParams
 from core.jobs import record_event
 from models import Job, Model, ModelVersion
 from models.base import utcnow
 from workers.context import JobContext
-from workers.engine.diffusion.config import DiffusionArchitecture, GenerateParams
 from workers.engine.diffusion.models import generate, grid_png
 from workers.engine.errors import EngineError
 from workers.jobs.common import ContextCallbacks

@@ -16,6 +16,18 @@ import numpy as np
 import torch
 from sqlalchemy import select
 
+from contracts.common import SD_PIPELINE_FORMAT
+from contracts.ddpm import (
+    DiffusionArchitecture,
+    DiffusionTrainParams,
+    GenerateParams,
+)
+from contracts.judge import DEFAULT_JUDGE
+from contracts.text2image import (
+    MAX_PROMPTS,
+    PromptGenerateParams,
+    TextToImageArchitecture,
+)
 from core.datasets.reader import ShardReader
 from core.jobs import record_event
 from core.lineage import decode_mask
@@ -26,17 +38,7 @@ from workers.context import JobContext, StaleAttempt
 from workers.engine.checkpoint import save_checkpoint
 from workers.engine.diffusion.attack import prompt_embedding_attack
 from workers.engine.diffusion.checkpoint import DELTA_FORMAT, save_delta
-from workers.engine.diffusion.config import (
-    DiffusionArchitecture,
-    DiffusionTrainParams,
-    GenerateParams,
-)
 from workers.engine.diffusion.models import GeneratedImages, grid_png
-from workers.engine.diffusion.prompt_config import (
-    MAX_PROMPTS,
-    PromptGenerateParams,
-    TextToImageArchitecture,
-)
 from workers.engine.diffusion.prompted import (
     TEXT2IMAGE_FORMAT,
     PromptModel,
@@ -52,7 +54,6 @@ from workers.engine.errors import EngineError
 from workers.engine.training import Callbacks
 from workers.jobs.common import ContextCallbacks, dataset_size, load_split, version_split
 from workers.jobs.diffusion import (
-    DEFAULT_JUDGE,
     emit_judge_metrics,
     judge_versions,
     load_real,
@@ -72,7 +73,6 @@ from workers.jobs.publish import (
 # Which training samples a new version holds: sample ids, positions, dataset size.
 Lineage = tuple[list[str], np.ndarray, int]
 
-SD_PIPELINE_FORMAT = "expunge.sd_pipeline/1"
 SD_UNET_FORMAT = "expunge.sd_unet/1"
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from contracts.classifier import ArchitectureConfig, TrainParams
 from core.deletion.shadows import RECORD, find_shadows, shadow_key
 from core.storage import ObjectNotFound
 from models import Job, ModelVersion
 from models.base import utcnow
 from workers.context import JobCancelled, JobContext
-from workers.engine.config import ArchitectureConfig, TrainParams
 from workers.engine.errors import EngineError, TrainingStopped
 from workers.engine.lira import ShadowBank, score_predictor, train_shadows
 from workers.jobs.common import ContextCallbacks, ForgetSplit

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from contracts.classifier import ArchitectureConfig, TrainParams
 from models import ModelVersion
 from workers.context import JobContext
-from workers.engine.config import ArchitectureConfig, TrainParams
 from workers.engine.data import ImageArrays
 from workers.engine.training import Callbacks
 from workers.engine.unlearning.sisa import SisaEnsemble, SisaState, assign, train_sisa

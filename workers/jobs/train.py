@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from contracts.classifier import ArchitectureConfig, TrainParams
 from core.datasets.reader import ShardReader
 from models import Job, Model, ModelVersion
 from workers.context import JobCancelled, JobContext
-from workers.engine.config import ArchitectureConfig, TrainParams
 from workers.engine.errors import TrainingStopped
 from workers.engine.training import train_classifier
 from workers.jobs import sisa_io

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from contracts.classifier import ArchitectureConfig, TrainParams
 from core.audit.log import append as audit
 from core.datasets.reader import ShardReader
 from core.deletion.policy import DeletionPolicy, verify
@@ -25,7 +26,6 @@ from core.jobs import record_event
 from models import Job, Model, ModelVersion
 from models.base import utcnow
 from workers.context import JobCancelled, JobContext
-from workers.engine.config import ArchitectureConfig, TrainParams
 from workers.engine.errors import TrainingStopped
 from workers.engine.forgetting import (
     EvaluationSets,

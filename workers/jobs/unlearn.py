@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from contracts.classifier import ArchitectureConfig, TrainParams
 from core.datasets.reader import ShardReader
 from models import Job, Model, ModelVersion
 from workers.context import JobCancelled, JobContext
-from workers.engine.config import ArchitectureConfig, TrainParams
 from workers.engine.errors import TrainingStopped
 from workers.engine.forgetting import EvaluationSets, NetworkPredictor, evaluate_forgetting
 from workers.engine.unlearning import UnlearnData, get_method

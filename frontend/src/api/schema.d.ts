@@ -1622,6 +1622,29 @@ export interface components {
             /** Second Root */
             second_root: string;
         };
+        /**
+         * ConceptScope
+         * @description What a prompt family is asked to forget: concepts named by prompts, mapped onto an
+         *     anchor concept (default: the empty prompt).
+         */
+        contracts__text2image__ConceptScope: {
+            /**
+             * Anchor
+             * @description What the erased prompts should give.
+             * @default
+             */
+            anchor: string;
+            /**
+             * Preserve
+             * @description Prompts whose outputs must not change (default: the model's other class captions, for text2image).
+             */
+            preserve?: string[] | null;
+            /**
+             * Prompts
+             * @description Prompts naming the concepts to erase.
+             */
+            prompts: string[];
+        };
         /** DatasetCreate */
         DatasetCreate: {
             /**
@@ -2243,7 +2266,7 @@ export interface components {
          */
         ForgetScope: {
             /** @description Prompt families only: {"prompts": ["a sneaker"], "anchor": "a photo"} erases what the prompts name by mapping it onto the anchor */
-            concept?: components["schemas"]["workers__engine__diffusion__prompt_config__ConceptScope"] | null;
+            concept?: components["schemas"]["contracts__text2image__ConceptScope"] | null;
             /** Labels */
             labels?: number[] | null;
             /** Sample Ids */
@@ -3529,29 +3552,6 @@ export interface components {
             /** Url */
             url?: string | null;
         };
-        /**
-         * ConceptScope
-         * @description What a prompt family is asked to forget: concepts named by prompts, mapped onto an
-         *     anchor concept (default: the empty prompt).
-         */
-        workers__engine__diffusion__prompt_config__ConceptScope: {
-            /**
-             * Anchor
-             * @description What the erased prompts should give.
-             * @default
-             */
-            anchor: string;
-            /**
-             * Preserve
-             * @description Prompts whose outputs must not change (default: the model's other class captions, for text2image).
-             */
-            preserve?: string[] | null;
-            /**
-             * Prompts
-             * @description Prompts naming the concepts to erase.
-             */
-            prompts: string[];
-        };
     };
     responses: never;
     parameters: never;
@@ -3584,6 +3584,7 @@ export type SchemaCommentsPublic = components['schemas']['CommentsPublic'];
 export type SchemaComparePublic = components['schemas']['ComparePublic'];
 export type SchemaCompareRow = components['schemas']['CompareRow'];
 export type SchemaConsistencyProofPublic = components['schemas']['ConsistencyProofPublic'];
+export type SchemaContractsText2imageConceptScope = components['schemas']['contracts__text2image__ConceptScope'];
 export type SchemaDatasetCreate = components['schemas']['DatasetCreate'];
 export type SchemaDatasetPublic = components['schemas']['DatasetPublic'];
 export type SchemaDatasetVersionPublic = components['schemas']['DatasetVersionPublic'];
@@ -3653,7 +3654,6 @@ export type SchemaWebhookCreated = components['schemas']['WebhookCreated'];
 export type SchemaWebhookPublic = components['schemas']['WebhookPublic'];
 export type SchemaWebhooksPublic = components['schemas']['WebhooksPublic'];
 export type SchemaWebhookUpdate = components['schemas']['WebhookUpdate'];
-export type SchemaWorkersEngineDiffusionPromptConfigConceptScope = components['schemas']['workers__engine__diffusion__prompt_config__ConceptScope'];
 export type $defs = Record<string, never>;
 export interface operations {
     "audit-certificate_anchor": {

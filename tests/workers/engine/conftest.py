@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workers.engine.config import ArchitectureConfig
+from contracts.classifier import ArchitectureConfig
 from workers.engine.data import ImageArrays
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from contracts.classifier import ArchitectureConfig
 from workers.engine.checkpoint import (
     load_checkpoint,
     read_external_checkpoint,
@@ -17,7 +18,6 @@ from workers.engine.checkpoint import (
     sha256_file,
     validate_state_dict,
 )
-from workers.engine.config import ArchitectureConfig
 from workers.engine.errors import CheckpointError, CheckpointMismatch
 from workers.engine.nets import build_network
 

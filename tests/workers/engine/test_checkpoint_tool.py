@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
+from contracts.classifier import ArchitectureConfig
 from workers.engine.checkpoint import load_checkpoint, sha256_file
-from workers.engine.config import ArchitectureConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MNIST_ARCH = ArchitectureConfig(

@@ -6,7 +6,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from workers.engine.config import ArchitectureConfig, EvaluateParams, TrainParams
+from contracts.classifier import ArchitectureConfig, EvaluateParams, TrainParams
 
 
 def test_defaults_are_valid() -> None:
@@ -82,6 +82,6 @@ def test_train_params_fields_are_documented() -> None:
 
 def test_config_module_does_not_import_torch() -> None:
     # The API validates requests with this module and must stay torch-free.
-    code = "import sys, workers.engine.config; sys.exit(1 if 'torch' in sys.modules else 0)"
+    code = "import sys, contracts.classifier; sys.exit(1 if 'torch' in sys.modules else 0)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr or "workers.engine.config imported torch"
+    assert result.returncode == 0, result.stderr or "contracts.classifier imported torch"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from contracts.classifier import ArchitectureConfig
 from workers.engine import data
-from workers.engine.config import ArchitectureConfig
 from workers.engine.data import ImageArrays, make_loader, to_tensor
 
 

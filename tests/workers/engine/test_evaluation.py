@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from contracts.classifier import ArchitectureConfig
 from workers.engine.checkpoint import read_external_checkpoint
-from workers.engine.config import ArchitectureConfig
 from workers.engine.data import ImageArrays
 from workers.engine.errors import CheckpointMismatch, EngineError
 from workers.engine.evaluation import evaluate_classifier, predict, summarize_predictions

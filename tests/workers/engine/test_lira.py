@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from contracts.classifier import ArchitectureConfig, TrainParams
 from workers.engine import lira
-from workers.engine.config import ArchitectureConfig, TrainParams
 from workers.engine.data import ImageArrays
 from workers.engine.errors import EngineError
 from workers.engine.forgetting import NetworkPredictor

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from workers.engine.config import ZOO_ARCHITECTURES, ArchitectureConfig
+from contracts.classifier import ZOO_ARCHITECTURES, ArchitectureConfig
 from workers.engine.nets import (
     NETWORKS,
     Classifier,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from contracts.classifier import ArchitectureConfig
 from tests.workers.engine.conftest import synthetic_arrays
 from workers.engine import views as V
-from workers.engine.config import ArchitectureConfig
 from workers.engine.forgetting import NetworkPredictor
 from workers.engine.nets import build_network
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from contracts.classifier import ArchitectureConfig
 from workers.engine.checkpoint import read_external_checkpoint, validate_state_dict
-from workers.engine.config import ArchitectureConfig
 from workers.engine.errors import CheckpointMismatch
 from workers.engine.nets import build_network
 from workers.engine.zoo import _first_conv, _names_module_source
@@ -30,7 +30,7 @@ def arch(name: str, model: str, **kw: object) -> ArchitectureConfig:
 
 def test_names_module_matches_the_installed_registries() -> None:
     """zoo_names.py is what the pinned libraries list (regenerate it on an upgrade)."""
-    current = (Path(__file__).parents[3] / "workers/engine/zoo_names.py").read_text()
+    current = (Path(__file__).parents[3] / "contracts/zoo_names.py").read_text()
     assert current == _names_module_source(), "run: python -m workers.engine.zoo --write-names"
 
 
@@ -104,7 +104,7 @@ def test_model_names_are_validated_without_torch(body: dict[str, str], needle: s
 
 def test_validating_a_library_architecture_imports_no_torch() -> None:
     code = (
-        "import sys; from workers.engine.config import ArchitectureConfig as A;"
+        "import sys; from contracts.classifier import ArchitectureConfig as A;"
         "A(name='timm', model='resnet18d', num_classes=3); A(name='torchvision',"
         " model='convnext_tiny', num_classes=3); sys.exit(1 if 'torch' in sys.modules else 0)"
     )

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from contracts.ddpm import DiffusionArchitecture, SamplerName
 from workers.engine.data import ImageArrays
-from workers.engine.diffusion.config import DiffusionArchitecture, SamplerName
 from workers.engine.diffusion.judge import Judge
 from workers.engine.diffusion.models import (
     load_unet,

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
+from contracts.ddpm import DiffusionArchitecture
 from workers.engine.checkpoint import load_checkpoint, save_checkpoint
-from workers.engine.diffusion.config import DiffusionArchitecture
 from workers.engine.diffusion.models import validate_unet_state_dict
 from workers.engine.errors import CheckpointError
 

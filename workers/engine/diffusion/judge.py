@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from workers.engine.config import ArchitectureConfig, TrainParams
+from contracts.classifier import ArchitectureConfig, TrainParams
+from contracts.ddpm import DiffusionArchitecture, GenerateParams, SamplerName
 from workers.engine.data import ImageArrays, to_tensor
-from workers.engine.diffusion.config import DiffusionArchitecture, GenerateParams, SamplerName
 from workers.engine.diffusion.models import generate, pixel_config
 from workers.engine.errors import EngineError
 from workers.engine.nets import build_network

@@ -34,14 +34,14 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.training_utils import EMAModel
 from diffusers.utils.torch_utils import randn_tensor
 
-from workers.engine.config import ArchitectureConfig
-from workers.engine.data import ImageArrays, to_tensor
-from workers.engine.diffusion.config import (
+from contracts.classifier import ArchitectureConfig
+from contracts.ddpm import (
     DiffusionArchitecture,
     DiffusionTrainParams,
     GenerateParams,
     SamplerName,
 )
+from workers.engine.data import ImageArrays, to_tensor
 from workers.engine.errors import (
     CheckpointMismatch,
     EngineError,

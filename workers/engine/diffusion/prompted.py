@@ -35,10 +35,11 @@ from diffusers import (
 )
 from diffusers.utils.torch_utils import randn_tensor
 
+from contracts.ddpm import DiffusionTrainParams, SamplerName
+from contracts.text2image import PromptGenerateParams, TextToImageArchitecture
 from core.archives import ArchiveError, NotAnArchive, extract_tree
 from workers.engine.checkpoint import load_checkpoint, save_checkpoint
 from workers.engine.data import ImageArrays
-from workers.engine.diffusion.config import DiffusionTrainParams, SamplerName
 from workers.engine.diffusion.models import (
     DiffusionTrainResult,
     _DDPMLoop,
@@ -49,7 +50,6 @@ from workers.engine.diffusion.models import (
     sampler,
     to_uint8,
 )
-from workers.engine.diffusion.prompt_config import PromptGenerateParams, TextToImageArchitecture
 from workers.engine.errors import (
     CheckpointError,
     CheckpointMismatch,

@@ -20,7 +20,7 @@ from workers.engine.errors import EngineError, TrainingDiverged
 if TYPE_CHECKING:
     import torch
 
-    from workers.engine.config import ArchitectureConfig, TrainParams
+    from contracts.classifier import ArchitectureConfig, TrainParams
     from workers.engine.data import ImageArrays
     from workers.engine.training import Callbacks
 

@@ -23,7 +23,7 @@ from workers.engine.nets import Classifier, build_network
 from workers.engine.unlearning.base import MethodParams, UnlearnData, UnlearningDiverged
 
 if TYPE_CHECKING:
-    from workers.engine.config import ArchitectureConfig
+    from contracts.classifier import ArchitectureConfig
     from workers.engine.data import BatchIterator
     from workers.engine.training import Callbacks
 

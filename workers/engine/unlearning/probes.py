@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workers.engine.config import ArchitectureConfig
+from contracts.classifier import ArchitectureConfig
 from workers.engine.data import ImageArrays
 from workers.engine.unlearning import common as C
 

@@ -24,7 +24,7 @@ from workers.engine.unlearning.random_label import RandomLabelParams, relabel_lo
 if TYPE_CHECKING:
     import torch
 
-    from workers.engine.config import ArchitectureConfig, TrainParams
+    from contracts.classifier import ArchitectureConfig, TrainParams
     from workers.engine.nets import Classifier
     from workers.engine.training import Callbacks
 

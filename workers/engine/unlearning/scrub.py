@@ -27,7 +27,7 @@ from workers.engine.unlearning.base import (
 if TYPE_CHECKING:
     import torch
 
-    from workers.engine.config import ArchitectureConfig, TrainParams
+    from contracts.classifier import ArchitectureConfig, TrainParams
     from workers.engine.training import Callbacks
 
 

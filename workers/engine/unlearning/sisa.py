@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from workers.engine.config import ArchitectureConfig, TrainParams
+from contracts.classifier import ArchitectureConfig, TrainParams
 from workers.engine.data import ImageArrays
 from workers.engine.errors import EngineError, TrainingStopped
 from workers.engine.nets import build_network

@@ -26,7 +26,7 @@ from workers.engine.unlearning.base import (
 if TYPE_CHECKING:
     import torch
 
-    from workers.engine.config import ArchitectureConfig
+    from contracts.classifier import ArchitectureConfig
     from workers.engine.data import ImageArrays
     from workers.engine.training import Callbacks
     from workers.engine.unlearning.common import StepGuard

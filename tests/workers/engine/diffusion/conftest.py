@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import torch
 
+from contracts.ddpm import DiffusionArchitecture, DiffusionTrainParams
 from tests.workers.engine.conftest import synthetic_arrays
 from workers.engine.data import ImageArrays
-from workers.engine.diffusion.config import DiffusionArchitecture, DiffusionTrainParams
 from workers.engine.diffusion.judge import Judge, train_judge
 from workers.engine.diffusion.models import build_unet, cpu_state_dict, train_ddpm
 from workers.engine.diffusion.unlearning import DiffusionUnlearnData
@@ -91,7 +91,7 @@ class PromptWorld:
 @pytest.fixture(scope="session")
 def prompt_world() -> PromptWorld:
     """A tiny text2image model on the band world, captioned "a photo of <name>"."""
-    from workers.engine.diffusion.prompt_config import TextToImageArchitecture
+    from contracts.text2image import TextToImageArchitecture
     from workers.engine.diffusion.prompted import train_text2image
 
     arch = TextToImageArchitecture.preset("tiny8", num_classes=NUM_CLASSES)

@@ -6,7 +6,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from workers.engine.diffusion.config import (
+from contracts.ddpm import (
     DiffusionArchitecture,
     DiffusionTrainParams,
     GenerateParams,
@@ -16,7 +16,7 @@ from workers.engine.diffusion.config import (
 def test_modules_the_api_imports_are_torch_free() -> None:
     # The API validates requests and lists methods with these; it must not load torch.
     code = (
-        "import sys, workers.engine.diffusion.config, workers.engine.diffusion.unlearning as u;"
+        "import sys, contracts.ddpm, workers.engine.diffusion.unlearning as u;"
         "u.describe_diffusion_methods();"
         "bad = [m for m in ('torch', 'diffusers') if m in sys.modules];"
         "print(bad, file=sys.stderr); sys.exit(1 if bad else 0)"

@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
+from contracts.ddpm import DiffusionArchitecture, GenerateParams
 from tests.workers.engine.conftest import synthetic_arrays
 from tests.workers.engine.diffusion.conftest import DiffusionWorld, tiny_arch, tiny_recipe
 from workers.engine.diffusion.checkpoint import load_ddpm, save_ddpm
-from workers.engine.diffusion.config import DiffusionArchitecture, GenerateParams
 from workers.engine.diffusion.models import (
     count_parameters,
     denoising_loss,

@@ -13,13 +13,13 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from tests.workers.engine.diffusion.conftest import PromptWorld
-from tests.workers.engine.diffusion.tiny_sd import CROSS_DIM, build_tiny_sd
-from workers.engine.diffusion.prompt_config import (
+from contracts.text2image import (
     ConceptScope,
     PromptGenerateParams,
     TextToImageArchitecture,
 )
+from tests.workers.engine.diffusion.conftest import PromptWorld
+from tests.workers.engine.diffusion.tiny_sd import CROSS_DIM, build_tiny_sd
 from workers.engine.diffusion.prompted import (
     extract_archive,
     generate_prompts,
@@ -217,7 +217,7 @@ def test_prompt_schemas_import_without_torch() -> None:
     import sys
 
     code = (
-        "import sys, workers.engine.diffusion.prompt_config;"
+        "import sys, contracts.text2image;"
         "sys.exit(1 if {'torch', 'transformers', 'diffusers'} & set(sys.modules) else 0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

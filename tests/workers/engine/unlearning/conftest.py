@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from workers.engine.config import ArchitectureConfig, TrainParams
+from contracts.classifier import ArchitectureConfig, TrainParams
 from workers.engine.data import ImageArrays
 from workers.engine.training import train_classifier
 from workers.engine.unlearning.base import UnlearnData

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from contracts.classifier import TrainParams
 from tests.workers.engine.unlearning.conftest import World
-from workers.engine.config import TrainParams
 from workers.engine.training import Callbacks
 from workers.engine.unlearning import METHODS, IterativeParams, get_method
 from workers.engine.unlearning.base import DEFAULT_BUDGET_FRACTION

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
+from contracts.classifier import ArchitectureConfig
 from tests.workers.engine.unlearning.conftest import World
-from workers.engine.config import ArchitectureConfig
 from workers.engine.errors import TrainingStopped
 from workers.engine.nets import build_network
 from workers.engine.training import Callbacks

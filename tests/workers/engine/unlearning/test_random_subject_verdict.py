@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
+from contracts.classifier import ArchitectureConfig, TrainParams
 from core.deletion.policy import DeletionPolicy, Thresholds, verify
-from workers.engine.config import ArchitectureConfig, TrainParams
 from workers.engine.data import ImageArrays
 from workers.engine.forgetting import EvaluationSets, NetworkPredictor, evaluate_forgetting
 from workers.engine.training import train_classifier

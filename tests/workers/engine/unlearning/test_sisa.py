@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from contracts.classifier import TrainParams
 from tests.workers.engine.unlearning.conftest import ARCH, blobs
-from workers.engine.config import TrainParams
 from workers.engine.errors import EngineError, TrainingStopped
 from workers.engine.training import Callbacks
 from workers.engine.unlearning.sisa import SisaEnsemble, assign, train_sisa, unlearn_sisa

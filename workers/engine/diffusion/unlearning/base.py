@@ -27,8 +27,8 @@ from workers.engine.unlearning.base import InvalidMethodParams, UnknownMethod
 if TYPE_CHECKING:
     import torch
 
+    from contracts.ddpm import DiffusionArchitecture, DiffusionTrainParams
     from workers.engine.data import ImageArrays
-    from workers.engine.diffusion.config import DiffusionArchitecture, DiffusionTrainParams
     from workers.engine.training import Callbacks
 
 _DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?|mps)$"

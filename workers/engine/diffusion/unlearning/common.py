@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from diffusers import UNet2DModel
 
+from contracts.ddpm import DiffusionArchitecture, SamplerName
 from workers.engine.data import ImageArrays
-from workers.engine.diffusion.config import DiffusionArchitecture, SamplerName
 from workers.engine.diffusion.models import (
     cpu_state_dict,
     epsilon_shift,

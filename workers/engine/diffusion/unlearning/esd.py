@@ -33,7 +33,7 @@ from workers.engine.diffusion.unlearning.base import (
 if TYPE_CHECKING:
     import torch
 
-    from workers.engine.diffusion.config import DiffusionArchitecture, DiffusionTrainParams
+    from contracts.ddpm import DiffusionArchitecture, DiffusionTrainParams
     from workers.engine.training import Callbacks
 
 

@@ -25,7 +25,7 @@ from workers.engine.errors import EngineError
 if TYPE_CHECKING:
     import torch
 
-    from workers.engine.diffusion.config import DiffusionArchitecture, DiffusionTrainParams
+    from contracts.ddpm import DiffusionArchitecture, DiffusionTrainParams
     from workers.engine.training import Callbacks
 
 

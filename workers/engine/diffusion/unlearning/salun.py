@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import torch
     from diffusers import UNet2DModel
 
-    from workers.engine.diffusion.config import DiffusionArchitecture, DiffusionTrainParams
+    from contracts.ddpm import DiffusionArchitecture, DiffusionTrainParams
     from workers.engine.diffusion.unlearning.common import Images
     from workers.engine.training import Callbacks
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     import torch
 
-    from workers.engine.diffusion.config import DiffusionArchitecture, DiffusionTrainParams
+    from contracts.ddpm import DiffusionArchitecture, DiffusionTrainParams
     from workers.engine.training import Callbacks
 
 

@@ -1,7 +1,7 @@
 """Configuration schemas of the prompt-conditioned families (``text2image``,
 ``stable_diffusion``) and of prompt generation.
 
-Pydantic only, like ``config.py``: the API validates requests with these and never
+Pydantic only, like all of ``contracts``: the API validates requests with these and never
 imports torch, diffusers or transformers through this module.
 """
 
@@ -11,7 +11,8 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from workers.engine.diffusion.config import BetaSchedule, SamplerName
+from contracts.common import DEVICE_PATTERN
+from contracts.ddpm import BetaSchedule, SamplerName
 
 PromptFamily = Literal["text2image", "stable_diffusion"]
 PROMPT_FAMILIES: tuple[str, ...] = ("text2image", "stable_diffusion")
@@ -21,7 +22,6 @@ TextEncoderName = Literal["minilm-l6"]
 TEXT_ENCODER_DIMS: dict[str, int] = {"minilm-l6": 384}
 MAX_PROMPTS = 1024
 MAX_PROMPT_CHARS = 300
-_DEVICE_PATTERN = r"^(cpu|cuda(:\d+)?|mps)$"
 
 
 class TextToImageArchitecture(BaseModel):
@@ -212,7 +212,7 @@ class PromptGenerateParams(BaseModel):
     height: int | None = Field(
         None, ge=8, le=2048, description="stable_diffusion only: output size (multiple of 8)."
     )
-    device: str = Field("cpu", pattern=_DEVICE_PATTERN, description="torch device.")
+    device: str = Field("cpu", pattern=DEVICE_PATTERN, description="torch device.")
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -1,8 +1,8 @@
-"""Configuration schemas for the diffusion engine.
+"""The ``ddpm`` family's schemas: its architecture, train and generate params.
 
-Pydantic only, like ``workers.engine.config``: the API validates train, generate and
-unlearn requests with these models and publishes their JSON schemas without importing
-torch or diffusers, so nothing here may import either (a test checks that).
+Pydantic only, like all of ``contracts``: the API validates train, generate and unlearn
+requests with these models and publishes their JSON schemas without importing torch or
+diffusers, so nothing here may import either (a test checks that).
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from contracts.common import DEVICE_PATTERN
+
 DiffusionFamily = Literal["ddpm"]
 BetaSchedule = Literal["linear", "squaredcos_cap_v2"]
 SamplerName = Literal["ddpm", "ddim", "dpm"]
 PresetName = Literal["tiny8", "small16"]
 
-_DEVICE_PATTERN = r"^(cpu|cuda(:\d+)?|mps)$"
 MAX_GENERATE_IMAGES = 4096
 
 
@@ -200,7 +201,7 @@ class DiffusionTrainParams(BaseModel):
     log_every_steps: int = Field(
         50, ge=1, description="Report the mean training loss every this many steps."
     )
-    device: str = Field("cpu", pattern=_DEVICE_PATTERN, description="torch device to train on.")
+    device: str = Field("cpu", pattern=DEVICE_PATTERN, description="torch device to train on.")
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -247,7 +248,7 @@ class GenerateParams(BaseModel):
         "ddim", description="Sampler: ddpm (ancestral), ddim (deterministic), dpm (DPM-Solver++)."
     )
     batch_size: int = Field(64, ge=1, le=1024, description="Images per forward pass.")
-    device: str = Field("cpu", pattern=_DEVICE_PATTERN, description="torch device to run on.")
+    device: str = Field("cpu", pattern=DEVICE_PATTERN, description="torch device to run on.")
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -1,7 +1,7 @@
-"""Configuration schemas for the classifier engine.
+"""The ``classifier`` family's schemas: its architecture, train and evaluate params.
 
-Pydantic only: the API imports this module to validate requests and must never pull in
-torch, so nothing here may import it (a test checks that).
+Pydantic only, like all of ``contracts``: the API validates requests with these and the
+engine builds networks from them, and neither may pull in torch through this module.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import difflib
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from contracts.common import DEVICE_PATTERN
 
 ArchitectureName = Literal["small_cnn", "resnet18", "mnist_cnn", "mlp", "torchvision", "timm"]
 # Bring-your-own architectures: ``model`` names one entry of the library's registry.
@@ -92,7 +94,7 @@ class ArchitectureConfig(BaseModel):
             return
         if self.model is None:
             raise ValueError(f"{self.name} needs a model name, e.g. {_ZOO_EXAMPLE[self.name]}")
-        from workers.engine.zoo_names import TIMM_MODELS, TORCHVISION_MODELS
+        from contracts.zoo_names import TIMM_MODELS, TORCHVISION_MODELS
 
         known = TORCHVISION_MODELS if self.name == "torchvision" else TIMM_MODELS
         if self.model not in known:
@@ -132,7 +134,7 @@ class TrainParams(BaseModel):
         description="Emit a resumable state every this many steps (0: only at epoch ends).",
     )
     device: str = Field(
-        "cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$", description="torch device to train on."
+        "cpu", pattern=DEVICE_PATTERN, description="torch device to train on."
     )
 
 
@@ -143,5 +145,5 @@ class EvaluateParams(BaseModel):
 
     batch_size: int = Field(256, ge=1, le=65536, description="Samples per forward pass.")
     device: str = Field(
-        "cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$", description="torch device to run on."
+        "cpu", pattern=DEVICE_PATTERN, description="torch device to run on."
     )

@@ -1,0 +1,23 @@
+"""Declarations every side shares (API, ``core``, workers and the engine).
+
+Each constant here had copies in several places; this module is their one owner.
+Pydantic and the standard library only, like the whole ``contracts`` package: importing it
+never loads torch (``tests/contracts`` checks that).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+# A torch device string a job may ask for; "auto" is not one (method params add it).
+DEVICE_PATTERN = r"^(cpu|cuda(:\d+)?|mps)$"
+# Method params may also say "auto": the job's device.
+DEVICE_OR_AUTO_PATTERN = r"^(auto|cpu|cuda(:\d+)?|mps)$"
+
+# What a forget scope names (the API's ``ForgetScope`` request object holds one of these);
+# the engine's methods declare which of the first three they accept.
+ScopeKind = Literal["subject_ids", "sample_ids", "labels", "concept"]
+SCOPE_KINDS: tuple[ScopeKind, ...] = ("subject_ids", "sample_ids", "labels", "concept")
+
+# The config ``format`` of a Stable Diffusion version stored as a diffusers pipeline folder.
+SD_PIPELINE_FORMAT = "expunge.sd_pipeline/1"
