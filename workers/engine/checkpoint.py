@@ -204,19 +204,23 @@ def _listing(items: list[str]) -> str:
     return shown + (f", ... (+{len(items) - _SHOW} more)" if len(items) > _SHOW else "")
 
 
-def validate_state_dict(arch: ArchitectureConfig, state_dict: Mapping[str, torch.Tensor]) -> None:
-    """Raise ``CheckpointMismatch`` naming what does not fit ``arch``; return if all fits."""
-    expected = expected_state_shapes(arch)
-    if arch.name in ZOO_ARCHITECTURES:  # the library's own key names are accepted too
-        from workers.engine.zoo import canonical_keys
+def check_state_dict(
+    expected: Mapping[str, tuple[int, ...]],
+    state_dict: Mapping[str, torch.Tensor],
+    subject: str,
+) -> None:
+    """Raise ``CheckpointMismatch`` naming every key that does not fit ``expected`` (key ->
+    shape); ``subject`` opens the message (what the state dict was checked against).
 
-        state_dict = canonical_keys(dict(state_dict))
+    The one validator of every family: each builds its expected shapes (on the meta
+    device, nothing allocated) and describes its architecture.
+    """
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
     mismatched = [
-        (k, tuple(state_dict[k].shape), shape)
+        (k, tuple(state_dict[k].shape), tuple(shape))
         for k, shape in expected.items()
-        if k in state_dict and tuple(state_dict[k].shape) != shape
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(shape)
     ]
     if not (missing or unexpected or mismatched):
         return
@@ -231,10 +235,23 @@ def validate_state_dict(arch: ArchitectureConfig, state_dict: Mapping[str, torch
         ]
         parts.append(f"{len(mismatched)} shape mismatch(es): {_listing(shapes)}")
     raise CheckpointMismatch(
-        f"checkpoint does not fit architecture {arch.name!r} "
-        f"(num_classes={arch.num_classes}, in_channels={arch.in_channels}, "
-        f"input_size={list(arch.input_size)}, width={arch.width}): " + "; ".join(parts),
+        f"{subject}: " + "; ".join(parts),
         missing=missing,
         unexpected=unexpected,
         mismatched=mismatched,
+    )
+
+
+def validate_state_dict(arch: ArchitectureConfig, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Raise ``CheckpointMismatch`` naming what does not fit ``arch``; return if all fits."""
+    if arch.name in ZOO_ARCHITECTURES:  # the library's own key names are accepted too
+        from workers.engine.zoo import canonical_keys
+
+        state_dict = canonical_keys(dict(state_dict))
+    check_state_dict(
+        expected_state_shapes(arch),
+        state_dict,
+        f"checkpoint does not fit architecture {arch.name!r} "
+        f"(num_classes={arch.num_classes}, in_channels={arch.in_channels}, "
+        f"input_size={list(arch.input_size)}, width={arch.width})",
     )

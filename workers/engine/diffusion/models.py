@@ -41,6 +41,7 @@ from contracts.ddpm import (
     GenerateParams,
     SamplerName,
 )
+from workers.engine.checkpoint import check_state_dict
 from workers.engine.data import ImageArrays, to_tensor
 from workers.engine.errors import (
     CheckpointMismatch,
@@ -134,31 +135,12 @@ def validate_unet_state_dict(
     arch: DiffusionArchitecture, state_dict: Mapping[str, torch.Tensor]
 ) -> None:
     """Raise ``CheckpointMismatch`` naming what does not fit ``arch``."""
-    expected = expected_unet_shapes(arch)
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    mismatched = [
-        (k, tuple(state_dict[k].shape), shape)
-        for k, shape in expected.items()
-        if k in state_dict and tuple(state_dict[k].shape) != shape
-    ]
-    if not (missing or unexpected or mismatched):
-        return
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing key(s), e.g. {missing[0]}")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[0]}")
-    if mismatched:
-        k, got, want = mismatched[0]
-        parts.append(f"{len(mismatched)} shape mismatch(es), e.g. {k} {list(got)} vs {list(want)}")
-    raise CheckpointMismatch(
+    check_state_dict(
+        expected_unet_shapes(arch),
+        state_dict,
         f"state dict does not fit the {arch.family} architecture "
         f"(num_classes={arch.num_classes}, sample_size={arch.sample_size}, "
-        f"block_out_channels={arch.block_out_channels}): " + "; ".join(parts),
-        missing=missing,
-        unexpected=unexpected,
-        mismatched=mismatched,
+        f"block_out_channels={arch.block_out_channels})",
     )
 
 

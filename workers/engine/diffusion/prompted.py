@@ -38,7 +38,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from contracts.ddpm import DiffusionTrainParams, SamplerName
 from contracts.text2image import PromptGenerateParams, TextToImageArchitecture
 from core.archives import ArchiveError, NotAnArchive, extract_tree
-from workers.engine.checkpoint import load_checkpoint, save_checkpoint
+from workers.engine.checkpoint import check_state_dict, load_checkpoint, save_checkpoint
 from workers.engine.data import ImageArrays
 from workers.engine.diffusion.models import (
     DiffusionTrainResult,
@@ -192,31 +192,12 @@ def validate_text2image_state_dict(
     arch: TextToImageArchitecture, state_dict: Mapping[str, torch.Tensor]
 ) -> None:
     """Raise ``CheckpointMismatch`` naming what does not fit ``arch``."""
-    expected = expected_text2image_shapes(arch)
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    mismatched = [
-        (k, tuple(state_dict[k].shape), s)
-        for k, s in expected.items()
-        if k in state_dict and tuple(state_dict[k].shape) != s
-    ]
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key(s), e.g. {missing[0]}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[0]}")
-        if mismatched:
-            k, got, want = mismatched[0]
-            parts.append(
-                f"{len(mismatched)} shape mismatch(es), e.g. {k} {list(got)} vs {list(want)}"
-            )
-        raise CheckpointMismatch(
-            "state dict does not fit the text2image architecture: " + "; ".join(parts),
-            missing=missing,
-            unexpected=unexpected,
-            mismatched=mismatched,
-        )
+    check_state_dict(
+        expected_text2image_shapes(arch),
+        state_dict,
+        "state dict does not fit the text2image architecture "
+        f"(num_classes={arch.num_classes}, sample_size={arch.sample_size})",
+    )
 
 
 def load_text2image(
