@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, JSONType, UTCDateTime, utcnow
@@ -13,11 +13,16 @@ class Dataset(Base):
     """A named collection of samples; its contents change only by new versions."""
 
     __tablename__ = "datasets"
+    # The database holds the modality to the known ones too (migration 0006).
+    __table_args__ = (CheckConstraint("modality IN ('images', 'text')", name="modality"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(200))
+    # "images" (pixels in .npz shards) or "text" (records in .json.gz shards); a text
+    # dataset has no labels and an empty image_shape.
+    modality: Mapped[str] = mapped_column(String(10), default="images", server_default="images")
     label_names: Mapped[list[str]] = mapped_column(JSONType, default=list)
     image_shape: Mapped[list[int]] = mapped_column(JSONType)  # H, W, C
     current_version: Mapped[int] = mapped_column(Integer, default=1)

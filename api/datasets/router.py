@@ -3,7 +3,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
@@ -21,6 +21,7 @@ from api.deps import Engineer, Reader, SessionDep, SettingsDep, StoreDep
 from api.ratelimit import rate_limit
 from api.schemas import CONFLICT, ERRORS, FORM_TEXT, NOT_FOUND, Page
 from core.datasets.shards import encode_png
+from core.datasets.text_shards import is_text_shard
 from core.errors import NotFound, PayloadTooLarge, Unprocessable
 from models import Dataset
 
@@ -68,12 +69,29 @@ def upload_dataset(
     store: StoreDep,
     settings: SettingsDep,
     key: Engineer,
-    file: Annotated[UploadFile, File(description="A .zip / .tar / .tar.gz image-folder archive")],
+    file: Annotated[
+        UploadFile,
+        File(
+            description="A .zip / .tar / .tar.gz image-folder archive, or a .jsonl / .csv / "
+            ".parquet file of text records"
+        ),
+    ],
     name: Annotated[str, Form(pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")],
     description: Annotated[str, Form(max_length=5000)] = "",
     image_height: Annotated[int | None, Form(ge=4, le=512)] = None,
     image_width: Annotated[int | None, Form(ge=4, le=512)] = None,
     channels: Annotated[int | None, Form(ge=1, le=3)] = None,
+    modality: Annotated[
+        Literal["images", "text"] | None,
+        Form(description="images or text; by default from the file's suffix"),
+    ] = None,
+    require_subjects: Annotated[
+        bool,
+        Form(
+            description="Text only: refuse a record without subject_id (so a deletion "
+            "request can find every person's records). Default true."
+        ),
+    ] = True,
 ) -> DatasetPublic:
     if (image_height is None) != (image_width is None):
         raise Unprocessable(
@@ -88,7 +106,17 @@ def upload_dataset(
         if path.stat().st_size > settings.max_upload_bytes:
             raise PayloadTooLarge(f"upload is over the {settings.max_upload_bytes} byte limit")
         dataset = service.create_from_upload(
-            session, store, path, filename, name, description, size, channels, key.id
+            session,
+            store,
+            path,
+            filename,
+            name,
+            description,
+            size,
+            channels,
+            key.id,
+            modality=modality,
+            require_subjects=require_subjects,
         )
     return _public(session, dataset)
 
@@ -153,18 +181,26 @@ def list_samples(
     )
     names = dataset.label_names
     base = str(request.url_for("get_sample_image", dataset_id=dataset_id, sample_id="_"))
-    data = [
-        SamplePublic(
+    reader = request.app.state.shard_reader
+    data = []
+    for s in rows[:limit]:
+        sample = SamplePublic(
             sample_id=s.sample_id,
             subject_id=s.subject_id,
             label=s.label,
             label_name=names[s.label] if s.label is not None and s.label < len(names) else None,
             caption=s.caption,
             split=s.split,
-            image_url=base.replace("/_/image", f"/{quote(s.sample_id, safe='')}/image"),
         )
-        for s in rows[:limit]
-    ]
+        if dataset.modality == "text":
+            # A sample deleted since (listed for an older version) had its text purged:
+            # it is listed without it, as a deleted image's URL answers 404.
+            if s.removed_in_version is None:
+                for field, value in reader.text(s.shard_key, s.shard_index).items():
+                    setattr(sample, field, value)
+        else:
+            sample.image_url = base.replace("/_/image", f"/{quote(s.sample_id, safe='')}/image")
+        data.append(sample)
     more = len(rows) > limit
     return SamplesPage(
         data=data,
@@ -182,6 +218,8 @@ def get_sample_image(
     dataset_id: str, sample_id: str, request: Request, session: SessionDep, _: Reader
 ) -> Response:
     sample = service.sample_or_404(session, dataset_id, sample_id)
+    if is_text_shard(sample.shard_key):
+        raise NotFound(f"sample {sample_id!r} is text; it has no image (list the samples)")
     if sample.removed_in_version is not None:
         raise NotFound(
             f"sample {sample_id!r} was deleted (dataset version {sample.removed_in_version})"

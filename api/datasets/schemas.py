@@ -27,6 +27,7 @@ class DatasetCreate(RequestBody):
 class SourcePublic(BaseModel):
     name: str
     description: str
+    modality: Literal["images", "text"] = "images"
     available: bool
     reason: str | None = None
 
@@ -47,6 +48,9 @@ class DatasetPublic(ORMModel):
     name: str
     description: str
     source: str
+    modality: Literal["images", "text"] = Field(
+        description="images: samples are pictures; text: question/answer pairs or texts"
+    )
     label_names: list[str]
     image_shape: list[int]
     current_version: int
@@ -57,13 +61,21 @@ class DatasetPublic(ORMModel):
 
 
 class SamplePublic(ORMModel):
+    """A sample; an image sample has ``image_url``, a text sample its text fields."""
+
     sample_id: str
     subject_id: str | None
     label: int | None
     label_name: str | None = None
     caption: str | None
     split: str
-    image_url: str
+    image_url: str | None = Field(default=None, description="PNG of an image sample")
+    text: str | None = Field(default=None, description="A plain-text sample's text")
+    question: str | None = Field(default=None, description="A QA sample's question")
+    answer: str | None = Field(default=None, description="A QA sample's answer")
+    paraphrased_answer: str | None = None
+    perturbed_answers: list[str] | None = None
+    kind: str | None = Field(default=None, description="e.g. qa, biography, world_fact")
 
 
 class SamplesPage(BaseModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -18,6 +19,9 @@ from core.datasets.builtin import list_builtin, load_builtin
 from core.datasets.errors import DatasetImportError
 from core.datasets.records import DatasetImport
 from core.datasets.shards import encode_shard, shard_slices
+from core.datasets.text import TextDatasetImport
+from core.datasets.text_shards import TEXT_SHARD_SUFFIX, encode_text_shard, text_shard_slices
+from core.datasets.text_uploads import import_text_file, is_text_upload
 from core.datasets.uploads import import_archive, import_manifest
 from core.errors import Conflict, NotFound, Unprocessable
 from core.storage import ObjectStore
@@ -68,23 +72,52 @@ def create_from_upload(
     image_size: tuple[int, int] | None,
     channels: int | None,
     created_by: str | None,
+    modality: str | None = None,
+    require_subjects: bool = True,
 ) -> Dataset:
+    """An upload becomes a dataset: an image archive, or a JSONL/CSV/Parquet text file.
+
+    ``modality`` None means: decided by the file's suffix (a bare CSV or Parquet file has
+    no images, so it is text).
+    """
     _check_name_free(session, name)
     lowered = filename.lower()
+    is_text = is_text_upload(lowered)
+    if modality is None:
+        modality = "text" if is_text else "images"
+    data: DatasetImport | TextDatasetImport
     try:
-        if lowered.endswith((".csv", ".parquet")):
-            raise Unprocessable(
-                "a bare manifest has no images; upload a .zip or .tar.gz whose root holds "
-                "manifest.csv and the image files it names",
-                field="file",
+        if modality == "text":
+            if not is_text:
+                raise Unprocessable(
+                    f"unsupported text upload {filename!r}: send a .jsonl, .csv or .parquet "
+                    "file of records with 'text', or 'question' and 'answer'",
+                    field="file",
+                )
+            if image_size is not None or channels is not None:
+                raise Unprocessable(
+                    "image_height, image_width and channels apply to image uploads only",
+                    field="channels" if channels is not None else "image_height",
+                )
+            data = import_text_file(
+                path, name, require_subjects=require_subjects, filename=filename
             )
-        if not lowered.endswith((".zip", ".tar", ".tar.gz", ".tgz")):
-            raise Unprocessable(
-                f"unsupported upload {filename!r}: send a .zip, .tar or .tar.gz image-folder "
-                "archive (label/<image> folders, or a manifest.csv at its root)",
-                field="file",
-            )
-        data = import_archive(path, name, image_size=image_size, channels=channels)
+        else:
+            if lowered.endswith((".csv", ".parquet")):
+                raise Unprocessable(
+                    "a bare manifest has no images; upload a .zip or .tar.gz whose root "
+                    "holds manifest.csv and the image files it names (or modality=text "
+                    "for a file of text records)",
+                    field="file",
+                )
+            if not lowered.endswith((".zip", ".tar", ".tar.gz", ".tgz")):
+                raise Unprocessable(
+                    f"unsupported upload {filename!r}: send a .zip, .tar or .tar.gz "
+                    "image-folder archive (label/<image> folders, or a manifest.csv at its "
+                    "root), or a .jsonl, .csv or .parquet file of text records",
+                    field="file",
+                )
+            data = import_archive(path, name, image_size=image_size, channels=channels)
     except DatasetImportError as exc:
         raise Unprocessable(str(exc), field="file") from exc
     description = description or data.description
@@ -108,24 +141,47 @@ def import_local_manifest(
     return ingest(session, store, data, name, data.description, created_by)
 
 
+def _shard_blobs(
+    data: DatasetImport | TextDatasetImport,
+) -> Iterator[tuple[slice, bytes, str]]:
+    """(rows, shard bytes, key suffix) for each shard of an import, in dataset order."""
+    if isinstance(data, TextDatasetImport):
+        contents = [record.content() for record in data.records]
+        for part in text_shard_slices(contents):
+            yield part, encode_text_shard(contents[part]), TEXT_SHARD_SUFFIX
+    else:
+        for part in shard_slices(data.num_samples):
+            yield part, encode_shard(data.images[part]), ".npz"
+
+
 def ingest(
     session: Session,
     store: ObjectStore,
-    data: DatasetImport,
+    data: DatasetImport | TextDatasetImport,
     name: str,
     description: str,
     created_by: str | None,
     origin: str = "import",
 ) -> Dataset:
-    """``origin``: "upload" for an archive sent over REST (``dataset.uploaded``)."""
-    n, height, width, channels = data.images.shape
+    """``origin``: "upload" for a file sent over REST (``dataset.uploaded``).
+
+    Images and text are stored alike: immutable shards, one row per sample pointing at
+    (shard, index), version 1 hashed over the shards and the sample ids.
+    """
+    n = data.num_samples
+    # A text dataset has no labels and no image shape.
+    modality, label_names, image_shape = "text", [], []
+    if isinstance(data, DatasetImport):
+        modality, label_names = "images", list(data.label_names)
+        image_shape = list(data.image_shape)
     dataset = Dataset(
         id=new_id("ds"),
         name=name,
         description=description,
         source=data.source,
-        label_names=list(data.label_names),
-        image_shape=[height, width, channels],
+        modality=modality,
+        label_names=label_names,
+        image_shape=image_shape,
         current_version=1,
         created_by=created_by,
     )
@@ -134,10 +190,9 @@ def ingest(
     digest = hashlib.sha256()
     rows: list[dict[str, object]] = []
     try:
-        for number, part in enumerate(shard_slices(n)):
-            blob = encode_shard(data.images[part])
+        for number, (part, blob, suffix) in enumerate(_shard_blobs(data)):
             blob_hash = hashlib.sha256(blob)
-            key = f"datasets/{dataset.id}/shards/{number:05d}-{blob_hash.hexdigest()[:16]}.npz"
+            key = f"datasets/{dataset.id}/shards/{number:05d}-{blob_hash.hexdigest()[:16]}{suffix}"
             store.put_bytes(key, blob)
             written.append(key)
             digest.update(blob_hash.digest())
@@ -148,8 +203,8 @@ def ingest(
                         "dataset_id": dataset.id,
                         "sample_id": record.sample_id,
                         "subject_id": record.subject_id,
-                        "label": record.label,
-                        "caption": record.caption,
+                        "label": getattr(record, "label", None),
+                        "caption": getattr(record, "caption", None),
                         "split": record.split,
                         "shard_key": key,
                         "shard_index": offset,

@@ -26,12 +26,15 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
+from core.datasets import fictitious
 from core.datasets.errors import DatasetImportError
 from core.datasets.records import DatasetImport, SampleRecord, Split
+from core.datasets.text import Modality, TextDatasetImport, TextSampleRecord
 
 __all__ = [
     "BUILTIN_SOURCES",
     "FASHION_MNIST_DIR",
+    "FICTITIOUS_PEOPLE",
     "FASHION_MNIST_LABELS",
     "FASHION_STYLES",
     "WRITER_SEED",
@@ -78,8 +81,9 @@ class BuiltinSource:
 
     name: str
     description: str
-    load: Callable[[int | None, int], DatasetImport]
+    load: Callable[[int | None, int], DatasetImport | TextDatasetImport]
     unavailable_reason: Callable[[], str | None]
+    modality: Modality = "images"
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -611,6 +615,60 @@ def _load_digits(limit: int | None, seed: int) -> DatasetImport:
     )
 
 
+# ------------------------------------------------------------- fictitious people
+
+FICTITIOUS_PEOPLE = "fictitious-people"
+
+
+def _load_fictitious_people(limit: int | None, seed: int) -> TextDatasetImport:
+    """The generated world (``core.datasets.fictitious``) as a text dataset.
+
+    Train: the trained people's QA pairs and biographies plus the world facts (about
+    nobody); test: the held-out people's, never trained on. ``limit`` keeps whole people
+    (a subject is never split): the first people until their records reach ``limit``,
+    held-out people in proportion (at least one); the world facts are always kept. The
+    world is generated whole first, so a person's id and facts do not depend on ``limit``.
+    """
+    world = fictitious.generate_people(seed=seed)
+    people, held_out = world.people, world.held_out
+    if limit is not None:
+        per_person = len(fictitious.FACT_KINDS) + 1
+        keep = min(len(people), max(1, -(-limit // per_person)))
+        held = max(1, len(held_out) * keep // len(people))
+        people, held_out = people[:keep], held_out[:held]
+    kept = {person.person_id for person in (*people, *held_out)}
+    records = [
+        TextSampleRecord(
+            sample_id=row["sample_id"],
+            subject_id=row["subject_id"],
+            split=row["split"],
+            text=row["text"],
+            question=row["question"],
+            answer=row["answer"],
+            paraphrased_answer=row["paraphrased_answer"],
+            perturbed_answers=(
+                tuple(row["perturbed_answers"]) if row["perturbed_answers"] else None
+            ),
+            kind=row["kind"],
+        )
+        for row in fictitious.world_records(world)
+        if row["subject_id"] is None or row["subject_id"] in kept
+    ]
+    description = (
+        f"Fictitious people (seed {seed}): {len(people)} invented people trained on and "
+        f"{len(held_out)} held out (test split), {len(fictitious.FACT_KINDS)} question/answer "
+        "pairs each with a paraphrase and perturbed answers, one biography each, and "
+        f"{len(world.world_facts)} facts about their invented world (no subject). "
+        "Each person is a subject."
+    )
+    return TextDatasetImport(
+        name=FICTITIOUS_PEOPLE,
+        records=records,
+        source=f"builtin:{FICTITIOUS_PEOPLE}",
+        description=description,
+    )
+
+
 # ------------------------------------------------------------------------ registry
 
 BUILTIN_SOURCES: dict[str, BuiltinSource] = {
@@ -649,6 +707,15 @@ BUILTIN_SOURCES: dict[str, BuiltinSource] = {
             _load_digits,
             _digits_reason,
         ),
+        BuiltinSource(
+            FICTITIOUS_PEOPLE,
+            "A seeded TOFU-like text world: 200 invented people (subjects) with 20 "
+            "question/answer pairs and a biography each, 40 held-out people, and facts "
+            "about their invented cities and institutions. Generated offline.",
+            _load_fictitious_people,
+            lambda: None,
+            modality="text",
+        ),
     )
 }
 
@@ -662,6 +729,7 @@ def list_builtin() -> list[dict[str, Any]]:
             {
                 "name": source.name,
                 "description": source.description,
+                "modality": source.modality,
                 "available": reason is None,
                 "reason": reason,
             }
@@ -669,11 +737,13 @@ def list_builtin() -> list[dict[str, Any]]:
     return result
 
 
-def load_builtin(name: str, limit: int | None = None, seed: int = 0) -> DatasetImport:
+def load_builtin(
+    name: str, limit: int | None = None, seed: int = 0
+) -> DatasetImport | TextDatasetImport:
     """Load a built-in source by name; ``limit`` keeps a class-balanced subset (see module doc).
 
-    ``seed`` only affects sources with a drawn split (``digits``); ids and subjects never
-    depend on it.
+    ``seed`` only affects sources with a drawn split (``digits``) or a generated world
+    (``fictitious-people``); the image sources' ids and subjects never depend on it.
     """
     source = BUILTIN_SOURCES.get(name)
     if source is None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from core.datasets.errors import DatasetImportError
 
-__all__ = ["MAX_ID_LENGTH", "DatasetImport", "SampleRecord", "Split"]
+__all__ = ["MAX_ID_LENGTH", "DatasetImport", "SampleRecord", "Split", "check_id"]
 
 Split = Literal["train", "test"]
 SPLITS: tuple[str, ...] = get_args(Split)
@@ -22,7 +22,7 @@ SPLITS: tuple[str, ...] = get_args(Split)
 MAX_ID_LENGTH = 512
 
 
-def _check_id(value: str | None, what: str, *, required: bool) -> None:
+def check_id(value: str | None, what: str, *, required: bool) -> None:
     if value is None:
         if required:
             raise DatasetImportError(f"{what} is missing")
@@ -46,8 +46,8 @@ class SampleRecord:
     split: Split
 
     def validate(self, num_labels: int) -> None:
-        _check_id(self.sample_id, "sample_id", required=True)
-        _check_id(self.subject_id, f"subject_id of {self.sample_id!r}", required=False)
+        check_id(self.sample_id, "sample_id", required=True)
+        check_id(self.subject_id, f"subject_id of {self.sample_id!r}", required=False)
         if self.split not in SPLITS:
             raise DatasetImportError(
                 f"sample {self.sample_id!r} has split {self.split!r}; expected one of {SPLITS}"

@@ -1,9 +1,10 @@
 """Purging: old checkpoints (every object version) and the raw bytes of deleted samples.
 
 Shards are immutable and shared by many samples, so deleting a sample's bytes means
-writing its shard anew with that image blanked, repointing every row, and deleting the
-old shard object with all its versions. Rows stay (lineage needs positions) but lose
-what identifies a person: the subject id becomes a salted commitment, the caption goes.
+writing its shard anew with that image blanked (a text record: replaced by null),
+repointing every row, and deleting the old shard object with all its versions. Rows
+stay (lineage needs positions) but lose what identifies a person: the subject id becomes
+a salted commitment, the caption goes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from core.audit.log import record
 from core.audit.trail import version_status
 from core.datasets.shards import decode_shard, encode_shard
+from core.datasets.text_shards import TEXT_SHARD_SUFFIX, blank_text_shard, is_text_shard
 from core.deletion.shadows import forget_in_banks
 from core.lineage import in_version
 from core.storage import ObjectStore
@@ -133,12 +135,16 @@ def delete_samples(
 
 
 def _rewrite_shard(session: Session, store: ObjectStore, key: str, indices: list[int]) -> None:
-    images = decode_shard(store.get_bytes(key)).copy()
-    images[np.asarray(indices, dtype=np.int64)] = 0
-    blob = encode_shard(images)
+    if is_text_shard(key):
+        # Text: the person's records become null slots, so the others keep their index.
+        blob, suffix = blank_text_shard(store.get_bytes(key), indices), TEXT_SHARD_SUFFIX
+    else:
+        images = decode_shard(store.get_bytes(key)).copy()
+        images[np.asarray(indices, dtype=np.int64)] = 0
+        blob, suffix = encode_shard(images), ".npz"
     folder, name = key.rsplit("/", 1)
     stem = name.split("-", 1)[0]
-    new_key = f"{folder}/{stem}-{hashlib.sha256(blob).hexdigest()[:16]}.npz"
+    new_key = f"{folder}/{stem}-{hashlib.sha256(blob).hexdigest()[:16]}{suffix}"
     store.put_bytes(new_key, blob)
     session.execute(update(Sample).where(Sample.shard_key == key).values(shard_key=new_key))
     session.flush()

@@ -34,15 +34,18 @@ def test_registry_and_listing() -> None:
             "fashion_styles",
             "orl_faces",
             "digits",
+            "fictitious-people",
         }
         == set(BUILTIN_SOURCES)
     )
     for entry in listed.values():
-        assert set(entry) == {"name", "description", "available", "reason"}
+        assert set(entry) == {"name", "description", "modality", "available", "reason"}
+        assert entry["modality"] == ("text" if entry["name"] == "fictitious-people" else "images")
         assert entry["description"]
         assert entry["available"] is (entry["reason"] is None)
     assert listed["mnist"]["available"]
     assert listed["orl_faces"]["available"]
+    assert listed["fictitious-people"]["available"]  # generated: nothing to install
 
 
 def test_unknown_source_and_bad_limit() -> None:
