@@ -1353,15 +1353,26 @@ export interface components {
             description: string;
             /**
              * File
-             * @description A .zip / .tar / .tar.gz image-folder archive
+             * @description A .zip / .tar / .tar.gz image-folder archive, or a .jsonl / .csv / .parquet file of text records
              */
             file: string;
             /** Image Height */
             image_height?: number | null;
             /** Image Width */
             image_width?: number | null;
+            /**
+             * Modality
+             * @description images or text; by default from the file's suffix
+             */
+            modality?: ("images" | "text") | null;
             /** Name */
             name: string;
+            /**
+             * Require Subjects
+             * @description Text only: refuse a record without subject_id (so a deletion request can find every person's records). Default true.
+             * @default true
+             */
+            require_subjects: boolean;
         };
         /** Body_deletion-requests-add_attachment */
         "Body_deletion-requests-add_attachment": {
@@ -1675,6 +1686,12 @@ export interface components {
             image_shape: number[];
             /** Label Names */
             label_names: string[];
+            /**
+             * Modality
+             * @description images: samples are pictures; text: question/answer pairs or texts
+             * @enum {string}
+             */
+            modality: "images" | "text";
             /** Name */
             name: string;
             /**
@@ -2977,22 +2994,52 @@ export interface components {
          * @enum {string}
          */
         RequestStatus: "received" | "scoped" | "awaiting_approval" | "unlearning" | "verifying" | "completed" | "rejected" | "failed" | "cancelled";
-        /** SamplePublic */
+        /**
+         * SamplePublic
+         * @description A sample; an image sample has ``image_url``, a text sample its text fields.
+         */
         SamplePublic: {
+            /**
+             * Answer
+             * @description A QA sample's answer
+             */
+            answer?: string | null;
             /** Caption */
             caption: string | null;
-            /** Image Url */
-            image_url: string;
+            /**
+             * Image Url
+             * @description PNG of an image sample
+             */
+            image_url?: string | null;
+            /**
+             * Kind
+             * @description e.g. qa, biography, world_fact
+             */
+            kind?: string | null;
             /** Label */
             label: number | null;
             /** Label Name */
             label_name?: string | null;
+            /** Paraphrased Answer */
+            paraphrased_answer?: string | null;
+            /** Perturbed Answers */
+            perturbed_answers?: string[] | null;
+            /**
+             * Question
+             * @description A QA sample's question
+             */
+            question?: string | null;
             /** Sample Id */
             sample_id: string;
             /** Split */
             split: string;
             /** Subject Id */
             subject_id: string | null;
+            /**
+             * Text
+             * @description A plain-text sample's text
+             */
+            text?: string | null;
         };
         /** SamplesPage */
         SamplesPage: {
@@ -3023,6 +3070,12 @@ export interface components {
             available: boolean;
             /** Description */
             description: string;
+            /**
+             * Modality
+             * @default images
+             * @enum {string}
+             */
+            modality: "images" | "text";
             /** Name */
             name: string;
             /** Reason */

@@ -5,7 +5,7 @@ import { Link, useParams, useSearchParams } from "react-router";
 import { api, unwrap } from "../api/client";
 import { parameterChoices } from "../api/openapi";
 import { useDataset, useDatasetVersions } from "../api/queries";
-import type { Dataset } from "../api/types";
+import type { Dataset, Sample } from "../api/types";
 import { useCan } from "../auth";
 import { AuthImage } from "../components/AuthImage";
 import { Mono } from "../components/Badges";
@@ -16,6 +16,51 @@ import { Time } from "../components/Time";
 
 const SPLITS = parameterChoices("/api/v1/datasets/{dataset_id}/samples", "get", "split");
 const PAGE_SIZE = 48;
+
+/** A text sample: its question and answer (with the evaluation answers folded away) or its text. */
+function TextSampleBody({ sample }: { sample: Sample }): ReactNode {
+  if (sample.question) {
+    const wrong = sample.perturbed_answers ?? [];
+    return (
+      <>
+        <dl className="qa">
+          <dt>Question</dt>
+          <dd>{sample.question}</dd>
+          <dt>Answer</dt>
+          <dd>{sample.answer}</dd>
+        </dl>
+        {(sample.paraphrased_answer || wrong.length > 0) && (
+          <details>
+            <summary>Evaluation answers</summary>
+            <dl className="qa">
+              {sample.paraphrased_answer && (
+                <>
+                  <dt>Paraphrased</dt>
+                  <dd>{sample.paraphrased_answer}</dd>
+                </>
+              )}
+              {wrong.length > 0 && (
+                <>
+                  <dt>Wrong ({wrong.length})</dt>
+                  <dd>
+                    <ul>
+                      {wrong.map((w, i) => (
+                        <li key={i}>{w}</li>
+                      ))}
+                    </ul>
+                  </dd>
+                </>
+              )}
+            </dl>
+          </details>
+        )}
+      </>
+    );
+  }
+  if (sample.text) return <p className="text-sample-text">{sample.text}</p>;
+  // Listed for an older version after a deletion request purged it.
+  return <p className="muted">Text deleted by a deletion request.</p>;
+}
 
 function SampleBrowser({ dataset }: { dataset: Dataset }): ReactNode {
   const [params, setParams] = useSearchParams();
@@ -48,22 +93,33 @@ function SampleBrowser({ dataset }: { dataset: Dataset }): ReactNode {
     set("subject_id", subjectText.trim());
   };
   const size = 84;
+  const isText = dataset.modality === "text";
+  const subjectLink = (s: Sample) =>
+    s.subject_id ? (
+      <button type="button" className="link" onClick={() => { setSubjectText(s.subject_id!); set("subject_id", s.subject_id!); }} title={`Show only subject ${s.subject_id}`}>
+        {s.subject_id}
+      </button>
+    ) : (
+      <span className="muted">no subject</span>
+    );
 
   return (
     <section aria-labelledby="samples-h">
       <h2 id="samples-h">Samples</h2>
       <form className="filters" role="search" aria-label="Filter samples" onSubmit={applySubject}>
-        <label>
-          Label
-          <select value={label} onChange={(e) => set("label", e.target.value)}>
-            <option value="">any</option>
-            {dataset.label_names.map((name, i) => (
-              <option key={i} value={i}>
-                {i} · {name}
-              </option>
-            ))}
-          </select>
-        </label>
+        {!isText && (
+          <label>
+            Label
+            <select value={label} onChange={(e) => set("label", e.target.value)}>
+              <option value="">any</option>
+              {dataset.label_names.map((name, i) => (
+                <option key={i} value={i}>
+                  {i} · {name}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
         <label>
           Subject id
           <input type="search" value={subjectText} onChange={(e) => setSubjectText(e.target.value)} placeholder="e.g. s01" maxLength={200} />
@@ -107,24 +163,31 @@ function SampleBrowser({ dataset }: { dataset: Dataset }): ReactNode {
             <Empty>No samples match these filters.</Empty>
           ) : (
             <>
-              <ul className="samples" aria-busy={samples.isFetching}>
-                {page.data.map((s) => (
-                  <li key={s.sample_id} className="sample">
-                    <AuthImage src={s.image_url} alt={`Sample ${s.sample_id}${s.label_name ? `, label ${s.label_name}` : ""}`} size={size} />
-                    <span className="sample-label">{s.label_name ?? (s.label !== null ? String(s.label) : s.caption ?? "—")}</span>
-                    <span className="sample-meta" title={s.sample_id}>
-                      {s.subject_id ? (
-                        <button type="button" className="link" onClick={() => { setSubjectText(s.subject_id!); set("subject_id", s.subject_id!); }} title={`Show only subject ${s.subject_id}`}>
-                          {s.subject_id}
-                        </button>
-                      ) : (
-                        <span className="muted">no subject</span>
-                      )}{" "}
-                      · {s.split}
-                    </span>
-                  </li>
-                ))}
-              </ul>
+              {isText ? (
+                <ul className="text-samples" aria-busy={samples.isFetching} aria-label="Text samples">
+                  {page.data.map((s) => (
+                    <li key={s.sample_id} className="text-sample">
+                      <TextSampleBody sample={s} />
+                      <span className="sample-meta">
+                        <Mono>{s.sample_id}</Mono> · {subjectLink(s)} · {s.split}
+                        {s.kind ? ` · ${s.kind}` : ""}
+                      </span>
+                    </li>
+                  ))}
+                </ul>
+              ) : (
+                <ul className="samples" aria-busy={samples.isFetching}>
+                  {page.data.map((s) => (
+                    <li key={s.sample_id} className="sample">
+                      {s.image_url && <AuthImage src={s.image_url} alt={`Sample ${s.sample_id}${s.label_name ? `, label ${s.label_name}` : ""}`} size={size} />}
+                      <span className="sample-label">{s.label_name ?? (s.label !== null ? String(s.label) : s.caption ?? "—")}</span>
+                      <span className="sample-meta" title={s.sample_id}>
+                        {subjectLink(s)} · {s.split}
+                      </span>
+                    </li>
+                  ))}
+                </ul>
+              )}
               <Pager label="Samples" page={pager.page} nextCursor={page.next_cursor} onNext={pager.next} onPrev={pager.prev} />
             </>
           )
@@ -163,8 +226,13 @@ export function DatasetDetail(): ReactNode {
                 ["Source", d.source],
                 ["Samples", d.num_samples.toLocaleString()],
                 ["Subjects", d.num_subjects.toLocaleString()],
-                ["Image shape", d.image_shape.join(" × ")],
-                ["Labels", d.label_names.length ? d.label_names.join(", ") : "—"],
+                ["Modality", d.modality === "text" ? "text (question/answer pairs and texts)" : "images"],
+                ...(d.modality === "text"
+                  ? []
+                  : ([
+                      ["Image shape", d.image_shape.join(" × ")],
+                      ["Labels", d.label_names.length ? d.label_names.join(", ") : "—"],
+                    ] as [string, ReactNode][])),
                 ["Current version", `v${d.current_version}`],
                 ["Created", <Time value={d.created_at} />],
               ]}

@@ -50,7 +50,7 @@ function Forms(): ReactNode {
           Register a built-in dataset
         </button>
         <button type="button" aria-expanded={open === "upload"} onClick={() => setOpen(open === "upload" ? null : "upload")}>
-          Upload an image archive
+          Upload a dataset
         </button>
       </div>
       {open === "builtin" && (
@@ -71,13 +71,16 @@ function Forms(): ReactNode {
       )}
       {open === "upload" && (
         <div className="card">
-          <h2>Upload an image archive</h2>
-          <p className="muted">One folder per label inside a .zip, .tar or .tar.gz; images are resized to the given size.</p>
+          <h2>Upload a dataset</h2>
+          <p className="muted">
+            Images: one folder per label inside a .zip, .tar or .tar.gz; images are resized to the given size. Text: a .jsonl, .csv or .parquet file of records with
+            text, or question and answer, and the subject_id of the person each is about.
+          </p>
           <SchemaForm
             label="Upload a dataset"
             schema={UPLOAD}
             submitLabel="Upload dataset"
-            order={["name", "file", "description", "image_height", "image_width", "channels"]}
+            order={["name", "file", "description", "modality", "require_subjects", "image_height", "image_width", "channels"]}
             extraValidate={(v): Record<string, string> => ((v.image_height === undefined) !== (v.image_width === undefined) ? { image_width: "Give both height and width, or neither" } : {})}
             onSubmit={async (value) => {
               const ds = await unwrap(
@@ -108,7 +111,7 @@ export function Datasets(): ReactNode {
       <QueryView query={datasets} what="datasets">
         {(page) =>
           page.data.length === 0 ? (
-            <Empty>No datasets yet{canWrite ? ": register a built-in one or upload an archive above." : "."}</Empty>
+            <Empty>No datasets yet{canWrite ? ": register a built-in one or upload one above." : "."}</Empty>
           ) : (
             <>
               <p className="muted">{page.count} dataset(s)</p>
@@ -121,7 +124,7 @@ export function Datasets(): ReactNode {
                     <th scope="col" className="num">Samples</th>
                     <th scope="col" className="num">Subjects</th>
                     <th scope="col" className="num">Classes</th>
-                    <th scope="col">Image</th>
+                    <th scope="col">Samples are</th>
                     <th scope="col" className="num">Version</th>
                     <th scope="col">Created</th>
                   </tr>
@@ -136,7 +139,7 @@ export function Datasets(): ReactNode {
                       <td className="num">{d.num_samples.toLocaleString()}</td>
                       <td className="num">{d.num_subjects.toLocaleString()}</td>
                       <td className="num">{d.label_names.length}</td>
-                      <td>{d.image_shape.join("×")}</td>
+                      <td>{d.modality === "text" ? "text" : `images ${d.image_shape.join("×")}`}</td>
                       <td className="num">v{d.current_version}</td>
                       <td>
                         <Time value={d.created_at} />
