@@ -1,0 +1,51 @@
+"""Language-model (``causal_lm``) unlearning methods: one file per method, one registry.
+
+Importing this package registers every method without importing torch or transformers,
+so the API can list them and validate their params. To add a method: write a file with a
+``Params`` model and an ``LMUnlearningMethod`` subclass decorated with
+``@register_lm_method``, import it below, and add its small-budget params to ``FAST`` in
+``tests/workers/engine/lm/unlearning/test_methods.py``; the shared test then runs it.
+"""
+
+from workers.engine.lm.unlearning import (  # noqa: F401  (imported to register)
+    grad_diff,
+    gradient_ascent,
+    idk_dpo,
+    idk_nll,
+    mudman,
+    npo,
+    retrain,
+    rmu,
+    simnpo,
+)
+from workers.engine.lm.unlearning.base import (
+    DEFAULT_IDK_ANSWERS,
+    LM_METHODS,
+    InvalidMethodParams,
+    LMMethodParams,
+    LMUnlearnData,
+    LMUnlearningDiverged,
+    LMUnlearningMethod,
+    LMUnlearnResult,
+    UnknownMethod,
+    UnsupportedRecords,
+    describe_lm_methods,
+    get_lm_method,
+    register_lm_method,
+)
+
+__all__ = [
+    "DEFAULT_IDK_ANSWERS",
+    "LM_METHODS",
+    "InvalidMethodParams",
+    "LMMethodParams",
+    "LMUnlearnData",
+    "LMUnlearnResult",
+    "LMUnlearningMethod",
+    "UnknownMethod",
+    "LMUnlearningDiverged",
+    "UnsupportedRecords",
+    "describe_lm_methods",
+    "get_lm_method",
+    "register_lm_method",
+]
