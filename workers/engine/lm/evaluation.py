@@ -30,6 +30,7 @@ import torch
 from scipy.stats import ks_2samp
 from sklearn.metrics import roc_auc_score
 
+from contracts.causal_lm import LMDecoding
 from workers.engine.lm.data import (
     IGNORE_INDEX,
     Encoded,
@@ -37,10 +38,10 @@ from workers.engine.lm.data import (
     TextRecord,
     answer_of,
     encode,
-    encode_prompts,
     iterate,
     prompt_of,
 )
+from workers.engine.lm.generation import generate
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -351,38 +352,23 @@ def model_utility(parts: Mapping[str, float]) -> float:
 # --------------------------------------------------------------------------- generation
 
 
-@torch.no_grad()
 def greedy_answers(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     records: Sequence[TextRecord],
     settings: EvalSettings | None = None,
 ) -> list[str]:
-    """The model's greedy continuation of each record's prompt, special tokens removed."""
+    """The model's greedy answer to each record's question, through the generate job's own
+    function (``generation.generate``, the fine-tune's template), on the model's device."""
     settings = settings or EvalSettings()
-    was_training = model.training
-    model.eval()
-    device = _device_of(model)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    out: list[str] = []
-    try:
-        for start in range(0, len(records), settings.batch_size):
-            chunk = records[start : start + settings.batch_size]
-            batch = encode_prompts(tokenizer, [prompt_of(r) for r in chunk], settings.max_length)
-            ids = batch["input_ids"].to(device)
-            generated = model.generate(
-                input_ids=ids,
-                attention_mask=batch["attention_mask"].to(device),
-                max_new_tokens=settings.max_new_tokens,
-                do_sample=False,
-                pad_token_id=pad,
-                eos_token_id=tokenizer.eos_token_id,
-            )
-            new = generated[:, ids.shape[1] :]
-            out += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
-    finally:
-        model.train(was_training)
-    return out
+    decoding = LMDecoding(
+        template=False,
+        max_new_tokens=settings.max_new_tokens,
+        decoding="greedy",
+        batch_size=min(settings.batch_size, 256),
+        device=str(_device_of(model)),
+    )
+    return generate(model, tokenizer, [prompt_of(r) for r in records], decoding)
 
 
 _WORD = re.compile(r"[a-z0-9]+")
