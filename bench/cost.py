@@ -36,9 +36,9 @@ import torch
 from bench.report import machine_line, markdown_table, write_section
 from bench.unlearning import arch_for, load_dataset
 from contracts.classifier import TrainParams
+from contracts.methods import DEFAULT_BUDGET_FRACTION
 from workers.engine.training import train_classifier
 from workers.engine.unlearning import METHODS, IterativeParams, UnlearnData, get_method
-from workers.engine.unlearning.base import DEFAULT_BUDGET_FRACTION
 
 SECTION = "cost"
 GOAL = 0.5

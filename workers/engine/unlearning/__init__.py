@@ -1,10 +1,11 @@
-"""Classifier-unlearning methods: one file per method, one registry.
+"""Classifier-unlearning methods: one file per method, one registry of implementations.
 
-Importing this package registers every method without importing torch, so the API can
-list methods and validate their params. To add a method: write a file with a
-``Params`` model and an ``UnlearningMethod`` subclass decorated with ``@register``,
-import it below, and it joins the shared test in
-``tests/workers/engine/unlearning/test_methods.py`` automatically.
+What each method is (params, paper, scopes, cost model) is declared in
+``contracts.methods.classifier``. To add a method: declare it there, write a file here
+with an ``UnlearningMethod`` subclass whose ``spec`` is that declaration, decorated with
+``@register``, import it below, and add its small-budget params to ``FAST`` in
+``tests/workers/engine/unlearning/test_methods.py`` (which fails while a declaration has
+no implementation or the other way round). Importing this package loads no torch.
 """
 
 from workers.engine.unlearning import (  # noqa: F401  (imported to register)
@@ -25,8 +26,8 @@ from workers.engine.unlearning import (  # noqa: F401  (imported to register)
 )
 from workers.engine.unlearning.base import (
     METHODS,
+    ClassifierScope,
     ForgetLossParams,
-    ForgetScope,
     InvalidMethodParams,
     IterativeParams,
     MethodParams,
@@ -36,15 +37,14 @@ from workers.engine.unlearning.base import (
     UnlearningMethod,
     UnlearnResult,
     UnsupportedScope,
-    describe_methods,
     get_method,
     register,
 )
 
 __all__ = [
     "METHODS",
+    "ClassifierScope",
     "ForgetLossParams",
-    "ForgetScope",
     "InvalidMethodParams",
     "IterativeParams",
     "MethodParams",
@@ -54,7 +54,6 @@ __all__ = [
     "UnlearningDiverged",
     "UnlearningMethod",
     "UnsupportedScope",
-    "describe_methods",
     "get_method",
     "register",
 ]

@@ -10,17 +10,15 @@ reconstruct (retain subset only, original teacher).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import Field
 
+from contracts.methods import classifier as specs
 from workers.engine.unlearning.base import (
-    ForgetLossParams,
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
-    epochs_field,
     loreun_mean,
     register,
 )
@@ -32,42 +30,11 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class BadTeacherParams(ForgetLossParams):
-    epochs: int | None = epochs_field("mixed set (paper: 1)")
-    lr: float = Field(1e-4, gt=0, le=10, description="Learning rate (paper: 1e-4).")
-    optimizer: Literal["sgd", "adam"] = Field("adam", description="Optimizer (paper: adam).")
-    weight_decay: float = Field(0.0, ge=0, le=1, description="L2 penalty.")
-    retain_fraction: float = Field(
-        0.3, gt=0, le=1, description="Share of the retain set distilled (paper: 0.3)."
-    )
-    temperature: float = Field(1.0, gt=0, le=100, description="Distillation temperature.")
-    stochastic_teacher: bool = Field(
-        False,
-        description=(
-            "Two phases instead of mixed batches: erase with the random teacher on the "
-            "forget set, then reconstruct from the original on retain (Zhang et al. 2023)."
-        ),
-    )
-
-
 @register
 class BadTeacher(UnlearningMethod):
     """Competent/incompetent teacher distillation (Bad Teacher), optionally two-phase."""
 
-    name = "bad_teacher"
-    paper = (
-        "Chundawat et al., 'Can Bad Teaching Induce Forgetting? Unlearning in Deep "
-        "Networks using an Incompetent Teacher', AAAI 2023, arXiv:2205.08096; stochastic "
-        "variant: Zhang et al., 'Machine Unlearning Methodology base on Stochastic "
-        "Teacher Network', ADMA 2023, arXiv:2308.14322"
-    )
-    Params = BadTeacherParams
-    default_epochs = 1
-    walks = "retain"
-
-    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        # The student's pass plus two teachers' forwards over forget + a retain share.
-        return (n_forget + params.retain_fraction * n_retain) * 5 / 3
+    spec = specs.BAD_TEACHER
 
     def unlearn(
         self,

@@ -1,8 +1,10 @@
-"""The contract every classifier-unlearning method follows, and the registry.
+"""How the engine runs a classifier-unlearning method, and the registry of implementations.
 
-This module is torch-free on purpose: the API publishes ``describe_methods()`` and
-validates job params against each method's ``Params`` without ever importing torch.
-Method files therefore keep their torch imports inside functions, and the shared torch
+What a method *is* (its params schema, paper, scopes and cost model) is declared in
+``contracts.methods.classifier``; a method file here implements one declaration
+(``spec = ...``) and registers with ``@register``. ``register`` refuses an implementation
+without a declaration, and the shared test refuses a declaration without an
+implementation. Method files keep their torch imports inside functions; the shared torch
 machinery lives in ``workers.engine.unlearning.common``.
 """
 
@@ -13,8 +15,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
+from contracts.methods import base as contract
+from contracts.methods import get_method_spec
+from contracts.methods.base import (
+    CLASSIFIER_SCOPES,
+    Budget,
+    ClassifierMethodSpec,
+    ClassifierScope,
+    ForgetLossParams,
+    IterativeParams,
+    MethodParams,
+)
 from workers.engine.errors import EngineError, TrainingDiverged
 
 if TYPE_CHECKING:
@@ -24,24 +35,20 @@ if TYPE_CHECKING:
     from workers.engine.data import ImageArrays
     from workers.engine.training import Callbacks
 
-ForgetScope = Literal["subject_ids", "sample_ids", "labels"]
-ALL_SCOPES: frozenset[ForgetScope] = frozenset({"subject_ids", "sample_ids", "labels"})
-
-_DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?|mps)$"
-
-
 # --------------------------------------------------------------------------- errors
+# The contracts' errors, made engine errors too: a job that raises one fails with its
+# message, and a caller that catches the contracts' class catches these as well.
 
 
-class UnknownMethod(EngineError):
+class UnknownMethod(EngineError, contract.UnknownMethod):
     """No method is registered under the requested name."""
 
 
-class UnsupportedScope(EngineError):
+class UnsupportedScope(EngineError, contract.UnsupportedScope):
     """The method cannot forget this kind of scope (e.g. Boundary Unlearning on samples)."""
 
 
-class InvalidMethodParams(EngineError):
+class InvalidMethodParams(EngineError, contract.InvalidMethodParams):
     """The params given for a method do not validate against its ``Params`` schema."""
 
 
@@ -69,7 +76,7 @@ class UnlearnData:
     retain: ImageArrays
     test: ImageArrays | None = None
     forget_labels: list[int] | None = None
-    scope: ForgetScope | None = None
+    scope: ClassifierScope | None = None
 
     def __post_init__(self) -> None:
         scope = self.scope
@@ -84,51 +91,6 @@ class UnlearnData:
             raise EngineError("the retain set is empty")
 
 
-@dataclass(frozen=True)
-class Budget:
-    """What one run will cost, in sample passes (one forward + backward of one sample).
-
-    The unit is what training spends too: the original cost ``epochs x training samples``
-    and a retrain costs ``epochs x retain samples`` with the same recipe, so
-    ``cost_fraction`` compares a method with the exact path without timing either.
-    """
-
-    epochs: int | None  # resolved epochs; None for a method that takes none
-    retain_samples: int | None  # walk a seeded subset of this many retain samples
-    passes: float
-    original_passes: float | None
-    retrain_passes: float | None
-    source: Literal["explicit", "budget", "reference", "fixed", "exact"]
-    # Param values resolved for this run (e.g. a search's size fitted to the budget).
-    updates: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def cost_fraction(self) -> float | None:
-        """Estimated cost over a retrain's (None without the original's recipe)."""
-        if not self.retrain_passes:
-            return None
-        return self.passes / self.retrain_passes
-
-    def note(self, method: str) -> str:
-        what = {
-            "explicit": "epochs given",
-            "budget": "sized by budget_fraction of the original's training",
-            "reference": "no recipe known: the method's reference epochs",
-            "fixed": "no epochs: fixed passes",
-            "exact": "exact: a retrain",
-        }[self.source]
-        parts = [f"{method} budget: {what}"]
-        if self.epochs is not None:
-            parts.append(f"{self.epochs} epoch(s)")
-        if self.retain_samples is not None:
-            parts.append(f"over {self.retain_samples} retain samples")
-        parts += [f"{k} {v}" for k, v in sorted(self.updates.items())]
-        parts.append(f"~{self.passes:.0f} sample passes")
-        if self.cost_fraction is not None:
-            parts.append(f"{self.cost_fraction:.2f} x a retrain")
-        return ", ".join(parts)
-
-
 @dataclass
 class UnlearnResult:
     """What a method hands back: new weights, summary metrics and human-readable log."""
@@ -138,95 +100,7 @@ class UnlearnResult:
     log: list[str] = field(default_factory=list)
 
 
-# --------------------------------------------------------------------------- params
-
-
-class MethodParams(BaseModel):
-    """Options every method accepts. Subclasses add their own hyper-parameters."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds batch order and any noise.")
-    device: str = Field(
-        "auto",
-        pattern=_DEVICE_PATTERN,
-        description="torch device; 'auto' uses CUDA when available, else CPU.",
-    )
-    batch_size: int = Field(64, ge=1, le=4096, description="Samples per optimizer step.")
-    retain_accuracy_floor: float | None = Field(
-        None,
-        ge=0,
-        le=1,
-        description=(
-            "Fail with UnlearningDiverged if accuracy on a retain probe falls below this; "
-            "a method that destroys the model should not produce a model version."
-        ),
-    )
-    retain_probe_size: int = Field(
-        256, ge=8, le=100_000, description="Retain samples used for the floor check."
-    )
-    probe_every_steps: int = Field(
-        50, ge=1, description="Check the retain floor every this many optimizer steps."
-    )
-
-
-# The share of the original's training (epochs x training samples, in sample passes) a
-# method may spend when no explicit epoch count is given. 0.2 keeps every default under
-# half a retrain with room for what the estimate leaves out: per-run overheads, a smaller
-# batch than the recipe's, a busy machine (bench/cost.py measures it).
-DEFAULT_BUDGET_FRACTION = 0.2
-
-
-def epochs_field(walks: str) -> Any:
-    """The ``epochs`` field of an iterative method: empty means "resolve from the budget"."""
-    return Field(
-        None,
-        ge=1,
-        le=1000,
-        description=(
-            f"Passes over the {walks}. Empty: as many as budget_fraction of the original's "
-            "training allows, at most the method's reference count (its paper's); a number "
-            "given here wins over the budget."
-        ),
-    )
-
-
-class IterativeParams(MethodParams):
-    """Options of methods that take optimizer steps. Subclasses re-declare defaults."""
-
-    epochs: int | None = epochs_field("set the loop walks")
-    budget_fraction: float = Field(
-        DEFAULT_BUDGET_FRACTION,
-        gt=0,
-        le=1,
-        description=(
-            "Without explicit epochs: spend at most this share of the original's own "
-            "training (its recipe's epochs x its training samples, in sample passes), "
-            "resolved at run time, so a default never costs more than retraining would."
-        ),
-    )
-    lr: float = Field(0.01, gt=0, le=10, description="Learning rate.")
-    optimizer: Literal["sgd", "adam"] = Field("sgd", description="Optimizer.")
-    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (ignored by adam).")
-    weight_decay: float = Field(5e-4, ge=0, le=1, description="L2 penalty.")
-
-
-class ForgetLossParams(IterativeParams):
-    """Options of methods that optimise a loss on the forget set.
-
-    Only those can honour LoReUn, so only their schema advertises it.
-    """
-
-    loreun: bool = Field(
-        False,
-        description=(
-            "LoReUn (Li et al. 2025): weight forget samples by softmax(-loss/T) so the "
-            "ones the model still fits well (hard to forget) get more weight."
-        ),
-    )
-    loreun_temperature: float = Field(
-        1.0, gt=0, le=100, description="Temperature T of the LoReUn weights."
-    )
+# --------------------------------------------------------------------------- LoReUn
 
 
 def loreun_weights(losses: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -268,36 +142,47 @@ def loreun_mean(
 
 
 class UnlearningMethod(ABC):
-    """One unlearning method. Subclasses set the class attributes and ``unlearn``."""
+    """One unlearning method. Subclasses set ``spec`` (their declaration) and ``unlearn``."""
 
+    spec: ClassVar[ClassifierMethodSpec]
+    # Read off the spec when a subclass sets it, so callers can read them off the class.
     name: ClassVar[str]
     family: ClassVar[Literal["classifier"]] = "classifier"
     exact: ClassVar[bool] = False
     paper: ClassVar[str]
-    scopes: ClassVar[frozenset[ForgetScope]] = ALL_SCOPES
+    scopes: ClassVar[frozenset[ClassifierScope]] = CLASSIFIER_SCOPES
     Params: ClassVar[type[MethodParams]] = MethodParams
-    # The paper's epoch count: used when no recipe is known, and the most a budget buys.
     default_epochs: ClassVar[int] = 5
-    # Which set one epoch walks: a budget under one epoch subsamples the retain set of a
-    # retain walker; a forget walker always makes at least one pass over the forget set.
     walks: ClassVar[Literal["retain", "forget"]] = "forget"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("spec")
+        if spec is None:
+            return
+        cls.name = spec.name
+        cls.exact = spec.exact
+        cls.paper = spec.paper
+        cls.scopes = spec.scopes
+        cls.Params = spec.params
+        cls.default_epochs = spec.default_epochs
+        cls.walks = spec.walks
 
     # ------------------------------------------------------------------ cost model
 
     def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        """Sample passes of one epoch (a forward-only pass counts 1/3)."""
-        return float(n_retain if self.walks == "retain" else n_forget)
+        """Sample passes of one epoch (the declaration's cost model)."""
+        return self.spec.epoch_passes(params, n_forget, n_retain)
 
     def fixed_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
         """Sample passes spent once per run, whatever the epochs (gradients, masks)."""
-        return 0.0
+        return self.spec.fixed_passes(params, n_forget, n_retain)
 
     def resolve_fixed(
         self, params: Any, n_forget: int, n_retain: int, allowed: float | None
     ) -> dict[str, Any]:
-        """Param values a method without epochs takes for this run, fitting its empty
-        (budget-driven) fields to ``allowed`` passes when the original is known."""
-        return {}
+        """Param values a method without epochs takes for this run (see the spec)."""
+        return self.spec.resolve_fixed(params, n_forget, n_retain, allowed)
 
     def budget(
         self,
@@ -306,63 +191,16 @@ class UnlearningMethod(ABC):
         n_retain: int,
         train_epochs: float | None,
     ) -> Budget:
-        """The epochs this run takes and what it costs against the original's training.
-
-        ``train_epochs`` is the original recipe's epoch count (None if unknown). Explicit
-        epochs win; otherwise the epochs are as many as ``budget_fraction`` of the
-        original's passes buys (at most ``default_epochs``), and a retain walker whose
-        budget buys less than one epoch walks a subset of the retain set instead.
-        """
-        parsed = self.parse_params(params)
-        original = train_epochs * (n_forget + n_retain) if train_epochs else None
-        retrain = train_epochs * n_retain if train_epochs else None
-        if self.exact:
-            passes = float(getattr(parsed, "epochs", None) or train_epochs or 1) * n_retain
-            return Budget(None, None, passes, original, retrain, "exact")
-        if not isinstance(parsed, IterativeParams):
-            fraction = getattr(parsed, "budget_fraction", None)
-            allowed = fraction * original if fraction and original else None
-            updates = self.resolve_fixed(parsed, n_forget, n_retain, allowed)
-            fixed = self.fixed_passes(parsed.model_copy(update=updates), n_forget, n_retain)
-            source = "budget" if allowed is not None and updates else "fixed"
-            return Budget(None, None, fixed, original, retrain, source, updates)  # type: ignore[arg-type]
-        fixed = self.fixed_passes(parsed, n_forget, n_retain)
-        per_epoch = max(self.epoch_passes(parsed, n_forget, n_retain), 1e-9)
-        keep: int | None = None
-        if parsed.epochs is not None:
-            epochs, source = parsed.epochs, "explicit"
-        elif original is None:
-            epochs, source = self.default_epochs, "reference"
-        else:
-            source = "budget"
-            allowed = parsed.budget_fraction * original - fixed
-            epochs = min(int(allowed // per_epoch), self.default_epochs)
-            if epochs < 1:
-                epochs = 1
-                if self.walks == "retain" and n_retain > 0:
-                    # One epoch's cost grows with the retain set; walk as much as fits.
-                    floor = min(n_retain, parsed.batch_size)
-                    share = max(allowed, 0.0) / per_epoch
-                    keep = min(n_retain, max(floor, int(share * n_retain)))
-                    if keep >= n_retain:
-                        keep = None
-                    else:
-                        per_epoch = self.epoch_passes(parsed, n_forget, keep)
-        passes = fixed + epochs * per_epoch
-        return Budget(epochs, keep, passes, original, retrain, source)  # type: ignore[arg-type]
+        """The epochs this run takes and what it costs (``ClassifierMethodSpec.budget``)."""
+        return self.spec.budget(self.parse_params(params), n_forget, n_retain, train_epochs)
 
     def parse_params(self, params: MethodParams | Mapping[str, Any] | None) -> MethodParams:
         """Accept a Params instance, a plain dict (from a job row) or None (defaults)."""
-        if params is None:
-            return self.Params()
-        if isinstance(params, self.Params):
-            return params
-        if isinstance(params, BaseModel):
-            params = params.model_dump()
         try:
-            return self.Params.model_validate(dict(params))
-        except ValidationError as exc:
-            raise InvalidMethodParams(f"invalid params for {self.name}: {exc}") from exc
+            parsed: MethodParams = self.spec.parse_params(params)
+        except contract.InvalidMethodParams as exc:
+            raise InvalidMethodParams(str(exc)) from exc
+        return parsed
 
     def check_scope(self, data: UnlearnData) -> None:
         if data.scope not in self.scopes:
@@ -437,14 +275,22 @@ METHODS: dict[str, type[UnlearningMethod]] = {}
 
 
 def register(cls: type[UnlearningMethod]) -> type[UnlearningMethod]:
-    """Class decorator adding a method to ``METHODS`` under ``cls.name``."""
-    for attr in ("name", "paper"):
-        if not getattr(cls, attr, None):
-            raise TypeError(f"{cls.__name__} must set a non-empty class attribute {attr!r}")
+    """Class decorator adding a method to ``METHODS`` under its declaration's name.
+
+    An implementation must carry the contracts' declaration of that name, so the API can
+    never list a method differently from how the engine runs it.
+    """
+    spec = cls.__dict__.get("spec")
+    if not isinstance(spec, ClassifierMethodSpec):
+        raise TypeError(f"{cls.__name__} must set 'spec' to its ClassifierMethodSpec")
+    try:
+        declared = get_method_spec(spec.name, "classifier")
+    except contract.UnknownMethod:
+        raise TypeError(f"{cls.__name__}: {spec.name!r} is not declared in contracts") from None
+    if declared is not spec:
+        raise TypeError(f"{cls.__name__}.spec is not the declaration of {spec.name!r}")
     if cls.name in METHODS and METHODS[cls.name] is not cls:
         raise TypeError(f"method name {cls.name!r} is already registered")
-    if not cls.scopes or not cls.scopes <= ALL_SCOPES:
-        raise TypeError(f"{cls.__name__}.scopes must be a non-empty subset of {ALL_SCOPES}")
     METHODS[cls.name] = cls
     return cls
 
@@ -456,20 +302,3 @@ def get_method(name: str) -> UnlearningMethod:
     except KeyError:
         known = ", ".join(sorted(METHODS))
         raise UnknownMethod(f"unknown unlearning method {name!r}; known: {known}") from None
-
-
-def describe_methods() -> list[dict[str, Any]]:
-    """Public description of every method (GET /api/v1/methods), sorted by name."""
-    return [
-        {
-            "name": cls.name,
-            "family": cls.family,
-            "exact": cls.exact,
-            "paper": cls.paper,
-            "scopes": sorted(cls.scopes),
-            "supports_loreun": issubclass(cls.Params, ForgetLossParams),
-            "summary": (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " "),
-            "params_schema": cls.Params.model_json_schema(),
-        }
-        for cls in sorted(METHODS.values(), key=lambda c: c.name)
-    ]

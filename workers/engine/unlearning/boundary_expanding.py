@@ -10,14 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import classifier as specs
 from workers.engine.unlearning.base import (
-    ForgetLossParams,
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
-    epochs_field,
     loreun_mean,
     register,
 )
@@ -30,24 +27,11 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class BoundaryExpandingParams(ForgetLossParams):
-    epochs: int | None = epochs_field("forget set")
-    lr: float = Field(1e-5, gt=0, le=10, description="Learning rate (paper: 1e-5).")
-    weight_decay: float = Field(0.0, ge=0, le=1, description="L2 penalty.")
-
-
 @register
 class BoundaryExpanding(UnlearningMethod):
     """Train the forgotten class into an extra shadow neuron, then prune it (class-wise)."""
 
-    name = "boundary_expanding"
-    paper = (
-        "Chen et al., 'Boundary Unlearning: Rapid Forgetting of Deep Networks via "
-        "Shifting the Decision Space', CVPR 2023, arXiv:2303.11570"
-    )
-    scopes = frozenset({"labels"})
-    Params = BoundaryExpandingParams
-    default_epochs = 10
+    spec = specs.BOUNDARY_EXPANDING
 
     def unlearn(
         self,

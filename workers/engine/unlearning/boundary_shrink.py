@@ -11,14 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import classifier as specs
 from workers.engine.unlearning.base import (
-    ForgetLossParams,
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
-    epochs_field,
     loreun_mean,
     register,
 )
@@ -30,34 +27,11 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class BoundaryShrinkParams(ForgetLossParams):
-    epochs: int | None = epochs_field("forget set")
-    lr: float = Field(1e-5, gt=0, le=10, description="Learning rate (paper: 1e-5).")
-    weight_decay: float = Field(0.0, ge=0, le=1, description="L2 penalty.")
-    bound: float = Field(
-        0.1,
-        gt=0,
-        le=1,
-        description="L-inf size of the FGSM step that finds the neighbour class, in [0, 1] "
-        "pixel units (paper: 0.1).",
-    )
-
-
 @register
 class BoundaryShrink(UnlearningMethod):
     """Fine-tune the forgotten class toward its nearest neighbour classes (class-wise only)."""
 
-    name = "boundary_shrink"
-    paper = (
-        "Chen et al., 'Boundary Unlearning: Rapid Forgetting of Deep Networks via "
-        "Shifting the Decision Space', CVPR 2023, arXiv:2303.11570"
-    )
-    scopes = frozenset({"labels"})
-    Params = BoundaryShrinkParams
-    default_epochs = 10
-
-    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        return 2.0 * n_forget  # the attack on the original, then the step
+    spec = specs.BOUNDARY_SHRINK
 
     def unlearn(
         self,

@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import classifier as specs
 from workers.engine.unlearning.base import (
     IterativeParams,
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
-    epochs_field,
     register,
 )
 
@@ -28,11 +26,6 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class FinetuneParams(IterativeParams):
-    epochs: int | None = epochs_field("retain set")
-    lr: float = Field(0.01, gt=0, le=10, description="Learning rate.")
-
-
 @register
 class Finetune(UnlearningMethod):
     """Fine-tune on the retain set (FT).
@@ -40,15 +33,7 @@ class Finetune(UnlearningMethod):
     Baseline of Warnecke et al. and Jia et al. (Unlearn-Sparse).
     """
 
-    name = "finetune"
-    paper = (
-        "Warnecke et al., 'Machine Unlearning of Features and Labels', NDSS 2023, "
-        "arXiv:2108.11577; as evaluated in Jia et al., 'Model Sparsity Can Simplify "
-        "Machine Unlearning', NeurIPS 2023, arXiv:2304.04934"
-    )
-    Params = FinetuneParams
-    default_epochs = 10
-    walks = "retain"
+    spec = specs.FINETUNE
 
     def unlearn(
         self,

@@ -10,14 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import classifier as specs
 from workers.engine.unlearning.base import (
-    ForgetLossParams,
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
-    epochs_field,
     register,
     weighted_mean,
 )
@@ -29,24 +26,11 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class GradientAscentParams(ForgetLossParams):
-    epochs: int | None = epochs_field("forget set")
-    lr: float = Field(1e-4, gt=0, le=10, description="Learning rate.")
-    weight_decay: float = Field(0.0, ge=0, le=1, description="L2 penalty.")
-
-
 @register
 class GradientAscent(UnlearningMethod):
     """Maximise the cross-entropy of the forget set (NegGrad / GA)."""
 
-    name = "gradient_ascent"
-    paper = (
-        "Thudi et al., 'Unrolling SGD: Understanding Factors Influencing Machine "
-        "Unlearning', IEEE EuroS&P 2022, arXiv:2109.13398; Graves et al., 'Amnesiac "
-        "Machine Learning', AAAI 2021, arXiv:2010.10981"
-    )
-    Params = GradientAscentParams
-    default_epochs = 5
+    spec = specs.GRADIENT_ASCENT
 
     def unlearn(
         self,

@@ -10,14 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import classifier as specs
 from workers.engine.unlearning.base import (
-    IterativeParams,
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
-    epochs_field,
     register,
 )
 from workers.engine.unlearning.finetune import retain_finetune
@@ -29,33 +26,11 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class L1SparseParams(IterativeParams):
-    epochs: int | None = epochs_field("retain set")
-    lr: float = Field(0.01, gt=0, le=10, description="Learning rate.")
-    alpha: float = Field(
-        5e-4,
-        ge=0,
-        le=1,
-        description="Initial l1 weight gamma; decays linearly to 0 over the epochs.",
-    )
-
-
 @register
 class L1Sparse(UnlearningMethod):
     """Fine-tune on the retain set with a linearly decaying l1 penalty (l1-sparse)."""
 
-    name = "l1_sparse"
-    paper = (
-        "Jia et al., 'Model Sparsity Can Simplify Machine Unlearning', NeurIPS 2023, "
-        "arXiv:2304.04934"
-    )
-    Params = L1SparseParams
-    default_epochs = 10
-    walks = "retain"
-
-    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        # The l1 term walks every weight at every step: about a quarter more per pass.
-        return 1.25 * n_retain
+    spec = specs.L1_SPARSE
 
     def unlearn(
         self,

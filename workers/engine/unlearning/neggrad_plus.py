@@ -9,14 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import classifier as specs
 from workers.engine.unlearning.base import (
-    ForgetLossParams,
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
-    epochs_field,
     register,
     weighted_mean,
 )
@@ -28,31 +25,11 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class NegGradPlusParams(ForgetLossParams):
-    epochs: int | None = epochs_field("retain set")
-    lr: float = Field(0.01, gt=0, le=10, description="Learning rate.")
-    retain_weight: float = Field(
-        0.95,
-        ge=0,
-        le=1,
-        description="beta in beta * CE(retain) - (1 - beta) * CE(forget).",
-    )
-
-
 @register
 class NegGradPlus(UnlearningMethod):
     """beta * CE(retain) - (1 - beta) * CE(forget), one batch of each per step (NegGrad+)."""
 
-    name = "neggrad_plus"
-    paper = (
-        "Kurmanji et al., 'Towards Unbounded Machine Unlearning', NeurIPS 2023, arXiv:2302.09880"
-    )
-    Params = NegGradPlusParams
-    default_epochs = 5
-    walks = "retain"
-
-    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        return 2.0 * n_retain  # a retain batch and a forget batch per step
+    spec = specs.NEGGRAD_PLUS
 
     def unlearn(
         self,

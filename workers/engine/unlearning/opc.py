@@ -11,14 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import classifier as specs
 from workers.engine.unlearning.base import (
-    ForgetLossParams,
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
-    epochs_field,
     loreun_mean,
     register,
 )
@@ -30,34 +27,11 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class OPCParams(ForgetLossParams):
-    epochs: int | None = epochs_field("forget set")
-    lr: float = Field(0.01, gt=0, le=10, description="Learning rate.")
-    contraction_weight: float = Field(
-        1.0,
-        gt=0,
-        le=1e4,
-        description="Weight of the mean squared feature norm of forget samples.",
-    )
-    retain_weight: float = Field(
-        1.0, ge=0, le=100, description="Weight of the retain cross-entropy at every step."
-    )
-
-
 @register
 class OPC(UnlearningMethod):
     """Retain cross-entropy plus the squared feature norm of forget samples (OPC)."""
 
-    name = "opc"
-    paper = (
-        "Jung et al., 'OPC: One-Point-Contraction Unlearning Toward Deep Feature "
-        "Forgetting', arXiv:2507.07754, 2025"
-    )
-    Params = OPCParams
-    default_epochs = 10
-
-    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        return n_forget * (2.0 if params.retain_weight > 0 else 1.0)
+    spec = specs.OPC
 
     def unlearn(
         self,

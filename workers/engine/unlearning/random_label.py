@@ -10,14 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import classifier as specs
 from workers.engine.unlearning.base import (
-    ForgetLossParams,
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
-    epochs_field,
     loreun_mean,
     register,
 )
@@ -29,31 +26,11 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class RandomLabelParams(ForgetLossParams):
-    epochs: int | None = epochs_field("forget set")
-    lr: float = Field(0.01, gt=0, le=10, description="Learning rate.")
-    retain_weight: float = Field(
-        1.0,
-        ge=0,
-        le=100,
-        description="Weight of the retain cross-entropy added at every step (0: forget only).",
-    )
-
-
 @register
 class RandomLabel(UnlearningMethod):
     """Random-label fine-tuning of the forget set plus retain cross-entropy (RL)."""
 
-    name = "random_label"
-    paper = (
-        "Graves et al., 'Amnesiac Machine Learning', AAAI 2021, arXiv:2010.10981; as "
-        "evaluated in Fan et al., 'SalUn', ICLR 2024, arXiv:2310.12508"
-    )
-    Params = RandomLabelParams
-    default_epochs = 10
-
-    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        return n_forget * (2.0 if params.retain_weight > 0 else 1.0)
+    spec = specs.RANDOM_LABEL
 
     def unlearn(
         self,

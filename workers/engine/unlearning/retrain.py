@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import classifier as specs
 from workers.engine.errors import EngineError
 from workers.engine.unlearning.base import (
-    MethodParams,
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
@@ -29,33 +27,11 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class RetrainParams(MethodParams):
-    epochs: int | None = Field(
-        None,
-        ge=1,
-        le=500,
-        description=(
-            "Override the recipe's epochs (a cheaper reference); leave empty for an "
-            "exact retrain with the original recipe."
-        ),
-    )
-    use_recipe_seed: bool = Field(
-        True,
-        description="Use the original recipe's seed (true) or this method's 'seed' (false).",
-    )
-
-
 @register
 class Retrain(UnlearningMethod):
     """Retrain from scratch on the retain set with the original training recipe."""
 
-    name = "retrain"
-    exact = True
-    paper = (
-        "Exact unlearning by retraining; the reference of Bourtoule et al., 'Machine "
-        "Unlearning', IEEE S&P 2021, arXiv:1912.03817, and of every benchmark since"
-    )
-    Params = RetrainParams
+    spec = specs.RETRAIN
 
     def unlearn(
         self,

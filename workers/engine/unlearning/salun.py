@@ -11,15 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import classifier as specs
 from workers.engine.unlearning.base import (
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
     register,
 )
-from workers.engine.unlearning.random_label import RandomLabelParams, relabel_loop
+from workers.engine.unlearning.random_label import relabel_loop
 
 if TYPE_CHECKING:
     import torch
@@ -29,33 +28,11 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class SalUnParams(RandomLabelParams):
-    lr: float = Field(0.013, gt=0, le=10, description="Learning rate (paper: 0.013).")
-    mask_fraction: float = Field(
-        0.5,
-        gt=0,
-        le=1,
-        description="Share of weights, by forget-gradient magnitude, that may change.",
-    )
-
-
 @register
 class SalUn(UnlearningMethod):
     """Saliency mask from forget-loss gradients, then masked random-label fine-tuning."""
 
-    name = "salun"
-    paper = (
-        "Fan et al., 'SalUn: Empowering Machine Unlearning via Gradient-based Weight "
-        "Saliency in Both Image Classification and Generation', ICLR 2024, arXiv:2310.12508"
-    )
-    Params = SalUnParams
-    default_epochs = 10
-
-    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        return n_forget * (2.0 if params.retain_weight > 0 else 1.0)
-
-    def fixed_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        return float(n_forget)  # the saliency gradient over the forget set
+    spec = specs.SALUN
 
     def unlearn(
         self,

@@ -12,14 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import classifier as specs
 from workers.engine.unlearning.base import (
-    ForgetLossParams,
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
-    epochs_field,
     loreun_mean,
     register,
 )
@@ -31,41 +28,11 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class ScrubParams(ForgetLossParams):
-    epochs: int | None = epochs_field("retain set (min epochs)")
-    max_epochs: int = Field(
-        2, ge=0, le=1000, description="How many of the first epochs also take max steps."
-    )
-    lr: float = Field(5e-4, gt=0, le=10, description="Learning rate (paper: 5e-4).")
-    temperature: float = Field(4.0, gt=0, le=100, description="Distillation temperature.")
-    kl_weight: float = Field(
-        0.001, ge=0, le=100, description="alpha: weight of KL(teacher||student) on retain."
-    )
-    ce_weight: float = Field(
-        0.99, ge=0, le=100, description="gamma: weight of the retain cross-entropy."
-    )
-    forget_weight: float = Field(
-        1.0, gt=0, le=100, description="Weight of the KL maximised on the forget set."
-    )
-
-
 @register
 class Scrub(UnlearningMethod):
     """Teacher-student max/min steps: diverge on forget, agree on retain (SCRUB)."""
 
-    name = "scrub"
-    paper = (
-        "Kurmanji et al., 'Towards Unbounded Machine Unlearning', NeurIPS 2023, arXiv:2302.09880"
-    )
-    Params = ScrubParams
-    default_epochs = 5
-    walks = "retain"
-
-    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        return n_retain * 4 / 3  # the student's pass plus the teacher's forward
-
-    def fixed_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        return params.max_epochs * n_forget * 4 / 3  # the max steps on the forget set
+    spec = specs.SCRUB
 
     def unlearn(
         self,

@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import classifier as specs
+from contracts.methods.classifier import SlugParams
 from workers.engine.unlearning.base import (
-    DEFAULT_BUDGET_FRACTION,
-    MethodParams,
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
@@ -32,99 +30,11 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-# The paper-scale search, and the smallest one a budget may shrink it to.
-REFERENCE_LAYERS, REFERENCE_ITERATIONS, REFERENCE_RETAIN = 4, 12, 1024
-MIN_ITERATIONS, MIN_RETAIN = 6, 256
-
-
-class SlugParams(MethodParams):
-    forget_accuracy_target: float | None = Field(
-        None,
-        ge=0,
-        le=1,
-        description=(
-            "Stop growing the step once forget accuracy is at or below this. Empty: 0 for "
-            "class-wise forgetting, else the test accuracy (what an unseen sample gets)."
-        ),
-    )
-    max_relative_step: float = Field(
-        2.0,
-        gt=0,
-        le=100,
-        description="Largest step, as a multiple of the layer's weight norm.",
-    )
-    search_iterations: int | None = Field(
-        None,
-        ge=1,
-        le=50,
-        description="Bisection steps of the step-size search per layer. Empty: 12, fewer "
-        "(not under 6) where budget_fraction of the original's training allows less.",
-    )
-    max_layers: int | None = Field(
-        None,
-        ge=1,
-        le=64,
-        description="Pareto-front layers tried, most important first. Empty: 4, fewer "
-        "where budget_fraction of the original's training allows less.",
-    )
-    budget_fraction: float = Field(
-        DEFAULT_BUDGET_FRACTION,
-        gt=0,
-        le=1,
-        description="Share of the original's training (epochs x training samples, in "
-        "sample passes) the search may spend when its size is left empty.",
-    )
-    retain_gradient_samples: int | None = Field(
-        None,
-        ge=8,
-        description="Retain samples used for the retain gradient. Empty: 1024, fewer (not "
-        "under 256) where budget_fraction of the original's training allows less.",
-    )
-
-
 @register
 class Slug(UnlearningMethod):
     """Single layer, single gradient: a searched step on one Pareto-optimal layer (SLUG)."""
 
-    name = "slug"
-    paper = (
-        "Cai et al., 'Targeted Unlearning with Single Layer Unlearning Gradient', ICML "
-        "2025, arXiv:2407.11867"
-    )
-    Params = SlugParams
-
-    def fixed_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        # Two gradients, then layers x bisection steps of no-grad checks in big eval
-        # batches (about a quarter of a training pass per sample, bench/cost.py measures).
-        retain = params.retain_gradient_samples or REFERENCE_RETAIN
-        grads = n_forget + min(n_retain, retain)
-        layers = params.max_layers or REFERENCE_LAYERS
-        iterations = params.search_iterations or REFERENCE_ITERATIONS
-        return grads + layers * (iterations + 1) * (n_forget + params.retain_probe_size) / 4
-
-    def resolve_fixed(
-        self, params: Any, n_forget: int, n_retain: int, allowed: float | None
-    ) -> dict[str, Any]:
-        """Try fewer layers, then fewer bisection steps, then a smaller retain gradient
-        sample, until the search fits (fields given explicitly stay as given)."""
-        size = {
-            "max_layers": params.max_layers or REFERENCE_LAYERS,
-            "search_iterations": params.search_iterations or REFERENCE_ITERATIONS,
-            "retain_gradient_samples": params.retain_gradient_samples or REFERENCE_RETAIN,
-        }
-        floors = {"max_layers": 1, "search_iterations": MIN_ITERATIONS}
-        floors["retain_gradient_samples"] = MIN_RETAIN
-
-        def cost() -> float:
-            return self.fixed_passes(params.model_copy(update=size), n_forget, n_retain)
-
-        for name in ("max_layers", "search_iterations", "retain_gradient_samples"):
-            while allowed is not None and getattr(params, name) is None and cost() > allowed:
-                if size[name] <= floors[name]:
-                    break
-                step = 1 if name != "retain_gradient_samples" else 128
-                size[name] = max(floors[name], size[name] - step)
-        return size
+    spec = specs.SLUG
 
     def unlearn(
         self,

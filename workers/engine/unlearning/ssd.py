@@ -12,11 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import classifier as specs
 from workers.engine.unlearning.base import (
-    DEFAULT_BUDGET_FRACTION,
-    MethodParams,
     UnlearnData,
     UnlearningMethod,
     UnlearnResult,
@@ -32,62 +29,11 @@ if TYPE_CHECKING:
     from workers.engine.unlearning.common import StepGuard
 
 
-MIN_FULL_SET = 1000  # fewer samples make a noisy I_full, and shrinking needs a good one
-
-
-class SSDParams(MethodParams):
-    selection_weighting: float = Field(
-        10.0,
-        gt=0,
-        le=1e6,
-        description="alpha: dampen a parameter when I_forget > alpha * I_full (paper: 10).",
-    )
-    dampening_constant: float = Field(
-        1.0, gt=0, le=1e6, description="lambda: the shrink factor is lambda * I_full / I_forget."
-    )
-    exponent: float = Field(
-        1.0, gt=0, le=10, description="The shrink factor is raised to this power (paper: 1)."
-    )
-    full_set_samples: int | None = Field(
-        None,
-        ge=1,
-        description="Estimate I_full on a seeded subset of this many training samples "
-        "(retain + forget); empty: all of them, or as many as budget_fraction of the "
-        "original's training allows (at least 1000).",
-    )
-    budget_fraction: float = Field(
-        DEFAULT_BUDGET_FRACTION,
-        gt=0,
-        le=1,
-        description="Share of the original's training (epochs x training samples, in "
-        "sample passes) the two gradient passes may spend when full_set_samples is empty.",
-    )
-
-
 @register
 class SSD(UnlearningMethod):
     """Shrink parameters far more important to the forget set than to all data (SSD)."""
 
-    name = "ssd"
-    paper = (
-        "Foster et al., 'Fast Machine Unlearning Without Retraining Through Selective "
-        "Synaptic Dampening', AAAI 2024, arXiv:2308.07707"
-    )
-    Params = SSDParams
-
-    def fixed_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        # One gradient pass over the forget set and one over (a subset of) all data.
-        full = n_forget + n_retain
-        return float(n_forget + min(full, params.full_set_samples or full))
-
-    def resolve_fixed(
-        self, params: Any, n_forget: int, n_retain: int, allowed: float | None
-    ) -> dict[str, Any]:
-        """Estimate I_full on fewer samples when all of them would overrun the budget."""
-        full = n_forget + n_retain
-        if params.full_set_samples is not None or allowed is None or n_forget + full <= allowed:
-            return {}
-        return {"full_set_samples": int(min(full, max(MIN_FULL_SET, allowed - n_forget)))}
+    spec = specs.SSD
 
     def unlearn(
         self,

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import torch
 
+from contracts.methods import get_method_spec
+from contracts.methods.diffusion import DIFFUSION_METHODS as DECLARED
 from tests.workers.engine.diffusion.conftest import (
     ERASED,
     NUM_CLASSES,
@@ -30,7 +32,6 @@ from workers.engine.diffusion.unlearning import (
     DIFFUSION_METHODS,
     ConceptUnlearnData,
     DiffusionUnlearnData,
-    describe_diffusion_methods,
     get_diffusion_method,
 )
 from workers.engine.diffusion.unlearning.common import select_parameters
@@ -169,16 +170,22 @@ def test_params_schema_is_complete(name: str) -> None:
         get_diffusion_method(name).parse_params({**FAST[name], "no_such_option": 1})
 
 
-def test_describe_lists_every_method_without_torch() -> None:
-    described = {d["name"]: d for d in describe_diffusion_methods()}
-    assert set(described) == set(DIFFUSION_METHODS)
-    assert described["retrain"]["exact"] and not described["esd"]["exact"]
-    assert not described["esd"]["needs_forget_images"]
-    assert described["salun"]["needs_retain_images"]
-    assert "anchor_label" in described["concept_ablation"]["params_schema"]["required"]
+def test_declarations_and_implementations_match() -> None:
+    """Every diffusion method declared in the contracts has an engine implementation
+    carrying that declaration, and every implementation is declared."""
+    declared = {spec.name for spec in DECLARED}
+    assert declared == set(DIFFUSION_METHODS), (
+        f"declared without implementation: {sorted(declared - set(DIFFUSION_METHODS))}; "
+        f"implemented without declaration: {sorted(set(DIFFUSION_METHODS) - declared)}"
+    )
+    for name, cls in DIFFUSION_METHODS.items():
+        assert cls.spec is get_method_spec(name, cls.spec.job_families[0]), name
+        assert cls.families == cls.spec.families and cls.Params is cls.spec.params, name
+    assert DIFFUSION_METHODS["retrain"].exact and not DIFFUSION_METHODS["esd"].exact
+    assert DIFFUSION_METHODS["salun"].needs_retain_images
     code = (
-        "import sys, workers.engine.diffusion.unlearning as u; u.describe_diffusion_methods();"
-        "sys.exit(1 if 'torch' in sys.modules else 0)"
+        "import sys, workers.engine.diffusion.unlearning as u;"
+        "sys.exit(1 if not u.DIFFUSION_METHODS or 'torch' in sys.modules else 0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

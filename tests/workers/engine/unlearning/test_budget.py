@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from contracts.classifier import TrainParams
+from contracts.methods import DEFAULT_BUDGET_FRACTION
 from tests.workers.engine.unlearning.conftest import World
 from workers.engine.training import Callbacks
 from workers.engine.unlearning import METHODS, IterativeParams, get_method
-from workers.engine.unlearning.base import DEFAULT_BUDGET_FRACTION
 
 APPROXIMATE = sorted(name for name, cls in METHODS.items() if not cls.exact)
 ITERATIVE = [n for n in APPROXIMATE if issubclass(METHODS[n].Params, IterativeParams)]

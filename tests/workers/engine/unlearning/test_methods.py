@@ -3,7 +3,8 @@
 It checks directions, not numbers: forget accuracy falls (to near zero for a forgotten
 class, far down for memorised mislabelled samples), retain accuracy stays close to the
 original, the params schema is complete, and the run is cancellable. A new method joins
-by registering itself and adding its small-budget params to ``FAST``.
+by a declaration in ``contracts.methods.classifier``, an implementation registered here,
+and its small-budget params in ``FAST``; the test fails while one lacks another.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import pytest
 import torch
 
 from contracts.classifier import ArchitectureConfig
+from contracts.methods import CLASSIFIER_SCOPES, get_method_spec
+from contracts.methods.classifier import CLASSIFIER_METHODS, OWN_JOB_PATH, FinetuneParams
 from tests.workers.engine.unlearning.conftest import World
 from workers.engine.errors import TrainingStopped
 from workers.engine.nets import build_network
@@ -28,12 +31,13 @@ from workers.engine.unlearning import (
     UnknownMethod,
     UnlearnData,
     UnlearningDiverged,
+    UnlearningMethod,
     UnsupportedScope,
-    describe_methods,
     get_method,
+    register,
 )
 from workers.engine.unlearning import common as C
-from workers.engine.unlearning.base import ALL_SCOPES, InvalidMethodParams, loreun_weights
+from workers.engine.unlearning.base import InvalidMethodParams, loreun_weights
 
 # Small-budget params per method and scope: enough steps to show the effect on the toy
 # world, nowhere near the paper defaults (which are for ResNet-18 on CIFAR-10).
@@ -184,13 +188,44 @@ def test_params_schema_is_complete(name: str) -> None:
     assert cls.paper and cls.name == name and cls.family == "classifier"
 
 
-def test_describe_methods_lists_all_and_needs_no_torch() -> None:
-    described = describe_methods()
-    assert [m["name"] for m in described] == sorted(METHODS)
-    assert sum(m["exact"] for m in described) == 1  # retrain
+def test_declarations_and_implementations_match() -> None:
+    """Every method declared in the contracts has an engine implementation carrying that
+    declaration, and every implementation is declared (sisa runs as its own job path)."""
+    declared = {spec.name for spec in CLASSIFIER_METHODS}
+    assert declared - OWN_JOB_PATH == set(METHODS), (
+        f"declared without implementation: {sorted(declared - OWN_JOB_PATH - set(METHODS))}; "
+        f"implemented without declaration: {sorted(set(METHODS) - declared)}"
+    )
+    for name, cls in METHODS.items():
+        assert cls.spec is get_method_spec(name, "classifier"), name
+        assert cls.Params is cls.spec.params and cls.scopes == cls.spec.scopes, name
+    from workers.engine.unlearning.sisa import unlearn_sisa
+
+    assert callable(unlearn_sisa)
+
+
+def test_register_refuses_an_undeclared_implementation() -> None:
+    from contracts.methods.base import ClassifierMethodSpec
+
+    undeclared = ClassifierMethodSpec(
+        name="forget_everything", paper="none", summary="Not declared.", params=FinetuneParams
+    )
+
+    class Undeclared(UnlearningMethod):
+        spec = undeclared
+
+        def unlearn(self, *args: Any) -> Any:
+            raise AssertionError("never runs")
+
+    with pytest.raises(TypeError, match="not declared"):
+        register(Undeclared)
+    assert "forget_everything" not in METHODS
+
+
+def test_importing_the_registry_loads_no_torch() -> None:
     code = (
-        "import sys, json; import workers.engine.unlearning as u; "
-        "json.dumps(u.describe_methods()); assert 'torch' not in sys.modules, 'torch imported'"
+        "import sys; import workers.engine.unlearning as u; "
+        "assert u.METHODS and 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -200,7 +235,7 @@ def test_unknown_method_lists_known_names() -> None:
         get_method("forget_everything")
 
 
-PARTIAL = sorted(n for n, c in METHODS.items() if c.scopes != ALL_SCOPES)
+PARTIAL = sorted(n for n, c in METHODS.items() if c.scopes != CLASSIFIER_SCOPES)
 
 
 def test_boundary_methods_are_classwise_only() -> None:

@@ -1,11 +1,12 @@
-"""Diffusion-erasure methods: one file per method, one registry.
+"""Diffusion-erasure methods: one file per method, one registry of implementations.
 
-Importing this package registers every method without importing torch, so the API can
-list them and validate their params. To add a method: write a file with a ``Params``
-model and a ``DiffusionUnlearningMethod`` subclass decorated with
-``@register_diffusion_method``, import it below, and add its small-budget params to
-``FAST`` in ``tests/workers/engine/diffusion/test_methods.py``; the shared test then
-runs it.
+What each method is (params, paper, families, data needs) is declared in
+``contracts.methods.diffusion``. To add a method: declare it there, write a file here
+with a ``DiffusionUnlearningMethod`` subclass whose ``spec`` is that declaration,
+decorated with ``@register_diffusion_method``, import it below, and add its small-budget
+params to ``FAST`` in ``tests/workers/engine/diffusion/test_methods.py``; the shared test
+then runs it (and fails while a declaration has no implementation). Importing this
+package loads no torch.
 """
 
 from workers.engine.diffusion.unlearning import (  # noqa: F401  (imported to register)
@@ -25,7 +26,6 @@ from workers.engine.diffusion.unlearning.base import (
     DiffusionUnlearningMethod,
     DiffusionUnlearnResult,
     TrainableSubset,
-    describe_diffusion_methods,
     get_diffusion_method,
     register_diffusion_method,
 )
@@ -38,7 +38,6 @@ __all__ = [
     "DiffusionUnlearnResult",
     "DiffusionUnlearningMethod",
     "TrainableSubset",
-    "describe_diffusion_methods",
     "get_diffusion_method",
     "register_diffusion_method",
 ]

@@ -1,9 +1,10 @@
-"""The contract every diffusion-erasure method follows, and its registry.
+"""How the engine runs a diffusion-erasure method, and the registry of implementations.
 
-Torch-free on purpose, like ``workers.engine.unlearning.base``: the API lists the methods
-(``describe_diffusion_methods()``) and validates job params against each method's
-``Params`` without importing torch or diffusers. Method files keep their torch imports
-inside ``unlearn``; the shared torch machinery is ``...diffusion.unlearning.common``.
+What a method *is* (params schemas, paper, families, data needs) is declared in
+``contracts.methods.diffusion``; a method file here implements one declaration
+(``spec = ...``) and registers with ``@register_diffusion_method``, which refuses an
+implementation without a declaration. Method files keep their torch imports inside
+``unlearn``; the shared torch machinery is ``...diffusion.unlearning.common``.
 
 What is erased here is a *class* of a class-conditional DDPM (a digit, a garment, one
 person of a face set): after erasure, asking for that class should no longer give it,
@@ -17,10 +18,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
+from contracts.methods import base as contract
+from contracts.methods import get_method_spec
+from contracts.methods.diffusion import DiffusionMethodParams, DiffusionMethodSpec
+from contracts.methods.diffusion import PromptSubset as PromptSubset
+from contracts.methods.diffusion import TrainableSubset as TrainableSubset
 from workers.engine.errors import EngineError
 from workers.engine.unlearning.base import InvalidMethodParams, UnknownMethod
 
@@ -30,17 +34,6 @@ if TYPE_CHECKING:
     from contracts.ddpm import DiffusionArchitecture, DiffusionTrainParams
     from workers.engine.data import ImageArrays
     from workers.engine.training import Callbacks
-
-_DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?|mps)$"
-
-# Which UNet2DModel parameters a method trains (ESD's ``train_method``). UNet2DModel has
-# no cross-attention: the class reaches the network through ``class_embedding``, added to
-# the time embedding that every ResNet block reads through its ``time_emb_proj``. Those
-# are the layers that read the condition, so they stand in for ESD's cross-attention.
-TrainableSubset = Literal["full", "noxattn", "xattn"]
-# On UNet2DConditionModel (prompt families) also "kv": only the cross-attention key and
-# value projections, Concept Ablation's default.
-PromptSubset = Literal["full", "noxattn", "xattn", "kv"]
 
 
 # --------------------------------------------------------------------------- data
@@ -119,43 +112,16 @@ class DiffusionUnlearnResult:
     log: list[str] = field(default_factory=list)
 
 
-# --------------------------------------------------------------------------- params
-
-
-class DiffusionMethodParams(BaseModel):
-    """Options every diffusion method accepts; subclasses re-declare defaults."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds every draw of the run.")
-    device: str = Field(
-        "auto",
-        pattern=_DEVICE_PATTERN,
-        description="torch device; 'auto' uses CUDA when available, else CPU.",
-    )
-    steps: int = Field(400, ge=1, le=1_000_000, description="Optimizer steps.")
-    batch_size: int = Field(16, ge=1, le=4096, description="Images per optimizer step.")
-    lr: float = Field(1e-4, gt=0, le=1, description="Adam learning rate.")
-    shift_probe_size: int = Field(
-        32,
-        ge=1,
-        le=4096,
-        description=(
-            "Fixed noisy inputs on which the end-of-run epsilon shift per class is measured "
-            "(a cheap signal; the judge's forget rate is the real verdict)."
-        ),
-    )
-
-
 # --------------------------------------------------------------------------- methods
 
 
 class DiffusionUnlearningMethod(ABC):
-    """One erasure method. Subclasses set the class attributes and ``unlearn``."""
+    """One erasure method. Subclasses set ``spec`` (their declaration) and ``unlearn``."""
 
+    spec: ClassVar[DiffusionMethodSpec]
+    # Read off the spec when a subclass sets it, so callers can read them off the class.
     name: ClassVar[str]
-    family: ClassVar[str] = "ddpm"
-    # Model families the method applies to; ddpm-only unless a method says otherwise.
+    # Model families the method's own erasure runs on.
     families: ClassVar[tuple[str, ...]] = ("ddpm",)
     exact: ClassVar[bool] = False
     paper: ClassVar[str]
@@ -165,11 +131,23 @@ class DiffusionUnlearningMethod(ABC):
     # Params on the prompt families when they differ (e.g. no anchor class there).
     ConceptParams: ClassVar[type[DiffusionMethodParams] | None] = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("spec")
+        if spec is None:
+            return
+        cls.name = spec.name
+        cls.families = spec.families
+        cls.exact = spec.exact
+        cls.paper = spec.paper
+        cls.needs_forget_images = spec.needs_forget_images
+        cls.needs_retain_images = spec.needs_retain_images
+        cls.Params = spec.params
+        cls.ConceptParams = spec.concept_params
+
     def params_class(self, family: str = "ddpm") -> type[DiffusionMethodParams]:
         """The params schema for models of ``family``."""
-        if family != "ddpm" and self.ConceptParams is not None:
-            return self.ConceptParams
-        return self.Params
+        return self.spec.params_for(family)
 
     def parse_params(
         self,
@@ -177,17 +155,11 @@ class DiffusionUnlearningMethod(ABC):
         family: str = "ddpm",
     ) -> DiffusionMethodParams:
         """Accept a Params instance, a plain dict (from a job row) or None (defaults)."""
-        cls = self.params_class(family)
-        if params is None:
-            return cls()
-        if isinstance(params, cls):
-            return params
-        if isinstance(params, BaseModel):
-            params = params.model_dump()
         try:
-            return cls.model_validate(dict(params))
-        except ValidationError as exc:
-            raise InvalidMethodParams(f"invalid params for {self.name}: {exc}") from exc
+            parsed: DiffusionMethodParams = self.spec.parse_params(params, family)
+        except contract.InvalidMethodParams as exc:
+            raise InvalidMethodParams(str(exc)) from exc
+        return parsed
 
     def check_data(self, arch: DiffusionArchitecture, data: DiffusionUnlearnData) -> None:
         """Refuse classes the model does not have and missing image sets, by name."""
@@ -274,10 +246,17 @@ DIFFUSION_METHODS: dict[str, type[DiffusionUnlearningMethod]] = {}
 def register_diffusion_method(
     cls: type[DiffusionUnlearningMethod],
 ) -> type[DiffusionUnlearningMethod]:
-    """Class decorator adding a method to ``DIFFUSION_METHODS`` under ``cls.name``."""
-    for attr in ("name", "paper"):
-        if not getattr(cls, attr, None):
-            raise TypeError(f"{cls.__name__} must set a non-empty class attribute {attr!r}")
+    """Class decorator adding a method to ``DIFFUSION_METHODS`` under its declaration's
+    name; the implementation must carry the contracts' declaration of that name."""
+    spec = cls.__dict__.get("spec")
+    if not isinstance(spec, DiffusionMethodSpec):
+        raise TypeError(f"{cls.__name__} must set 'spec' to its DiffusionMethodSpec")
+    try:
+        declared = get_method_spec(spec.name, spec.job_families[0])
+    except contract.UnknownMethod:
+        raise TypeError(f"{cls.__name__}: {spec.name!r} is not declared in contracts") from None
+    if declared is not spec:
+        raise TypeError(f"{cls.__name__}.spec is not the declaration of {spec.name!r}")
     if cls.name in DIFFUSION_METHODS and DIFFUSION_METHODS[cls.name] is not cls:
         raise TypeError(f"diffusion method name {cls.name!r} is already registered")
     DIFFUSION_METHODS[cls.name] = cls
@@ -291,22 +270,3 @@ def get_diffusion_method(name: str) -> DiffusionUnlearningMethod:
     except KeyError:
         known = ", ".join(sorted(DIFFUSION_METHODS))
         raise UnknownMethod(f"unknown diffusion method {name!r}; known: {known}") from None
-
-
-def describe_diffusion_methods() -> list[dict[str, Any]]:
-    """Public description of every diffusion method, sorted by name."""
-    return [
-        {
-            "name": cls.name,
-            "family": cls.family,
-            "families": list(cls.families),
-            "exact": cls.exact,
-            "paper": cls.paper,
-            "needs_forget_images": cls.needs_forget_images,
-            "needs_retain_images": cls.needs_retain_images,
-            "summary": (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " "),
-            "params_schema": cls.Params.model_json_schema(),
-            "concept_params_schema": (cls.ConceptParams or cls.Params).model_json_schema(),
-        }
-        for cls in sorted(DIFFUSION_METHODS.values(), key=lambda c: c.name)
-    ]

@@ -11,18 +11,14 @@ default the parent's own samples of the anchor class, so no training data is nee
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import diffusion as specs
 from workers.engine.diffusion.unlearning.base import (
     ConceptUnlearnData,
-    DiffusionMethodParams,
     DiffusionUnlearnData,
     DiffusionUnlearningMethod,
     DiffusionUnlearnResult,
-    PromptSubset,
-    TrainableSubset,
     register_diffusion_method,
 )
 from workers.engine.errors import EngineError
@@ -34,69 +30,12 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class ConceptAblationParams(DiffusionMethodParams):
-    anchor_label: int = Field(ge=0, description="The class the erased classes are mapped onto.")
-    lr: float = Field(1e-4, gt=0, le=1, description="Adam learning rate.")
-    steps: int = Field(400, ge=1, le=1_000_000, description="Optimizer steps.")
-    train_method: TrainableSubset = Field(
-        "xattn",
-        description=(
-            "Which parameters train: xattn (the layers that read the class, the analogue of "
-            "the paper's cross-attention K/V), noxattn, or full."
-        ),
-    )
-    anchor_source: Literal["generated", "real"] = Field(
-        "generated",
-        description=(
-            "generated: the parent's own samples of the anchor (paper); real: retain-set "
-            "images of the anchor class."
-        ),
-    )
-    anchor_images: int = Field(
-        64, ge=1, le=100_000, description="How many anchor samples to generate."
-    )
-    ddim_steps: int = Field(50, ge=2, le=1000, description="DDIM steps of generated anchors.")
-    guidance_scale: float = Field(3.0, ge=0, le=50, description="Guidance of generated anchors.")
-    anchor_loss_weight: float = Field(
-        1.0, ge=0, le=1000, description="Weight of the denoising loss that keeps the anchor."
-    )
-
-
-class ConceptAblationPromptParams(DiffusionMethodParams):
-    """On prompt families the anchor is the concept scope's anchor prompt."""
-
-    lr: float = Field(1e-4, gt=0, le=1, description="Adam learning rate.")
-    steps: int = Field(400, ge=1, le=1_000_000, description="Optimizer steps.")
-    train_method: PromptSubset = Field(
-        "kv",
-        description=(
-            "Which parameters train: kv (the cross-attention key/value projections, the "
-            "paper's default), xattn (all cross-attention layers), noxattn, or full."
-        ),
-    )
-    anchor_images: int = Field(
-        64, ge=1, le=100_000, description="How many anchor-prompt samples to generate."
-    )
-    ddim_steps: int = Field(50, ge=2, le=1000, description="DDIM steps of those samples.")
-    guidance_scale: float = Field(3.0, ge=0, le=50, description="Guidance of those samples.")
-    anchor_loss_weight: float = Field(
-        1.0, ge=0, le=1000, description="Weight of the denoising loss that keeps the anchor."
-    )
-
-
 @register_diffusion_method
 class ConceptAblation(DiffusionUnlearningMethod):
     """Map each erased class onto an anchor class: under the erased label, predict what
     the frozen model predicts for the anchor."""
 
-    name = "concept_ablation"
-    families = ("ddpm", "text2image", "stable_diffusion")
-    paper = (
-        "Kumari et al., 'Ablating Concepts in Text-to-Image Diffusion Models', ICCV 2023, "
-        "arXiv:2303.13516, https://www.cs.cmu.edu/~concept-ablation/"
-    )
-    Params = ConceptAblationParams
-    ConceptParams = ConceptAblationPromptParams
+    spec = specs.CONCEPT_ABLATION
 
     def unlearn(
         self,

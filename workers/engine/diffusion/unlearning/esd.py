@@ -18,15 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import diffusion as specs
 from workers.engine.diffusion.unlearning.base import (
     ConceptUnlearnData,
-    DiffusionMethodParams,
     DiffusionUnlearnData,
     DiffusionUnlearningMethod,
     DiffusionUnlearnResult,
-    TrainableSubset,
     register_diffusion_method,
 )
 
@@ -37,41 +34,12 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class ESDParams(DiffusionMethodParams):
-    lr: float = Field(1e-4, gt=0, le=1, description="Adam learning rate.")
-    steps: int = Field(400, ge=1, le=1_000_000, description="Optimizer steps (iterations).")
-    negative_guidance: float = Field(
-        1.0, ge=0, le=20, description="eta: how far past 'unconditional' the target is pushed."
-    )
-    train_method: TrainableSubset = Field(
-        "noxattn",
-        description=(
-            "Which parameters train: noxattn (ESD-u, everything but the conditioning "
-            "pathway, time embedding and output layers; erases globally, the paper's "
-            "choice for objects), xattn (ESD-x, only the layers that read the class), full."
-        ),
-    )
-    trajectories: int = Field(
-        64, ge=1, le=100_000, description="Frozen-model samples recorded per erased class."
-    )
-    ddim_steps: int = Field(50, ge=2, le=1000, description="DDIM steps of those samples.")
-    guidance_scale: float = Field(
-        3.0, ge=0, le=50, description="Classifier-free guidance of those samples."
-    )
-
-
 @register_diffusion_method
 class ESD(DiffusionUnlearningMethod):
     """Negative-guidance fine-tuning: asked for the class, predict the frozen model's
     unconditional noise pushed away from the class."""
 
-    name = "esd"
-    families = ("ddpm", "text2image", "stable_diffusion")
-    paper = (
-        "Gandikota et al., 'Erasing Concepts from Diffusion Models', ICCV 2023, "
-        "arXiv:2303.07345, https://erasing.baulab.info"
-    )
-    Params = ESDParams
+    spec = specs.ESD
 
     def unlearn(
         self,

@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import diffusion as specs
 from workers.engine.diffusion.unlearning.base import (
-    DiffusionMethodParams,
     DiffusionUnlearnData,
     DiffusionUnlearningMethod,
     DiffusionUnlearnResult,
@@ -28,26 +26,11 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class GradientAscentParams(DiffusionMethodParams):
-    lr: float = Field(1e-5, gt=0, le=1, description="Adam learning rate.")
-    steps: int = Field(100, ge=1, le=1_000_000, description="Optimizer steps.")
-    retain_weight: float = Field(
-        1.0, ge=0, le=1000, description="Weight of the retain denoising loss."
-    )
-
-
 @register_diffusion_method
 class GradientAscent(DiffusionUnlearningMethod):
     """Ascend the denoising loss on the erased class, descend it on the others."""
 
-    name = "gradient_ascent"
-    paper = (
-        "Baseline of Fan et al., 'SalUn', ICLR 2024, arXiv:2310.12508 (GA), and of "
-        "Zhang et al., 'UnlearnCanvas', NeurIPS 2024 D&B, arXiv:2402.11846"
-    )
-    needs_forget_images = True
-    needs_retain_images = True
-    Params = GradientAscentParams
+    spec = specs.GRADIENT_ASCENT
 
     def unlearn(
         self,

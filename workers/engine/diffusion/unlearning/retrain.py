@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import diffusion as specs
 from workers.engine.diffusion.unlearning.base import (
-    DiffusionMethodParams,
     DiffusionUnlearnData,
     DiffusionUnlearningMethod,
     DiffusionUnlearnResult,
@@ -29,37 +27,11 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-# Families a retrain job applies to. ``DiffusionRetrain.unlearn`` is the ddpm path; on
-# text2image the job trains a new text2image model on the retained samples
-# (``workers.jobs.prompted.run_retrain_text2image``) with these same params. Kept apart
-# from ``families``, which lists where the engine's erasure methods themselves run.
-RETRAIN_FAMILIES: tuple[str, ...] = ("ddpm", "text2image")
-
-
-class DiffusionRetrainParams(DiffusionMethodParams):
-    train_steps: int | None = Field(
-        None,
-        ge=1,
-        le=2_000_000,
-        description="Override the recipe's steps (a cheaper reference); empty: the recipe's.",
-    )
-    use_recipe_seed: bool = Field(
-        True, description="Use the original recipe's seed (true) or this method's seed."
-    )
-
-
 @register_diffusion_method
 class DiffusionRetrain(DiffusionUnlearningMethod):
     """Retrain from scratch on the retained classes with the original recipe."""
 
-    name = "retrain"
-    exact = True
-    paper = (
-        "Exact unlearning by retraining; the reference of Bourtoule et al., 'Machine "
-        "Unlearning', IEEE S&P 2021, arXiv:1912.03817, and of every erasure benchmark"
-    )
-    needs_retain_images = True
-    Params = DiffusionRetrainParams
+    spec = specs.RETRAIN
 
     def unlearn(
         self,

@@ -13,10 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import diffusion as specs
 from workers.engine.diffusion.unlearning.base import (
-    DiffusionMethodParams,
     DiffusionUnlearnData,
     DiffusionUnlearningMethod,
     DiffusionUnlearnResult,
@@ -32,38 +30,11 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class DiffusionSalUnParams(DiffusionMethodParams):
-    lr: float = Field(1e-4, gt=0, le=1, description="Adam learning rate.")
-    steps: int = Field(400, ge=1, le=1_000_000, description="Optimizer steps.")
-    mask_fraction: float = Field(
-        0.5,
-        gt=0,
-        le=1,
-        description="Share of weights, by forget-gradient magnitude, that may change.",
-    )
-    retain_weight: float = Field(
-        1e-3,
-        ge=0,
-        le=1000,
-        description="Weight of the retain denoising loss (alpha; the DDPM reference uses 1e-3).",
-    )
-    saliency_draws: int = Field(
-        4, ge=1, le=1000, description="Noise/timestep draws per forget image for the gradient."
-    )
-
-
 @register_diffusion_method
 class DiffusionSalUn(DiffusionUnlearningMethod):
     """Gradient-saliency mask, then remap the erased class onto random other classes."""
 
-    name = "salun"
-    paper = (
-        "Fan et al., 'SalUn: Empowering Machine Unlearning via Gradient-based Weight "
-        "Saliency in Both Image Classification and Generation', ICLR 2024, arXiv:2310.12508"
-    )
-    needs_forget_images = True
-    needs_retain_images = True
-    Params = DiffusionSalUnParams
+    spec = specs.SALUN
 
     def unlearn(
         self,

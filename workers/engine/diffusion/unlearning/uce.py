@@ -21,11 +21,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import diffusion as specs
 from workers.engine.diffusion.unlearning.base import (
     ConceptUnlearnData,
-    DiffusionMethodParams,
     DiffusionUnlearnData,
     DiffusionUnlearningMethod,
     DiffusionUnlearnResult,
@@ -42,38 +40,12 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class UCEParams(DiffusionMethodParams):
-    steps: int = Field(1, ge=1, le=1, description="Closed form: one solve (kept for the schema).")
-    lam: float = Field(
-        0.1,
-        gt=0,
-        le=1e6,
-        description="lambda: weight of ||W - W_old||^2, which keeps directions no prompt names.",
-    )
-    erase_scale: float = Field(1.0, gt=0, le=1e4, description="Weight of the erase terms.")
-    preserve_scale: float = Field(
-        1.0, ge=0, le=1e4, description="Weight of the preserved prompts' terms (0: none)."
-    )
-    projections: list[str] = Field(
-        default_factory=lambda: ["to_k", "to_v"],
-        min_length=1,
-        description="Which cross-attention projections to edit (to_k, to_v).",
-    )
-
-
 @register_diffusion_method
 class UCE(DiffusionUnlearningMethod):
     """Closed-form edit of the cross-attention key/value projections: erased prompts
     map to the anchor's keys and values, preserved prompts keep theirs."""
 
-    name = "uce"
-    family = "text2image"
-    families = ("text2image", "stable_diffusion")
-    paper = (
-        "Gandikota et al., 'Unified Concept Editing in Diffusion Models', WACV 2024, "
-        "arXiv:2308.14761, https://unified.baulab.info"
-    )
-    Params = UCEParams
+    spec = specs.UCE
 
     def unlearn(
         self,

@@ -22,16 +22,13 @@ makes it cheap: one extra backward pass per step, unlike per-layer gradient surg
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import diffusion as specs
 from workers.engine.diffusion.unlearning.base import (
-    DiffusionMethodParams,
     DiffusionUnlearnData,
     DiffusionUnlearningMethod,
     DiffusionUnlearnResult,
-    TrainableSubset,
     register_diffusion_method,
 )
 
@@ -42,40 +39,11 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class UNOParams(DiffusionMethodParams):
-    lr: float = Field(1e-4, gt=0, le=1, description="Adam learning rate.")
-    steps: int = Field(200, ge=1, le=1_000_000, description="Optimizer steps.")
-    forget_loss: Literal["remap", "ascent"] = Field(
-        "remap",
-        description=(
-            "remap: the erased label must predict what the model predicts for a random "
-            "other class (bounded); ascent: negative denoising loss on the erased images."
-        ),
-    )
-    retain_weight: float = Field(
-        1.0,
-        ge=0,
-        le=1000,
-        description="Weight of the retain gradient added after the projection.",
-    )
-    train_method: TrainableSubset = Field(
-        "full", description="Which parameters train: full, noxattn or xattn (as for ESD)."
-    )
-
-
 @register_diffusion_method
 class UNO(DiffusionUnlearningMethod):
     """Project the forget gradient off the retain gradient, then step on both."""
 
-    name = "uno"
-    paper = (
-        "'UNO: Unlearning via Orthogonalization in Generative models' (loss-gradient "
-        "orthogonalisation; MNIST and CelebA); projection as in Farajtabar et al., "
-        "'Orthogonal Gradient Descent for Continual Learning', AISTATS 2020"
-    )
-    needs_forget_images = True
-    needs_retain_images = True
-    Params = UNOParams
+    spec = specs.UNO
 
     def unlearn(
         self,
