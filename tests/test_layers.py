@@ -50,12 +50,13 @@ def test_an_unlisted_import_breaks_its_contract(tmp_path: Path) -> None:
     """The contracts bite: every listed debt is a real import, so dropping one ignore (as a
     new import of that kind would) breaks the contract."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
-    contract = next(c for c in config["contracts"] if c["id"] == "api-no-workers")
+    # The first contract that still lists a debt (api-no-workers lists none any more).
+    contract = next(c for c in config["contracts"] if c.get("ignore_imports"))
     dropped = contract["ignore_imports"].pop(0)
     file = tmp_path / "importlinter.toml"
     _write_config(config, file)
 
-    result = _lint("--config", str(file), "--contract", "api-no-workers")
+    result = _lint("--config", str(file), "--contract", contract["id"])
 
     assert result.returncode != 0, f"dropping {dropped!r} kept the contract:\n{result.stdout}"
     assert "BROKEN" in result.stdout, result.stdout

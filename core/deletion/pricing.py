@@ -3,11 +3,11 @@
 An attempt costs its own run, and when verification fails, the retrain it was meant to
 avoid on top. So with ``p_fail`` the chance that it fails, an attempt is worth making only
 when ``attempt + p_fail x retrain < retrain``. The attempt's cost comes from the method's
-own cost model (sample passes against the original recipe's, see
-``workers.engine.unlearning.base.Budget``), ``p_fail`` from the verdicts of past deletion
-items that ran the same method on this model, or on models of its family trained on the
-same dataset while this one has too few: a Laplace estimate (failures + 1) /
-(attempts + 2), so no history means 0.5.
+own cost model (sample passes against the original recipe's,
+``contracts.methods.ClassifierMethodSpec.budget``), ``p_fail`` from the verdicts of past
+deletion items that ran the same method on this model, or on models of its family
+trained on the same dataset while this one has too few: a Laplace estimate
+(failures + 1) / (attempts + 2), so no history means 0.5.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts.methods import MethodError, get_classifier_method
 from core.deletion.policy import DeletionPolicy
 from core.lineage import resolve_forget
 from models import DatasetVersion, Model, ModelVersion
@@ -27,7 +28,6 @@ from models.deletion import DeletionItem
 MIN_OWN_VERDICTS = 3
 # The most recent items read per history (a plan must stay quick on a long-lived model).
 HISTORY_LIMIT = 500
-EXACT = ("retrain", "sisa")
 
 
 @dataclass(frozen=True)
@@ -151,19 +151,22 @@ def price(
 ) -> Pricing | None:
     """The attempt's price and the choice, or None where it cannot be priced (another
     family's methods, no recipe or lineage, an exact method)."""
-    if model.family != "classifier" or method in EXACT:
+    if model.family != "classifier":
         return None
-    from workers.engine.errors import EngineError
-    from workers.engine.unlearning import get_method
-
+    try:
+        spec = get_classifier_method(method)
+    except MethodError:
+        return None  # the API validated the policy; an older one may no longer validate
+    if spec.exact:
+        return None
     train_epochs = ((version.config or {}).get("train_params") or {}).get("epochs")
     sizes = counts(session, version, scope)
     if not train_epochs or sizes is None or sizes[1] <= 0:
         return None
     try:
-        budget = get_method(method).budget(params, sizes[0], sizes[1], float(train_epochs))
-    except EngineError:
-        return None  # the API validated the policy; an older one may no longer validate
+        budget = spec.budget(params, sizes[0], sizes[1], float(train_epochs))
+    except MethodError:
+        return None  # params an older policy holds may no longer validate
     fraction = budget.cost_fraction
     if fraction is None or budget.retrain_passes is None:
         return None
