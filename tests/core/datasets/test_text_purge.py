@@ -9,6 +9,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +20,8 @@ from core.datasets.builtin import FICTITIOUS_PEOPLE, load_builtin
 from core.datasets.errors import ShardError
 from core.datasets.fictitious import generate_people
 from core.datasets.reader import ShardReader
+from core.datasets.records import DatasetImport, SampleRecord
+from core.datasets.shards import decode_shard
 from core.datasets.text import TextDatasetImport, TextSampleRecord
 from core.datasets.text_shards import text_shard_slices
 from core.datasets.text_versions import TextDatasetError, load_text_records
@@ -152,3 +155,24 @@ def test_reading_text_from_an_image_dataset_or_an_empty_split_is_refused(
         load_text_records(session, ShardReader(store), dataset.id, 1, split="test")
     with pytest.raises(TextDatasetError, match="does not exist"):
         load_text_records(session, ShardReader(store), "ds_missing", 1)
+
+
+def test_image_shards_are_still_blanked_beside_text_ones(
+    session: Session, store: LocalStore
+) -> None:
+    """The purge picks the shard format by key: image shards keep their .npz rewrite."""
+    images = np.full((4, 2, 2, 1), 200, dtype=np.uint8)
+    records = [
+        SampleRecord(sample_id=f"i{n}", label=0, subject_id=f"p{n % 2}", caption="c", split="train")
+        for n in range(4)
+    ]
+    data = DatasetImport(name="img", images=images, records=records, label_names=["a"], source="t")
+    dataset = service.ingest(session, store, data, "img", "", None)
+    session.commit()
+    (old_key,) = _shard_keys(store, dataset.id)
+    delete_samples(session, store, "subject_ids", ["p1"], "dr_img", commit=lambda v: "x" + v)
+    session.commit()
+    (new_key,) = _shard_keys(store, dataset.id)
+    assert new_key != old_key and new_key.endswith(".npz")
+    pixels = decode_shard(store.get_bytes(new_key))
+    assert (pixels[[1, 3]] == 0).all() and (pixels[[0, 2]] == 200).all()
