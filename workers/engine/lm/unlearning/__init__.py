@@ -1,9 +1,10 @@
 """Language-model (``causal_lm``) unlearning methods: one file per method, one registry.
 
-Importing this package registers every method without importing torch or transformers,
-so the API can list them and validate their params. To add a method: write a file with a
-``Params`` model and an ``LMUnlearningMethod`` subclass decorated with
-``@register_lm_method``, import it below, and add its small-budget params to ``FAST`` in
+Importing this package registers every method without importing torch or transformers.
+To add a method: declare it (params, paper, cost) as an ``LMMethodSpec`` in
+``contracts/methods/causal_lm.py`` and list it in ``CAUSAL_LM_METHODS``; write a file here
+with an ``LMUnlearningMethod`` subclass that sets ``spec`` and is decorated with
+``@register_lm_method``; import it below; and add its small-budget params to ``FAST`` in
 ``tests/workers/engine/lm/unlearning/test_methods.py``; the shared test then runs it.
 """
 

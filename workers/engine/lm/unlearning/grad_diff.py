@@ -8,43 +8,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import causal_lm as specs
 from workers.engine.lm.unlearning.base import (
-    LMMethodParams,
     LMUnlearnData,
     LMUnlearningMethod,
     LMUnlearnResult,
-    epochs_field,
     register_lm_method,
-    retain_weight_field,
 )
 
 if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class GradDiffParams(LMMethodParams):
-    epochs: int | None = epochs_field("forget set", 10)
-    lr: float = Field(1e-5, gt=0, le=1, description="AdamW learning rate.")
-    retain_weight: float = retain_weight_field(1.0)
-
-
 @register_lm_method
 class GradDiff(LMUnlearningMethod):
     """Ascend the forget answers' NLL while descending the retain answers' NLL."""
 
-    name = "grad_diff"
-    paper = (
-        "Liu et al., 'Continual Learning and Private Unlearning', CoLLAs 2022, "
-        "arXiv:2203.12817; the GradDiff baseline of Maini et al., 'TOFU: A Task of "
-        "Fictitious Unlearning for LLMs', arXiv:2401.06121"
-    )
-    Params = GradDiffParams
-    default_epochs = 10
-
-    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        return n_forget * (1.0 + (1.0 if params.retain_weight > 0 else 0.0))
+    spec = specs.GRAD_DIFF
 
     def unlearn(
         self,

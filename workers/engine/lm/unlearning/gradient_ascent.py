@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import causal_lm as specs
 from workers.engine.lm.unlearning.base import (
-    LMMethodParams,
     LMUnlearnData,
     LMUnlearningMethod,
     LMUnlearnResult,
-    epochs_field,
     register_lm_method,
 )
 
@@ -24,23 +21,11 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class GradientAscentParams(LMMethodParams):
-    epochs: int | None = epochs_field("forget set", 5)
-    lr: float = Field(1e-5, gt=0, le=1, description="AdamW learning rate.")
-
-
 @register_lm_method
 class GradientAscent(LMUnlearningMethod):
     """Maximise the next-token NLL of the forget answers (GA)."""
 
-    name = "gradient_ascent"
-    paper = (
-        "Jang et al., 'Knowledge Unlearning for Mitigating Privacy Risks in Language "
-        "Models', ACL 2023, arXiv:2210.01504; the GA baseline of Maini et al., 'TOFU: A "
-        "Task of Fictitious Unlearning for LLMs', arXiv:2401.06121"
-    )
-    Params = GradientAscentParams
-    default_epochs = 5
+    spec = specs.GRADIENT_ASCENT
 
     def unlearn(
         self,

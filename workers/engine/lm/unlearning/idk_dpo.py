@@ -9,28 +9,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import causal_lm as specs
 from workers.engine.lm.unlearning.base import (
     DEFAULT_IDK_ANSWERS,
-    LMMethodParams,
     LMUnlearnData,
     LMUnlearningMethod,
     LMUnlearnResult,
-    epochs_field,
     register_lm_method,
-    retain_weight_field,
 )
 
 if TYPE_CHECKING:
     from workers.engine.training import Callbacks
-
-
-class IdkDPOParams(LMMethodParams):
-    epochs: int | None = epochs_field("forget set", 10)
-    lr: float = Field(1e-5, gt=0, le=1, description="AdamW learning rate.")
-    beta: float = Field(0.1, gt=0, le=100, description="DPO inverse temperature.")
-    retain_weight: float = retain_weight_field(1.0)
 
 
 @register_lm_method
@@ -38,20 +27,7 @@ class IdkDPO(LMUnlearningMethod):
     """DPO on (refusal preferred, true answer rejected) for each forget question, against
     the model before unlearning, with a retain NLL term."""
 
-    name = "idk_dpo"
-    paper = (
-        "Rafailov et al., 'Direct Preference Optimization', NeurIPS 2023, "
-        "arXiv:2305.18290, with TOFU's refusals as the preferred answers (Maini et al., "
-        "arXiv:2401.06121), the DPO baseline of Zhang et al., arXiv:2404.05868"
-    )
-    Params = IdkDPOParams
-    default_epochs = 10
-    needs_reference = True
-
-    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        # Chosen + rejected passes; the reference scores each once, forward only.
-        ref = 2.0 / 3.0
-        return n_forget * (2.0 + ref + (1.0 if params.retain_weight > 0 else 0.0))
+    spec = specs.IDK_DPO
 
     def unlearn(
         self,

@@ -10,27 +10,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import causal_lm as specs
 from workers.engine.lm.unlearning.base import (
     DEFAULT_IDK_ANSWERS,
-    LMMethodParams,
     LMUnlearnData,
     LMUnlearningMethod,
     LMUnlearnResult,
-    epochs_field,
     register_lm_method,
-    retain_weight_field,
 )
 
 if TYPE_CHECKING:
     from workers.engine.training import Callbacks
-
-
-class IdkNLLParams(LMMethodParams):
-    epochs: int | None = epochs_field("forget set", 10)
-    lr: float = Field(1e-5, gt=0, le=1, description="AdamW learning rate.")
-    retain_weight: float = retain_weight_field(1.0)
 
 
 @register_lm_method
@@ -38,17 +28,7 @@ class IdkNLL(LMUnlearningMethod):
     """Fine-tune each forget question to a refusal drawn from a fixed list, with a retain
     NLL term."""
 
-    name = "idk_nll"
-    paper = (
-        "Maini et al., 'TOFU: A Task of Fictitious Unlearning for LLMs', COLM 2024, "
-        "arXiv:2401.06121 (its 'preference optimization' baseline: refusals trained with "
-        "NLL plus a retain term)"
-    )
-    Params = IdkNLLParams
-    default_epochs = 10
-
-    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        return n_forget * (1.0 + (1.0 if params.retain_weight > 0 else 0.0))
+    spec = specs.IDK_NLL
 
     def unlearn(
         self,

@@ -27,14 +27,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import causal_lm as specs
 from workers.engine.lm.unlearning.base import (
-    LMMethodParams,
     LMUnlearnData,
     LMUnlearningMethod,
     LMUnlearnResult,
-    epochs_field,
     register_lm_method,
 )
 
@@ -42,41 +39,12 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class MudmanParams(LMMethodParams):
-    epochs: int | None = epochs_field("forget set", 10)
-    lr: float = Field(
-        1e-5, gt=0, le=1, description="Step size per weight (the update's RMS before masking)."
-    )
-    adv_steps: int = Field(
-        1,
-        ge=0,
-        le=32,
-        description="Relearning steps of the meta-learning adversary (0: no meta-learning).",
-    )
-    adv_lr: float = Field(
-        1e-3, gt=0, le=10, description="SGD learning rate of the relearning adversary."
-    )
-    disruption_mask: bool = Field(
-        True, description="Only move weights where unlearning agrees in sign with retaining."
-    )
-
-
 @register_lm_method
 class Mudman(LMUnlearningMethod):
     """Normalised gradient ascent on the forget answers, taken at a relearning adversary's
     weights and masked to weights where it does not disrupt the retain loss."""
 
-    name = "mudman"
-    paper = (
-        "Sondej, Yang, Kniejski, Windys, 'Robust LLM Unlearning with MUDMAN: Meta-Unlearning with "
-        "Disruption Masking And Normalization', arXiv:2506.12484"
-    )
-    Params = MudmanParams
-    default_epochs = 10
-
-    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        retain = 1.0 if params.disruption_mask else 0.0
-        return n_forget * (1.0 + params.adv_steps + retain)
+    spec = specs.MUDMAN
 
     def unlearn(
         self,

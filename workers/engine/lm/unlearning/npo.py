@@ -10,29 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import causal_lm as specs
 from workers.engine.lm.unlearning.base import (
-    LMMethodParams,
     LMUnlearnData,
     LMUnlearningMethod,
     LMUnlearnResult,
-    epochs_field,
     register_lm_method,
-    retain_weight_field,
 )
 
 if TYPE_CHECKING:
     from workers.engine.training import Callbacks
-
-
-class NPOParams(LMMethodParams):
-    epochs: int | None = epochs_field("forget set", 10)
-    lr: float = Field(1e-5, gt=0, le=1, description="AdamW learning rate.")
-    beta: float = Field(
-        0.1, gt=0, le=100, description="Inverse temperature of the NPO loss (the paper's 0.1)."
-    )
-    retain_weight: float = retain_weight_field(1.0)
 
 
 @register_lm_method
@@ -40,18 +27,7 @@ class NPO(LMUnlearningMethod):
     """Negative preference optimisation on the forget answers against the model before
     unlearning, plus a retain NLL term (NPO+RT)."""
 
-    name = "npo"
-    paper = (
-        "Zhang, Lin, Bai, Mei, 'Negative Preference Optimization: From Catastrophic "
-        "Collapse to Effective Unlearning', COLM 2024, arXiv:2404.05868"
-    )
-    Params = NPOParams
-    default_epochs = 10
-    needs_reference = True
-
-    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        # The reference is a forward pass only (1/3 of a forward + backward).
-        return n_forget * (1.0 + 1.0 / 3.0 + (1.0 if params.retain_weight > 0 else 0.0))
+    spec = specs.NPO
 
     def unlearn(
         self,

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from contracts.common import DEVICE_OR_AUTO_PATTERN
+from contracts.methods import causal_lm as specs
 from workers.engine.errors import EngineError
 from workers.engine.lm.unlearning.base import (
     LMUnlearnData,
@@ -25,18 +23,6 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class LMRetrainParams(BaseModel):
-    """Retrain replays the fine-tune's recipe; only where it runs may change."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    device: str | None = Field(
-        None,
-        pattern=DEVICE_OR_AUTO_PATTERN,
-        description="Run on this device instead of the recipe's (empty: the recipe's).",
-    )
-
-
 class RecipeMissing(EngineError):
     """``retrain`` was given no fine-tune recipe to replay."""
 
@@ -46,14 +32,7 @@ class LMRetrain(LMUnlearningMethod):
     """Fine-tune the base model again on the retain records only, with the original
     fine-tune's recipe (exact)."""
 
-    name = "retrain"
-    exact = True
-    paper = (
-        "Exact unlearning by retraining without the forgotten data (the reference every "
-        "approximate method is measured against; TOFU's retain model, Maini et al., "
-        "arXiv:2401.06121)"
-    )
-    Params = LMRetrainParams
+    spec = specs.RETRAIN
 
     def unlearn(
         self,
@@ -66,6 +45,8 @@ class LMRetrain(LMUnlearningMethod):
         train_params: Any | None = None,
     ) -> LMUnlearnResult:
         import time
+
+        from pydantic import BaseModel
 
         from contracts.causal_lm import LMTrainParams
         from workers.engine.lm.training import finetune

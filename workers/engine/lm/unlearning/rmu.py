@@ -13,16 +13,13 @@ layer on the forget text, so one default fits models of any width.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, model_validator
-
+from contracts.methods import causal_lm as specs
 from workers.engine.lm.unlearning.base import (
-    LMMethodParams,
     LMUnlearnData,
     LMUnlearningMethod,
     LMUnlearnResult,
-    epochs_field,
     register_lm_method,
 )
 
@@ -30,63 +27,12 @@ if TYPE_CHECKING:
     from workers.engine.training import Callbacks
 
 
-class RMUParams(LMMethodParams):
-    epochs: int | None = epochs_field("forget set", 10)
-    lr: float = Field(5e-5, gt=0, le=1, description="AdamW learning rate (the paper's 5e-5).")
-    layer: int | None = Field(
-        None,
-        ge=0,
-        description=(
-            "Decoder layer whose output is steered (0 = first). Empty: a third of the way "
-            "up (the paper steers layer 7 of 32)."
-        ),
-    )
-    update_depth: int = Field(
-        3,
-        ge=1,
-        le=64,
-        description="How many layers, ending at the steered one, are updated (the paper's 3).",
-    )
-    update_modules: Literal["mlp", "all"] = Field(
-        "mlp", description="Update only the MLPs of those layers (the paper) or all of them."
-    )
-    steering_coeff: float = Field(
-        4.0,
-        gt=0,
-        le=1000,
-        description="Target norm of the forget activations, in units of their usual norm.",
-    )
-    retain_weight: float = Field(
-        100.0,
-        ge=0,
-        le=1e6,
-        description="Weight alpha of the retain activation-matching term (the paper's 100).",
-    )
-
-    @model_validator(mode="after")
-    def _no_lora(self) -> RMUParams:
-        if self.lora is not None:
-            raise ValueError("lora: rmu updates a few layers directly and takes no LoRA adapter")
-        return self
-
-
 @register_lm_method
 class RMU(LMUnlearningMethod):
     """Steer a middle layer's forget activations to a scaled random vector while holding
     retain activations at the frozen model's; only a few layers are updated."""
 
-    name = "rmu"
-    paper = (
-        "Li et al., 'The WMDP Benchmark: Measuring and Reducing Malicious Use With "
-        "Unlearning', ICML 2024, arXiv:2403.03218 (RMU)"
-    )
-    Params = RMUParams
-    default_epochs = 10
-    needs_reference = True
-
-    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        # Forget pass, retain pass, frozen forward on the retain batch.
-        return n_forget * (1.0 + (1.0 + 1.0 / 3.0 if params.retain_weight > 0 else 0.0))
+    spec = specs.RMU
 
     def unlearn(
         self,

@@ -10,32 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
+from contracts.methods import causal_lm as specs
 from workers.engine.lm.unlearning.base import (
-    LMMethodParams,
     LMUnlearnData,
     LMUnlearningMethod,
     LMUnlearnResult,
-    epochs_field,
     register_lm_method,
-    retain_weight_field,
 )
 
 if TYPE_CHECKING:
     from workers.engine.training import Callbacks
-
-
-class SimNPOParams(LMMethodParams):
-    epochs: int | None = epochs_field("forget set", 10)
-    lr: float = Field(1e-5, gt=0, le=1, description="AdamW learning rate.")
-    beta: float = Field(
-        4.5, gt=0, le=100, description="Inverse temperature on the length-normalised log-prob."
-    )
-    gamma: float = Field(
-        0.0, ge=0, le=100, description="Reward margin gamma (the paper's default is 0)."
-    )
-    retain_weight: float = retain_weight_field(1.0)
 
 
 @register_lm_method
@@ -43,16 +27,7 @@ class SimNPO(LMUnlearningMethod):
     """Reference-free NPO on length-normalised forget log-probabilities, with a retain
     NLL term."""
 
-    name = "simnpo"
-    paper = (
-        "Fan, Liu, Lin, Jia, Zhang, Mei, Liu, 'Simplicity Prevails: Rethinking Negative "
-        "Preference Optimization for LLM Unlearning', arXiv:2410.07163"
-    )
-    Params = SimNPOParams
-    default_epochs = 10
-
-    def epoch_passes(self, params: Any, n_forget: int, n_retain: int) -> float:
-        return n_forget * (1.0 + (1.0 if params.retain_weight > 0 else 0.0))
+    spec = specs.SIMNPO
 
     def unlearn(
         self,
