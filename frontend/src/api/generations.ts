@@ -6,35 +6,12 @@
  */
 import { useQuery } from "@tanstack/react-query";
 
-import { objectVariants } from "../forms/schema";
 import { api, unwrap } from "./client";
-import { deref, discriminatedBodies, type JsonSchema } from "./openapi";
-import type { Job, Model } from "./types";
+import type { JsonSchema } from "./openapi";
+import type { Job } from "./types";
 import type { components } from "./schema";
 
 export type Method = components["schemas"]["MethodPublic"];
-
-/** Families whose versions generate images (everything that is not a classifier). */
-export const generates = (family: string | undefined) => Boolean(family) && family !== "classifier";
-
-const GENERATE_PARAMS = discriminatedBodies("/api/v1/jobs", "post").generate?.properties?.params ?? {};
-
-/**
- * The alternatives of a generate job's params (one per kind of conditioning: class
- * labels for ddpm, prompts for the text families), from the API's schema.
- */
-export const generateParamsVariants: JsonSchema[] = objectVariants(GENERATE_PARAMS) ?? [deref(GENERATE_PARAMS)];
-
-/**
- * Which alternative fits a model: class-conditional models (their architecture has
- * `num_classes`) take the one with `labels`, the others the one with `prompts`.
- */
-export function generateParamsIndex(model: Pick<Model, "architecture"> | undefined): number {
-  if (!model) return 0;
-  const wanted = typeof model.architecture.num_classes === "number" ? "labels" : "prompts";
-  const i = generateParamsVariants.findIndex((v) => Boolean(v.properties?.[wanted]));
-  return i >= 0 ? i : 0;
-}
 
 /** The schema's defaults, so a request compares equal to a stored job's full params. */
 export function schemaDefaults(schema: JsonSchema): Record<string, unknown> {

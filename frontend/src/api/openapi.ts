@@ -30,6 +30,8 @@ export type JsonSchema = {
   additionalProperties?: boolean | JsonSchema;
   contentMediaType?: string;
   discriminator?: { propertyName: string; mapping: Record<string, string> };
+  /** Named sub-schemas of a standalone schema (pydantic's `model_json_schema()`). */
+  $defs?: Record<string, JsonSchema>;
 };
 
 type Parameter = { name: string; in: string; schema?: JsonSchema; description?: string };
@@ -50,9 +52,39 @@ export function componentSchema(name: string): JsonSchema {
   return schema;
 }
 
+const DEFS = "#/$defs/";
+/** `$defs` of standalone schemas the API published elsewhere (GET /families), by scope. */
+const standalone = new Map<string, JsonSchema>();
+
+/**
+ * A standalone JSON Schema (with its own `$defs`, as pydantic writes one) made usable by
+ * the forms: its `#/$defs/X` references are renamed into `scope` and its definitions
+ * registered under those names, so `deref` follows them like OpenAPI components and two
+ * schemas with a same-named definition never mix. The same scope twice replaces the first.
+ */
+export function standaloneSchema(scope: string, schema: JsonSchema): JsonSchema {
+  const rename = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(rename);
+    if (!value || typeof value !== "object") return value;
+    const out: Record<string, unknown> = {};
+    for (const [key, v] of Object.entries(value)) {
+      if (key === "$defs") continue;
+      out[key] = key === "$ref" && typeof v === "string" && v.startsWith(DEFS) ? `${DEFS}${scope}/${v.slice(DEFS.length)}` : rename(v);
+    }
+    return out;
+  };
+  for (const [name, def] of Object.entries(schema.$defs ?? {})) standalone.set(`${scope}/${name}`, rename(def) as JsonSchema);
+  return rename(schema) as JsonSchema;
+}
+
 /** Follow a local `$ref` (one level; call again for nested refs). */
 export function deref(schema: JsonSchema): JsonSchema {
   if (!schema.$ref) return schema;
+  if (schema.$ref.startsWith(DEFS)) {
+    const found = standalone.get(schema.$ref.slice(DEFS.length));
+    if (!found) throw new Error(`no schema registered for ${schema.$ref}`);
+    return found;
+  }
   const name = schema.$ref.replace("#/components/schemas/", "");
   return componentSchema(name);
 }

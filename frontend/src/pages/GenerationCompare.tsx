@@ -3,7 +3,8 @@ import { useEffect, useMemo, useState, type ReactNode } from "react";
 import { Link, useSearchParams } from "react-router";
 
 import { api, unwrap } from "../api/client";
-import { findGeneration, generatedImages, generateParamsIndex, generateParamsVariants, generates, generationKey, schemaDefaults } from "../api/generations";
+import { familyNamed, modelsOffering, paramsSchema as familyParams, useFamilies } from "../api/families";
+import { findGeneration, generatedImages, generationKey, schemaDefaults } from "../api/generations";
 import { useAllModels, useJob, useModelVersions, useVersion } from "../api/queries";
 import type { Job, ModelVersion } from "../api/types";
 import { useCan } from "../auth";
@@ -108,6 +109,8 @@ export function GenerationCompare(): ReactNode {
   const [pickedModel, setPickedModel] = useState("");
   const modelId = pickedModel || va.data?.model_id || vb.data?.model_id || "";
   const models = useAllModels();
+  const families = useFamilies();
+  const generating = modelsOffering(families.data, "generate");
   const model = models.data?.find((m) => m.id === modelId);
   const versions = useModelVersions(modelId || null, undefined, undefined, 200);
   const list = versions.data?.data ?? [];
@@ -147,13 +150,12 @@ export function GenerationCompare(): ReactNode {
   }, [pairKey]);
 
   const numClasses = Number(model?.architecture.num_classes ?? 0);
-  // Labels for a class-conditional model, prompts for a text one: the API's alternatives.
-  const variant = generateParamsIndex(model);
-  const paramsSchema = generateParamsVariants[variant];
-  const defaults = useMemo(() => schemaDefaults(paramsSchema), [paramsSchema]);
+  // The generate params the model's family declares (labels, prompts, ...).
+  const paramsSchema = familyParams(familyNamed(families.data, model?.family), "generate");
+  const defaults = useMemo(() => (paramsSchema ? schemaDefaults(paramsSchema) : {}), [paramsSchema]);
   const initial = useMemo(() => {
     const start: Record<string, string> = {};
-    if (paramsSchema.properties?.labels && numClasses > 0) start.labels = Array.from({ length: Math.min(numClasses, 64) }, (_, i) => i).join(", ");
+    if (paramsSchema?.properties?.labels && numClasses > 0) start.labels = Array.from({ length: Math.min(numClasses, 64) }, (_, i) => i).join(", ");
     return start;
   }, [numClasses, paramsSchema]);
 
@@ -206,7 +208,7 @@ export function GenerationCompare(): ReactNode {
           >
             <option value="">{models.isPending ? "Loading models…" : "Choose a model"}</option>
             {(models.data ?? [])
-              .filter((m) => generates(m.family))
+              .filter(generating)
               .map((m) => (
                 <option key={m.id} value={m.id}>
                   {m.name} ({m.family})
@@ -218,11 +220,11 @@ export function GenerationCompare(): ReactNode {
         <VersionSelect id="compare-b" label="After (version)" versions={list} value={b} onChange={chooseB} />
       </div>
       {versions.error !== null && <ErrorMessage error={versions.error} title="Could not load the versions" retry={() => void versions.refetch()} />}
-      {models.data && !models.data.some((m) => generates(m.family)) && <Empty>No diffusion model is registered yet.</Empty>}
+      {models.data && families.data && !models.data.some(generating) && <Empty>No model that generates is registered yet.</Empty>}
       {a && b && a === b && <p className="form-error">Choose two different versions.</p>}
-      {a && b && a !== b && model && (
+      {a && b && a !== b && model && paramsSchema && (
         <SchemaForm
-          key={`${modelId}-${numClasses}-${variant}`}
+          key={`${modelId}-${numClasses}-${model.family}`}
           label="Generation settings"
           schema={paramsSchema}
           initial={initial}
@@ -232,7 +234,7 @@ export function GenerationCompare(): ReactNode {
           onSubmit={run}
         />
       )}
-      {a && b && !model && modelId && <Loading what="Loading the model" />}
+      {a && b && (!model || !families.data) && modelId && <Loading what="Loading the model" />}
       {missing && <Empty>{missing}</Empty>}
       {ja && jb ? (
         <>

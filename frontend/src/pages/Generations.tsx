@@ -3,7 +3,8 @@ import type { ReactNode } from "react";
 import { Link, useParams, useSearchParams } from "react-router";
 
 import { saveBlob } from "../api/client";
-import { generatedImages, generates, hasArtifact, useArtifact } from "../api/generations";
+import { modelsOffering, useFamilies } from "../api/families";
+import { generatedImages, hasArtifact, useArtifact } from "../api/generations";
 import { isActive, useAllModels, useJob, useJobs } from "../api/queries";
 import type { Job } from "../api/types";
 import { useCan } from "../auth";
@@ -50,6 +51,7 @@ export function Generations(): ReactNode {
   const pager = useCursorPager(modelId ?? "");
   const jobs = useJobs({ kind: "generate", model_id: modelId }, pager.cursor, 12);
   const models = useAllModels();
+  const families = useFamilies();
   const names = new Map((models.data ?? []).map((m) => [m.id, m.name]));
   const canWrite = useCan("write");
   return (
@@ -75,7 +77,7 @@ export function Generations(): ReactNode {
           >
             <option value="">any</option>
             {(models.data ?? [])
-              .filter((m) => generates(m.family))
+              .filter(modelsOffering(families.data, "generate"))
               .map((m) => (
                 <option key={m.id} value={m.id}>
                   {m.name}

@@ -3,6 +3,7 @@ import { useEffect, useRef, type ReactNode } from "react";
 import { Link, useParams } from "react-router";
 
 import { api, unwrap } from "../api/client";
+import { familyNamed, useFamilies } from "../api/families";
 import { isActive, useDataset, useJob, useModel } from "../api/queries";
 import type { Job, JobEvent } from "../api/types";
 import { useCan } from "../auth";
@@ -81,6 +82,9 @@ function JobBody({ job }: { job: Job }): ReactNode {
   const canWrite = useCan("write");
   const live = useJobLive(job.id, job);
   const model = useModel(job.model_id);
+  const families = useFamilies();
+  // A judge scores a judged family's unlearning (its cells below), not the compare table.
+  const family = familyNamed(families.data, typeof job.spec.family === "string" ? job.spec.family : model.data?.family);
   const dataset = useDataset(job.dataset_id);
   const active = isActive(job);
   // A generate job lists one artifact per image: page them.
@@ -138,7 +142,7 @@ function JobBody({ job }: { job: Job }): ReactNode {
               ],
               [job.kind === "train" ? "Fine-tuned from" : "Model version", job.model_version_id ? <Link to={`/versions/${job.model_version_id}`}><ShortId id={job.model_version_id} /></Link> : null],
               ...(job.kind === "generate" ? ([["Images", <Link to={`/generations/${job.id}`}>open the generated images →</Link>]] as [string, ReactNode][]) : []),
-              ...(job.kind === "unlearn" && job.spec.family !== "ddpm"
+              ...(job.kind === "unlearn" && family && !family.judged
                 ? ([["Compare", <Link to={`/compare?jobs=${[job.id, job.spec.reference_job_id].filter(Boolean).join(",")}&focus=${job.id}`}>compare with its reference, see the views →</Link>]] as [string, ReactNode][])
                 : []),
               ["Result version", job.result_version_id ? <Link to={`/versions/${job.result_version_id}`}>open version and lineage →</Link> : null],

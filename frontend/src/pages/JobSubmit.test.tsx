@@ -1,26 +1,39 @@
 import { fireEvent, screen, waitFor, within } from "@testing-library/react";
 import { afterEach, describe, expect, it } from "vitest";
 
+import { LM_MODEL, T2I_MODEL } from "../test/families";
 import { CNN_MODEL, DDPM_MODEL, fakeGeneration, fakeVersion, METHODS, ORIGINAL, UNLEARNED } from "../test/fixtures";
 import { cleanupPage, json, renderPage, type Handler } from "../test/harness";
 
 const load = async () => (await import("./JobSubmit")).JobSubmit;
 const CNN_VERSION = fakeVersion({ id: "mv_cnn", model_id: CNN_MODEL.id });
+const LM_VERSION = fakeVersion({ id: "mv_lm", model_id: LM_MODEL.id });
+const T2I_VERSION = fakeVersion({ id: "mv_t2i", model_id: T2I_MODEL.id });
+const VERSIONS: [{ id: string }, ReturnType<typeof fakeVersion>[]][] = [
+  [DDPM_MODEL, [ORIGINAL, UNLEARNED]],
+  [CNN_MODEL, [CNN_VERSION]],
+  [LM_MODEL, [LM_VERSION]],
+  [T2I_MODEL, [T2I_VERSION]],
+];
+/** Methods of the families the fixtures' METHODS lack: one for causal_lm, one for text2image. */
+const MORE_METHODS = [
+  { ...METHODS[1], name: "grad_diff", family: "causal_lm", summary: "Gradient difference.", scopes: ["labels", "subject_ids", "sample_ids"] },
+  { ...METHODS[0], name: "uce", family: "text2image", summary: "Unified concept editing.", scopes: ["labels", "concept"] },
+];
 
 /** The API for these forms; POST /jobs bodies land in `posted`. */
-function fakeApi(posted: unknown[], methods: () => Response = () => json(METHODS)): Handler {
+function fakeApi(posted: unknown[], methods: () => Response = () => json([...METHODS, ...MORE_METHODS])): Handler {
   return async (r, url) => {
     const p = url.pathname;
-    if (p.endsWith("/api/v1/models")) return json({ data: [DDPM_MODEL, CNN_MODEL], count: 2, next_cursor: null });
+    if (p.endsWith("/api/v1/models")) return json({ data: [DDPM_MODEL, CNN_MODEL, LM_MODEL, T2I_MODEL], count: 4, next_cursor: null });
     if (p.endsWith("/datasets")) return json({ data: [{ id: "ds_1", name: "mnist", num_samples: 100, label_names: ["0", "1"] }], count: 1, next_cursor: null });
-    if (p.endsWith(`/models/${DDPM_MODEL.id}/versions`)) return json({ data: [ORIGINAL, UNLEARNED], count: 2, next_cursor: null });
-    if (p.endsWith(`/models/${CNN_MODEL.id}/versions`)) return json({ data: [CNN_VERSION], count: 1, next_cursor: null });
-    for (const v of [ORIGINAL, UNLEARNED, CNN_VERSION]) if (p.endsWith(`/model-versions/${v.id}`)) return json(v);
+    for (const [model, versions] of VERSIONS) if (p.endsWith(`/models/${model.id}/versions`)) return json({ data: versions, count: versions.length, next_cursor: null });
+    for (const v of VERSIONS.flatMap(([, vs]) => vs)) if (p.endsWith(`/model-versions/${v.id}`)) return json(v);
     if (p.endsWith("/methods")) {
       const response = methods();
       if (!response.ok) return response;
       const family = url.searchParams.get("family");
-      return json(METHODS.filter((m) => !family || m.family === family));
+      return json([...METHODS, ...MORE_METHODS].filter((m) => !family || m.family === family));
     }
     if (p.endsWith("/api/v1/jobs") && r.method === "POST") {
       posted.push(await r.json());
@@ -109,13 +122,17 @@ describe("submitting jobs", () => {
     expect(alert.textContent).toContain("the method registry failed to load");
   });
 
-  it("trains a ddpm model with the diffusion params of the union", async () => {
+  it("trains a ddpm model with the train params its family declares", async () => {
     const posted: unknown[] = [];
     await renderPage({ role: "engineer", path: "/jobs/new?kind=train", route: "/jobs/new", load, handler: fakeApi(posted) });
     const form = await screen.findByRole("form", { name: "Submit a train job" });
-    expect(within(form).getByLabelText("Epochs")).toBeTruthy();
+    // No params until a model says which family's they are.
+    expect(within(form).queryByLabelText("Epochs")).toBeNull();
+    expect(within(form).queryByLabelText("Steps")).toBeNull();
     const model = within(form).getByLabelText("Model Id *") as HTMLSelectElement;
     await waitFor(() => expect(within(model).queryByText(/^tiny-ddpm/)).toBeTruthy());
+    fireEvent.change(model, { target: { value: CNN_MODEL.id } });
+    expect((within(form).getByLabelText("Epochs") as HTMLInputElement).value).toBe("1");
     fireEvent.change(model, { target: { value: DDPM_MODEL.id } });
     expect(within(form).queryByLabelText("Epochs")).toBeNull();
     expect((within(form).getByLabelText("Steps") as HTMLInputElement).value).toBe("2000");
@@ -145,5 +162,101 @@ describe("submitting jobs", () => {
     fireEvent.click(within(form).getByRole("button", { name: "Submit generate job" }));
     await screen.findByText("elsewhere");
     expect(posted[0]).toMatchObject({ kind: "generate", model_version_id: UNLEARNED.id, params: { labels: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], num_inference_steps: 10, scheduler: "ddim" } });
+  });
+
+  it("trains a model of a family it has no code for, its form from the declared schema", async () => {
+    const posted: unknown[] = [];
+    await renderPage({ role: "engineer", path: "/jobs/new?kind=train", route: "/jobs/new", load, handler: fakeApi(posted) });
+    const form = await screen.findByRole("form", { name: "Submit a train job" });
+    const model = within(form).getByLabelText("Model Id *") as HTMLSelectElement;
+    await waitFor(() => expect(within(model).queryByText(/^people-lm/)).toBeTruthy());
+    fireEvent.change(model, { target: { value: LM_MODEL.id } });
+    // causal_lm's own fields, defaults and help, and none of an image family's.
+    expect((within(form).getByLabelText("Epochs") as HTMLInputElement).value).toBe("3");
+    expect((within(form).getByLabelText("Max Length") as HTMLInputElement).value).toBe("256");
+    expect(within(form).getByText("Tokens per record; longer ones are cut.")).toBeTruthy();
+    expect(within(form).queryByLabelText("Optimizer")).toBeNull();
+    expect(within(form).queryByLabelText("Steps")).toBeNull();
+    // A nested optional object behind the schema's own $ref: off until switched on.
+    expect(within(form).queryByLabelText("R")).toBeNull();
+    fireEvent.click(within(form).getByLabelText("Lora"));
+    expect((within(form).getByLabelText("R") as HTMLInputElement).value).toBe("8");
+    fireEvent.change(within(form).getByLabelText("Dataset Id *"), { target: { value: "ds_1" } });
+    fireEvent.change(within(form).getByLabelText("Max Length"), { target: { value: "4" } });
+    fireEvent.click(within(form).getByRole("button", { name: "Submit train job" }));
+    expect(await within(form).findByText("Must be at least 8")).toBeTruthy();
+    fireEvent.change(within(form).getByLabelText("Max Length"), { target: { value: "128" } });
+    fireEvent.change(within(form).getByLabelText("R"), { target: { value: "4" } });
+    fireEvent.click(within(form).getByRole("button", { name: "Submit train job" }));
+    await screen.findByText("elsewhere");
+    expect(posted[0]).toEqual({ kind: "train", model_id: LM_MODEL.id, dataset_id: "ds_1", params: { epochs: 3, lr: 0.0001, max_length: 128, lora: { r: 4, alpha: 16 } } });
+  });
+
+  it("opens a train form on a model named in the URL with its family's params", async () => {
+    await renderPage({ role: "engineer", path: `/jobs/new?kind=train&model_id=${LM_MODEL.id}`, route: "/jobs/new", load, handler: fakeApi([]) });
+    const form = await screen.findByRole("form", { name: "Submit a train job" });
+    expect((within(form).getByLabelText("Max Length") as HTMLInputElement).value).toBe("256");
+  });
+
+  it("generates with the declared params of any family that generates, and only those", async () => {
+    const posted: unknown[] = [];
+    await renderPage({ role: "engineer", path: "/jobs/new?kind=generate", route: "/jobs/new", load, handler: fakeApi(posted) });
+    const form = await screen.findByRole("form", { name: "Submit a generate job" });
+    const model = within(form).getByLabelText("Model") as HTMLSelectElement;
+    await waitFor(() => expect(within(model).queryByText(/^people-lm/)).toBeTruthy());
+    expect(within(model).getAllByRole("option").map((o) => o.textContent)).toEqual(["Choose a model", "tiny-ddpm (ddpm)", "people-lm (causal_lm)", "tiny-t2i (text2image)"]);
+    fireEvent.change(model, { target: { value: LM_MODEL.id } });
+    const version = within(form).getByLabelText("Model Version Id *") as HTMLSelectElement;
+    await waitFor(() => expect(within(version).queryByText(/^v1/)).toBeTruthy());
+    fireEvent.change(version, { target: { value: LM_VERSION.id } });
+    expect(within(form).queryByLabelText("Labels *")).toBeNull();
+    fireEvent.change(within(form).getByLabelText("Prompts *"), { target: { value: "Who is Ada Moreau?" } });
+    fireEvent.click(within(form).getByRole("button", { name: "Submit generate job" }));
+    await screen.findByText("elsewhere");
+    expect(posted[0]).toMatchObject({ kind: "generate", model_version_id: LM_VERSION.id, params: { prompts: ["Who is Ada Moreau?"], max_new_tokens: 64 } });
+  });
+
+  it("shows the judge for every judged family (text2image too) and no other", async () => {
+    await renderPage({ role: "engineer", path: `/jobs/new?kind=unlearn&model_version_id=${T2I_VERSION.id}`, route: "/jobs/new", load, handler: fakeApi([]) });
+    const method = (await screen.findByLabelText("Method *")) as HTMLSelectElement;
+    await waitFor(() => expect(within(method).queryByText(/^uce/)).toBeTruthy());
+    fireEvent.change(method, { target: { value: "uce" } });
+    const form = await screen.findByRole("form", { name: "Submit an unlearn job" });
+    expect(within(form).getByText("Judge")).toBeTruthy();
+    // uce takes labels and concepts, and so does text2image: both offered.
+    const scope = within(form).getByLabelText("Forget: kind") as HTMLSelectElement;
+    expect(within(scope).getAllByRole("option").map((o) => o.textContent)).toEqual(["Whole classes", "concept"]);
+  });
+
+  it("offers an unlearn method only the scopes its model's family supports", async () => {
+    const posted: unknown[] = [];
+    await renderPage({ role: "engineer", path: `/jobs/new?kind=unlearn&model_version_id=${LM_VERSION.id}`, route: "/jobs/new", load, handler: fakeApi(posted) });
+    const method = (await screen.findByLabelText("Method *")) as HTMLSelectElement;
+    await waitFor(() => expect(within(method).queryByText(/^grad_diff/)).toBeTruthy());
+    fireEvent.change(method, { target: { value: "grad_diff" } });
+    const form = await screen.findByRole("form", { name: "Submit an unlearn job" });
+    expect(within(form).queryByText("Judge")).toBeNull();
+    // The method would take labels; causal_lm declares subjects and samples only.
+    const scope = within(form).getByLabelText("Forget: kind") as HTMLSelectElement;
+    expect(within(scope).getAllByRole("option").map((o) => o.textContent)).toEqual(["Data subjects", "Samples"]);
+    fireEvent.change(within(form).getByLabelText("Subject Ids *"), { target: { value: "person-7" } });
+    fireEvent.click(within(form).getByRole("button", { name: "Submit unlearn job" }));
+    await screen.findByText("elsewhere");
+    expect(posted[0]).toMatchObject({ kind: "unlearn", model_version_id: LM_VERSION.id, method: "grad_diff", forget: { subject_ids: ["person-7"] } });
+    expect(posted[0]).not.toHaveProperty("judge");
+  });
+
+  it("evaluates with the judge where the family is judged and the family's scopes", async () => {
+    await renderPage({ role: "engineer", path: `/jobs/new?kind=evaluate&model_version_id=${T2I_VERSION.id}`, route: "/jobs/new", load, handler: fakeApi([]) });
+    let form = await screen.findByRole("form", { name: "Submit a evaluate job" });
+    expect(within(form).getByText("Judge")).toBeTruthy();
+    cleanupPage();
+    document.body.innerHTML = "";
+    await renderPage({ role: "engineer", path: `/jobs/new?kind=evaluate&model_version_id=${CNN_VERSION.id}`, route: "/jobs/new", load, handler: fakeApi([]) });
+    form = await screen.findByRole("form", { name: "Submit a evaluate job" });
+    expect(within(form).queryByText("Judge")).toBeNull();
+    fireEvent.click(within(form).getByLabelText("Forget"));
+    expect(within(form).getByLabelText("Labels")).toBeTruthy();
+    expect(within(form).queryByText("Concept")).toBeNull();
   });
 });

@@ -1,52 +1,90 @@
 import { useQueryClient } from "@tanstack/react-query";
-import { useMemo, useState, type ReactNode } from "react";
+import { createContext, useContext, useMemo, useState, type ReactNode } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router";
 
 import { api, unwrap } from "../api/client";
-import { generateParamsIndex, generates, useMethods, type Method } from "../api/generations";
+import { familyNamed, judgeSchema, modelsOffering, paramsSchema, useFamilies, type Family, type ParamsKind } from "../api/families";
+import { useMethods, type Method } from "../api/generations";
 import { deref, discriminatedBodies, type JsonSchema } from "../api/openapi";
 import { useAllDatasets, useAllModels, useDatasetVersions, useModelVersions, useVersion } from "../api/queries";
 import type { Model } from "../api/types";
 import { useCan } from "../auth";
 import { Empty, ErrorMessage, Loading } from "../components/States";
 import { SchemaForm, type WidgetProps, type Widgets } from "../forms/SchemaForm";
-import { chosenVariant, fieldsOf, unwrap as unwrapSchema, variantDraft, type Draft, type DraftValue } from "../forms/schema";
+import { initialDraft, unwrap as unwrapSchema, type Draft, type DraftValue } from "../forms/schema";
 
 const BODIES = discriminatedBodies("/api/v1/jobs", "post");
 /** Every kind POST /jobs takes, in the API's order. */
 export const KINDS = Object.keys(BODIES);
 
-/** Which params alternative of a train job fits a model family (the schema's union). */
-const TRAIN_PARAMS_BY_FAMILY: Record<string, string> = { classifier: "TrainParams", ddpm: "DiffusionTrainParams" };
+const PARAMS_KINDS: readonly string[] = ["train", "generate", "evaluate"] satisfies ParamsKind[];
 
+/** A form's model pickers tell it which family the chosen model belongs to. */
+const ChooseFamily = createContext<(family: string | undefined) => void>(() => undefined);
 
-/** A fresh params draft of the alternative that fits `family`, or null when none does. */
-export function trainParamsFor(family: string | undefined): Draft | null {
-  const field = fieldsOf(BODIES.train).find((f) => f.name === "params");
-  const wanted = family ? TRAIN_PARAMS_BY_FAMILY[family] : undefined;
-  const index = field?.variants?.findIndex((v) => v.title === wanted) ?? -1;
-  return field && index >= 0 ? variantDraft(field, index) : null;
+/** A fresh params draft for a `kind` job on a model of `family`, or null when it declares none. */
+export function paramsDraft(family: Family | undefined, kind: ParamsKind): Draft | null {
+  const schema = paramsSchema(family, kind);
+  return schema ? initialDraft(schema) : null;
+}
+
+/** `forget` narrowed to the scopes that `allowed` names (the family's, or a method's). */
+function forgetScopes(raw: JsonSchema, allowed: (scope: string) => boolean): { scope: JsonSchema; names: string[] } {
+  const scope = deref(unwrapSchema(raw).schema);
+  const entries = Object.entries(scope.properties ?? {}).filter(([name]) => allowed(name));
+  return { scope: { ...scope, properties: Object.fromEntries(entries) }, names: entries.map(([name]) => name) };
+}
+
+/**
+ * The body of a `kind` job on a model of `family`, from the declarations: `params` is
+ * the family's own schema for that kind (none until a model is chosen), `judge` shows
+ * only where a judge scores the family, and `forget` offers only the family's scopes.
+ */
+export function jobBody(base: JsonSchema, kind: string, family: Family | undefined): JsonSchema {
+  const properties: Record<string, JsonSchema> = {};
+  let required = base.required ?? [];
+  for (const [name, raw] of Object.entries(base.properties ?? {})) {
+    if (name === "params" && PARAMS_KINDS.includes(kind)) {
+      const own = paramsSchema(family, kind as ParamsKind);
+      // Evaluate params are shared until a family declares its own; train and generate
+      // params are the family's, so they wait for the model.
+      if (own) properties[name] = { ...own, title: raw.title ?? "Params" };
+      else if (kind === "evaluate" && !family) properties[name] = raw;
+      else required = required.filter((r) => r !== name);
+    } else if (name === "judge") {
+      const judge = judgeSchema(family);
+      if (judge) properties[name] = { anyOf: [judge, { type: "null" }], title: "Judge", description: raw.description };
+    } else if (name === "forget" && family) {
+      const { scope } = forgetScopes(raw, (s) => family.scopes.includes(s));
+      properties[name] = unwrapSchema(raw).nullable ? { anyOf: [scope, { type: "null" }], title: "Forget", description: raw.description } : scope;
+    } else properties[name] = raw;
+  }
+  return { ...base, properties, required };
 }
 
 type SelectProps = Pick<WidgetProps, "id" | "invalid" | "describedBy">;
 const selectProps = ({ id, invalid, describedBy }: SelectProps) => ({ id, "aria-invalid": invalid || undefined, "aria-describedby": describedBy });
 
-/** Train: choosing a model also chooses the params form of its family. */
+/** Train: models whose family trains; choosing one also chooses its family's params form. */
 function ModelSelect(props: WidgetProps): ReactNode {
   const { value, onChange, set } = props;
   const models = useAllModels();
+  const families = useFamilies();
+  const choose = useContext(ChooseFamily);
+  const offered = (models.data ?? []).filter(modelsOffering(families.data, "train"));
   return (
     <select
       {...selectProps(props)}
       value={String(value ?? "")}
       onChange={(e) => {
         onChange(e.target.value);
-        const params = trainParamsFor(models.data?.find((m) => m.id === e.target.value)?.family);
-        if (params) set("params", params);
+        const family = familyNamed(families.data, models.data?.find((m) => m.id === e.target.value)?.family);
+        choose(family?.name);
+        set("params", paramsDraft(family, "train"));
       }}
     >
       <option value="">{models.isPending ? "Loading models…" : "Choose a model"}</option>
-      {(models.data ?? []).map((m) => (
+      {offered.map((m) => (
         <option key={m.id} value={m.id}>
           {m.name} ({m.family}, {String(m.architecture.name ?? m.architecture.family ?? "")})
         </option>
@@ -154,28 +192,46 @@ export function VersionChooser({
   );
 }
 
+/** Evaluate: versions of models whose family evaluates; the family picks the params and judge. */
 function EvaluateVersion(props: WidgetProps): ReactNode {
-  return <VersionChooser {...props} value={String(props.value ?? "")} onChange={(v) => props.onChange(v)} />;
+  const families = useFamilies();
+  const choose = useContext(ChooseFamily);
+  return (
+    <VersionChooser
+      {...props}
+      value={String(props.value ?? "")}
+      only={modelsOffering(families.data, "evaluate")}
+      onModel={(model) => {
+        const family = familyNamed(families.data, model?.family);
+        choose(family?.name);
+        const params = paramsDraft(family, "evaluate");
+        if (params) props.set("params", params);
+      }}
+      onChange={(v) => props.onChange(v)}
+    />
+  );
 }
 
 /** Generate: versions of generating models; a fresh choice offers one image per class. */
 function GenerateVersion(props: WidgetProps): ReactNode {
   const { set, draft } = props;
+  const families = useFamilies();
+  const choose = useContext(ChooseFamily);
   return (
     <VersionChooser
       {...props}
       value={String(props.value ?? "")}
-      only={(m) => generates(m.family)}
+      only={modelsOffering(families.data, "generate")}
+      onModel={(model) => {
+        const family = familyNamed(families.data, model?.family);
+        choose(family?.name);
+        set("params", paramsDraft(family, "generate"));
+      }}
       onChange={(v, model) => {
         props.onChange(v);
         if (!v || !model) return;
-        // The model's kind of conditioning picks the params form (labels or prompts).
-        const field = fieldsOf(BODIES.generate).find((f) => f.name === "params");
-        let params = (draft.params ?? {}) as Draft;
-        if (field?.variants) {
-          const index = generateParamsIndex(model);
-          if (chosenVariant(field, params) !== index) params = variantDraft(field, index);
-        }
+        // A params form with labels starts with one image per class of the model.
+        let params = (draft.params ?? paramsDraft(familyNamed(families.data, model.family), "generate") ?? {}) as Draft;
         const n = Number(model.architecture.num_classes ?? 0);
         if ("labels" in params && !String(params.labels ?? "").trim() && n > 0) {
           params = { ...params, labels: Array.from({ length: Math.min(n, 64) }, (_, i) => i).join(", ") };
@@ -219,23 +275,24 @@ const SCOPE_TITLES: Record<string, string> = { subject_ids: "Data subjects", sam
 
 /**
  * The unlearn body for one version and method: `params` is the method's own schema
- * (from GET /methods), `forget` one of the scopes the method takes (a union, so the
- * form offers the choice), the version and method fixed, and `judge` only for ddpm.
+ * (from GET /methods), `forget` one of the scopes both the method and the family take (a
+ * union, so the form offers the choice), the version and method fixed, and `judge` only
+ * where the family declares a judge.
  */
-export function unlearnSchema(base: JsonSchema, method: Method, family: string, versionId: string): JsonSchema {
+export function unlearnSchema(base: JsonSchema, method: Method, family: Family, versionId: string): JsonSchema {
   const props = base.properties ?? {};
-  const scope = deref(props.forget ?? {});
-  const scopes = Object.entries(scope.properties ?? {})
-    .filter(([name]) => method.scopes.includes(name))
-    .map(([name, s]) => ({ type: "object", title: SCOPE_TITLES[name] ?? name, properties: { [name]: s }, required: [name] }) as JsonSchema);
+  const { scope, names } = forgetScopes(props.forget ?? {}, (s) => method.scopes.includes(s) && family.scopes.includes(s));
+  const scopes = names.map((name) => ({ type: "object", title: SCOPE_TITLES[name] ?? name, properties: { [name]: scope.properties![name] }, required: [name] }) as JsonSchema);
   const forget: JsonSchema =
     scopes.length > 1
       ? { title: "Forget", description: scope.description, anyOf: scopes }
       : { ...(scopes[0] ?? scope), title: "Forget", description: scope.description };
+  const judge = judgeSchema(family);
   const properties: Record<string, JsonSchema> = {};
   for (const [name, raw] of Object.entries(props)) {
-    if (name === "judge" && family !== "ddpm") continue;
-    if (name === "model_version_id") properties[name] = { type: "string", const: versionId };
+    if (name === "judge") {
+      if (judge) properties[name] = { anyOf: [judge, { type: "null" }], title: "Judge", description: raw.description };
+    } else if (name === "model_version_id") properties[name] = { type: "string", const: versionId };
     else if (name === "method") properties[name] = { type: "string", const: method.name };
     else if (name === "forget") properties[name] = forget;
     else if (name === "params") properties[name] = { ...(method.params_schema as JsonSchema), title: `Params of ${method.name}`, description: method.summary };
@@ -254,11 +311,13 @@ function UnlearnForm({ initialVersion }: { initialVersion: string }): ReactNode 
   const [versionId, setVersionId] = useState(initialVersion);
   const version = useVersion(versionId || null);
   const models = useAllModels();
-  const family = models.data?.find((m) => m.id === version.data?.model_id)?.family;
+  const families = useFamilies();
+  const familyDecl = familyNamed(families.data, models.data?.find((m) => m.id === version.data?.model_id)?.family);
+  const family = familyDecl?.name;
   const methods = useMethods(family ?? null);
   const [methodName, setMethodName] = useState("");
   const method = methods.data?.find((m) => m.name === methodName);
-  const schema = useMemo(() => (method && family && versionId ? unlearnSchema(BODIES.unlearn, method, family, versionId) : null), [method, family, versionId]);
+  const schema = useMemo(() => (method && familyDecl && versionId ? unlearnSchema(BODIES.unlearn, method, familyDecl, versionId) : null), [method, familyDecl, versionId]);
 
   return (
     <>
@@ -271,6 +330,7 @@ function UnlearnForm({ initialVersion }: { initialVersion: string }): ReactNode 
             id="unlearn-version"
             invalid={false}
             describedBy={undefined}
+            only={modelsOffering(families.data, "unlearn")}
             value={versionId}
             onChange={(v) => {
               setVersionId(v);
@@ -324,20 +384,54 @@ function UnlearnForm({ initialVersion }: { initialVersion: string }): ReactNode 
   );
 }
 
-export function JobSubmit(): ReactNode {
-  const [params, setParams] = useSearchParams();
+/**
+ * A train, evaluate or generate form. Its shape follows the chosen model's family (the
+ * pickers tell it through ChooseFamily): a different family, a different params form.
+ */
+function JobForm({ kind, initial, initialFamily }: { kind: string; initial: Record<string, DraftValue>; initialFamily: string | undefined }): ReactNode {
   const navigate = useNavigate();
   const queryClient = useQueryClient();
+  const families = useFamilies();
+  const [familyName, setFamilyName] = useState(initialFamily);
+  const family = familyNamed(families.data, familyName);
+  const schema = useMemo(() => jobBody(BODIES[kind], kind, family), [kind, family]);
+  return (
+    <ChooseFamily.Provider value={setFamilyName}>
+      <SchemaForm
+        label={`Submit a ${kind} job`}
+        schema={schema}
+        initial={initial}
+        widgets={WIDGETS[kind] ?? {}}
+        order={ORDER}
+        submitLabel={`Submit ${kind} job`}
+        onSubmit={async (value) => {
+          const job = await unwrap(api.POST("/api/v1/jobs", { body: value as never }));
+          void queryClient.invalidateQueries({ queryKey: ["jobs"] });
+          navigate(kind === "generate" ? `/generations/${job.id}` : `/jobs/${job.id}`);
+        }}
+      />
+    </ChooseFamily.Provider>
+  );
+}
+
+export function JobSubmit(): ReactNode {
+  const [params, setParams] = useSearchParams();
   const canWrite = useCan("write");
   const kind = KINDS.includes(params.get("kind") ?? "") ? params.get("kind")! : KINDS[0];
   const initial: Record<string, DraftValue> = Object.fromEntries(
     ["model_id", "dataset_id", "model_version_id", "parent_version_id"].filter((k) => params.get(k)).map((k) => [k, params.get(k)!]),
   );
   const models = useAllModels();
-  // Training a model named in the URL: its family picks the params form.
+  const families = useFamilies();
+  // A model (train) or version (evaluate, generate) named in the URL: its family shapes the form.
   const urlModel = kind === "train" && typeof initial.model_id === "string" ? initial.model_id : null;
-  const trainParams = urlModel ? trainParamsFor(models.data?.find((m) => m.id === urlModel)?.family) : null;
-  if (trainParams) initial.params = trainParams;
+  const urlVersion = kind !== "train" && kind !== "unlearn" && typeof initial.model_version_id === "string" ? initial.model_version_id : null;
+  const version = useVersion(urlVersion);
+  const named = urlModel ?? version.data?.model_id ?? null;
+  const family = familyNamed(families.data, models.data?.find((m) => m.id === named)?.family);
+  const waiting = families.isPending || ((urlModel !== null || urlVersion !== null) && (models.isPending || (urlVersion !== null && version.isPending)));
+  const own = family && PARAMS_KINDS.includes(kind) ? paramsDraft(family, kind as ParamsKind) : null;
+  if (own) initial.params = own;
 
   const carried = Object.fromEntries(Object.entries(initial).filter((e): e is [string, string] => typeof e[1] === "string"));
 
@@ -371,25 +465,13 @@ export function JobSubmit(): ReactNode {
         ))}
       </div>
       {schema.description && <p className="muted">{schema.description.split("\n\n")[0]}</p>}
+      {families.error !== null && <ErrorMessage error={families.error} title="Could not load the model families" retry={() => void families.refetch()} />}
       {kind === "unlearn" ? (
         <UnlearnForm initialVersion={String(initial.model_version_id ?? "")} />
-      ) : urlModel && models.isPending ? (
-        <Loading what="Loading the model" />
+      ) : waiting ? (
+        families.error === null && <Loading what={families.isPending ? "Loading the model families" : "Loading the model"} />
       ) : (
-        <SchemaForm
-          key={kind}
-          label={`Submit a ${kind} job`}
-          schema={schema}
-          initial={initial}
-          widgets={WIDGETS[kind] ?? {}}
-          order={ORDER}
-          submitLabel={`Submit ${kind} job`}
-          onSubmit={async (value) => {
-            const job = await unwrap(api.POST("/api/v1/jobs", { body: value as never }));
-            void queryClient.invalidateQueries({ queryKey: ["jobs"] });
-            navigate(kind === "generate" ? `/generations/${job.id}` : `/jobs/${job.id}`);
-          }}
-        />
+        <JobForm key={kind} kind={kind} initial={initial} initialFamily={family?.name} />
       )}
     </section>
   );

@@ -3,21 +3,40 @@ import { useState, type ReactNode } from "react";
 import { Link, useNavigate } from "react-router";
 
 import { api, unwrap } from "../api/client";
-import { requestSchema } from "../api/openapi";
+import { architectureSchema, familyNamed, useFamilies, type Family } from "../api/families";
+import { requestSchema, type JsonSchema } from "../api/openapi";
 import { useModels } from "../api/queries";
 import type { ModelCreate } from "../api/types";
 import { useCan } from "../auth";
 import { Pager, useCursorPager } from "../components/Pager";
-import { Empty, QueryView } from "../components/States";
+import { Empty, ErrorMessage, QueryView } from "../components/States";
 import { Time } from "../components/Time";
 import { SchemaForm } from "../forms/SchemaForm";
 
 const CREATE = requestSchema("/api/v1/models", "post");
 
+/**
+ * POST /models for a model of `family`: the family fixed, the architecture the form the
+ * family declares (its architecture names as the choices), name and description as the
+ * API states them.
+ */
+export function createSchema(family: Family): JsonSchema {
+  const properties: Record<string, JsonSchema> = {};
+  for (const [name, raw] of Object.entries(CREATE.properties ?? {})) {
+    if (name === "family") properties[name] = { type: "string", const: family.name };
+    else if (name === "architecture") properties[name] = { ...architectureSchema(family), title: "Architecture", description: raw.description };
+    else properties[name] = raw;
+  }
+  return { ...CREATE, properties };
+}
+
 function CreateModel(): ReactNode {
   const [open, setOpen] = useState(false);
+  const [familyName, setFamilyName] = useState("");
   const queryClient = useQueryClient();
   const navigate = useNavigate();
+  const families = useFamilies();
+  const family = familyNamed(families.data, familyName);
   return (
     <>
       <div className="actions">
@@ -29,9 +48,27 @@ function CreateModel(): ReactNode {
         <div className="card">
           <h2>Register a model</h2>
           <p className="muted">{CREATE.description ?? "A model is a family and an architecture; its versions are checkpoints."}</p>
-          <SchemaForm
+          {families.error !== null && <ErrorMessage error={families.error} title="Could not load the model families" retry={() => void families.refetch()} />}
+          <div className="field">
+            <label htmlFor="model-family" className="label">
+              Family *
+            </label>
+            <select id="model-family" value={familyName} onChange={(e) => setFamilyName(e.target.value)} aria-describedby="model-family-help">
+              <option value="">{families.isPending ? "Loading families…" : "Choose a family"}</option>
+              {(families.data ?? []).map((f) => (
+                <option key={f.name} value={f.name}>
+                  {f.title || f.name}
+                </option>
+              ))}
+            </select>
+            <span className="help" id="model-family-help">
+              {family ? family.summary : "What kind of model: its family decides the architectures and the jobs it runs."}
+            </span>
+          </div>
+          {family && <SchemaForm
+            key={family.name}
             label="Register a model"
-            schema={CREATE}
+            schema={createSchema(family)}
             submitLabel="Register model"
             order={["name", "description", "architecture", "architecture.name", "architecture.num_classes", "architecture.in_channels", "architecture.input_size", "architecture.width"]}
             onSubmit={async (value) => {
@@ -39,7 +76,7 @@ function CreateModel(): ReactNode {
               void queryClient.invalidateQueries({ queryKey: ["models"] });
               navigate(`/models/${model.id}`);
             }}
-          />
+          />}
         </div>
       )}
     </>

@@ -3,7 +3,7 @@ import type { ReactNode } from "react";
 import { Link, useParams } from "react-router";
 
 import { api, fetchWithKey, saveBlob, unwrap } from "../api/client";
-import { generates } from "../api/generations";
+import { familyNamed, offers, useFamilies } from "../api/families";
 import { useDataset, useJobs, useModel, useVersion } from "../api/queries";
 import type { Lineage, ModelVersion } from "../api/types";
 import { useCan } from "../auth";
@@ -94,6 +94,8 @@ export function VersionDetail(): ReactNode {
   const { versionId = "" } = useParams();
   const version = useVersion(versionId);
   const model = useModel(version.data?.model_id);
+  const families = useFamilies();
+  const generates = offers(familyNamed(families.data, model.data?.family), "generate");
   const lineage = useQuery({
     queryKey: ["lineage", versionId],
     queryFn: () => unwrap(api.GET("/api/v1/model-versions/{version_id}/lineage", { params: { path: { version_id: versionId } } })),
@@ -124,7 +126,7 @@ export function VersionDetail(): ReactNode {
                   Unlearn
                 </Link>
               )}
-              {canWrite && generates(model.data?.family) && v.status === "active" && (
+              {canWrite && generates && v.status === "active" && (
                 <Link className="button primary" to={`/jobs/new?kind=generate&model_version_id=${v.id}`}>
                   Generate
                 </Link>
@@ -147,7 +149,7 @@ export function VersionDetail(): ReactNode {
                 <ObjectTable value={v.metrics} caption="Metrics" />
               </div>
             </div>
-            {generates(model.data?.family) && (
+            {generates && (
               <>
                 <div className="page-head">
                   <h2>Latest generation</h2>

@@ -5,6 +5,9 @@ import type { ComponentType } from "react";
 import { MemoryRouter, Route, Routes } from "react-router";
 import { vi } from "vitest";
 
+import { FAMILIES_PATH } from "../api/families";
+import { FAMILIES } from "./families";
+
 export const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
 
@@ -35,7 +38,11 @@ export async function renderPage({
       if (url.pathname.endsWith("/keys/me")) {
         return json({ id: keyId, name: `a ${role}`, role, prefix: "p", created_at: "2026-01-01T00:00:00Z", created_by: null, revoked_at: null });
       }
-      return (await handler(request, url)) ?? json({ detail: `no fake for ${url.pathname}`, code: "not_found" }, 404);
+      const answer = await handler(request, url);
+      if (answer) return answer;
+      // Every page may ask for the model families; a test may answer it itself.
+      if (url.pathname.endsWith(FAMILIES_PATH)) return json(FAMILIES);
+      return json({ detail: `no fake for ${url.pathname}`, code: "not_found" }, 404);
     }),
   );
   sessionStorage.setItem("expunge.apiKey", "exp_test_key");
