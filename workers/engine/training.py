@@ -9,11 +9,8 @@ weights as a run that was never interrupted.
 
 from __future__ import annotations
 
-import hashlib
-import math
 import os
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,7 @@ from workers.engine.errors import (
 )
 from workers.engine.evaluation import check_labels, evaluate_network, resolve_device
 from workers.engine.nets import Classifier, build_network
+from workers.engine.resumable import Callbacks, ResumableLoop, data_digest, to_cpu
 
 __all__ = [
     "Callbacks",
@@ -50,28 +48,6 @@ __all__ = [
 ]
 
 RESUME_FORMAT = "expunge.classifier_train_resume/1"
-# Params that may differ between the interrupted run and its resumption.
-_RESUMABLE_CHANGES = {"device", "checkpoint_every_steps"}
-
-
-class Callbacks:
-    """Hooks the training loop calls; every method is a no-op until a runner overrides it."""
-
-    def on_progress(self, step: int, total_steps: int) -> None:
-        """Called after every optimizer step; keep it cheap (rate-limit in the override)."""
-
-    def on_log(self, message: str) -> None:
-        """One human-readable line (start, each epoch end)."""
-
-    def on_metric(self, name: str, value: float, step: int) -> None:
-        """One scalar at a global step (per epoch: losses, accuracies, lr)."""
-
-    def should_stop(self) -> bool:
-        """Polled before every step; True makes the loop raise ``TrainingStopped``."""
-        return False
-
-    def on_checkpoint(self, state: dict[str, Any]) -> None:
-        """A resumable state (CPU tensors, safe to keep); pass it back as ``resume=``."""
 
 
 @dataclass
@@ -106,50 +82,12 @@ def build_scheduler(
     return None
 
 
-def _to_cpu(obj: Any) -> Any:
-    """Deep copy with every tensor detached and cloned to CPU (a snapshot, not a view)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_cpu(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_to_cpu(v) for v in obj)
-    return obj
-
-
-def _data_digest(arrays: ImageArrays) -> str:
-    """Fingerprint of which samples (ids and labels) a run trains on, to guard resumes."""
-    digest = hashlib.sha256()
-    digest.update("\n".join(arrays.sample_ids).encode())
-    digest.update(arrays.labels.tobytes())
-    return digest.hexdigest()
-
-
-def _params_key(params: TrainParams) -> dict[str, Any]:
-    return params.model_dump(mode="json", exclude=_RESUMABLE_CHANGES)
-
-
 def _load_weights(net: Classifier, arch: ArchitectureConfig, state_dict: dict, what: str) -> None:
     try:
         validate_state_dict(arch, state_dict)
     except CheckpointMismatch as exc:
         raise EngineError(f"{what}: {exc}") from exc
     net.load_state_dict(state_dict, strict=True)
-
-
-def _check_resume(
-    resume: dict[str, Any], arch: ArchitectureConfig, params: TrainParams, digest: str
-) -> None:
-    if resume.get("format") != RESUME_FORMAT:
-        raise EngineError(f"not a training resume state (format {resume.get('format')!r})")
-    if resume.get("arch") != arch.model_dump(mode="json"):
-        raise EngineError("resume state was made for a different architecture")
-    if resume.get("params") != _params_key(params):
-        raise EngineError("resume state was made with different training params")
-    if resume.get("data_digest") != digest:
-        raise EngineError("resume state was made for a different training set")
 
 
 def train_classifier(
@@ -178,9 +116,9 @@ def train_classifier(
         rng = np.random.default_rng(params.seed)
         keep = np.sort(rng.choice(len(train), size=params.max_train_samples, replace=False))
         train = train.subset(keep)
-    digest = _data_digest(train)
+    digest = data_digest(train)
     if resume is not None:
-        _check_resume(resume, arch, params, digest)
+        _Loop.check_resume(resume, arch, params, digest)
 
     loader = make_loader(train, arch, params.batch_size, shuffle=True, seed=params.seed)
     steps_per_epoch = len(loader)
@@ -213,8 +151,11 @@ def train_classifier(
     return result
 
 
-class _Loop:
-    """The mutable state of one training run, so that it can be snapshotted at any step."""
+class _Loop(ResumableLoop):
+    """A classifier's epochs of shuffled batches; resumable mid-epoch (the batch order of
+    each epoch is seeded, and the torch RNG travels in the state)."""
+
+    resume_format = RESUME_FORMAT
 
     def __init__(
         self,
@@ -229,48 +170,33 @@ class _Loop:
         device: torch.device,
         digest: str,
     ) -> None:
-        self.arch, self.params, self.net = arch, params, net
-        self.optimizer, self.scheduler, self.loader = optimizer, scheduler, loader
-        self.test, self.callbacks, self.device, self.digest = test, callbacks, device, digest
+        super().__init__(arch, params, optimizer, scheduler, callbacks, device, digest)
+        self.net, self.loader, self.test = net, loader, test
         self.epoch = 0
         self.batch_in_epoch = 0
-        self.step = 0
         self.samples_seen = 0
         self.running = {"loss_sum": 0.0, "correct": 0, "seen": 0}
-        self.history: list[dict[str, Any]] = []
-        self.wall_before = 0.0
-        self.started = time.perf_counter()
 
     def restore(self, resume: dict[str, Any]) -> None:
+        super().restore(resume)
         self.epoch = int(resume["epoch"])
         self.batch_in_epoch = int(resume["batch_in_epoch"])
-        self.step = int(resume["step"])
         self.samples_seen = int(resume["samples_seen"])
         self.running = dict(resume["running"])
-        self.history = [dict(h) for h in resume["history"]]
-        self.wall_before = float(resume["wall_seconds"])
-
-    def wall_seconds(self) -> float:
-        return self.wall_before + time.perf_counter() - self.started
 
     def state(self) -> dict[str, Any]:
-        """Everything needed to continue exactly where the loop is now."""
         return {
-            "format": RESUME_FORMAT,
-            "arch": self.arch.model_dump(mode="json"),
-            "params": _params_key(self.params),
-            "data_digest": self.digest,
-            "model": _to_cpu(self.net.state_dict()),
-            "optimizer": _to_cpu(self.optimizer.state_dict()),
-            "scheduler": None if self.scheduler is None else _to_cpu(self.scheduler.state_dict()),
+            **super().state(),
+            "model": to_cpu(self.net.state_dict()),
+            "optimizer": to_cpu(self.optimizer.state_dict()),
+            "scheduler": (
+                None if self.lr_scheduler is None else to_cpu(self.lr_scheduler.state_dict())
+            ),
             "torch_rng": torch.get_rng_state(),
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
-            "step": self.step,
             "samples_seen": self.samples_seen,
             "running": dict(self.running),
-            "history": _to_cpu(self.history),
-            "wall_seconds": self.wall_seconds(),
         }
 
     def run(self, total_steps: int) -> TrainResult:
@@ -287,15 +213,12 @@ class _Loop:
             if self.batch_in_epoch == 0:
                 self.running = {"loss_sum": 0.0, "correct": 0, "seen": 0}
             for x, y in self.loader.batches(self.epoch, self.batch_in_epoch):
-                if callbacks.should_stop():
-                    raise TrainingStopped(
-                        f"training stopped at step {self.step}/{total_steps}", self.step
-                    )
+                self.stop_if_asked(total_steps)
                 self._train_step(x, y, total_steps)
                 self.batch_in_epoch += 1
                 callbacks.on_progress(self.step, total_steps)
                 if every and self.step % every == 0 and self.batch_in_epoch < len(self.loader):
-                    callbacks.on_checkpoint(self._checked_state(total_steps))
+                    callbacks.on_checkpoint(self.checked_state(total_steps))
             self._end_epoch()
         return self._result()
 
@@ -304,46 +227,14 @@ class _Loop:
         y = y.to(self.device, non_blocking=True)
         logits = self.net(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.params.label_smoothing)
-        loss_value = float(loss.item())
-        if not math.isfinite(loss_value):
-            # Checked before backward so the step that revealed it is never applied.
-            raise TrainingDiverged(
-                f"training diverged: loss is {loss_value} at step {self.step + 1}/{total_steps} "
-                f"(epoch {self.epoch + 1}); try a lower learning rate than {self.params.lr}",
-                self.step + 1,
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
-        self.step += 1
+        loss_value = self.descend(
+            loss, self.net.parameters(), total_steps, where=f" (epoch {self.epoch + 1})"
+        )
         n = int(y.shape[0])
         self.samples_seen += n
         self.running["loss_sum"] += loss_value * n
         self.running["correct"] += int((logits.detach().argmax(dim=1) == y).sum().item())
         self.running["seen"] += n
-
-    def _checked_state(self, total_steps: int) -> dict[str, Any]:
-        """A snapshot, refusing to hand out weights that are already inf/NaN.
-
-        A finite loss does not prove finite weights: the update after it may overflow.
-        Checking here (every N steps, and once at the end) is cheap compared with
-        scanning the weights after every step, and no non-finite state escapes.
-        """
-        state = self.state()
-        self._raise_if_not_finite(state["model"], total_steps)
-        return state
-
-    def _raise_if_not_finite(self, weights: dict[str, torch.Tensor], total_steps: int) -> None:
-        bad = [k for k, t in weights.items() if t.is_floating_point() and not t.isfinite().all()]
-        if bad:
-            raise TrainingDiverged(
-                f"training diverged: weights became inf/NaN by step {self.step}/{total_steps} "
-                f"({bad[0]}{' and others' if len(bad) > 1 else ''}); "
-                f"try a lower learning rate than {self.params.lr}",
-                self.step,
-            )
 
     def _end_epoch(self) -> None:
         seen = max(int(self.running["seen"]), 1)
@@ -368,7 +259,7 @@ class _Loop:
         self.callbacks.on_log(f"epoch {self.epoch + 1}/{self.params.epochs}: {summary}")
         self.epoch += 1
         self.batch_in_epoch = 0
-        self.callbacks.on_checkpoint(self._checked_state(self.params.epochs * len(self.loader)))
+        self.callbacks.on_checkpoint(self.checked_state(self.params.epochs * len(self.loader)))
 
     def _result(self) -> TrainResult:
         last = self.history[-1] if self.history else {}
@@ -379,8 +270,8 @@ class _Loop:
             samples_seen=float(self.samples_seen),
             wall_seconds=self.wall_seconds(),
         )
-        state_dict = _to_cpu(self.net.state_dict())
-        self._raise_if_not_finite(state_dict, self.step)
+        state_dict = to_cpu(self.net.state_dict())
+        self.raise_if_not_finite(state_dict, self.step)
         return TrainResult(
             state_dict=state_dict,
             metrics=metrics,

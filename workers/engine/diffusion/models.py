@@ -17,7 +17,6 @@ H200: max weight difference 4e-6 after 150 steps), not bit for bit.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import time
@@ -46,11 +45,10 @@ from workers.engine.data import ImageArrays, to_tensor
 from workers.engine.errors import (
     CheckpointMismatch,
     EngineError,
-    TrainingDiverged,
     TrainingStopped,
 )
 from workers.engine.evaluation import resolve_device
-from workers.engine.training import Callbacks
+from workers.engine.resumable import Callbacks, ResumableLoop, data_digest, to_cpu
 
 __all__ = [
     "DiffusionTrainResult",
@@ -73,8 +71,6 @@ __all__ = [
 ]
 
 RESUME_FORMAT = "expunge.ddpm_train_resume/1"
-# Params that may differ between an interrupted run and its resumption.
-_RESUMABLE_CHANGES = {"device", "checkpoint_every_steps", "log_every_steps"}
 _SEED_STRIDE = 1_000_003
 
 
@@ -447,27 +443,6 @@ def _step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * _SEED_STRIDE + step) % 2**63)
 
 
-def _data_digest(images: ImageArrays) -> str:
-    digest = hashlib.sha256()
-    digest.update("\n".join(images.sample_ids).encode())
-    digest.update(images.labels.tobytes())
-    return digest.hexdigest()
-
-
-def _params_key(params: DiffusionTrainParams) -> dict[str, Any]:
-    return params.model_dump(mode="json", exclude=_RESUMABLE_CHANGES)
-
-
-def _to_cpu(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj
-
-
 def _to_device(obj: Any, device: torch.device) -> Any:
     if isinstance(obj, torch.Tensor):
         return obj.to(device)
@@ -492,16 +467,52 @@ def train_ddpm(
     replaced by the null class with probability ``cond_drop_prob``, the epsilon MSE
     loss, AdamW, EMA. The global torch RNG is left as it was found.
     """
+    return fit_denoiser(
+        _DDPMLoop,
+        arch,
+        params,
+        images,
+        network=lambda: build_unet(arch),
+        validate=lambda state_dict: validate_unet_state_dict(arch, state_dict),
+        callbacks=callbacks,
+        resume=resume,
+        init_state_dict=init_state_dict,
+    )
+
+
+def fit_denoiser(
+    loop_class: type[_DDPMLoop],
+    arch: Any,
+    params: DiffusionTrainParams,
+    images: ImageArrays,
+    network: Callable[[], torch.nn.Module],
+    validate: Callable[[Mapping[str, torch.Tensor]], None],
+    callbacks: Callbacks | None = None,
+    resume: dict[str, Any] | None = None,
+    init_state_dict: Mapping[str, torch.Tensor] | None = None,
+    prepare: Callable[[_DDPMLoop], None] | None = None,
+) -> DiffusionTrainResult:
+    """The one training run of every denoiser family (ddpm, text2image): check the data
+    and the resume state, build ``network`` seeded, start from ``init_state_dict``
+    (checked by ``validate``), restore the optimiser, ``prepare`` the loop (e.g. encode
+    captions), continue from ``resume`` and run ``loop_class``'s steps."""
     callbacks = callbacks or Callbacks()
     device, digest = check_training_set(arch, params, images, resume)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(params.seed)
-        unet = build_unet(arch)
+        unet = network()
     if init_state_dict is not None:
-        unet.load_state_dict(load_unet(arch, init_state_dict).state_dict())
+        try:
+            validate(init_state_dict)
+        except CheckpointMismatch as exc:
+            raise EngineError(str(exc)) from exc
+        unet.load_state_dict({k: v.detach() for k, v in init_state_dict.items()}, strict=True)
     optimizer, lr_scheduler, ema = optimisation(unet, params, device, resume)
-    loop = _DDPMLoop(arch, params, unet, optimizer, lr_scheduler, ema, images, callbacks, device)
-    loop.digest = digest
+    loop = loop_class(
+        arch, params, unet, optimizer, lr_scheduler, ema, images, callbacks, device, digest
+    )
+    if prepare is not None:
+        prepare(loop)
     if resume is not None:
         loop.restore(resume)
     result = loop.run()
@@ -522,9 +533,9 @@ def check_training_set(
             f"{params.batch_size}; lower batch_size"
         )
     check_labels(images.labels, arch, "training")
-    digest = _data_digest(images)
+    digest = data_digest(images)
     if resume is not None:
-        _check_resume(resume, arch, params, digest)
+        _DDPMLoop.check_resume(resume, arch, params, digest)
     return resolve_device(params.device), digest
 
 
@@ -557,38 +568,30 @@ def optimisation(
     return optimizer, lr_scheduler, ema
 
 
-def _check_resume(
-    resume: dict[str, Any], arch: DiffusionArchitecture, params: DiffusionTrainParams, digest: str
-) -> None:
-    if resume.get("format") != RESUME_FORMAT:
-        raise EngineError(f"not a DDPM training resume state (format {resume.get('format')!r})")
-    if resume.get("arch") != arch.model_dump(mode="json"):
-        raise EngineError("resume state was made for a different architecture")
-    if resume.get("params") != _params_key(params):
-        raise EngineError("resume state was made with different training params")
-    if resume.get("data_digest") != digest:
-        raise EngineError("resume state was made for a different training set")
+class _DDPMLoop(ResumableLoop):
+    """The steps of one denoiser's training run (seeded batches, noise, timesteps and
+    condition drops per step, EMA); a subclass changes only how the condition enters
+    the network (``_predict``)."""
 
-
-class _DDPMLoop:
-    """The mutable state of one DDPM training run, snapshotable at any step."""
+    resume_format = RESUME_FORMAT
+    run_name = "DDPM training"
+    resumable_changes = frozenset({"device", "checkpoint_every_steps", "log_every_steps"})
 
     def __init__(
         self,
         arch: DiffusionArchitecture,
         params: DiffusionTrainParams,
-        unet: UNet2DModel,
+        unet: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
         lr_scheduler: torch.optim.lr_scheduler.LRScheduler,
         ema: EMAModel | None,
         images: ImageArrays,
         callbacks: Callbacks,
         device: torch.device,
+        digest: str,
     ) -> None:
-        self.arch, self.params, self.unet = arch, params, unet
-        self.optimizer, self.lr_scheduler, self.ema = optimizer, lr_scheduler, ema
-        self.callbacks, self.device = callbacks, device
-        self.digest = ""
+        super().__init__(arch, params, optimizer, lr_scheduler, callbacks, device, digest)
+        self.unet, self.ema = unet, ema
         # Counted on the network itself so subclasses with another UNet type reuse the loop.
         self.num_parameters = sum(p.numel() for p in unet.parameters())
         self.scheduler = noise_scheduler(arch)
@@ -596,35 +599,20 @@ class _DDPMLoop:
         self.labels = torch.from_numpy(images.labels).to(device)
         self.steps_per_epoch = len(images) // params.batch_size
         self._order: tuple[int, torch.Tensor] | None = None
-        self.step = 0
         self.window: list[float] = []
-        self.history: list[dict[str, float]] = []
-        self.wall_before = 0.0
-        self.started = time.perf_counter()
 
-    def restore(self, resume: dict[str, Any]) -> None:
-        self.step = int(resume["step"])
+    def restore(self, resume: Mapping[str, Any]) -> None:
+        super().restore(resume)
         self.window = [float(v) for v in resume["window"]]
-        self.history = [dict(h) for h in resume["history"]]
-        self.wall_before = float(resume["wall_seconds"])
-
-    def wall_seconds(self) -> float:
-        return self.wall_before + time.perf_counter() - self.started
 
     def state(self) -> dict[str, Any]:
         return {
-            "format": RESUME_FORMAT,
-            "arch": self.arch.model_dump(mode="json"),
-            "params": _params_key(self.params),
-            "data_digest": self.digest,
+            **super().state(),
             "model": cpu_state_dict(self.unet),
-            "optimizer": _to_cpu(self.optimizer.state_dict()),
-            "lr_scheduler": _to_cpu(self.lr_scheduler.state_dict()),
-            "ema": None if self.ema is None else _to_cpu(self.ema.state_dict()),
-            "step": self.step,
+            "optimizer": to_cpu(self.optimizer.state_dict()),
+            "lr_scheduler": to_cpu(self.lr_scheduler.state_dict()),
+            "ema": None if self.ema is None else to_cpu(self.ema.state_dict()),
             "window": list(self.window),
-            "history": [dict(h) for h in self.history],
-            "wall_seconds": self.wall_seconds(),
         }
 
     def batch_indices(self, step: int) -> torch.Tensor:
@@ -646,49 +634,45 @@ class _DDPMLoop:
         )
         callbacks.on_progress(self.step, params.steps)
         while self.step < params.steps:
-            if callbacks.should_stop():
-                raise TrainingStopped(
-                    f"training stopped at step {self.step}/{params.steps}", self.step
-                )
+            self.stop_if_asked(params.steps)
             self._train_step()
             callbacks.on_progress(self.step, params.steps)
             if self.step % params.log_every_steps == 0 or self.step == params.steps:
                 self._log()
             every = params.checkpoint_every_steps
             if every and self.step % every == 0 and self.step < params.steps:
-                callbacks.on_checkpoint(self._checked_state())
+                callbacks.on_checkpoint(self.checked_state(params.steps))
         return self._result()
 
     def _train_step(self) -> None:
         params = self.params
         g = _step_generator(params.seed, self.step)
-        idx = self.batch_indices(self.step)
-        x0 = self.x0[idx.to(self.device)]
-        y = self.labels[idx.to(self.device)]
+        idx = self.batch_indices(self.step).to(self.device)
+        x0, y = self.x0[idx], self.labels[idx]
         n = x0.shape[0]
         noise = torch.randn(x0.shape, generator=g).to(self.device)
         t = torch.randint(0, self.arch.num_train_timesteps, (n,), generator=g).to(self.device)
         drop = (torch.rand(n, generator=g) < params.cond_drop_prob).to(self.device)
-        y = torch.where(drop, torch.full_like(y, self.arch.null_class), y)
         x_t = self.scheduler.add_noise(x0, noise, t)
-        loss = F.mse_loss(predict_noise(self.unet, x_t, t, y), noise)
-        value = float(loss.item())
-        if not math.isfinite(value):
-            raise TrainingDiverged(
-                f"training diverged: loss is {value} at step {self.step + 1}/{params.steps}; "
-                f"try a lower learning rate than {params.lr}",
-                self.step + 1,
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if params.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.unet.parameters(), params.grad_clip)
-        self.optimizer.step()
-        self.lr_scheduler.step()
+        loss = F.mse_loss(self._predict(x_t, t, y, drop, g), noise)
+        value = self.descend(loss, self.unet.parameters(), params.steps, grad_clip=params.grad_clip)
         if self.ema is not None:
             self.ema.step(self.unet.parameters())
-        self.step += 1
         self.window.append(value)
+
+    def _predict(
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        y: torch.Tensor,
+        drop: torch.Tensor,
+        g: torch.Generator,
+    ) -> torch.Tensor:
+        """The network's noise prediction for the batch, its labels (the null class where
+        ``drop``) as the condition; draws after the step's noise, timesteps and drops
+        come from ``g``."""
+        y = torch.where(drop, torch.full_like(y, self.arch.null_class), y)
+        return predict_noise(self.unet, x_t, t, y)  # type: ignore[arg-type]
 
     def _log(self) -> None:
         if not self.window:
@@ -716,25 +700,11 @@ class _DDPMLoop:
             for name, shadow in zip(names, self.ema.shadow_params, strict=True)
         }
 
-    def _raise_if_not_finite(self, weights: Mapping[str, torch.Tensor]) -> None:
-        bad = [k for k, v in weights.items() if v.is_floating_point() and not v.isfinite().all()]
-        if bad:
-            raise TrainingDiverged(
-                f"training diverged: weights became inf/NaN by step {self.step} ({bad[0]}); "
-                f"try a lower learning rate than {self.params.lr}",
-                self.step,
-            )
-
-    def _checked_state(self) -> dict[str, Any]:
-        state = self.state()
-        self._raise_if_not_finite(state["model"])
-        return state
-
     def _result(self) -> DiffusionTrainResult:
         raw = cpu_state_dict(self.unet)
-        self._raise_if_not_finite(raw)
+        self.raise_if_not_finite(raw, self.params.steps)
         final = self.ema_state_dict()
-        self._raise_if_not_finite(final)
+        self.raise_if_not_finite(final, self.params.steps)
         metrics = {
             "steps": float(self.step),
             "wall_seconds": self.wall_seconds(),

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers import (
     DDIMScheduler,
     DDPMScheduler,
@@ -43,10 +42,8 @@ from workers.engine.data import ImageArrays
 from workers.engine.diffusion.models import (
     DiffusionTrainResult,
     _DDPMLoop,
-    _step_generator,
-    check_training_set,
     cpu_state_dict,
-    optimisation,
+    fit_denoiser,
     sampler,
     to_uint8,
 )
@@ -54,7 +51,6 @@ from workers.engine.errors import (
     CheckpointError,
     CheckpointMismatch,
     EngineError,
-    TrainingDiverged,
     TrainingStopped,
 )
 from workers.engine.training import Callbacks
@@ -258,37 +254,21 @@ class _Text2ImageLoop(_DDPMLoop):
     captions: torch.Tensor  # classes x templates x tokens x dim
     null: torch.Tensor  # tokens x dim: the empty prompt
 
-    def _train_step(self) -> None:
-        params = self.params
-        g = _step_generator(params.seed, self.step)
-        idx = self.batch_indices(self.step).to(self.device)
-        x0, y = self.x0[idx], self.labels[idx]
-        n = x0.shape[0]
-        noise = torch.randn(x0.shape, generator=g).to(self.device)
-        t = torch.randint(0, self.arch.num_train_timesteps, (n,), generator=g).to(self.device)
-        drop = (torch.rand(n, generator=g) < params.cond_drop_prob).to(self.device)
+    def _predict(
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        y: torch.Tensor,
+        drop: torch.Tensor,
+        g: torch.Generator,
+    ) -> torch.Tensor:
+        """Each image's class caption under a template drawn from ``g``; the empty prompt
+        where ``drop``."""
+        n = x_t.shape[0]
         k = torch.randint(0, self.captions.shape[1], (n,), generator=g).to(self.device)
         context = self.captions[y, k]
         context = torch.where(drop[:, None, None], self.null.expand_as(context), context)
-        x_t = self.scheduler.add_noise(x0, noise, t)
-        loss = F.mse_loss(self.unet(x_t, t, encoder_hidden_states=context).sample, noise)
-        value = float(loss.item())
-        if not np.isfinite(value):
-            raise TrainingDiverged(
-                f"training diverged: loss is {value} at step {self.step + 1}/{params.steps}; "
-                f"try a lower learning rate than {params.lr}",
-                self.step + 1,
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if params.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.unet.parameters(), params.grad_clip)
-        self.optimizer.step()
-        self.lr_scheduler.step()
-        if self.ema is not None:
-            self.ema.step(self.unet.parameters())
-        self.step += 1
-        self.window.append(value)
+        return self.unet(x_t, t, encoder_hidden_states=context).sample
 
 
 def resolve_class_names(arch: TextToImageArchitecture, label_names: Sequence[str]) -> list[str]:
@@ -310,46 +290,41 @@ def train_text2image(
 ) -> DiffusionTrainResult:
     """Train on captions made from labels; the empty prompt with ``cond_drop_prob``.
 
-    Same reproducibility contract as ``train_ddpm`` (bit-identical resume on CPU).
+    Same run as ``train_ddpm`` (``fit_denoiser``: bit-identical resume on CPU), with the
+    captions encoded once by the frozen text encoder.
     """
-    callbacks = callbacks or Callbacks()
-    device, digest = check_training_set(arch, params, images, resume)
     names = list(class_names)
     if len(names) != arch.num_classes:
         raise EngineError(f"{len(names)} class names for {arch.num_classes} classes")
-    encoder = minilm_encoder(arch, device)
     captions = arch.captions_for(names)
-    flat = [c for per_class in captions for c in per_class]
-    emb = encoder(flat).reshape(
-        arch.num_classes, len(arch.caption_templates), *encoder([""]).shape[1:]
-    )
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(params.seed)
-        unet = build_text2image_unet(arch)
-    if init_state_dict is not None:
-        unet.load_state_dict(load_text2image(arch, init_state_dict).unet.state_dict())
-    optimizer, lr_scheduler, ema = optimisation(unet, params, device, resume)
-    loop = _Text2ImageLoop(
-        arch,  # type: ignore[arg-type]  # duck-typed: schedule, pixels, family
+    def prepare(loop: _DDPMLoop) -> None:
+        assert isinstance(loop, _Text2ImageLoop)
+        encoder = minilm_encoder(arch, loop.device)
+        flat = [c for per_class in captions for c in per_class]
+        null = encoder([""])
+        loop.captions = (
+            encoder(flat)
+            .reshape(arch.num_classes, len(arch.caption_templates), *null.shape[1:])
+            .to(loop.device)
+        )
+        loop.null = null[0].to(loop.device)
+        loop.callbacks.on_log(
+            f"captions, e.g. {captions[0][0]!r}; encoder {arch.text_encoder} (frozen)"
+        )
+
+    return fit_denoiser(
+        _Text2ImageLoop,
+        arch,
         params,
-        unet,  # type: ignore[arg-type]
-        optimizer,
-        lr_scheduler,
-        ema,
         images,
-        callbacks,
-        device,
+        network=lambda: build_text2image_unet(arch),
+        validate=lambda state_dict: validate_text2image_state_dict(arch, state_dict),
+        callbacks=callbacks,
+        resume=resume,
+        init_state_dict=init_state_dict,
+        prepare=prepare,
     )
-    loop.captions = emb.to(device)
-    loop.null = encoder([""])[0].to(device)
-    loop.digest = digest
-    if resume is not None:
-        loop.restore(resume)
-    callbacks.on_log(f"captions, e.g. {captions[0][0]!r}; encoder {arch.text_encoder} (frozen)")
-    result = loop.run()
-    result.train_sample_ids = list(images.sample_ids)
-    return result
 
 
 # --------------------------------------------------------------------------- generation
