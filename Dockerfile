@@ -9,6 +9,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends dataset-fashion
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY cli cli
+COPY contracts contracts
 COPY core core
 COPY models models
 COPY api api

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 
 import pytest
 import yaml
@@ -66,3 +67,14 @@ def test_dockerfile_builds_what_compose_runs(compose) -> None:
     assert "torch==2.13.0" in dockerfile
     for name in ("api", "worker-cpu", "migrate"):
         assert compose["services"][name]["build"] == "."
+
+
+def test_the_image_copies_every_installed_package() -> None:
+    """`pip install .` in the image installs what pyproject lists; a package the Dockerfile
+    forgets to copy (a new top-level one, e.g. cli/ or contracts/) is missing at run time."""
+    include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"
+    ]["find"]["include"]
+    packages = {pattern.rstrip("*") for pattern in include}
+    copied = set(re.findall(r"^COPY (\w+) \1$", (REPO / "Dockerfile").read_text(), re.M))
+    assert packages <= copied, f"Dockerfile copies no {sorted(packages - copied)}"
