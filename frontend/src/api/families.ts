@@ -22,7 +22,8 @@ export type Family = {
   /** Architecture names a model of this family may take. */
   architectures: string[];
   architecture_schema: JsonSchema;
-  params_schemas: Partial<Record<ParamsKind, JsonSchema>>;
+  /** Null (or absent) for a kind whose jobs it does not run or whose jobs take no params. */
+  params_schemas: Partial<Record<ParamsKind, JsonSchema | null>>;
   /** The kinds of job its models run (train, unlearn, evaluate, generate, ...). */
   job_kinds: string[];
   /** The forget scopes it supports (subject_ids, sample_ids, labels, concept). */
@@ -31,8 +32,10 @@ export type Family = {
   judge_schema: JsonSchema | null;
   policy_defaults: Record<string, unknown>;
   methods: string[];
-  docs: string | null;
-  uploadable: string[];
+  /** Its documentation page, relative to the repository. */
+  docs: string;
+  /** Checkpoint formats a version upload accepts (empty: none). */
+  uploadable: { format: string; description: string }[];
 };
 
 export const FAMILIES_PATH = "/api/v1/families";

@@ -1,8 +1,9 @@
 /**
  * GET /api/v1/families as the tests' fake API answers it: the four image families as the
- * declarations describe them (families.json, a snapshot of their schemas from `contracts/`),
- * and `causal_lm`, a family the dashboard has no code for, with a few train params of its
- * own (including a nested optional object behind a `$ref`, as pydantic writes one).
+ * API describes them (families.json: the answer of `api.families.service.list_families()`
+ * less causal_lm), and `causal_lm` written here, a family the dashboard has no code for,
+ * with a few train params of its own (including a nested optional object behind a `$ref`,
+ * as pydantic writes one).
  */
 import type { Family } from "../api/families";
 import snapshot from "./families.json";
@@ -64,7 +65,7 @@ export const CAUSAL_LM: Family = {
   policy_defaults: { method: "grad_diff" },
   methods: ["grad_diff", "npo"],
   docs: "docs/language-models.md",
-  uploadable: ["hf_folder"],
+  uploadable: [{ format: "hf_folder", description: "a Hugging Face model folder as a zip" }],
 };
 
 export const FAMILIES: Family[] = [...IMAGE_FAMILIES, CAUSAL_LM];
