@@ -27,6 +27,7 @@ from api.auth.service import ensure_bootstrap_key
 from api.datasets.router import router as datasets_router
 from api.deletion_requests.notes import router as deletion_notes_router
 from api.deletion_requests.router import router as deletion_router
+from api.families.router import router as families_router
 from api.health.router import router as health_router
 from api.idempotency import IdempotencyMiddleware
 from api.jobs.compare import compare_router, views_router
@@ -370,6 +371,7 @@ def create_app(settings: Settings | None = None, *, run_sweeper: bool = True) ->
         views_router,
         compare_router,
         methods_router,
+        families_router,
         deletion_router,
         deletion_notes_router,
         webhooks_router,

@@ -7,11 +7,12 @@ engine builds networks from them, and neither may pull in torch through this mod
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.common import DEVICE_PATTERN
+from contracts.common import CHECKPOINT_UPLOADS, DEVICE_PATTERN
+from contracts.family import FamilyDeclaration
 
 ArchitectureName = Literal["small_cnn", "resnet18", "mnist_cnn", "mlp", "torchvision", "timm"]
 # Bring-your-own architectures: ``model`` names one entry of the library's registry.
@@ -147,3 +148,22 @@ class EvaluateParams(BaseModel):
     device: str = Field(
         "cpu", pattern=DEVICE_PATTERN, description="torch device to run on."
     )
+
+
+CLASSIFIER = FamilyDeclaration(
+    name="classifier",
+    title="Image classifier",
+    summary="Classifies images into labelled classes: the built-in networks, or any "
+    "torchvision or timm classification model by name, trained here or uploaded.",
+    data="images",
+    architectures=get_args(ArchitectureName),
+    architecture_schema=ArchitectureConfig,
+    params={"train": TrainParams, "evaluate": EvaluateParams},
+    job_kinds=("train", "unlearn", "evaluate", "tune"),
+    scopes=("subject_ids", "sample_ids", "labels"),
+    judged=False,
+    # DeletionPolicy's own defaults are the classifier's (finetune, boundary_shrink).
+    policy_defaults={},
+    docs="docs/concepts.md",
+    uploadable=CHECKPOINT_UPLOADS,
+)

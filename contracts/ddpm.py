@@ -11,11 +11,11 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.common import DEVICE_PATTERN
+from contracts.common import CHECKPOINT_UPLOADS, DEVICE_PATTERN, BetaSchedule, SamplerName
+from contracts.family import FamilyDeclaration
+from contracts.judge import JudgeParams
 
 DiffusionFamily = Literal["ddpm"]
-BetaSchedule = Literal["linear", "squaredcos_cap_v2"]
-SamplerName = Literal["ddpm", "ddim", "dpm"]
 PresetName = Literal["tiny8", "small16"]
 
 MAX_GENERATE_IMAGES = 4096
@@ -268,3 +268,30 @@ class GenerateParams(BaseModel):
         if self.seeds is not None:
             return list(self.seeds)
         return [self.seed + i for i in range(len(self.labels))]
+
+
+DDPM = FamilyDeclaration(
+    name="ddpm",
+    title="Class-conditional diffusion model (DDPM)",
+    summary="Generates images of a class; a class is erased and judged by classifiers of "
+    "its generated images, samples and subjects are retrained away (exact).",
+    data="images",
+    architectures=("ddpm",),
+    architecture_schema=DiffusionArchitecture,
+    params={"train": DiffusionTrainParams, "generate": GenerateParams},
+    job_kinds=("train", "unlearn", "evaluate", "generate"),
+    scopes=("labels", "sample_ids", "subject_ids"),
+    judged=True,
+    # ESD (data-free, trains no conditioning layers, the paper's choice for objects) for
+    # classes; retrain for subjects and samples (the only ddpm method that forgets single
+    # images; exact). The fallback stays retrain.
+    policy_defaults={
+        "method": "retrain",
+        "method_params": {},
+        "class_method": "esd",
+        "class_method_params": {"steps": 200, "lr": 2e-4, "batch_size": 16},
+    },
+    docs="docs/diffusion.md",
+    uploadable=CHECKPOINT_UPLOADS,
+    judge_schema=JudgeParams,
+)

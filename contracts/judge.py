@@ -1,4 +1,4 @@
-"""The judge settings of the judged diffusion families (ddpm, text2image).
+"""The judge settings of the judged families (a declaration's ``judged``: ddpm, text2image).
 
 One schema for both sides: the API validates a job's or a policy's ``judge`` with it, and
 the worker fills a job submitted without one from :data:`DEFAULT_JUDGE` (the deletion
@@ -11,8 +11,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.common import DEVICE_PATTERN
-from contracts.ddpm import SamplerName
+from contracts.common import DEVICE_PATTERN, SamplerName
 
 
 class JudgeSampler(BaseModel):
@@ -76,9 +75,6 @@ class JudgeParams(BaseModel):
                 raise ValueError("samplers must all differ (steps, seed or scheduler)")
         return self
 
-
-# Families whose unlearning is judged by classifiers of generated images.
-JUDGED_FAMILIES: tuple[str, ...] = ("ddpm", "text2image")
 
 # The settings a judged job runs with when it names none (the deletion flow's jobs).
 DEFAULT_JUDGE: dict[str, Any] = JudgeParams().model_dump(mode="json")

@@ -11,11 +11,12 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.common import DEVICE_PATTERN
-from contracts.ddpm import BetaSchedule, SamplerName
+from contracts.common import DEVICE_PATTERN, PIPELINE_UPLOAD, BetaSchedule, SamplerName
+from contracts.ddpm import DiffusionTrainParams
+from contracts.family import FamilyDeclaration
+from contracts.judge import JudgeParams
 
 PromptFamily = Literal["text2image", "stable_diffusion"]
-PROMPT_FAMILIES: tuple[str, ...] = ("text2image", "stable_diffusion")
 TextEncoderName = Literal["minilm-l6"]
 
 # Width of the frozen encoder's token embeddings (all-MiniLM-L6-v2 hidden size).
@@ -270,3 +271,55 @@ class ConceptScope(BaseModel):
             if not p.strip() or len(p) > MAX_PROMPT_CHARS:
                 raise ValueError(f"prompt {p!r} is empty or longer than {MAX_PROMPT_CHARS}")
         return self
+
+
+_DOCS = "docs/diffusion.md#prompt-conditioned-families-text2image-and-stable_diffusion"
+
+TEXT2IMAGE = FamilyDeclaration(
+    name="text2image",
+    title="Text-to-image diffusion model",
+    summary="Generates images from prompts; trained here on captions made from a labelled "
+    "dataset's class names. A concept named by prompts or a class is erased and judged; "
+    "samples and subjects are retrained away (exact).",
+    data="images",
+    architectures=("text2image",),
+    architecture_schema=TextToImageArchitecture,
+    params={"train": DiffusionTrainParams, "generate": PromptGenerateParams},
+    job_kinds=("train", "unlearn", "evaluate", "generate"),
+    scopes=("labels", "sample_ids", "subject_ids", "concept"),
+    judged=True,
+    # A class's captions are erased with UCE (closed form, one solve, the other captions
+    # preserved); subjects and samples are retrained (exact). A class request also drops
+    # the class's samples from the new version's lineage.
+    policy_defaults={
+        "method": "retrain",
+        "method_params": {},
+        "class_method": "uce",
+        "class_method_params": {},
+    },
+    docs=_DOCS,
+    judge_schema=JudgeParams,
+)
+
+STABLE_DIFFUSION = FamilyDeclaration(
+    name="stable_diffusion",
+    title="Stable Diffusion pipeline (uploaded)",
+    summary="A user's diffusers Stable Diffusion pipeline, uploaded as a version: it "
+    "generates from prompts and has concepts named by prompts erased. It is never trained "
+    "here, and there is no judge for it yet.",
+    data="none",
+    architectures=("stable_diffusion",),
+    architecture_schema=StableDiffusionArchitecture,
+    params={"generate": PromptGenerateParams},
+    job_kinds=("unlearn", "generate"),
+    scopes=("concept",),
+    judged=False,
+    policy_defaults={},
+    docs=_DOCS,
+    uploadable={
+        PIPELINE_UPLOAD: "a tar or zip of a diffusers Stable Diffusion pipeline folder",
+    },
+)
+
+# The families that generate from prompts and forget concepts named by prompts.
+PROMPT_FAMILIES: tuple[str, ...] = (TEXT2IMAGE.name, STABLE_DIFFUSION.name)

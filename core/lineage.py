@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session
 
 from models import Sample
 
-ForgetScope = dict[str, list[Any]]
+# A forget scope as stored in a job spec: {"subject_ids": [...]} (one key of SCOPE_KEYS);
+# the API validates it as ``api.jobs.schemas.ForgetScope``.
+ScopeDict = dict[str, list[Any]]
 SCOPE_KEYS = ("subject_ids", "sample_ids", "labels")
 
 
@@ -42,14 +44,14 @@ def in_version(version: int) -> Any:
     )
 
 
-def scope_kind(scope: ForgetScope) -> str:
+def scope_kind(scope: ScopeDict) -> str:
     kinds = [k for k in SCOPE_KEYS if scope.get(k)]
     if len(kinds) != 1:
         raise ValueError("a forget scope names exactly one of subject_ids, sample_ids, labels")
     return kinds[0]
 
 
-def scope_hash(scope: ForgetScope) -> str:
+def scope_hash(scope: ScopeDict) -> str:
     """Stable identity of a scope (sorted values), to find a reusable reference."""
     kind = scope_kind(scope)
     canon = json.dumps({kind: sorted(scope[kind], key=str)}, separators=(",", ":"))
@@ -72,7 +74,7 @@ class ForgetResolution:
 
 
 def resolve_forget(
-    session: Session, dataset_id: str, dataset_version: int, mask_blob: bytes, scope: ForgetScope
+    session: Session, dataset_id: str, dataset_version: int, mask_blob: bytes, scope: ScopeDict
 ) -> ForgetResolution:
     kind = scope_kind(scope)
     values = scope[kind]

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, JSONType, UTCDateTime, utcnow
 
-MODEL_FAMILIES = ("classifier", "ddpm", "text2image")
 VERSION_STATUSES = ("active", "tainted", "retired", "purged")
 
 

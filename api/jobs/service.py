@@ -20,14 +20,9 @@ from api.jobs.schemas import (
     UnlearnJobCreate,
 )
 from api.methods.service import method_info, validate_params
-from contracts.classifier import ArchitectureConfig, TrainParams
-from contracts.ddpm import DiffusionArchitecture, DiffusionTrainParams
-from contracts.judge import JUDGED_FAMILIES
-from contracts.text2image import (
-    PROMPT_FAMILIES,
-    PromptGenerateParams,
-    TextToImageArchitecture,
-)
+from contracts import FamilyDeclaration, families, get_family
+from contracts.ddpm import DiffusionTrainParams
+from contracts.text2image import PromptGenerateParams
 from core.errors import Conflict, NotFound, Unprocessable
 from core.jobs import new_job, queue_for, state_event
 from core.jobspecs import new_unlearn_job, unlearn_spec
@@ -63,13 +58,15 @@ def create_train_job(session: Session, body: TrainJobCreate, created_by: str) ->
     model = session.get(Model, body.model_id)
     if model is None:
         raise NotFound(f"model {body.model_id} not found")
-    if model.family == "stable_diffusion":
-        raise Unprocessable(
-            "stable_diffusion models are not trained here: upload a diffusers folder as a "
-            "version (POST /models/{id}/versions)",
-            field="model_id",
-        )
-    if model.family not in ("classifier", "ddpm", "text2image"):
+    family = get_family(model.family)
+    if not family.runs("train"):
+        if family.uploadable:
+            raise Unprocessable(
+                f"{family.name} models are not trained here: upload "
+                f"{' or '.join(family.uploadable.values())} as a version "
+                "(POST /models/{id}/versions)",
+                field="model_id",
+            )
         raise Unprocessable(
             f"training {model.family!r} models is not supported yet", field="model_id"
         )
@@ -78,10 +75,11 @@ def create_train_job(session: Session, body: TrainJobCreate, created_by: str) ->
     )
     arch = _architecture(model)
     params = _train_params(model, body)
-    if len(dataset.label_names) > arch.num_classes:
+    num_classes = getattr(arch, "num_classes", None)
+    if num_classes is not None and len(dataset.label_names) > num_classes:
         raise Unprocessable(
             f"dataset {dataset.name!r} has {len(dataset.label_names)} classes but the model's "
-            f"architecture has num_classes={arch.num_classes}; register a model with at least "
+            f"architecture has num_classes={num_classes}; register a model with at least "
             f"{len(dataset.label_names)} classes",
             field="dataset_id",
         )
@@ -128,22 +126,17 @@ def create_train_job(session: Session, body: TrainJobCreate, created_by: str) ->
     )
 
 
-def _architecture(
-    model: Model,
-) -> ArchitectureConfig | DiffusionArchitecture | TextToImageArchitecture:
-    if model.family == "ddpm":
-        return DiffusionArchitecture.model_validate(model.architecture)
-    if model.family == "text2image":
-        return TextToImageArchitecture.model_validate(model.architecture)
-    return ArchitectureConfig.model_validate(model.architecture)
+def _architecture(model: Model) -> Any:
+    """The model's architecture, read with its family's declared schema."""
+    return get_family(model.family).architecture_schema.model_validate(model.architecture)
 
 
-def _train_params(model: Model, body: TrainJobCreate) -> TrainParams | DiffusionTrainParams:
-    """The params re-read against the model's family: only the keys the client gave."""
+def _train_params(model: Model, body: TrainJobCreate) -> Any:
+    """The params re-read against the schema the model's family declares for training:
+    only the keys the client gave."""
     given = body.params.model_dump(mode="json", exclude_unset=True)
-    cls: type[TrainParams] | type[DiffusionTrainParams] = (
-        DiffusionTrainParams if model.family in ("ddpm", "text2image") else TrainParams
-    )
+    cls = get_family(model.family).params_schema("train")
+    assert cls is not None  # the caller checked that the family trains
     if isinstance(body.params, cls):
         return body.params
     try:
@@ -163,9 +156,7 @@ def _model_of(session: Session, mv: ModelVersion) -> Model:
     return model
 
 
-def _check_classes(
-    labels: list[int], arch: DiffusionArchitecture | TextToImageArchitecture, field: str
-) -> None:
+def _check_classes(labels: list[int], arch: Any, field: str) -> None:
     bad = sorted({c for c in labels if not 0 <= c < arch.num_classes})
     if bad:
         raise Unprocessable(
@@ -174,21 +165,25 @@ def _check_classes(
         )
 
 
-def _judge_spec(family: str, judge: JudgeParams | None) -> dict[str, Any] | None:
-    if family == "stable_diffusion":
-        if judge is not None:
-            raise Unprocessable(
-                f"there is no judge for {family} models yet; drop judge", field="judge"
-            )
-        return None
+def _judged_names() -> str:
+    return " and ".join(f.name for f in families() if f.judged)
+
+
+def _judge_spec(name: str, judge: JudgeParams | None) -> dict[str, Any] | None:
+    """The judge settings of a judged family's job (defaults when none are given);
+    judge settings for any other family are refused, saying why."""
+    family = get_family(name)
+    if family.judged:
+        return (judge or JudgeParams()).model_dump(mode="json")
     if judge is None:
-        return JudgeParams().model_dump(mode="json") if family in JUDGED_FAMILIES else None
-    if family not in JUDGED_FAMILIES:
+        return None
+    if family.runs("evaluate"):
         raise Unprocessable(
-            "judge settings are for ddpm models; a classifier is measured on real data",
+            f"judge settings are for {_judged_names()} models; a {name} is measured on "
+            "real data",
             field="judge",
         )
-    return judge.model_dump(mode="json")
+    raise Unprocessable(f"there is no judge for {name} models yet; drop judge", field="judge")
 
 
 def _training_lineage(mv: ModelVersion) -> str:
@@ -213,9 +208,10 @@ def create_unlearn_job(session: Session, body: UnlearnJobCreate, created_by: str
         )
     model = _model_of(session, mv)
     family = model.family
-    if family in PROMPT_FAMILIES and body.method != "retrain":
+    declaration = get_family(family)
+    if declaration.prompted and body.method != "retrain":
         return [_concept_unlearn_job(session, mv, model, body, created_by)]
-    if family in PROMPT_FAMILIES and body.forget.concept is not None:
+    if declaration.prompted and body.forget.concept is not None:
         raise Unprocessable(
             "retrain forgets class labels, samples or subjects (it trains again on what "
             "remains); erase a concept named by prompts with esd, uce or concept_ablation",
@@ -223,13 +219,19 @@ def create_unlearn_job(session: Session, body: UnlearnJobCreate, created_by: str
         )
     if body.forget.concept is not None:
         raise Unprocessable(
-            f"a concept scope (prompts) is for text2image and stable_diffusion models; "
+            f"a concept scope (prompts) is for {_prompted_names()} models; "
             f"this {family} model takes class labels, not prompts",
             field="forget.concept",
         )
     info = method_info(body.method, family)
     scope = body.forget.as_dict()
     kind = scope_kind(scope)
+    if not declaration.takes(kind):
+        raise Unprocessable(
+            f"a {family} model cannot forget {kind}; it takes "
+            f"{', '.join(declaration.scopes)}",
+            field="forget",
+        )
     if kind not in info["scopes"]:
         raise Unprocessable(
             f"method {body.method!r} cannot forget {kind}; it supports "
@@ -238,12 +240,8 @@ def create_unlearn_job(session: Session, body: UnlearnJobCreate, created_by: str
         )
     params = validate_params(body.method, body.params, family)
     judge = _judge_spec(family, body.judge)
-    if family in JUDGED_FAMILIES and body.forget.labels:
-        arch = (
-            DiffusionArchitecture.model_validate(model.architecture)
-            if family == "ddpm"
-            else TextToImageArchitecture.model_validate(model.architecture)
-        )
+    if declaration.judged and body.forget.labels:
+        arch = _architecture(model)
         _check_classes(body.forget.labels, arch, "forget.labels")
         if len(set(body.forget.labels)) >= arch.num_classes:
             raise Unprocessable("cannot erase every class of the model", field="forget.labels")
@@ -385,18 +383,23 @@ def comparison(session: Session, job: Job) -> dict[str, Any] | None:
     return out
 
 
-def _check_text2image_scope(model: Model, body: EvaluateJobCreate) -> None:
-    """A text2image version is judged on classes: forget.labels, or forget.concept whose
-    prompts the worker maps to the classes they are captions of."""
+def _prompted_names() -> str:
+    return " and ".join(f.name for f in families() if f.prompted)
+
+
+def _check_judged_scope(model: Model, family: FamilyDeclaration, body: EvaluateJobCreate) -> None:
+    """A judged version is judged on classes: forget.labels, or (a prompted family)
+    forget.concept whose prompts the worker maps to the classes they are captions of."""
     forget = body.forget
-    if forget is None or not (forget.labels or forget.concept is not None):
+    if forget is None or not (forget.labels or (family.prompted and forget.concept is not None)):
         raise Unprocessable(
-            "a text2image version is evaluated by judging generated images of every class; "
-            "give forget.labels (classes scored as erased) or forget.concept.prompts",
+            f"a {family.name} version is evaluated by judging generated images of every "
+            "class; give forget.labels (the classes scored as erased: forget rate)"
+            + (" or forget.concept.prompts" if family.prompted else ""),
             field="forget",
         )
     if forget.labels:
-        arch = TextToImageArchitecture.model_validate(model.architecture)
+        arch = _architecture(model)
         _check_classes(forget.labels, arch, "forget.labels")
         if len(set(forget.labels)) >= arch.num_classes:
             raise Unprocessable("forget.labels cannot name every class", field="forget.labels")
@@ -409,31 +412,22 @@ def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: s
     if mv.status == "purged":
         raise Conflict(f"model version {mv.id} is purged; its checkpoint no longer exists")
     model = _model_of(session, mv)
-    if model.family == "stable_diffusion":
+    family = get_family(model.family)
+    if not family.runs("evaluate"):
+        instead = "; generate images and compare them instead" if family.runs("generate") else ""
         raise Unprocessable(
-            "evaluate jobs for stable_diffusion models are not built yet (there is no judge "
-            "for an uploaded pipeline); generate images and compare them instead",
+            f"evaluate jobs for {family.name} models are not built yet (there is no judge "
+            f"for them){instead}",
             field="model_version_id",
         )
-    if model.family == "text2image":
-        _check_text2image_scope(model, body)
-    elif body.forget is not None and body.forget.concept is not None:
+    if body.forget is not None and body.forget.concept is not None and not family.prompted:
         raise Unprocessable(
             f"this {model.family} model takes class labels, not prompts (concept scope)",
             field="forget.concept",
         )
+    if family.judged:
+        _check_judged_scope(model, family, body)
     judge = _judge_spec(model.family, body.judge)
-    if model.family == "ddpm":
-        arch = DiffusionArchitecture.model_validate(model.architecture)
-        if body.forget is None or not body.forget.labels:
-            raise Unprocessable(
-                "a ddpm version is evaluated by judging generated images of every class; "
-                "give forget.labels: the classes scored as erased (forget rate)",
-                field="forget",
-            )
-        _check_classes(body.forget.labels, arch, "forget.labels")
-        if len(set(body.forget.labels)) >= arch.num_classes:
-            raise Unprocessable("forget.labels cannot name every class", field="forget.labels")
     dataset_id = body.dataset_id
     if dataset_id is None:
         if mv.dataset_version_id is None:
@@ -447,7 +441,7 @@ def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: s
     dataset, version = _dataset_version(
         session, dataset_id, body.dataset_version, "dataset_version"
     )
-    for split in body.splits if model.family not in JUDGED_FAMILIES else []:
+    for split in body.splits if not family.judged else []:
         if not version.split_counts.get(split):
             raise Unprocessable(
                 f"dataset {dataset.name!r} has no {split!r} samples", field="splits"
@@ -480,11 +474,13 @@ def create_generate_job(session: Session, body: GenerateJobCreate, created_by: s
     if mv is None:
         raise NotFound(f"model version {body.model_version_id} not found")
     model = _model_of(session, mv)
-    if model.family not in ("ddpm", *PROMPT_FAMILIES):
+    family = get_family(model.family)
+    if not family.runs("generate"):
+        first, *others = [f.name for f in families() if f.runs("generate")]
         raise Unprocessable(
             f"model version {mv.id} belongs to {model.family} model {model.name!r}; "
-            "generation needs a ddpm model or a prompt-conditioned one (text2image, "
-            "stable_diffusion)",
+            f"generation needs a {first} model or another family that generates "
+            f"({', '.join(others)})",
             field="model_version_id",
         )
     if mv.status in ("tainted", "purged"):
@@ -493,7 +489,7 @@ def create_generate_job(session: Session, body: GenerateJobCreate, created_by: s
             "under a deletion request, or was purged)"
         )
     prompted = isinstance(body.params, PromptGenerateParams)
-    if model.family in PROMPT_FAMILIES:
+    if family.prompted:
         if not prompted:
             raise Unprocessable(
                 f"this family ({model.family}) takes prompts, not class labels: give "
@@ -503,11 +499,11 @@ def create_generate_job(session: Session, body: GenerateJobCreate, created_by: s
         return _prompt_generate_job(session, mv, model, body, created_by)
     if prompted:
         raise Unprocessable(
-            "this family (ddpm) takes class labels, not prompts: give params.labels",
+            f"this family ({model.family}) takes class labels, not prompts: give params.labels",
             field="params.prompts",
         )
     assert not isinstance(body.params, PromptGenerateParams)
-    arch = DiffusionArchitecture.model_validate(model.architecture)
+    arch = _architecture(model)
     _check_classes(body.params.labels, arch, "params.labels")
     if body.params.num_inference_steps > arch.num_train_timesteps:
         raise Unprocessable(
@@ -523,7 +519,7 @@ def create_generate_job(session: Session, body: GenerateJobCreate, created_by: s
         model_id=mv.model_id,
         model_version_id=mv.id,
         params=body.params.model_dump(mode="json"),
-        spec={"grid_columns": body.grid_columns, "family": "ddpm"},
+        spec={"grid_columns": body.grid_columns, "family": model.family},
     )
 
 
@@ -532,8 +528,10 @@ def _prompt_generate_job(
 ) -> Job:
     params = body.params
     assert isinstance(params, PromptGenerateParams)
-    if model.family == "text2image":
-        arch = TextToImageArchitecture.model_validate(model.architecture)
+    arch = _architecture(model)
+    # A family whose architecture fixes the schedule and image size (text2image) bounds
+    # the steps and refuses another size; an uploaded pipeline's folder decides both.
+    if hasattr(arch, "num_train_timesteps"):
         if params.num_inference_steps > arch.num_train_timesteps:
             raise Unprocessable(
                 f"num_inference_steps {params.num_inference_steps} exceeds the model's "
@@ -542,7 +540,7 @@ def _prompt_generate_job(
             )
         if params.height is not None:
             raise Unprocessable(
-                f"a text2image model generates {arch.sample_size}x{arch.sample_size} images; "
+                f"a {model.family} model generates {arch.sample_size}x{arch.sample_size} images; "
                 "drop height",
                 field="params.height",
             )

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from api.deps import Reader
 from api.methods import service
 from api.schemas import ERRORS
+from contracts import family_names
 
 router = APIRouter(prefix="/methods", tags=["methods"], responses=ERRORS)
 
@@ -35,7 +36,7 @@ def list_methods(
     family: Annotated[
         str | None,
         Query(
-            pattern="^(classifier|ddpm|text2image|stable_diffusion)$",
+            pattern=f"^({'|'.join(family_names())})$",
             description="Only this model family",
         ),
     ] = None,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -14,21 +14,21 @@ from pydantic import (
 )
 
 from api.schemas import ORMModel, RequestBody, strict_body, validate_strictly
-from contracts.classifier import ArchitectureConfig
-from contracts.ddpm import DiffusionArchitecture
-from contracts.text2image import (
-    StableDiffusionArchitecture,
-    TextToImageArchitecture,
-)
+from contracts import families, family_names
+from contracts.classifier import CLASSIFIER
 from core.deletion.policy import DeletionPolicy
 
-ModelFamily = Literal["classifier", "ddpm", "text2image", "stable_diffusion"]
-# Families whose architecture carries a ``family`` key, and the schema of each.
+# Built from the family declarations (contracts), so a new family is offered here too.
+ModelFamily = Literal[tuple(family_names())]  # type: ignore[valid-type]
+Architecture = Union[tuple(f.architecture_schema for f in families())]  # type: ignore[valid-type]  # noqa: UP007
+# Families whose architecture carries a ``family`` key, and the schema of each; an
+# architecture without one is a classifier's (``architecture.name``).
 _FAMILY_SCHEMAS: dict[str, type[BaseModel]] = {
-    "ddpm": DiffusionArchitecture,
-    "text2image": TextToImageArchitecture,
-    "stable_diffusion": StableDiffusionArchitecture,
+    f.name: f.architecture_schema
+    for f in families()
+    if "family" in f.architecture_schema.model_fields
 }
+_DEFAULT_SCHEMA = CLASSIFIER.architecture_schema
 
 
 class ModelCreate(RequestBody):
@@ -43,12 +43,7 @@ class ModelCreate(RequestBody):
         description="classifier, ddpm, text2image or stable_diffusion; by default read "
         "from the architecture (a diffusion architecture carries its family)",
     )
-    architecture: (
-        ArchitectureConfig
-        | DiffusionArchitecture
-        | TextToImageArchitecture
-        | StableDiffusionArchitecture
-    )
+    architecture: Architecture
     description: str = Field(default="", max_length=5000)
 
     @model_validator(mode="before")
@@ -70,12 +65,12 @@ class ModelCreate(RequestBody):
         if isinstance(value, dict):
             family = value.get("family")
             schema = _FAMILY_SCHEMAS.get(family) if isinstance(family, str) else None
-            return validate_strictly(schema or ArchitectureConfig, value)
+            return validate_strictly(schema or _DEFAULT_SCHEMA, value)
         return handler(value)
 
     @model_validator(mode="after")
     def _family_matches(self) -> ModelCreate:
-        actual: ModelFamily = getattr(self.architecture, "family", "classifier")
+        actual: ModelFamily = getattr(self.architecture, "family", CLASSIFIER.name)
         if self.family is not None and self.family != actual:
             raise ValueError(
                 f"family is {self.family!r} but the architecture is a {actual} architecture"

@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api.models import repository
-from contracts.common import SD_PIPELINE_FORMAT
+from contracts import get_family
+from contracts.common import PIPELINE_UPLOAD, SD_PIPELINE_FORMAT
 from core.audit.log import record
 from core.errors import Conflict, NotFound, Unprocessable
 from core.registry import add_model_version, version_prefix
@@ -207,9 +208,10 @@ def upload_version(
     metrics: dict[str, Any],
     created_by: str | None,
 ) -> ModelVersion:
-    if model.family == "stable_diffusion":
+    uploadable = get_family(model.family).uploadable
+    if PIPELINE_UPLOAD in uploadable:
         return _upload_pipeline(session, store, model, upload, filename, metrics, created_by)
-    if model.family not in ("classifier", "ddpm"):
+    if not uploadable:
         raise Unprocessable(f"checkpoint upload is not supported for family {model.family!r}")
     version_id = new_id("mv")
     with tempfile.TemporaryDirectory(prefix="expunge-ckpt-") as tmp:

@@ -18,7 +18,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from contracts.judge import JUDGED_FAMILIES
+from contracts import get_family
 from core import webhooks
 from core.audit.events import commit_subject, subject_salt
 from core.audit.log import append as audit
@@ -391,7 +391,7 @@ def _submit(session: Session, members: list[tuple[DeletionRequest, DeletionItem]
         family=model.family,
         # Judged families always carry a judge object, as from the API (the worker fills
         # what the policy leaves empty with the defaults).
-        judge=dict(policy.judge or {}) if model.family in JUDGED_FAMILIES else None,
+        judge=dict(policy.judge or {}) if get_family(model.family).judged else None,
         shadow_models=policy.shadow_models
         if uses_shadows(model.family, kind, exact)
         else None,

@@ -4,8 +4,9 @@ Exact methods (``sisa``, ``retrain``) need no statistical check: they are what t
 without the data gives. Approximate results must pass the thresholds below against the
 evaluation stored by the unlearning job, or the exact fallback runs.
 
-The defaults depend on the model's family (``DeletionPolicy.for_family``): classifiers
-use classifier methods and are checked on UA / test accuracy / loss AUC; ``ddpm`` models
+The defaults depend on the model's family (``DeletionPolicy.for_family`` reads the
+``policy_defaults`` of its declaration in ``contracts``): classifiers use classifier
+methods and are checked on UA / test accuracy / loss AUC; ``ddpm`` models
 erase a class with a diffusion method (ESD by default) and are checked on the judge's
 forget rate and retained accuracy; subjects and samples of a ddpm are retrained (exact),
 the only ddpm method that forgets single images. ``text2image`` models follow the same
@@ -26,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from contracts.judge import JUDGED_FAMILIES
+from contracts import get_family
 
 
 class Thresholds(BaseModel):
@@ -135,31 +136,10 @@ class DeletionPolicy(BaseModel):
 
     @classmethod
     def for_family(cls, family: str, stored: Mapping[str, Any] | None) -> DeletionPolicy:
-        """The stored policy over the family's defaults (what a model gets unless set)."""
-        base = dict(FAMILY_DEFAULTS.get(family, {}))
+        """The stored policy over the family's defaults (what a model gets unless set);
+        the defaults are the family's declaration's (``contracts``)."""
+        base = dict(get_family(family).policy_defaults)
         return cls.model_validate({**base, **dict(stored or {})})
-
-
-# Diffusion defaults: ESD (data-free, trains no conditioning layers, the paper's choice for
-# objects) for classes; retrain for subjects and samples (the only ddpm method that forgets
-# single images; exact). Fallback stays retrain.
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "ddpm": {
-        "method": "retrain",
-        "method_params": {},
-        "class_method": "esd",
-        "class_method_params": {"steps": 200, "lr": 2e-4, "batch_size": 16},
-    },
-    # text2image: a class's captions are erased with UCE (closed form, one solve, the
-    # other captions preserved); subjects and samples are retrained (exact). A class
-    # request also drops the class's samples from the new version's lineage.
-    "text2image": {
-        "method": "retrain",
-        "method_params": {},
-        "class_method": "uce",
-        "class_method_params": {},
-    },
-}
 
 
 # Evidence levels, strongest first after exact, as a certificate states them.
@@ -328,7 +308,7 @@ def verify(
     the class check applies to it, since "no better than on unseen data" says nothing
     when the model has no unseen data of that person.
     """
-    if family in JUDGED_FAMILIES:
+    if get_family(family).judged:
         return verify_diffusion(evaluation, original, t)
     if evaluation.get("forget_count_trained") == 0:
         return {

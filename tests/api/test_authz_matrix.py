@@ -77,6 +77,8 @@ INTENT: dict[tuple[str, str], str] = {
     ("GET", "/jobs/{job_id}/views"): "any",
     ("GET", "/compare"): "any",
     ("GET", "/methods"): "any",
+    ("GET", "/families"): "any",
+    ("GET", "/families/{name}"): "any",
     # deletion requests: compliance files and decides; everyone sees status and radius
     # (engineers need to know which versions are tainted and why).
     ("POST", "/deletion-requests"): "compliance",

@@ -597,6 +597,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/families": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Families
+         * @description Every model family: its architectures, the params schemas of its train, generate and
+         *     evaluate jobs, the job kinds and forget scopes it takes, its judge, its deletion-policy
+         *     defaults, its methods and the checkpoint formats it accepts. Forms are built from this;
+         *     a family's rules live in its declaration (``contracts``), nowhere else.
+         */
+        get: operations["families-list_families"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/families/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Family
+         * @description One model family (404 naming the known ones for an unknown name).
+         */
+        get: operations["families-get_family"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/health": {
         parameters: {
             query?: never;
@@ -2244,6 +2287,116 @@ export interface components {
              */
             device: string;
         };
+        /**
+         * FamilyParamsSchemas
+         * @description The JSON Schema of each kind of job's ``params`` (null: the family has no such job
+         *     or its job takes no params object).
+         */
+        FamilyParamsSchemas: {
+            /** Evaluate */
+            evaluate?: {
+                [key: string]: unknown;
+            } | null;
+            /** Generate */
+            generate?: {
+                [key: string]: unknown;
+            } | null;
+            /** Train */
+            train?: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /**
+         * FamilyPublic
+         * @description One model family: what it is, and the schemas a client builds its forms from.
+         */
+        FamilyPublic: {
+            /**
+             * Architecture Schema
+             * @description JSON Schema of a model's architecture (POST /models)
+             */
+            architecture_schema: {
+                [key: string]: unknown;
+            };
+            /**
+             * Architectures
+             * @description Architecture names offered
+             */
+            architectures: string[];
+            /**
+             * Data
+             * @description What its datasets hold (none: it is not trained here)
+             * @enum {string}
+             */
+            data: "images" | "text" | "none";
+            /**
+             * Docs
+             * @description Documentation page, relative to the repository
+             */
+            docs: string;
+            /**
+             * Job Kinds
+             * @description Kinds of job its models run
+             */
+            job_kinds: string[];
+            /**
+             * Judge Schema
+             * @description JSON Schema of the judge settings (a job's or a policy's judge)
+             */
+            judge_schema: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Judged
+             * @description Whether unlearning is verified by judges of generations
+             */
+            judged: boolean;
+            /**
+             * Methods
+             * @description Unlearning methods that apply (GET /methods)
+             */
+            methods: string[];
+            /**
+             * Name
+             * @description As a model's family field holds it
+             */
+            name: string;
+            params_schemas: components["schemas"]["FamilyParamsSchemas"];
+            /**
+             * Policy Defaults
+             * @description The deletion policy a model of this family has until one is set
+             */
+            policy_defaults: {
+                [key: string]: unknown;
+            };
+            /**
+             * Scopes
+             * @description Forget scopes its models accept
+             */
+            scopes: string[];
+            /** Summary */
+            summary: string;
+            /** Title */
+            title: string;
+            /**
+             * Uploadable
+             * @description Checkpoint formats POST /models/{id}/versions accepts (empty: none)
+             */
+            uploadable: components["schemas"]["FamilyUpload"][];
+        };
+        /** FamilyUpload */
+        FamilyUpload: {
+            /**
+             * Description
+             * @description What the uploaded file is
+             */
+            description: string;
+            /**
+             * Format
+             * @description Upload format name
+             */
+            format: string;
+        };
         /** FeatureMapPoint */
         FeatureMapPoint: {
             /** After */
@@ -3655,6 +3808,9 @@ export type SchemaDiffusionTrainParams = components['schemas']['DiffusionTrainPa
 export type SchemaErrorBody = components['schemas']['ErrorBody'];
 export type SchemaEvaluateJobCreate = components['schemas']['EvaluateJobCreate'];
 export type SchemaEvaluateParams = components['schemas']['EvaluateParams'];
+export type SchemaFamilyParamsSchemas = components['schemas']['FamilyParamsSchemas'];
+export type SchemaFamilyPublic = components['schemas']['FamilyPublic'];
+export type SchemaFamilyUpload = components['schemas']['FamilyUpload'];
 export type SchemaFeatureMapPoint = components['schemas']['FeatureMapPoint'];
 export type SchemaFeatureMapView = components['schemas']['FeatureMapView'];
 export type SchemaForgetScope = components['schemas']['ForgetScope'];
@@ -6735,6 +6891,150 @@ export interface operations {
             };
             /** @description A body over the size limit */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description The database or object storage is unavailable; retry after Retry-After */
+            503: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "families-list_families": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FamilyPublic"][];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description The database or object storage is unavailable; retry after Retry-After */
+            503: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "families-get_family": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The family's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FamilyPublic"];
+                };
+            };
+            /** @description Malformed request (a body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, malformed or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
