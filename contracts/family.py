@@ -68,9 +68,12 @@ class FamilyDeclaration:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
         object.__setattr__(self, "policy_defaults", MappingProxyType(dict(self.policy_defaults)))
         object.__setattr__(self, "uploadable", MappingProxyType(dict(self.uploadable)))
-        problems = [k for k in self.params if k not in PARAMS_KINDS]
-        problems += [f"{k} (params of a kind it does not run)" for k in self.params
-                     if k not in self.job_kinds]
+        problems: list[str] = [k for k in self.params if k not in PARAMS_KINDS]
+        problems += [
+            f"{k} (params of a kind it does not run)"
+            for k in self.params
+            if k not in self.job_kinds
+        ]
         problems += [k for k in self.job_kinds if k not in JOB_KINDS]
         problems += [s for s in self.scopes if s not in SCOPE_KINDS]
         if self.judged != (self.judge_schema is not None):
