@@ -212,17 +212,6 @@ def test_text2image_resume_is_bit_identical(prompt_world: PromptWorld) -> None:
         )
 
 
-def test_prompt_schemas_import_without_torch() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, contracts.text2image;"
-        "sys.exit(1 if {'torch', 'transformers', 'diffusers'} & set(sys.modules) else 0)"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
-
-
 def test_esd_subsets_map_onto_cross_attention(sd_folder: Path) -> None:
     from workers.engine.diffusion.unlearning.prompt_common import select_prompt_parameters
 
