@@ -759,7 +759,15 @@ def evaluate_lm(
     forget_scores = _scores(model, tokenizer, forget_records, settings)
     members = membership_scores(model, tokenizer, forget_records, settings, forget_scores)
     holdout_records = [item.record for item in suite.holdout]
-    nonmembers = membership_scores(model, tokenizer, holdout_records, settings)
+    holdout_scores = _scores(model, tokenizer, holdout_records, settings)
+    nonmembers = membership_scores(model, tokenizer, holdout_records, settings, holdout_scores)
+    # The same figures on people the fine-tune never saw: what a model that forgot the
+    # forget people should show on them (the deletion verdict compares the two).
+    m["holdout_prob"] = float(np.mean(np.exp(-holdout_scores.mean_nll())))
+    gens["holdout"] = greedy_answers(model, tokenizer, holdout_records, settings)
+    m["holdout_rouge"] = float(
+        np.mean(rouge_recall(model, tokenizer, holdout_records, settings, gens["holdout"]))
+    )
     for attack, auc in membership_auc(members, nonmembers).items():
         m[f"mia_{attack}"] = auc
 
