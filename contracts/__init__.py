@@ -11,6 +11,7 @@ Adding a family: declare it in its own module and add it to ``FAMILIES`` below.
 
 from __future__ import annotations
 
+from contracts.causal_lm import CAUSAL_LM
 from contracts.classifier import CLASSIFIER
 from contracts.ddpm import DDPM
 from contracts.family import (
@@ -41,5 +42,6 @@ FAMILIES: tuple[FamilyDeclaration, ...] = (
     DDPM,
     TEXT2IMAGE,
     STABLE_DIFFUSION,
+    CAUSAL_LM,
 )
 register(*FAMILIES, method_names=method_names)

@@ -11,6 +11,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.common import DEVICE_PATTERN
+from contracts.family import FamilyDeclaration
 
 LMBase = Literal["smollm2-135m", "tiny-llama", "uploaded"]
 # The built-in base model: SmolLM2-135M-Instruct, shipped as a GGUF file by the
@@ -152,7 +153,37 @@ class LMEvaluateParams(BaseModel):
         32, ge=1, le=1024, description="Tokens generated per question for ROUGE-L."
     )
     max_records: int | None = Field(
-        None, ge=1, description="Score at most this many records per split (seeded subset)."
+        None,
+        ge=1,
+        description="Score at most this many retain, held-out and world items each (evenly "
+        "spaced); the forget items are always all scored.",
     )
-    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds the subset.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds the relearning attack.")
     device: str = Field("cpu", pattern=DEVICE_PATTERN, description="torch device.")
+
+
+CAUSAL_LM = FamilyDeclaration(
+    name="causal_lm",
+    title="Causal language model",
+    summary="A Hugging Face causal LM (the built-in SmolLM2-135M-Instruct, a tiny test "
+    "llama, or an uploaded safetensors folder) fine-tuned on people's text; a person's "
+    "question/answer pairs or texts are unlearned and measured TOFU-style.",
+    data="text",
+    architectures=("smollm2-135m", "tiny-llama", "uploaded"),
+    architecture_schema=LMArchitecture,
+    params={"train": LMTrainParams, "generate": LMGenerateParams, "evaluate": LMEvaluateParams},
+    job_kinds=("train", "unlearn", "evaluate", "generate"),
+    scopes=("subject_ids", "sample_ids"),
+    judged=False,
+    # NPO with a retain term (the approximate candidate; its epochs come from its budget
+    # against the fine-tune), re-fine-tuning the base without the person as the exact
+    # fallback. A label scope does not exist for text, so the class method is the exact one.
+    policy_defaults={
+        "method": "npo",
+        "method_params": {},
+        "class_method": "retrain",
+        "class_method_params": {},
+        "fallback": "retrain",
+    },
+    docs="docs/llm.md",
+)

@@ -8,6 +8,7 @@ imported when the first job that needs it runs.
 from __future__ import annotations
 
 from workers.families.base import FamilyRuntime, Handler, UnsupportedJob
+from workers.families.causal_lm import CAUSAL_LM
 from workers.families.classifier import CLASSIFIER
 from workers.families.ddpm import DDPM
 from workers.families.text2image import STABLE_DIFFUSION, TEXT2IMAGE
@@ -21,6 +22,7 @@ RUNTIMES: dict[str, FamilyRuntime] = {
         DDPM,
         TEXT2IMAGE,
         STABLE_DIFFUSION,
+        CAUSAL_LM,
     )
 }
 

@@ -53,6 +53,8 @@ __all__ = [
     "build_base",
     "byte_tokenizer",
     "convert_smollm2",
+    "from_hf_files",
+    "hf_files",
     "is_lora",
     "load_adapter",
     "load_folder",
@@ -61,6 +63,7 @@ __all__ = [
     "save_folder",
     "smollm2_gguf_path",
     "tiny_llama",
+    "weights_of",
 ]
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -358,3 +361,81 @@ def merge_lora(model: PeftModel) -> PreTrainedModel:
     if not is_lora(model):
         return model
     return model.merge_and_unload()
+
+
+# The text files of a model folder that travel beside its weights (never code, never
+# weights): what ``hf_files`` keeps and ``from_hf_files`` accepts.
+_HF_TEXT_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+)
+
+
+def hf_files(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> dict[str, str]:
+    """The config and tokenizer files of ``model`` as text, without the weights.
+
+    A model version stores its weights as one safetensors checkpoint and these files
+    beside it, so a version can be rebuilt (``from_hf_files``) without pickle or code.
+    """
+    plain = merge_lora(model) if is_lora(model) else model
+    with tempfile.TemporaryDirectory(prefix="expunge-hf-") as tmp:
+        plain.config.save_pretrained(tmp)
+        if getattr(plain, "generation_config", None) is not None:
+            plain.generation_config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        return {
+            name: (Path(tmp) / name).read_text()
+            for name in _HF_TEXT_FILES
+            if (Path(tmp) / name).is_file()
+        }
+
+
+def from_hf_files(
+    files: dict[str, str], state_dict: dict[str, torch.Tensor]
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Rebuild a model version: its text files checked like an uploaded folder, the
+    architecture built from ``config.json`` (native transformers classes only) and the
+    weights loaded strictly from ``state_dict``."""
+    unknown = sorted(set(files) - set(_HF_TEXT_FILES))
+    if unknown:
+        raise LMModelError(f"unexpected files in a model version: {', '.join(unknown)}")
+    with tempfile.TemporaryDirectory(prefix="expunge-hf-") as tmp:
+        folder = Path(tmp)
+        for name, text in files.items():
+            (folder / name).write_text(text)
+        if "auto_map" in _read_json(folder / "config.json"):
+            raise RemoteCodeRefused("config.json has an auto_map: remote code is never run")
+        if (folder / "tokenizer_config.json").is_file() and "auto_map" in _read_json(
+            folder / "tokenizer_config.json"
+        ):
+            raise RemoteCodeRefused("tokenizer_config.json has an auto_map")
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise TokenizerMissing(f"the version's tokenizer cannot be loaded: {exc}") from exc
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:
+        raise LMModelError(f"the weights do not fit config.json: {exc}") from exc
+    _check_tokenizer_fits(model, tokenizer)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.eval(), tokenizer
+
+
+def weights_of(model: PreTrainedModel) -> dict[str, torch.Tensor]:
+    """The full state dict a version stores (LoRA merged into a copy first)."""
+    if is_lora(model):
+        import copy
+
+        model = merge_lora(copy.deepcopy(model))
+    return {k: v.detach().to("cpu") for k, v in model.state_dict().items()}

@@ -1,0 +1,183 @@
+"""The causal_lm family through the runner: a tiny llama fine-tuned on a fictitious-people
+slice -> generate -> unlearn one person (NPO, with the exact retrain as reference) ->
+evaluate, against Postgres and the S3 server, one thread."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from api.models.service import create_model
+from contracts.causal_lm import LMArchitecture, LMEvaluateParams, LMGenerateParams, LMTrainParams
+from core.db import session_factory
+from core.jobs import new_job
+from core.jobspecs import new_unlearn_job, unlearn_spec
+from core.lineage import decode_mask, scope_hash
+from models import DatasetVersion, ModelVersion, Sample
+from models.base import utcnow
+from tests.support.db import version_row
+from tests.support.runner import run_job
+
+TINY = LMArchitecture(base="tiny-llama", hidden_size=64, num_hidden_layers=2, seed=3)
+TRAIN = LMTrainParams(epochs=3, lr=3e-3, batch_size=16, max_length=96, checkpoint_every_steps=20)
+
+
+def _commit(settings: Any, kind: str, **fields: Any) -> str:
+    with session_factory(settings)() as session:
+        job = new_job(session, kind, "test", queue="cpu", **fields)
+        job.dispatched_at = utcnow()
+        session.commit()
+        return job.id
+
+
+def _dataset(api: Any) -> dict[str, Any]:
+    response = api.post(
+        "/api/v1/datasets",
+        json={
+            "name": f"fp-{uuid.uuid4().hex[:8]}",
+            "source": {"name": "fictitious-people", "limit": 63},
+        },
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_train_generate_unlearn_evaluate(api, app, prod_settings) -> None:  # type: ignore[no-untyped-def]
+    dataset = _dataset(api)
+    factory = session_factory(prod_settings)
+    with factory() as session:
+        model = create_model(session, f"lm-{uuid.uuid4().hex[:8]}", "causal_lm", TINY, "", "test")
+        dsv = session.scalar(
+            select(DatasetVersion).where(DatasetVersion.dataset_id == dataset["id"])
+        )
+        assert dsv is not None
+        person = session.scalar(
+            select(Sample.subject_id)
+            .where(
+                Sample.dataset_id == dataset["id"],
+                Sample.split == "train",
+                Sample.subject_id.is_not(None),
+            )
+            .order_by(Sample.subject_id)
+        )
+        n_train = dsv.split_counts["train"]
+        model_id, dsv_id, dsv_number = model.id, dsv.id, dsv.version
+        session.commit()
+    spec = {"dataset_version": dsv_number, "dataset_version_id": dsv_id}
+
+    # Fine-tune: one version, its lineage the whole train split, the HF files beside it.
+    train = run_job(
+        prod_settings,
+        app,
+        _commit(
+            prod_settings,
+            "train",
+            model_id=model_id,
+            dataset_id=dataset["id"],
+            params=TRAIN.model_dump(mode="json"),
+            spec=spec,
+        ),
+    )
+    assert math.isfinite(train.metrics["train_loss"]), train.metrics
+    fine_tune = version_row(prod_settings, train.result_version_id)
+    assert decode_mask(fine_tune.training_mask).sum() == n_train
+    assert fine_tune.config["base"] == {"name": "tiny-llama", "version_id": None, "seed": 3}
+    assert fine_tune.config["hf_files_key"].endswith("/hf_files.json")
+
+    # Generate: greedy completions are the job's result, the same on a second run.
+    prompts = ["What is the capital of France?", "Who are you?"]
+    generate_params = LMGenerateParams(prompts=prompts, max_new_tokens=12)
+    completions = []
+    for _ in range(2):
+        job = run_job(
+            prod_settings,
+            app,
+            _commit(
+                prod_settings,
+                "generate",
+                model_id=model_id,
+                model_version_id=fine_tune.id,
+                params=generate_params.model_dump(mode="json"),
+                spec={"family": "causal_lm"},
+            ),
+        )
+        assert [c["prompt"] for c in job.metrics["completions"]] == prompts
+        assert job.artifacts[0]["name"] == "completions.json"
+        completions.append(job.metrics["completions"])
+    assert completions[0] == completions[1]
+
+    # Unlearn one person with NPO; the exact retrain runs first as its reference.
+    # (Built as the API builds it: the API's method list does not take LM methods yet.)
+    scope = {"subject_ids": [person]}
+    with factory() as session:
+        dsv = session.get(DatasetVersion, dsv_id)
+        version = session.get(ModelVersion, fine_tune.id)
+        assert dsv is not None and version is not None
+
+        def spec_for(exact: bool) -> dict[str, Any]:
+            return unlearn_spec(
+                forget=scope,
+                forget_kind="subject_ids",
+                forget_hash=scope_hash(scope),
+                forget_count=21,
+                dataset_version=dsv,
+                evaluate=True,
+                exact=exact,
+                family="causal_lm",
+            )
+
+        reference = new_unlearn_job(session, version, "retrain", {}, spec_for(True), "test")
+        npo_job = new_unlearn_job(
+            session,
+            version,
+            "npo",
+            {"epochs": 2},
+            {**spec_for(False), "reference_job_id": reference.id},
+            "test",
+        )
+        for job in (reference, npo_job):
+            job.dispatched_at = utcnow()
+        retrain_id, npo_id = reference.id, npo_job.id
+        session.commit()
+    retrain = run_job(prod_settings, app, retrain_id)
+    npo = run_job(prod_settings, app, npo_id)
+    forgotten = retrain.metrics["forget_count"]
+    assert forgotten == 21  # the person's 20 QA pairs and biography
+    for job in (retrain, npo):
+        child = version_row(prod_settings, job.result_version_id)
+        assert decode_mask(child.training_mask).sum() == n_train - forgotten
+        assert child.parent_version_id == fine_tune.id
+        assert child.config["base"] == fine_tune.config["base"]
+    assert retrain.metrics["evaluation"]["forget_quality"] == 1.0
+    after, before = npo.metrics["evaluation"], npo.metrics["original_evaluation"]
+    assert 0.0 <= after["forget_quality"] <= 1.0  # against the finished retrain
+    assert after["forget_count"] == 20 and before["forget_count"] == 20
+    # NPO pushed the person's answers down; the original is what it started from.
+    assert after["forget_prob"] < before["forget_prob"], (after, before)
+    assert after["model_utility"] > 0.0 and "mia_loss" in after
+
+    # Evaluate the fine-tune against the retrain: the original still knows the person.
+    evaluate = run_job(
+        prod_settings,
+        app,
+        _commit(
+            prod_settings,
+            "evaluate",
+            model_id=model_id,
+            dataset_id=dataset["id"],
+            model_version_id=fine_tune.id,
+            params=LMEvaluateParams(max_records=30).model_dump(mode="json"),
+            spec={
+                **spec,
+                "forget": {"subject_ids": [person]},
+                "reference_version_id": retrain.result_version_id,
+                "family": "causal_lm",
+            },
+        ),
+    )
+    evaluation = evaluate.metrics["evaluation"]
+    assert evaluation["forget_count"] == 20 and evaluation["world_count"] == 30
+    assert 0.0 <= evaluation["forget_quality"] <= 1.0
