@@ -74,6 +74,35 @@ class Thresholds(BaseModel):
         description="ddpm, text2image: the judge's accuracy on the other classes may fall by "
         "at most this against the original",
     )
+    lm_max_prob_ratio: float = Field(
+        1.5,
+        ge=1,
+        le=100,
+        description="causal_lm: the forget people's answer probability may be at most this "
+        "multiple of the held-out people's (people the fine-tune never saw)",
+    )
+    lm_rouge_margin: float = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description="causal_lm: the ROUGE-L recall of the model's answers to the forget "
+        "people's questions may exceed the held-out people's by at most this",
+    )
+    lm_max_mia_auc: float = Field(
+        0.75,
+        gt=0.5,
+        le=1,
+        description="causal_lm: every membership attack (LOSS, zlib, Min-K %, Min-K %++) "
+        "must tell the forget people from the held-out people with an AUC within "
+        "[1 - this, this]; below is over-unlearning, which an attacker notices too",
+    )
+    lm_min_utility_ratio: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="causal_lm: model utility (TOFU: retain and world-fact answers) must stay "
+        "at least this share of the original's",
+    )
 
 
 class DeletionPolicy(BaseModel):
@@ -310,6 +339,8 @@ def verify(
     """
     if get_family(family).judged:
         return verify_diffusion(evaluation, original, t)
+    if family == LM_FAMILY:
+        return verify_lm(evaluation, original, t)
     if evaluation.get("forget_count_trained") == 0:
         return {
             "passed": True,
@@ -432,6 +463,130 @@ def _lira_check(evaluation: dict[str, Any], original: dict[str, Any]) -> dict[st
         before.get("passed") if "passed" in before else None,
         reference=True,
     )
+
+
+# The family whose versions are checked by ``verify_lm`` (declared in contracts.causal_lm).
+LM_FAMILY = "causal_lm"
+# The membership attacks the LM evaluation reports, as ``mia_<name>`` AUCs.
+LM_ATTACKS = {
+    "loss": "LOSS",
+    "zlib": "zlib ratio",
+    "min_k": "Min-K %",
+    "min_k_pp": "Min-K %++",
+}
+
+
+def _lm_mia(evaluation: dict[str, Any] | None) -> tuple[float | None, str | None]:
+    """The membership AUC farthest from 0.5 over the attacks, and its attack: the
+    strongest attacker's view (an AUC far below 0.5 tells members apart as well)."""
+    found = [
+        (auc, name) for name in LM_ATTACKS if (auc := _get(evaluation, f"mia_{name}")) is not None
+    ]
+    if not found:
+        return None, None
+    return max(found, key=lambda pair: abs(pair[0] - 0.5))
+
+
+def _lm_bound(
+    evaluation: dict[str, Any] | None, key: str, scale: float, add: float
+) -> float | None:
+    base = _get(evaluation, key)
+    return None if base is None else base * scale + add
+
+
+def verify_lm(
+    evaluation: dict[str, Any], original: dict[str, Any], t: Thresholds
+) -> dict[str, Any]:
+    """A causal LM forgot its forget people when it answers them like the held-out people
+    it never saw (the evaluation's ``holdout_*`` figures, same questions' kinds): answer
+    probability no more than ``lm_max_prob_ratio`` times theirs, ROUGE-L recall of its
+    greedy answers no more than ``lm_rouge_margin`` above theirs, and no membership
+    attack separating the two groups (every AUC within [1 - lm_max_mia_auc,
+    lm_max_mia_auc]); while model utility stays at ``lm_min_utility_ratio`` of the
+    original's. The untouched fine-tune runs through the same checks: it fails them
+    where it memorised the people, which is what makes a pass informative.
+
+    A figure the run did not produce fails its check on the candidate (it cannot be
+    shown to hold) and leaves it not informative on the original.
+    """
+    checks: list[dict[str, Any]] = []
+
+    def bounded(name: str, attack: str, key: str, bound_key: str, scale: float, add: float) -> None:
+        value, bound = _get(evaluation, key), _lm_bound(evaluation, bound_key, scale, add)
+        o_value, o_bound = _get(original, key), _lm_bound(original, bound_key, scale, add)
+        checks.append(
+            check(
+                name,
+                "forgetting",
+                attack,
+                value,  # type: ignore[arg-type]  # None: not measured, and failed
+                bound,
+                value is not None and bound is not None and value <= bound,
+                o_value,
+                o_bound,
+                None if o_value is None or o_bound is None else o_value <= o_bound,
+            )
+        )
+
+    bounded(
+        "forget_prob <= holdout_prob * lm_max_prob_ratio",
+        "answer probability on the forget people's questions against people never trained on",
+        "forget_prob",
+        "holdout_prob",
+        t.lm_max_prob_ratio,
+        0.0,
+    )
+    bounded(
+        "forget_rouge <= holdout_rouge + lm_rouge_margin",
+        "ROUGE-L recall of the model's answers to the forget people's questions against "
+        "people never trained on",
+        "forget_rouge",
+        "holdout_rouge",
+        1.0,
+        t.lm_rouge_margin,
+    )
+    low, high = 1.0 - t.lm_max_mia_auc, t.lm_max_mia_auc
+    auc, attack = _lm_mia(evaluation)
+    o_auc, o_attack = _lm_mia(original)
+    checks.append(
+        check(
+            "mia_auc within [1 - lm_max_mia_auc, lm_max_mia_auc]",
+            "forgetting",
+            f"the {LM_ATTACKS.get(attack or '', 'strongest')} membership attack (ROC AUC, "
+            "forget people vs held-out people; the strongest of LOSS, zlib, Min-K %, "
+            "Min-K %++)",
+            auc,  # type: ignore[arg-type]
+            high,
+            auc is not None and low <= auc <= high,
+            o_auc,
+            high,
+            None if o_auc is None else low <= o_auc <= high,
+            lower_threshold=low,
+            strongest_attack=attack,
+            original_strongest_attack=o_attack,
+        )
+    )
+    utility, o_utility = _get(evaluation, "model_utility"), _get(original, "model_utility")
+    floor = None if o_utility is None else o_utility * t.lm_min_utility_ratio
+    checks.append(
+        check(
+            "model_utility >= original * lm_min_utility_ratio",
+            "utility",
+            "model utility kept (TOFU: retain people's and world facts' answers)",
+            utility,  # type: ignore[arg-type]
+            floor,
+            utility is not None and floor is not None and utility >= floor,
+            o_utility,
+            floor,
+            True,
+        )
+    )
+    verdict = decide(checks)
+    if (quality := _get(evaluation, "forget_quality")) is not None:
+        # Reported, not decided on: it needs the exact re-fine-tune's truth ratios, which a
+        # deletion run only has when the reference ran first.
+        verdict["forget_quality"] = quality
+    return verdict
 
 
 def verify_diffusion(
