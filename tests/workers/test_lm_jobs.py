@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import math
 import uuid
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from api.models.service import create_model
@@ -16,6 +19,7 @@ from core.db import session_factory
 from core.jobs import new_job
 from core.jobspecs import new_unlearn_job, unlearn_spec
 from core.lineage import decode_mask, scope_hash
+from core.storage import LocalStore
 from models import DatasetVersion, ModelVersion, Sample
 from models.base import utcnow
 from tests.support.db import version_row
@@ -181,3 +185,44 @@ def test_train_generate_unlearn_evaluate(api, app, prod_settings) -> None:  # ty
     evaluation = evaluate.metrics["evaluation"]
     assert evaluation["forget_count"] == 20 and evaluation["world_count"] == 30
     assert 0.0 <= evaluation["forget_quality"] <= 1.0
+
+
+def test_smollm2_base_is_converted_once_then_shared_through_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first worker converts and uploads; another worker (empty disk cache) downloads
+    instead of converting; a half-written cache folder is never taken as complete."""
+    from workers.jobs import lm
+
+    conversions: list[Path] = []
+
+    def fake_convert(dest: Path) -> Path:  # the real one takes minutes: tested slow
+        conversions.append(dest)
+        dest.mkdir(parents=True)
+        (dest / "model.safetensors").write_bytes(b"weights")
+        (dest / "config.json").write_text("{}")
+        (dest / "tokenizer.json").write_text("{}")
+        return dest
+
+    monkeypatch.setattr(lm, "convert_smollm2", fake_convert)
+    store = LocalStore(tmp_path / "store")
+    ctx = SimpleNamespace(store=store, log=lambda message: None)
+
+    monkeypatch.setattr(lm, "_CACHE", tmp_path / "worker1")
+    first = lm._smollm2_folder(ctx)  # type: ignore[arg-type]
+    assert len(conversions) == 1
+    assert sorted(k.rsplit("/", 1)[1] for k in store.list(lm.SMOLLM2_PREFIX + "/")) == [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+    ]
+    assert lm._smollm2_folder(ctx) == first and len(conversions) == 1  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lm, "_CACHE", tmp_path / "worker2")
+    half = tmp_path / "worker2" / "smollm2-135m"
+    half.mkdir(parents=True)
+    (half / "config.json").write_text("{}")  # weights missing: a crash mid-copy
+    second = lm._smollm2_folder(ctx)  # type: ignore[arg-type]
+    assert len(conversions) == 1
+    assert (second / "model.safetensors").read_bytes() == b"weights"
+    assert not [p for p in (tmp_path / "worker2").iterdir() if p.name.startswith(".")]

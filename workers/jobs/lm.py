@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -152,31 +154,44 @@ def eval_suite(
 # --------------------------------------------------------------------------- models
 
 
+def _complete(folder: Path) -> bool:
+    return (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
+
+
 def _smollm2_folder(ctx: JobContext) -> Path:
     """The converted SmolLM2 folder on this worker: from its disk cache, else from object
-    storage, else converted from the GGUF here and uploaded for the other workers."""
+    storage, else converted from the GGUF here (once) and uploaded for the other workers.
+
+    Folders are filled beside their final name and renamed into place, so a worker that
+    dies half-way never leaves a folder a later job would take as complete.
+    """
     folder = _CACHE / "smollm2-135m"
-    if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
+    if _complete(folder):
         return folder
+    _CACHE.mkdir(parents=True, exist_ok=True)
+    if folder.exists():
+        shutil.rmtree(folder)
     keys = list(ctx.store.list(SMOLLM2_PREFIX + "/"))
-    if any(k.endswith("/model.safetensors") for k in keys):
+    if any(k.endswith("/config.json") for k in keys):
         ctx.log("downloading the converted SmolLM2 base from object storage")
-        tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=_ensure(_CACHE)))
-        for key in keys:
-            ctx.store.download_file(key, tmp / key.rsplit("/", 1)[1])
-        tmp.rename(folder) if not folder.exists() else None
+        tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=_CACHE))
+        try:
+            for key in keys:
+                ctx.store.download_file(key, tmp / key.rsplit("/", 1)[1])
+            os.replace(tmp, folder)
+        except OSError:
+            if not _complete(folder):  # not another job on this worker finishing first
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return folder
-    ctx.log("converting the SmolLM2 GGUF to safetensors (once; about a minute)")
+    ctx.log("converting the SmolLM2 GGUF to safetensors (once; a minute or two on a CPU)")
     convert_smollm2(folder)
-    for path in sorted(folder.iterdir()):
-        if path.is_file():
-            ctx.store.put_file(f"{SMOLLM2_PREFIX}/{path.name}", path)
+    # config.json last: a reader that sees it knows the weights are there.
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    for path in sorted(files, key=lambda p: p.name == "config.json"):
+        ctx.store.put_file(f"{SMOLLM2_PREFIX}/{path.name}", path)
     return folder
-
-
-def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _sha256(path: Path) -> str:
@@ -404,11 +419,15 @@ def _evaluation(
     suite: EvalSuite,
     settings: EvalSettings,
     reference_ratios: list[float] | None,
+    answers: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """The evaluation as a version's metrics carry it (counts and the truth ratios kept,
     so forget quality can be computed again against any later model). No question or
-    answer text: metrics outlive a deletion, the person's data must not."""
+    answer text: metrics outlive a deletion, the person's data must not. The greedy
+    answers go to ``answers`` (by group) when given, for ``forget_answers``."""
     result = evaluate_lm(model, tokenizer, suite, settings, reference_ratios)
+    if answers is not None:
+        answers.update(result.generations)
     return {
         **result.metrics,
         "forget_count": len(suite.forget),
@@ -417,6 +436,28 @@ def _evaluation(
         "world_count": len(suite.world),
         "forget_truth_ratios": list(result.forget_truth_ratios),
     }
+
+
+# The forget questions a deletion run keeps answered before and after (the request page).
+FORGET_ANSWERS_MAX = 50
+
+
+def forget_answers(
+    suite: EvalSuite, before: dict[str, list[str]], after: dict[str, list[str]]
+) -> list[dict[str, Any]]:
+    """Each forget question with its true answer and the original's and the candidate's
+    greedy answers (the evaluation's own generations), at most ``FORGET_ANSWERS_MAX``."""
+    pairs = zip(suite.forget, before.get("forget") or [], after.get("forget") or [], strict=False)
+    return [
+        {
+            "sample_id": item.record.sample_id,
+            "question": item.record.question,
+            "answer": item.record.answer,
+            "before": was,
+            "after": now,
+        }
+        for item, was, now in list(pairs)[:FORGET_ANSWERS_MAX]
+    ]
 
 
 def _scope_ids(rows: list[dict[str, Any]], scope: dict[str, list[Any]] | None) -> set[str]:
@@ -555,9 +596,11 @@ def run_unlearn_lm(ctx: JobContext, job: Job) -> dict[str, Any]:
 
     model, tokenizer = load_lm_version(ctx, original)
     original_evaluation: dict[str, Any] | None = None
+    before: dict[str, list[str]] = {}
+    after: dict[str, list[str]] = {}
     if isinstance(suite, EvalSuite):
         ctx.log("evaluating the original")
-        original_evaluation = _evaluation(model, tokenizer, suite, settings, None)
+        original_evaluation = _evaluation(model, tokenizer, suite, settings, None, before)
         ctx.progress(0.15, force=True)
     if method.exact:
         del model
@@ -591,12 +634,18 @@ def run_unlearn_lm(ctx: JobContext, job: Job) -> dict[str, Any]:
     }
     if isinstance(suite, EvalSuite):
         ctx.log("evaluating the result")
-        evaluation = _evaluation(new_model, tokenizer, suite, settings, _reference_ratios(ctx, job))
+        evaluation = _evaluation(
+            new_model, tokenizer, suite, settings, _reference_ratios(ctx, job), after
+        )
         if method.exact:
             # The exact run is the reference: its forget quality against itself is 1.
             evaluation["forget_quality"] = 1.0
         metrics["evaluation"] = evaluation
         metrics["original_evaluation"] = original_evaluation
+        if spec.get("deletion_request_ids"):
+            # The request page's before/after view; core.deletion.redact blanks it when
+            # the request closes, like the ids.
+            metrics["forget_answers"] = forget_answers(suite, before, after)
         for name in ("model_utility", "forget_quality", "mia_loss", "forget_rouge"):
             if name in evaluation:
                 ctx.metric(name, float(evaluation[name]))

@@ -302,6 +302,7 @@ def save_folder(
         raise LMModelError("a LoRA model saves its adapter (save_adapter) or merges first")
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
+    hf_logging.disable_progress_bar()
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path
