@@ -26,10 +26,12 @@ from contracts.methods.base import (
     UnknownMethod,
     UnsupportedScope,
 )
+from contracts.methods.causal_lm import CAUSAL_LM_METHODS, LMMethodSpec
 from contracts.methods.classifier import CLASSIFIER_METHODS
 from contracts.methods.diffusion import DIFFUSION_METHODS, DiffusionMethodSpec
 
 __all__ = [
+    "CAUSAL_LM_METHODS",
     "CLASSIFIER_METHODS",
     "CLASSIFIER_SCOPES",
     "DEFAULT_BUDGET_FRACTION",
@@ -41,6 +43,7 @@ __all__ = [
     "ForgetLossParams",
     "InvalidMethodParams",
     "IterativeParams",
+    "LMMethodSpec",
     "MethodError",
     "MethodParams",
     "MethodSpec",
@@ -53,7 +56,7 @@ __all__ = [
 ]
 
 _SPECS: dict[tuple[str, str], MethodSpec] = {}
-for _spec in (*CLASSIFIER_METHODS, *DIFFUSION_METHODS):
+for _spec in (*CLASSIFIER_METHODS, *DIFFUSION_METHODS, *CAUSAL_LM_METHODS):
     for _family in _spec.job_families:
         if (_spec.name, _family) in _SPECS:
             raise TypeError(f"method {_spec.name!r} is declared twice for {_family}")

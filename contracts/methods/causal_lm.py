@@ -290,6 +290,8 @@ class LMMethodSpec(MethodSpec):
             "exact": self.exact,
             "paper": self.paper,
             "scopes": ["sample_ids", "subject_ids"],
+            # LoReUn weights per-sample forget losses of classifiers; not offered here.
+            "supports_loreun": False,
             "needs_reference": self.needs_reference,
             "summary": self.summary,
             "params_schema": self.params.model_json_schema(),

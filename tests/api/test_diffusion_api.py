@@ -56,7 +56,7 @@ def test_methods_list_both_families(api) -> None:
     assert ddpm["retrain"]["exact"] and "subject_ids" in ddpm["retrain"]["scopes"]
     assert "negative_guidance" in ddpm["esd"]["params_schema"]["properties"]
     both = [m for m in methods if m["name"] == "retrain"]
-    assert {m["family"] for m in both} == {"classifier", "ddpm", "text2image"}
+    assert {m["family"] for m in both} == {"classifier", "ddpm", "text2image", "causal_lm"}
     only = api.get("/api/v1/methods", params={"family": "ddpm"}).json()
     assert {m["name"] for m in only} == set(ddpm) and all(m["family"] == "ddpm" for m in only)
 

@@ -29,7 +29,7 @@ def test_rows_are_sorted_unique_and_json() -> None:
     assert keys == sorted(set(keys))
     json.dumps(rows)
     families = {row["family"] for row in rows}
-    assert families == {"classifier", "ddpm", "text2image", "stable_diffusion"}
+    assert families == {"classifier", "ddpm", "text2image", "stable_diffusion", "causal_lm"}
     assert len([k for k in keys if k[1] == "classifier"]) == len(CLASSIFIER_METHODS) == 15
 
 
