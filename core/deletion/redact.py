@@ -10,6 +10,10 @@ commitment ``commit_subject(id, salt)`` the certificate and the audit log alread
 - every job whose params, spec, metrics, artifacts or error name an id (the request's own
   unlearning runs, and any evaluate or retrain job someone ran on the same ids), and those
   jobs' events (state, progress, log lines);
+- a language model's answers to the forgotten people's questions, before and after, that
+  its unlearning runs keep for the request page (``forget_answers``): text about the
+  person, not ids, so it is blanked to its count (unless another open request shares
+  the run: then that one's close does it);
 - webhook deliveries (payload and last error), and the idempotency store's saved
   responses (a filed request's response echoes its scope; the request's digest is
   salted, so a replay of that request with the same key is refused rather than answered);
@@ -187,6 +191,8 @@ def redact_request(session: Session, settings: Settings, request: DeletionReques
     # An id another request still holds (open, or failed and retriable) stays in clear in
     # the copies outside this request (a shared run's spec) until that one closes too.
     held = _held_elsewhere(session, request, set(mapping))
+    if not held:
+        touched += _blank_answers(session, _request_jobs(session, request.id))
     if held:
         mapping = {k: v for k, v in mapping.items() if k not in held}
         redactor, ids = Redactor(mapping), [i for i in ids if i not in held]
@@ -229,6 +235,28 @@ def redact_request(session: Session, settings: Settings, request: DeletionReques
                 touched += 1
     session.flush()
     log.info("request %s: ids replaced by commitments in %d rows", request.id, touched)
+    return touched
+
+
+def blank_answers(answers: Any) -> Any:
+    """A run's ``forget_answers`` (a language model's answers to the forgotten people's
+    questions, before and after: their personal data as text, not ids) as a closed
+    request keeps them: how many there were, no text."""
+    if not isinstance(answers, list):
+        return answers
+    return {"redacted": True, "count": len(answers)}
+
+
+def _blank_answers(session: Session, job_ids: set[str]) -> int:
+    """Blank the before/after answers the request's unlearning runs stored; returns the
+    number of jobs rewritten."""
+    touched = 0
+    for job_id in sorted(job_ids):
+        job = session.get(Job, job_id)
+        metrics = job.metrics if job is not None else None
+        if isinstance(metrics, dict) and isinstance(metrics.get("forget_answers"), list):
+            job.metrics = {**metrics, "forget_answers": blank_answers(metrics["forget_answers"])}
+            touched += 1
     return touched
 
 
