@@ -2912,6 +2912,58 @@ export interface components {
             training_set: components["schemas"]["TrainingSetPublic"] | null;
             version: components["schemas"]["ModelVersionPublic"];
         };
+        /**
+         * LMArchitecture
+         * @description Which causal LM a version is: the built-in SmolLM2, a tiny test llama, or uploaded.
+         *
+         *     The size fields describe ``tiny-llama`` only (a from-scratch model for tests and
+         *     demos); the other bases take their shapes from their own ``config.json``.
+         */
+        LMArchitecture: {
+            /**
+             * Base
+             * @description smollm2-135m, tiny-llama or uploaded.
+             * @default smollm2-135m
+             * @enum {string}
+             */
+            base: "smollm2-135m" | "tiny-llama" | "uploaded";
+            /**
+             * Hidden Size
+             * @description tiny-llama: model width.
+             * @default 64
+             */
+            hidden_size: number;
+            /**
+             * Intermediate Size
+             * @description tiny-llama: MLP width.
+             * @default 128
+             */
+            intermediate_size: number;
+            /**
+             * Max Position Embeddings
+             * @description tiny-llama: longest sequence.
+             * @default 512
+             */
+            max_position_embeddings: number;
+            /**
+             * Num Attention Heads
+             * @description tiny-llama: heads.
+             * @default 4
+             */
+            num_attention_heads: number;
+            /**
+             * Num Hidden Layers
+             * @description tiny-llama: layers.
+             * @default 2
+             */
+            num_hidden_layers: number;
+            /**
+             * Seed
+             * @description tiny-llama: initialisation seed.
+             * @default 0
+             */
+            seed: number;
+        };
         /** MethodPublic */
         MethodPublic: {
             /** Exact */
@@ -2964,7 +3016,7 @@ export interface components {
          */
         ModelCreate: {
             /** Architecture */
-            architecture: components["schemas"]["ArchitectureConfig"] | components["schemas"]["DiffusionArchitecture"] | components["schemas"]["TextToImageArchitecture"] | components["schemas"]["StableDiffusionArchitecture"];
+            architecture: components["schemas"]["ArchitectureConfig"] | components["schemas"]["DiffusionArchitecture"] | components["schemas"]["TextToImageArchitecture"] | components["schemas"]["StableDiffusionArchitecture"] | components["schemas"]["LMArchitecture"];
             /**
              * Description
              * @default
@@ -2974,7 +3026,7 @@ export interface components {
              * Family
              * @description classifier, ddpm, text2image or stable_diffusion; by default read from the architecture (a diffusion architecture carries its family)
              */
-            family?: ("classifier" | "ddpm" | "text2image" | "stable_diffusion") | null;
+            family?: ("classifier" | "ddpm" | "text2image" | "stable_diffusion" | "causal_lm") | null;
             /** Name */
             name: string;
         };
@@ -3354,6 +3406,30 @@ export interface components {
              * @default 0.05
              */
             forget_margin: number;
+            /**
+             * Lm Max Mia Auc
+             * @description causal_lm: every membership attack (LOSS, zlib, Min-K %, Min-K %++) must tell the forget people from the held-out people with an AUC within [1 - this, this]; below is over-unlearning, which an attacker notices too
+             * @default 0.75
+             */
+            lm_max_mia_auc: number;
+            /**
+             * Lm Max Prob Ratio
+             * @description causal_lm: the forget people's answer probability may be at most this multiple of the held-out people's (people the fine-tune never saw)
+             * @default 1.5
+             */
+            lm_max_prob_ratio: number;
+            /**
+             * Lm Min Utility Ratio
+             * @description causal_lm: model utility (TOFU: retain and world-fact answers) must stay at least this share of the original's
+             * @default 0.9
+             */
+            lm_min_utility_ratio: number;
+            /**
+             * Lm Rouge Margin
+             * @description causal_lm: the ROUGE-L recall of the model's answers to the forget people's questions may exceed the held-out people's by at most this
+             * @default 0.15
+             */
+            lm_rouge_margin: number;
             /**
              * Max Class Accuracy
              * @description Classes: accuracy left on the forgotten class (UA ≥ 99 %)
@@ -3832,6 +3908,7 @@ export type SchemaKeyCreated = components['schemas']['KeyCreated'];
 export type SchemaKeyPublic = components['schemas']['KeyPublic'];
 export type SchemaKeysPublic = components['schemas']['KeysPublic'];
 export type SchemaLineagePublic = components['schemas']['LineagePublic'];
+export type SchemaLmArchitecture = components['schemas']['LMArchitecture'];
 export type SchemaMethodPublic = components['schemas']['MethodPublic'];
 export type SchemaMetricPoint = components['schemas']['MetricPoint'];
 export type SchemaModelCreate = components['schemas']['ModelCreate'];
