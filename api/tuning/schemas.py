@@ -5,6 +5,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from api.schemas import RequestBody
+from contracts.common import DEVICE_PATTERN
 
 MAX_CANDIDATES = 12
 
@@ -38,7 +39,7 @@ class TuneCreate(RequestBody):
     )
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds the pseudo-forget draw and runs")
     device: str = Field(
-        "cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$", description="torch device to run on"
+        "cpu", pattern=DEVICE_PATTERN, description="torch device to run on"
     )
     apply: bool = Field(
         True,
