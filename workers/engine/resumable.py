@@ -78,7 +78,7 @@ class ResumableLoop:
 
     def __init__(
         self,
-        arch: BaseModel,
+        arch: BaseModel | None,
         params: Any,
         optimizer: torch.optim.Optimizer,
         lr_scheduler: Any,
@@ -100,16 +100,22 @@ class ResumableLoop:
     def params_key(cls, params: BaseModel) -> dict[str, Any]:
         return params.model_dump(mode="json", exclude=set(cls.resumable_changes))
 
+    @staticmethod
+    def arch_key(arch: BaseModel | None) -> dict[str, Any] | None:
+        """The architecture a state was made for (``None`` for a loop that trains a model
+        it was handed, e.g. a fine-tune whose base the caller already checked)."""
+        return None if arch is None else arch.model_dump(mode="json")
+
     @classmethod
     def check_resume(
-        cls, resume: Mapping[str, Any], arch: BaseModel, params: BaseModel, digest: str
+        cls, resume: Mapping[str, Any], arch: BaseModel | None, params: BaseModel, digest: str
     ) -> None:
         """Refuse a resume state made by another kind of loop or for another run."""
         if resume.get("format") != cls.resume_format:
             raise EngineError(
                 f"not a {cls.run_name} resume state (format {resume.get('format')!r})"
             )
-        if resume.get("arch") != arch.model_dump(mode="json"):
+        if resume.get("arch") != cls.arch_key(arch):
             raise EngineError("resume state was made for a different architecture")
         if resume.get("params") != cls.params_key(params):
             raise EngineError("resume state was made with different training params")
@@ -121,7 +127,7 @@ class ResumableLoop:
         their weights, optimiser and counters)."""
         return {
             "format": self.resume_format,
-            "arch": self.arch.model_dump(mode="json"),
+            "arch": self.arch_key(self.arch),
             "params": self.params_key(self.params),
             "data_digest": self.digest,
             "step": self.step,

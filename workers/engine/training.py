@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,8 @@ class _Loop(ResumableLoop):
     """A classifier's epochs of shuffled batches; resumable mid-epoch (the batch order of
     each epoch is seeded, and the torch RNG travels in the state)."""
 
+    arch: ArchitectureConfig
+    params: TrainParams
     resume_format = RESUME_FORMAT
 
     def __init__(
@@ -177,7 +180,7 @@ class _Loop(ResumableLoop):
         self.samples_seen = 0
         self.running = {"loss_sum": 0.0, "correct": 0, "seen": 0}
 
-    def restore(self, resume: dict[str, Any]) -> None:
+    def restore(self, resume: Mapping[str, Any]) -> None:
         super().restore(resume)
         self.epoch = int(resume["epoch"])
         self.batch_in_epoch = int(resume["batch_in_epoch"])

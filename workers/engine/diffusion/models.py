@@ -485,7 +485,7 @@ def fit_denoiser(
     arch: Any,
     params: DiffusionTrainParams,
     images: ImageArrays,
-    network: Callable[[], torch.nn.Module],
+    network: Callable[[], Any],
     validate: Callable[[Mapping[str, torch.Tensor]], None],
     callbacks: Callbacks | None = None,
     resume: dict[str, Any] | None = None,
@@ -573,6 +573,8 @@ class _DDPMLoop(ResumableLoop):
     condition drops per step, EMA); a subclass changes only how the condition enters
     the network (``_predict``)."""
 
+    arch: DiffusionArchitecture
+    params: DiffusionTrainParams
     resume_format = RESUME_FORMAT
     run_name = "DDPM training"
     resumable_changes = frozenset({"device", "checkpoint_every_steps", "log_every_steps"})
