@@ -21,8 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from contracts.causal_lm import LMTrainParams
 from contracts.methods import base as contract
 from contracts.methods.base import Budget
 from contracts.methods.causal_lm import (
@@ -187,9 +188,15 @@ class LMUnlearningMethod(ABC):
             from workers.engine.training import Callbacks
 
             callbacks = Callbacks()
+        if train_params is not None and not isinstance(train_params, LMTrainParams):
+            # A recipe read from a job row or a version's config.
+            raw = train_params.model_dump() if isinstance(train_params, BaseModel) else train_params
+            try:
+                train_params = LMTrainParams.model_validate(dict(raw))
+            except ValidationError as exc:
+                raise EngineError(f"the fine-tune's recipe does not validate: {exc}") from exc
         # A recipe without explicit epochs (an uploaded model) says nothing about its cost.
-        fields_set = getattr(train_params, "model_fields_set", None)
-        known = train_params is not None and (fields_set is None or "epochs" in fields_set)
+        known = train_params is not None and "epochs" in train_params.model_fields_set
         budget = self.budget(
             parsed,
             len(data.forget),

@@ -46,8 +46,6 @@ class LMRetrain(LMUnlearningMethod):
     ) -> LMUnlearnResult:
         import time
 
-        from pydantic import BaseModel
-
         from contracts.causal_lm import LMTrainParams
         from workers.engine.lm.training import finetune
 
@@ -59,9 +57,7 @@ class LMRetrain(LMUnlearningMethod):
         recipe = (
             train_params
             if isinstance(train_params, LMTrainParams)
-            else LMTrainParams.model_validate(
-                train_params.model_dump() if isinstance(train_params, BaseModel) else train_params
-            )
+            else LMTrainParams.model_validate(train_params)
         )
         if params.device is not None:
             device = params.device

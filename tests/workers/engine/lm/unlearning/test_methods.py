@@ -305,6 +305,17 @@ def test_run_reports_its_cost_against_the_fine_tune(lm_world: LMWorld) -> None:
         10 * N_FORGET * 2 / (RECIPE.epochs * N_RETAIN)
     )
     assert "budget" in result.log[0]
+    # A recipe read from a job row (a dict) is the same recipe.
+    budget_only = get_lm_method("simnpo").budget(None, N_FORGET, N_RETAIN, RECIPE.epochs)
+    assert budget_only.passes == result.metrics["estimated_passes"]
+    with pytest.raises(EngineError, match="recipe"):
+        get_lm_method("simnpo").run(
+            lm_world.fresh(),
+            lm_world.tokenizer,
+            lm_world.data,
+            FAST["simnpo"],
+            train_params={"epochs": "many"},
+        )
 
 
 def test_retrain_is_exact_and_needs_the_recipe(lm_world: LMWorld) -> None:
@@ -312,7 +323,10 @@ def test_retrain_is_exact_and_needs_the_recipe(lm_world: LMWorld) -> None:
     with pytest.raises(RecipeMissing):
         retrain.run(copy.deepcopy(lm_world.base), lm_world.tokenizer, lm_world.data)
     result = retrain.run(
-        copy.deepcopy(lm_world.base), lm_world.tokenizer, lm_world.data, train_params=RECIPE
+        copy.deepcopy(lm_world.base),
+        lm_world.tokenizer,
+        lm_world.data,
+        train_params=RECIPE.model_dump(exclude_unset=True),  # as a job row holds it
     )
     forget = lm_world.nll(result.model, lm_world.data.forget)
     retain = lm_world.nll(result.model, lm_world.data.retain)
