@@ -26,6 +26,19 @@ def test_each_runtime_is_filed_under_its_own_family() -> None:
     assert {"classifier", "ddpm", "text2image", "stable_diffusion"} <= set(RUNTIMES)
 
 
+def test_every_runtime_runs_a_declared_family_and_exactly_its_job_kinds() -> None:
+    """The other direction of tests/contracts/test_family.py: the worker runs nothing the
+    API would never submit (a runtime for an undeclared family, or an extra kind)."""
+    from contracts import UnknownFamily, get_family
+
+    for name, runtime_ in RUNTIMES.items():
+        try:
+            declared = get_family(name)
+        except UnknownFamily:
+            pytest.fail(f"the worker has a runtime for {name}, which contracts do not declare")
+        assert runtime_.kinds == set(declared.job_kinds), name
+
+
 def test_a_kind_the_family_does_not_run_is_refused_naming_what_it_runs() -> None:
     with pytest.raises(UnsupportedJob) as info:
         handler_for("train", "stable_diffusion")
