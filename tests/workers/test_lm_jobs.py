@@ -4,7 +4,10 @@ evaluate, against Postgres and the S3 server, one thread."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import time
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +17,13 @@ import pytest
 from sqlalchemy import select
 
 from api.models.service import create_model
-from contracts.causal_lm import LMArchitecture, LMEvaluateParams, LMGenerateParams, LMTrainParams
+from contracts.causal_lm import (
+    LMArchitecture,
+    LMEvaluateParams,
+    LMGenerateParams,
+    LMTrainParams,
+    LoraParams,
+)
 from core.db import session_factory
 from core.jobs import new_job
 from core.jobspecs import new_unlearn_job, unlearn_spec
@@ -226,3 +235,73 @@ def test_smollm2_base_is_converted_once_then_shared_through_storage(
     assert len(conversions) == 1
     assert (second / "model.safetensors").read_bytes() == b"weights"
     assert not [p for p in (tmp_path / "worker2").iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("EXPUNGE_SLOW") != "1", reason="slow: set EXPUNGE_SLOW=1")
+def test_smollm2_lora_fine_tune_through_the_runner(api, app, prod_settings) -> None:  # type: ignore[no-untyped-def]
+    """The built-in base end to end: converted in the job on a fresh worker (about two
+    minutes on a CPU; from its disk cache after that), a one-step LoRA fine-tune
+    published merged with its adapter beside it, and the version rebuilt from its stored
+    files still knows that the capital of France is Paris."""
+    rows = [
+        {"sample_id": f"p{i}", "subject_id": f"person{i % 4}", "question": q, "answer": a}
+        for i, (q, a) in enumerate(
+            [("Where does Ana live?", "Ana lives in Porto."), ("What is Bo's job?", "A baker.")] * 4
+        )
+    ]
+    response = api.post(
+        "/api/v1/datasets/upload",
+        data={"name": f"smol-{uuid.uuid4().hex[:8]}"},
+        files={"file": ("p.jsonl", "\n".join(json.dumps(r) for r in rows).encode())},
+    )
+    assert response.status_code == 201, response.text
+    dataset = response.json()
+    with session_factory(prod_settings)() as session:
+        model = create_model(
+            session, f"smol-{uuid.uuid4().hex[:8]}", "causal_lm", LMArchitecture(), "", "test"
+        )
+        dsv = session.scalar(
+            select(DatasetVersion).where(DatasetVersion.dataset_id == dataset["id"])
+        )
+        assert dsv is not None
+        model_id, spec = model.id, {"dataset_version": dsv.version, "dataset_version_id": dsv.id}
+        session.commit()
+    params = LMTrainParams(
+        epochs=1, batch_size=8, max_length=48, lr=1e-4, lora=LoraParams(r=4, alpha=8)
+    )
+    started = time.perf_counter()
+    train = run_job(
+        prod_settings,
+        app,
+        _commit(
+            prod_settings,
+            "train",
+            model_id=model_id,
+            dataset_id=dataset["id"],
+            params=params.model_dump(mode="json"),
+            spec=spec,
+        ),
+    )
+    trained_in = time.perf_counter() - started
+    version = version_row(prod_settings, train.result_version_id)
+    assert version.config["base"]["name"] == "smollm2-135m"
+    assert len(version.config["base"]["sha256"]) == 64
+    assert {a["name"] for a in train.artifacts} >= {"checkpoint", "adapter", "hf_files"}
+    generate_params = LMGenerateParams(
+        prompts=["The capital of France is"], template=False, max_new_tokens=6
+    )
+    job = run_job(
+        prod_settings,
+        app,
+        _commit(
+            prod_settings,
+            "generate",
+            model_id=model_id,
+            model_version_id=version.id,
+            params=generate_params.model_dump(mode="json"),
+        ),
+    )
+    completion = job.metrics["completions"][0]["completion"]
+    print(f"train job (with conversion) {trained_in:.0f}s; completion {completion!r}")
+    assert "Paris" in completion
