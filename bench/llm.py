@@ -100,9 +100,9 @@ SCALES: dict[str, Scale] = {
         eval_retain=8, eval_holdout=12, max_new_tokens=8, relearn_steps=2,
     ),
     "cpu": Scale(
-        base="smollm2-135m", people=20, held_out=6, facts=4, world_facts=8, biographies=False,
-        percents=(5, 10), epochs=3, lr=1e-4, batch_size=8, max_length=64, method_lr=5e-5,
-        eval_retain=8, eval_holdout=16, max_new_tokens=20, relearn_steps=2,
+        base="smollm2-135m", people=20, held_out=6, facts=3, world_facts=8, biographies=False,
+        percents=(10,), epochs=3, lr=1e-4, batch_size=8, max_length=64, method_lr=5e-5,
+        eval_retain=8, eval_holdout=16, max_new_tokens=20, relearn_steps=0,
     ),
     "gpu": Scale(
         base="smollm2-135m", people=200, held_out=40, facts=20, world_facts=260,
@@ -235,8 +235,12 @@ def run_percent(
     settings: EvalSettings,
     seed: int,
     log: Callable[[str], None],
+    progress: Callable[[dict[str, Any]], None] = lambda table: None,
 ) -> dict[str, Any]:
-    """One table: the fine-tune, the re-fine-tune and every method at one forget split."""
+    """One table: the fine-tune, the re-fine-tune and every method at one forget split.
+
+    ``progress`` gets the table after every row, so a long run that is stopped keeps
+    what it measured."""
     from workers.engine.lm.unlearning.base import LMUnlearnData
 
     forget_ids = set(forget_split(sl.world, percent))
@@ -269,6 +273,21 @@ def run_percent(
         Row("retrain", retrain.seconds, retrain.peak_mib, ref_metrics, note="exact"),
     ]
     del retrain
+    table = {
+        "percent": percent,
+        "forget_people": sorted(forget_ids),
+        "counts": {
+            "forget_records": len(forget),
+            "retain_records": len(retain),
+            "eval_forget": len(suite.forget),
+            "eval_retain": len(suite.retain),
+            "eval_holdout": len(suite.holdout),
+            "eval_world": len(suite.world),
+        },
+        "rows": rows,
+        "methods": list(methods),
+    }
+    progress(table)
     log(f"  fine-tune: {brief(rows[0])}")
     log(f"  retrain: {rows[1].seconds:.0f}s, {brief(rows[1])}")
     for name in methods:
@@ -285,6 +304,7 @@ def run_percent(
             log(f"  {name}: FAILED {type(exc).__name__}: {exc}")
             traceback.print_exc()
             rows.append(Row(name, 0.0, 0.0, {}, error=f"{type(exc).__name__}: {exc}"))
+            progress(table)
             continue
         result = done.value
         row = Row(
@@ -297,20 +317,9 @@ def run_percent(
         )
         rows.append(row)
         log(f"  {name}: {row.seconds:.0f}s, {brief(row)}")
+        progress(table)
         del result, model, done
-    return {
-        "percent": percent,
-        "forget_people": sorted(forget_ids),
-        "counts": {
-            "forget_records": len(forget),
-            "retain_records": len(retain),
-            "eval_forget": len(suite.forget),
-            "eval_retain": len(suite.retain),
-            "eval_holdout": len(suite.holdout),
-            "eval_world": len(suite.world),
-        },
-        "rows": rows,
-    }
+    return table
 
 
 def brief(row: Row) -> str:
@@ -404,10 +413,16 @@ def render_table(table: dict[str, Any]) -> str:
             ]
         )
     c = table["counts"]
+    missing = [m for m in table.get("methods", []) if m not in {r.name for r in rows}]
     lines = [
         f"#### Forget {table['percent']:g} % ({len(table['forget_people'])} of the people: "
         f"{c['forget_records']} forget records, {c['retain_records']} retain records)",
         "",
+        *(
+            [f"**Partial run**: stopped before {', '.join(f'`{m}`' for m in missing)}.", ""]
+            if missing
+            else []
+        ),
         f"Evaluated on {c['eval_forget']} forget questions, {c['eval_retain']} retain "
         f"questions, {c['eval_holdout']} held-out questions and {c['eval_world']} world facts.",
         "",
@@ -607,33 +622,40 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     original = trained.value.model
     log(f"fine-tune: {trained.seconds:.0f}s, {trained.value.metrics}")
     finetune_row = Row("fine-tune", trained.seconds, trained.peak_mib, {})
-    tables = [
-        run_percent(
-            pct, sl, bases, original, finetune_row, recipe, scale, methods, overrides,
-            settings, args.seed, log,
-        )
-        for pct in scale.percents
-    ]  # fmt: skip
-    out = {
-        "scale_name": args.scale,
-        "scale": scale,
-        "recipe": recipe,
-        "seed": args.seed,
-        "machine": machine_line(scale.device),
-        "wall_seconds": time.monotonic() - started,
-        "counts": {"train": len(sl.train)},
-        "finetune": finetune_row,
-        "tables": tables,
-    }
-    section = render(out, _command(args, argv))
-    out["markdown"] = section
+    tables: list[dict[str, Any]] = []
+    command = _command(args, argv)
+
+    def report(current: dict[str, Any] | None = None) -> dict[str, Any]:
+        out = {
+            "scale_name": args.scale,
+            "scale": scale,
+            "recipe": recipe,
+            "seed": args.seed,
+            "machine": machine_line(scale.device),
+            "wall_seconds": time.monotonic() - started,
+            "counts": {"train": len(sl.train)},
+            "finetune": finetune_row,
+            "tables": tables + ([current] if current is not None else []),
+        }
+        out["markdown"] = render(out, command)
+        if not args.no_write:
+            path = args.json or ROOT / "bench" / "results" / f"llm-{args.scale}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(to_json(out), indent=1) + "\n")
+            write_section(SECTION, INTRO, args.markdown)
+            write_section(f"{SECTION}-{args.scale}", out["markdown"], args.markdown)
+        return out
+
+    for pct in scale.percents:
+        tables.append(
+            run_percent(
+                pct, sl, bases, original, finetune_row, recipe, scale, methods, overrides,
+                settings, args.seed, log, progress=report,
+            )
+        )  # fmt: skip
+    out = report()
     if not args.no_write:
-        path = args.json or ROOT / "bench" / "results" / f"llm-{args.scale}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(to_json(out), indent=1) + "\n")
-        write_section(SECTION, INTRO, args.markdown)
-        write_section(f"{SECTION}-{args.scale}", section, args.markdown)
-        log(f"wrote {path} and {args.markdown}")
+        log(f"wrote {args.json or 'bench/results'} and {args.markdown}")
     log("done")
     return out
 
