@@ -18,6 +18,7 @@ from core.audit.anchor import place_after_commit
 from core.audit.events import commit_subject, subject_salt
 from core.audit.log import append as audit
 from core.audit.log import write_pending
+from core.deletion.lm import lineage as lm_lineage
 from core.deletion.policy import NOT_CERTIFIED, exact_evidence
 from core.deletion.purge import after_commit
 from core.deletion.scope import LINEAGE_UNKNOWN
@@ -93,6 +94,8 @@ def build(session: Session, request: DeletionRequest, settings: Settings) -> dic
         scope["commitments"] = request.scope_commitments or commitments(settings, values)
         scope["commitment"] = "sha256(deployment salt || id), hex"
     models = []
+    radius = request.blast_radius or {}
+    affected = set(radius.get("versions") or []) | set(radius.get("descendants") or [])
     items = session.scalars(
         select(DeletionItem).where(DeletionItem.request_id == request.id).order_by(DeletionItem.id)
     ).all()
@@ -130,6 +133,8 @@ def build(session: Session, request: DeletionRequest, settings: Settings) -> dic
                 "checks": verdict.get("checks", []),
                 # Every run on this version, passed or not, with its figures.
                 "attempts": _attempts(item, verdict),
+                # A language model: its base, and why the base never saw the data.
+                **({"lineage": lm} if old and (lm := lm_lineage(session, old, affected)) else {}),
             }
         )
     unknown = _unknown_lineage(session, request)

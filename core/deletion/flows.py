@@ -24,6 +24,8 @@ from core.audit.events import commit_subject, subject_salt
 from core.audit.log import append as audit
 from core.audit.trail import version_status
 from core.deletion import purge, repository
+from core.deletion.lm import inherits_affected_base
+from core.deletion.lm import lineage as lm_lineage
 from core.deletion.policy import (
     NOT_CERTIFIED,
     DeletionPolicy,
@@ -187,8 +189,12 @@ def file_request(
     session.execute(
         update(ModelVersion).where(ModelVersion.id.in_(affected)).values(status="tainted")
     )
+    # A language model fine-tuned from a base version the request also affects is retired
+    # like a descendant: its exact path re-fine-tunes that base, which holds the data.
+    inherited = inherits_affected_base(session, radius.direct, radius.descendants)
     request.plan = [
-        _plan_item(session, request, vid, vid in radius.descendants) for vid in affected
+        _plan_item(session, request, vid, vid in radius.descendants or vid in inherited)
+        for vid in affected
     ]
     move(request, "awaiting_approval")
     emit(session, request, SYSTEM, "planned", items=len(request.plan))
@@ -283,7 +289,15 @@ def _plan_item(
             train_seconds,
             uses_shadows(model.family, request.scope_kind, exact),
         ),
+        # A language model's base and fine-tune, and whether the base can have seen the data.
+        **({"lineage": lm} if (lm := lm_lineage(session, version, _affected(request))) else {}),
     }
+
+
+def _affected(request: DeletionRequest) -> set[str]:
+    """The versions the request's blast radius holds (trained on the data, or descended)."""
+    radius = request.blast_radius or {}
+    return set(radius.get("versions") or []) | set(radius.get("descendants") or [])
 
 
 def approve(session: Session, request: DeletionRequest, actor: str) -> list[Job]:

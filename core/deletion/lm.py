@@ -1,0 +1,128 @@
+"""What a deletion request needs to know about a language-model (``causal_lm``) version.
+
+A causal LM version's lineage is its **base** plus **the samples it was fine-tuned on**
+(``config.base`` as the fine-tune recorded it, and the version's training mask). The
+person's samples entered the model through the fine-tune only, unless the base itself
+was trained on them; so:
+
+- the exact path, ``retrain``, re-fine-tunes *that base* without the person, and is exact
+  only if the base never saw them. A version whose base version is itself affected by
+  the request (trained on the person, or fine-tuned from one that was) is retired
+  instead, like a descendant: no re-fine-tune from that base can remove what it holds;
+- the plan and the certificate say what the base is and why it never saw the person:
+  a tiny llama built from a seed was trained on nothing; the built-in SmolLM2 is the
+  published checkpoint, never trained on this deployment's datasets (by its sha256);
+  a base version of this deployment is cleared by its own recorded lineage; an uploaded
+  base version has none, and the statement says that nobody can tell.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from models import DatasetVersion, Model, ModelVersion
+
+LM_FAMILY = "causal_lm"
+
+
+def is_lm(session: Session, version: ModelVersion) -> bool:
+    model = session.get(Model, version.model_id)
+    return model is not None and model.family == LM_FAMILY
+
+
+def _base_version_id(version: ModelVersion) -> str | None:
+    base = (version.config or {}).get("base") or {}
+    return base.get("version_id") if isinstance(base, dict) else None
+
+
+def inherits_affected_base(
+    session: Session, affected: list[str], descendants: list[str]
+) -> set[str]:
+    """The affected causal_lm versions (not already descendants) whose base version is
+    affected too: re-fine-tuning from that base would bring the person back."""
+    touched = set(affected) | set(descendants)
+    out: set[str] = set()
+    for vid in affected:
+        if vid in descendants:
+            continue
+        version = session.get(ModelVersion, vid)
+        if version is None or not is_lm(session, version):
+            continue
+        if _base_version_id(version) in touched:
+            out.add(vid)
+    return out
+
+
+def base_statement(
+    session: Session, base: dict[str, Any], affected: set[str]
+) -> tuple[str, bool | None]:
+    """(sentence, never_saw) for a fine-tune's base: whether the base can have seen the
+    person, as the lineage tells (None: nobody can tell)."""
+    name = str(base.get("name") or "unknown")
+    version_id = base.get("version_id")
+    sha = base.get("sha256")
+    if version_id:
+        base_version = session.get(ModelVersion, version_id)
+        if version_id in affected:
+            return (
+                f"the base version {version_id} was itself trained on the data (or "
+                "fine-tuned from a version that was): this version was retired",
+                False,
+            )
+        if base_version is None or base_version.training_mask is None:
+            return (
+                f"the base version {version_id} ({name}) has no recorded lineage (uploaded): "
+                "nobody can tell whether it saw the data; only the fine-tune's samples are "
+                "known",
+                None,
+            )
+        return (
+            f"the base version {version_id} ({name}) was never trained on the data: by its "
+            "recorded lineage none of its training samples is in this request's scope, so the "
+            "data entered only through the fine-tune",
+            True,
+        )
+    if name == "tiny-llama":
+        return (
+            f"the base (a tiny llama initialised from seed {base.get('seed')}) was never "
+            "trained on any data before the fine-tune: the data entered only through it",
+            True,
+        )
+    if name == "smollm2-135m":
+        return (
+            "the base (the built-in SmolLM2-135M-Instruct as published"
+            + (f", sha256 {sha}" if sha else "")
+            + ") was never trained on this deployment's datasets: the data entered only "
+            "through the fine-tune",
+            True,
+        )
+    return (f"the base ({name}) has no recorded lineage: nobody can tell whether it saw the "
+            "data", None)  # fmt: skip
+
+
+def lineage(session: Session, version: ModelVersion, affected: set[str]) -> dict[str, Any] | None:
+    """A causal_lm version's lineage as the plan and the certificate state it: its base,
+    whether the base can have seen the data, and the fine-tune's dataset and sample count;
+    None for other families."""
+    if not is_lm(session, version):
+        return None
+    base = (version.config or {}).get("base") or {}
+    statement, never_saw = base_statement(session, base, affected)
+    dsv = (
+        session.get(DatasetVersion, version.dataset_version_id)
+        if version.dataset_version_id
+        else None
+    )
+    trained = (version.training_set or {}).get("count") if version.training_set else None
+    return {
+        "base": {k: base.get(k) for k in ("name", "version_id", "sha256") if k in base},
+        "base_never_saw_the_data": never_saw,
+        "base_statement": statement,
+        "fine_tune": {
+            "dataset_id": dsv.dataset_id if dsv else None,
+            "dataset_version": dsv.version if dsv else None,
+            "samples": trained,
+        },
+    }
