@@ -4,9 +4,11 @@ evaluate, against Postgres and the S3 server, one thread."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -14,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import torch
 from sqlalchemy import select
 
 from api.models.service import create_model
@@ -29,10 +32,14 @@ from core.jobs import new_job
 from core.jobspecs import new_unlearn_job, unlearn_spec
 from core.lineage import decode_mask, scope_hash
 from core.storage import LocalStore
-from models import DatasetVersion, ModelVersion, Sample
+from models import DatasetVersion, JobEvent, ModelVersion, Sample
 from models.base import utcnow
 from tests.support.db import version_row
+from tests.support.lm import qa_records
 from tests.support.runner import run_job
+from workers.engine.checkpoint import load_checkpoint
+from workers.engine.lm.models import build_base
+from workers.engine.lm.training import Callbacks, finetune
 
 TINY = LMArchitecture(base="tiny-llama", hidden_size=64, num_hidden_layers=2, seed=3)
 TRAIN = LMTrainParams(epochs=3, lr=3e-3, batch_size=16, max_length=96, checkpoint_every_steps=20)
@@ -305,3 +312,69 @@ def test_smollm2_lora_fine_tune_through_the_runner(api, app, prod_settings) -> N
     completion = job.metrics["completions"][0]["completion"]
     print(f"train job (with conversion) {trained_in:.0f}s; completion {completion!r}")
     assert "Paris" in completion
+
+
+def test_train_resumes_from_the_stored_state(api, app, prod_settings) -> None:  # type: ignore[no-untyped-def]
+    """A killed attempt's resume state (mid-epoch) continues to the weights an
+    uninterrupted fine-tune gives, bit for bit."""
+    records = qa_records(12)
+    rows = [
+        {"sample_id": r.sample_id, "subject_id": r.subject_id, "question": r.question,
+         "answer": r.answer}
+        for r in records
+    ]  # fmt: skip
+    response = api.post(
+        "/api/v1/datasets/upload",
+        data={"name": f"lm-resume-{uuid.uuid4().hex[:8]}"},
+        files={"file": ("p.jsonl", "\n".join(json.dumps(r) for r in rows).encode())},
+    )
+    assert response.status_code == 201, response.text
+    dataset = response.json()
+    with session_factory(prod_settings)() as session:
+        model = create_model(session, f"lm-{uuid.uuid4().hex[:8]}", "causal_lm", TINY, "", "test")
+        dsv = session.scalar(
+            select(DatasetVersion).where(DatasetVersion.dataset_id == dataset["id"])
+        )
+        assert dsv is not None
+        model_id, spec = model.id, {"dataset_version": dsv.version, "dataset_version_id": dsv.id}
+        session.commit()
+    params = LMTrainParams(epochs=2, lr=3e-3, batch_size=4, checkpoint_every_steps=2)
+    job_id = _commit(
+        prod_settings,
+        "train",
+        model_id=model_id,
+        dataset_id=dataset["id"],
+        params=params.model_dump(mode="json"),
+        spec=spec,
+    )
+    states: list[dict[str, Any]] = []
+
+    class Capture(Callbacks):
+        def on_checkpoint(self, state: dict[str, Any]) -> None:
+            states.append(state)
+
+    # The job reads the records ordered by sample id.
+    ordered = sorted(records, key=lambda r: r.sample_id)
+    model_, tokenizer = build_base(TINY)
+    full = finetune(model_, tokenizer, ordered, params, Capture()).model
+    mid = next(s for s in states if s["step"] == 2)
+    assert mid["batch_in_epoch"] == 2  # mid-epoch: the batch order must be restored too
+    buffer = io.BytesIO()
+    torch.save(mid, buffer)  # as an interrupted attempt would have left it
+    store = app.state.store
+    store.put_bytes(f"jobs/{job_id}/resume.pt", buffer.getvalue())
+    job = run_job(prod_settings, app, job_id)
+    version = version_row(prod_settings, job.result_version_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.safetensors"
+        store.download_file(version.checkpoint_key, path)
+        resumed, _ = load_checkpoint(path)
+    expected = full.state_dict()
+    assert resumed.keys() == expected.keys()
+    assert all(torch.equal(resumed[k], expected[k]) for k in expected)
+    with session_factory(prod_settings)() as session:
+        logs = session.scalars(
+            select(JobEvent.data).where(JobEvent.job_id == job_id, JobEvent.type == "log")
+        ).all()
+    assert any("resuming at step 2" in e["message"] for e in logs)  # it did not start over
+    assert not store.exists(f"jobs/{job_id}/resume.pt")  # scratch removed on success
