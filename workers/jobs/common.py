@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 from core.datasets.reader import ShardReader
 from core.lineage import decode_mask, in_version, scope_kind
 from models import Job, ModelVersion, Sample
-from workers.context import JobContext
+from workers.context import JobCancelled, JobContext
 from workers.engine.data import ImageArrays
+from workers.engine.errors import EngineError
 from workers.engine.training import Callbacks
 
 
@@ -87,6 +88,15 @@ def dataset_size(session: Session, dataset_id: str) -> int:
         )
         + 1
     )
+
+
+def stop_reason(ctx: JobContext, exc: EngineError) -> Exception:
+    """Cancellation, stale ownership or the time limit if that is why the engine stopped;
+    otherwise the engine's own message (diverged, bad data) becomes the job's error."""
+    if ctx.should_stop():
+        ctx.check()  # raises the precise reason: cancelled, stale or time limit
+        return JobCancelled("stopped")
+    return ValueError(str(exc))
 
 
 class ContextCallbacks(Callbacks):

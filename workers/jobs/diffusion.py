@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sqlalchemy.orm import Session
 
 from contracts.classifier import MNIST_MEAN, MNIST_STD, ArchitectureConfig, TrainParams
 from contracts.ddpm import DiffusionArchitecture, DiffusionTrainParams
@@ -23,7 +24,7 @@ from core.datasets.reader import ShardReader
 from core.jobs import record_event
 from models import Dataset, Job, Model, ModelVersion
 from models.base import utcnow
-from workers.context import JobCancelled, JobContext
+from workers.context import JobContext
 from workers.engine.checkpoint import read_external_checkpoint
 from workers.engine.data import ImageArrays
 from workers.engine.diffusion.attack import embedding_attack
@@ -51,8 +52,8 @@ from workers.engine.errors import EngineError
 from workers.engine.training import Callbacks
 from workers.jobs.common import (
     ContextCallbacks,
-    dataset_size,
     load_split,
+    stop_reason,
     version_split,
 )
 from workers.jobs.publish import (
@@ -61,6 +62,7 @@ from workers.jobs.publish import (
     publish_version,
     unlearning_record,
 )
+from workers.jobs.training_job import Trained, Trainer, TrainingData, TrainingStart, run_training
 
 MNIST_SOURCE = "builtin:mnist"
 JUDGE_NAME = "digit-recognizer-py mnist_cnn (pretrained on MNIST)"
@@ -79,69 +81,52 @@ def _version_config(arch: DiffusionArchitecture, **extra: Any) -> dict[str, Any]
     return {"format": CHECKPOINT_FORMAT, "arch": dumped, "architecture": dumped, **extra}
 
 
-def stop_reason(ctx: JobContext, exc: EngineError) -> Exception:
-    """Cancellation, stale ownership or the time limit if that is why the engine stopped;
-    otherwise the engine's own message (diverged, bad data) becomes the job's error."""
-    if ctx.should_stop():
-        ctx.check()  # raises the precise reason: cancelled, stale or time limit
-        return JobCancelled("stopped")
-    return ValueError(str(exc))
-
-
 # --------------------------------------------------------------------------- train
 
 
-def run_train_ddpm(ctx: JobContext, job: Job) -> dict[str, Any]:
-    params = DiffusionTrainParams.model_validate(job.params)
-    reader = ShardReader(ctx.store)
-    with ctx.factory() as session:
-        model = session.get(Model, job.model_id)
-        assert model is not None and job.dataset_id is not None
-        arch = DiffusionArchitecture.model_validate(model.architecture)
-        number = int(job.spec["dataset_version"])
-        parent = session.get(ModelVersion, job.model_version_id) if job.model_version_id else None
-        ctx.log(f"loading dataset {job.dataset_id} v{number}")
-        train = load_split(session, reader, job.dataset_id, number, "train")
-        size = dataset_size(session, job.dataset_id)
-    ctx.check()
-    callbacks = ContextCallbacks(ctx, progress_span=(0.02, 0.97))
-    try:
-        init = load_version_weights(ctx, parent) if parent is not None else None
-        resume = callbacks.load_resume()
-        if resume is not None:
-            ctx.log(f"resuming from step {resume.get('step')}")
-        trained = train_ddpm(
-            arch, params, train.arrays, callbacks=callbacks, resume=resume, init_state_dict=init
+class DDPMTrainer(Trainer):
+    """The ddpm part of the train job: the images with their labels as classes; the
+    version holds the EMA weights (what one samples from)."""
+
+    def read(
+        self, session: Session, reader: ShardReader, job: Job, model: Model, version: int
+    ) -> TrainingData:
+        assert job.dataset_id is not None
+        return TrainingData(
+            arch=DiffusionArchitecture.model_validate(model.architecture),
+            params=DiffusionTrainParams.model_validate(job.params),
+            train=load_split(session, reader, job.dataset_id, version, "train"),
         )
-    except EngineError as exc:
-        raise stop_reason(ctx, exc) from exc
-    metrics: dict[str, Any] = {k: float(v) for k, v in trained.metrics.items()}
-    config = _version_config(
-        arch,
-        train_params=params.model_dump(mode="json"),
-        dataset_id=job.dataset_id,
-        dataset_version_id=job.spec["dataset_version_id"],
-        parent_version_id=parent.id if parent else None,
-        weights="ema" if params.ema_decay > 0 else "raw",
-    )
-    ids = sorted(trained.train_sample_ids)
-    publish_version(
-        ctx,
-        job,
-        VersionOutput(
-            model_id=model.id,
-            source="train",
-            state_dict=trained.state_dict,  # the EMA weights: what one samples from
-            config=config,
-            metrics=metrics,
-            trained_sample_ids=ids,
-            trained_positions=train.positions_of(ids),
-            dataset_size=size,
-            dataset_version_id=job.spec["dataset_version_id"],
-            parent_version_id=parent.id if parent else None,
-        ),
-    )
-    return metrics
+
+    def fit(
+        self,
+        ctx: JobContext,
+        job: Job,
+        data: TrainingData,
+        callbacks: ContextCallbacks,
+        start: TrainingStart,
+    ) -> Trained:
+        params = data.params
+        assert isinstance(params, DiffusionTrainParams)
+        init = start.init_state_dict()
+        trained = train_ddpm(
+            data.arch,
+            params,
+            data.train.arrays,
+            callbacks=callbacks,
+            resume=start.resume(),
+            init_state_dict=init,
+        )
+        return Trained(
+            state_dict=trained.state_dict,
+            metrics=trained.metrics,
+            sample_ids=trained.train_sample_ids,
+            config=_version_config(data.arch, weights="ema" if params.ema_decay > 0 else "raw"),
+        )
+
+
+def run_train_ddpm(ctx: JobContext, job: Job) -> dict[str, Any]:
+    return run_training(ctx, job, DDPMTrainer())
 
 
 # --------------------------------------------------------------------------- judge

