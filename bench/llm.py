@@ -257,13 +257,14 @@ def run_percent(
     def judge(model: Any, reference: Sequence[float] | None) -> LMEvaluation:
         return evaluate_lm(model, tok, suite, settings, reference_truth_ratios=reference)
 
+    base = bases.fresh()  # copied outside the timing, as the methods' models are
     retrain = measure(
-        lambda: get_lm_method("retrain").run(
-            bases.fresh(), tok, data, method_params("retrain", scale, overrides),
-            train_params=recipe,
+        lambda base=base: get_lm_method("retrain").run(
+            base, tok, data, method_params("retrain", scale, overrides), train_params=recipe
         ),
         scale.device,
-    )  # fmt: skip
+    )
+    del base
     ref_eval = judge(retrain.value.model, None)
     ref_ratios = ref_eval.forget_truth_ratios
     ref_metrics = dict(ref_eval.metrics)
