@@ -36,6 +36,7 @@ from models import Job, Model, ModelVersion
 from models.base import utcnow
 from workers.context import JobContext
 from workers.engine.errors import EngineError
+from workers.engine.evaluation import resolve_device
 from workers.engine.lm.data import TextRecord
 from workers.engine.lm.evaluation import EvalSettings, EvalSuite, QAItem, evaluate_lm, truth_ratios
 from workers.engine.lm.generation import generate
@@ -504,12 +505,14 @@ def run_evaluate_lm(ctx: JobContext, job: Job) -> dict[str, Any]:
     if reference is not None:
         ctx.log(f"truth ratios of the reference version {reference.id}")
         ref_model, ref_tok = load_lm_version(ctx, reference)
+        ref_model.to(resolve_device(params.device))
         reference_ratios = [
             float(r) for r in truth_ratios(ref_model, ref_tok, suite.forget, settings)
         ]
         del ref_model
     ctx.progress(0.3, force=True)
     model, tokenizer = load_lm_version(ctx, version)
+    model.to(resolve_device(params.device))
     ctx.check()
     evaluation = _evaluation(model, tokenizer, suite, settings, reference_ratios)
     metrics = {"evaluation": evaluation}

@@ -29,7 +29,7 @@ def generate(
     With ``params.template`` each prompt is asked as a question in ``prompt_of``'s
     template. Prompts are left-padded in batches so every row continues from its own
     last token. Sampling is seeded per call and leaves the global torch RNG as it was;
-    the model's train/eval mode is restored afterwards.
+    the model is moved to ``params.device`` and its train/eval mode restored afterwards.
     """
     params = params or LMDecoding()
     if not prompts:
@@ -42,6 +42,7 @@ def generate(
     # Leave room for the completion inside the model's context.
     keep = None if positions is None else max(1, positions - params.max_new_tokens)
     was_training = model.training
+    model.to(device)
     model.eval()
     outputs: list[str] = []
     try:
