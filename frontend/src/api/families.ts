@@ -7,51 +7,35 @@
  */
 import { useQuery } from "@tanstack/react-query";
 
-import { fetchWithKey } from "./client";
+import { api, unwrap } from "./client";
 import { standaloneSchema, type JsonSchema } from "./openapi";
+import type { components } from "./schema";
 
 /** The job kinds whose params a family declares. */
 export type ParamsKind = "train" | "generate" | "evaluate";
 
-export type Family = {
-  name: string;
-  title: string;
-  summary: string;
-  /** What its datasets hold: "images", "text" or "none". */
-  data: string;
-  /** Architecture names a model of this family may take. */
-  architectures: string[];
+/**
+ * FamilyPublic with its schemas typed as JSON Schema (the generated type can only say
+ * "an object" for them).
+ */
+export type Family = Omit<components["schemas"]["FamilyPublic"], "architecture_schema" | "params_schemas" | "judge_schema" | "policy_defaults"> & {
   architecture_schema: JsonSchema;
   /** Null (or absent) for a kind whose jobs it does not run or whose jobs take no params. */
   params_schemas: Partial<Record<ParamsKind, JsonSchema | null>>;
-  /** The kinds of job its models run (train, unlearn, evaluate, generate, ...). */
-  job_kinds: string[];
-  /** The forget scopes it supports (subject_ids, sample_ids, labels, concept). */
-  scopes: string[];
-  judged: boolean;
   judge_schema: JsonSchema | null;
   policy_defaults: Record<string, unknown>;
-  methods: string[];
-  /** Its documentation page, relative to the repository. */
-  docs: string;
-  /** Checkpoint formats a version upload accepts (empty: none). */
-  uploadable: { format: string; description: string }[];
 };
 
 export const FAMILIES_PATH = "/api/v1/families";
 
 /**
- * Every family's declaration. Read with the signed-in key; the list changes only with a
- * deployment, so it is fetched once per session.
+ * Every family's declaration. The list changes only with a deployment, so it is fetched
+ * once per session.
  */
 export function useFamilies() {
   return useQuery({
     queryKey: ["families"],
-    queryFn: async (): Promise<Family[]> => {
-      const body: unknown = await (await fetchWithKey(FAMILIES_PATH)).json();
-      // The API answers a plain list; a paged answer ({data: [...]}) reads the same.
-      return (Array.isArray(body) ? body : ((body as { data?: Family[] }).data ?? [])) as Family[];
-    },
+    queryFn: async () => (await unwrap(api.GET(FAMILIES_PATH))) as Family[],
     staleTime: Infinity,
   });
 }

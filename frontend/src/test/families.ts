@@ -1,9 +1,9 @@
 /**
  * GET /api/v1/families as the tests' fake API answers it: the four image families as the
- * API describes them (families.json: the answer of `api.families.service.list_families()`
- * less causal_lm), and `causal_lm` written here, a family the dashboard has no code for,
- * with a few train params of its own (including a nested optional object behind a `$ref`,
- * as pydantic writes one).
+ * API answers (families.json, less causal_lm; tests/frontend/test_families_fixture.py
+ * fails when it is stale and says how to regenerate it), and `causal_lm` written here, a
+ * family the dashboard has no code for, with a few train params of its own (including a
+ * nested optional object behind a `$ref`, as pydantic writes one).
  */
 import type { Family } from "../api/families";
 import snapshot from "./families.json";
