@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,9 @@ from cli import cli
 from core.datasets import fictitious
 from core.db import session_factory
 from models import Sample
+from tests.support import wait_for
 from tests.support.lm_people import submit_finetune, upload_people
-from tests.support.rest import (
-    certificate_verifies,
-    key_headers,
-    wait_job,
-    wait_request,
-)
+from tests.support.rest import certificate_verifies, key_headers, wait_job, wait_request
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +44,30 @@ def _shard_texts(app: Any, settings: Any, dataset_id: str) -> str:
     ]
     assert texts, f"no text shards for dataset {dataset_id}"
     return "\n".join(texts)
+
+
+# Set to write the request page's fixture (frontend/src/test/deletion/lm-answers.json).
+RECORD = os.environ.get("EXPUNGE_RECORD_FIXTURES") == "1"
+FIXTURE = Path(__file__).parents[2] / "frontend/src/test/deletion/lm-answers.json"
+
+
+def _record(api: Any, open_request: dict, npo_job: dict, done: dict) -> None:
+    """The API's answers the dashboard's before/after view renders, open and closed."""
+    jobs_after = {
+        a["job_id"]: api.get(f"/api/v1/jobs/{a['job_id']}").json()
+        for a in done["items"][0]["verdict"]["attempts"]
+    }
+    FIXTURE.write_text(
+        json.dumps(
+            {
+                "open": {"request": open_request, "jobs": {npo_job["id"]: npo_job}},
+                "closed": {"request": done, "jobs": jobs_after},
+            },
+            indent=1,
+            sort_keys=True,
+        )
+        + "\n"
+    )
 
 
 def test_a_person_is_forgotten_from_a_fine_tuned_llm(
@@ -85,7 +106,26 @@ def test_a_person_is_forgotten_from_a_fine_tuned_llm(
         headers=key_headers(api, "compliance"),
     )
     assert approved.status_code == 200, approved.text
+
+    # NPO at its default learning rate (1e-5, sized for SmolLM2) barely moves a tiny llama
+    # trained at 3e-3: the verdict refuses it like the original, and the exact re-fine-tune
+    # runs. Meanwhile the request page shows the person's questions answered before and
+    # after the refused attempt.
+    def fell_back() -> dict[str, Any] | None:
+        current = api.get(f"/api/v1/deletion-requests/{request['id']}").json()
+        (each,) = current["items"]
+        return current if each["method"] == "retrain" and each["attempt"] == 2 else None
+
+    open_request = wait_for(fell_back, 300, "the fallback to start", interval=0.5)
+    first_job = open_request["items"][0]["verdict"]["attempts"][0]["job_id"]
+    npo_job = api.get(f"/api/v1/jobs/{first_job}").json()
+    answers = npo_job["metrics"]["forget_answers"]
+    assert len(answers) == 20 and all(full_name in a["question"] for a in answers)
+    assert all({"answer", "before", "after", "sample_id"} <= set(a) for a in answers)
+    assert all(isinstance(a["before"], str) and isinstance(a["after"], str) for a in answers)
     done = wait_request(api, request["id"], {"completed", "failed"}, timeout=420)
+    if RECORD:
+        _record(api, open_request, npo_job, done)
     assert done["status"] == "completed", (done, worker.log()[-3000:])
 
     (item,) = done["items"]
