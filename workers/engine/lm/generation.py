@@ -10,16 +10,17 @@ import torch
 from contracts.causal_lm import LMDecoding
 from workers.engine.evaluation import resolve_device
 from workers.engine.lm.data import LMDataError, encode_prompts, prompt_of
+from workers.engine.lm.models import LanguageModel
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PreTrainedTokenizerBase
 
 __all__ = ["generate"]
 
 
 @torch.no_grad()
 def generate(
-    model: PreTrainedModel,
+    model: LanguageModel,
     tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[str],
     params: LMDecoding | None = None,

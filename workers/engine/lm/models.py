@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SMOLLM2_GGUF",
+    "LanguageModel",
     "TINY_LLAMA_SIZES",
     "LMModelError",
     "RemoteCodeRefused",
@@ -65,6 +66,11 @@ __all__ = [
     "tiny_llama",
     "weights_of",
 ]
+
+# A transformers ``PreTrainedModel`` causal LM, or a peft ``PeftModel`` wrapping one: the
+# two share the call / generate / save_pretrained API but no base class the type checker
+# sees (transformers' decorated ``to`` and ``generate`` do not type-check either).
+LanguageModel = Any
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Files that only pickle can read: loading one can run arbitrary code.
@@ -264,7 +270,10 @@ def check_folder(folder: str | Path) -> Path:
 
 
 def _check_tokenizer_fits(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
-    rows = model.get_input_embeddings().weight.shape[0]
+    weight = getattr(model.get_input_embeddings(), "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        raise LMModelError("the model has no input embedding matrix")
+    rows = weight.shape[0]
     if len(tokenizer) > rows:
         raise TokenizerMismatch(
             f"the tokenizer has {len(tokenizer)} tokens but the model only "
@@ -295,7 +304,7 @@ def load_folder(folder: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenize
 
 
 def save_folder(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: str | Path
+    model: LanguageModel, tokenizer: PreTrainedTokenizerBase, folder: str | Path
 ) -> Path:
     """Write a full model (safetensors + config + tokenizer); merge a LoRA model first."""
     if is_lora(model):
@@ -332,13 +341,13 @@ def attach_lora(model: PreTrainedModel, lora: LoraParams, seed: int = 0) -> Peft
             raise LMModelError(f"LoRA cannot be attached: {exc}") from exc
 
 
-def save_adapter(model: PeftModel, folder: str | Path) -> Path:
+def save_adapter(model: LanguageModel, folder: str | Path) -> Path:
     """Write only the adapter (``adapter_config.json`` + ``adapter_model.safetensors``)."""
     if not is_lora(model):
         raise LMModelError("save_adapter needs a LoRA model")
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path, safe_serialization=True)
+    model.save_pretrained(str(path), safe_serialization=True)
     return path
 
 
@@ -357,7 +366,7 @@ def load_adapter(base: PreTrainedModel, folder: str | Path, trainable: bool = Fa
         raise LMModelError(f"the adapter does not fit the base model: {exc}") from exc
 
 
-def merge_lora(model: PeftModel) -> PreTrainedModel:
+def merge_lora(model: LanguageModel) -> LanguageModel:
     """Fold the adapter into the base weights: a plain model, saved with ``save_folder``."""
     if not is_lora(model):
         return model
@@ -379,7 +388,7 @@ _HF_TEXT_FILES = (
 )
 
 
-def hf_files(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> dict[str, str]:
+def hf_files(model: LanguageModel, tokenizer: PreTrainedTokenizerBase) -> dict[str, str]:
     """The config and tokenizer files of ``model`` as text, without the weights.
 
     A model version stores its weights as one safetensors checkpoint and these files
@@ -433,7 +442,7 @@ def from_hf_files(
     return model.eval(), tokenizer
 
 
-def weights_of(model: PreTrainedModel) -> dict[str, torch.Tensor]:
+def weights_of(model: LanguageModel) -> dict[str, torch.Tensor]:
     """The full state dict a version stores (LoRA merged into a copy first)."""
     if is_lora(model):
         import copy

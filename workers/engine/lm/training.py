@@ -27,11 +27,11 @@ from contracts.causal_lm import LMTrainParams
 from workers.engine.errors import EngineError, TrainingDiverged, TrainingStopped
 from workers.engine.evaluation import resolve_device
 from workers.engine.lm.data import Encoded, TextRecord, batch_count, encode, iterate
-from workers.engine.lm.models import attach_lora, is_lora
+from workers.engine.lm.models import LanguageModel, attach_lora, is_lora
 from workers.engine.training import Callbacks
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PreTrainedTokenizerBase
 
 __all__ = [
     "Callbacks",
@@ -100,7 +100,7 @@ def _check_resume(resume: dict[str, Any], params: LMTrainParams, digest: str) ->
 
 
 def finetune(
-    model: PreTrainedModel,
+    model: LanguageModel,
     tokenizer: PreTrainedTokenizerBase,
     records: Sequence[TextRecord],
     params: LMTrainParams,
