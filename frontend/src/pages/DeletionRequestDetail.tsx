@@ -15,6 +15,7 @@ import { Facts, formatValue } from "../components/KeyValue";
 import { Empty, ErrorMessage, Loading, QueryView } from "../components/States";
 import { duration, Time } from "../components/Time";
 import { useJobLive } from "../live/useJobLive";
+import { ForgetAnswers } from "./DeletionRequestAnswers";
 import { verifyCertificate, type Check } from "../verify/certificate";
 
 type Action = "approve" | "reject" | "cancel" | "extend" | "advance" | "retry";
@@ -679,6 +680,7 @@ function RequestBody({ request }: { request: DeletionRequest }): ReactNode {
         <h2 id="dr-progress-h">Progress per version</h2>
         <Items items={request.items ?? []} certified={certified} />
       </section>
+      <ForgetAnswers items={request.items ?? []} />
       <section aria-labelledby="dr-cert-h">
         <h2 id="dr-cert-h">Certificate</h2>
         {request.has_certificate ? <Certificate request={request} /> : <Empty>The signed certificate is issued when the request completes.</Empty>}
