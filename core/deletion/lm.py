@@ -115,7 +115,8 @@ def lineage(session: Session, version: ModelVersion, affected: set[str]) -> dict
         if version.dataset_version_id
         else None
     )
-    trained = (version.training_set or {}).get("count") if version.training_set else None
+    training_set = version.training_set or (version.config or {}).get("training_set") or {}
+    trained = training_set.get("count")
     return {
         "base": {k: base.get(k) for k in ("name", "version_id", "sha256") if k in base},
         "base_never_saw_the_data": never_saw,
