@@ -158,6 +158,21 @@ class LMEvaluateParams(BaseModel):
         description="Score at most this many retain, held-out and world items each (evenly "
         "spaced); the forget items are always all scored.",
     )
+    min_k: float = Field(
+        0.4,
+        gt=0,
+        le=1,
+        description="The share of lowest-scored tokens the Min-K % and Min-K %++ "
+        "membership scores average.",
+    )
+    relearn_steps: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="Relearning attack: fine-tune a copy this many steps on half of the "
+        "forget set and measure the other half (0: off).",
+    )
+    relearn_lr: float = Field(1e-4, gt=0, le=1, description="The relearning attack's lr.")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds the relearning attack.")
     device: str = Field("cpu", pattern=DEVICE_PATTERN, description="torch device.")
 

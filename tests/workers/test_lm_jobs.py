@@ -189,7 +189,7 @@ def test_train_generate_unlearn_evaluate(api, app, prod_settings) -> None:  # ty
             model_id=model_id,
             dataset_id=dataset["id"],
             model_version_id=fine_tune.id,
-            params=LMEvaluateParams(max_records=30).model_dump(mode="json"),
+            params=LMEvaluateParams(max_records=30, relearn_steps=2).model_dump(mode="json"),
             spec={
                 **spec,
                 "forget": {"subject_ids": [person]},
@@ -201,6 +201,7 @@ def test_train_generate_unlearn_evaluate(api, app, prod_settings) -> None:  # ty
     evaluation = evaluate.metrics["evaluation"]
     assert evaluation["forget_count"] == 20 and evaluation["world_count"] == 30
     assert 0.0 <= evaluation["forget_quality"] <= 1.0
+    assert 0.0 <= evaluation["relearn_prob_after"] <= 1.0  # the attack ran
 
 
 def test_smollm2_base_is_converted_once_then_shared_through_storage(

@@ -410,6 +410,9 @@ def _settings(params: LMEvaluateParams) -> EvalSettings:
         max_length=params.max_length,
         batch_size=params.batch_size,
         max_new_tokens=params.max_new_tokens,
+        min_k=params.min_k,
+        relearn_steps=params.relearn_steps,
+        relearn_lr=params.relearn_lr,
         seed=params.seed,
     )
 
