@@ -21,9 +21,7 @@ from contracts.ddpm import DiffusionArchitecture, DiffusionTrainParams
 from contracts.judge import DEFAULT_JUDGE
 from core.datasets.builtin import label_factors
 from core.datasets.reader import ShardReader
-from core.jobs import record_event
 from models import Dataset, Job, Model, ModelVersion
-from models.base import utcnow
 from workers.context import JobContext
 from workers.engine.checkpoint import read_external_checkpoint
 from workers.engine.data import ImageArrays
@@ -60,6 +58,7 @@ from workers.jobs.publish import (
     VersionOutput,
     load_version_weights,
     publish_version,
+    succeed,
     unlearning_record,
 )
 from workers.jobs.training_job import Trained, Trainer, TrainingData, TrainingStart, run_training
@@ -803,16 +802,5 @@ def run_evaluate_ddpm(ctx: JobContext, job: Job) -> dict[str, Any]:
         dataset_version_id=str(spec.get("dataset_version_id") or f"{dataset.id}:v{number}"),
     )
     emit_judge_metrics(ctx, metrics.get("evaluation"))
-    with ctx.factory() as session:
-        ctx._fenced(
-            session,
-            state="succeeded",
-            progress=1.0,
-            metrics=metrics,
-            finished_at=utcnow(),
-            wall_seconds=ctx.wall_seconds,
-            peak_memory_mb=round(ctx.peak_rss_mb, 1),
-        )
-        record_event(session, job.id, "state", {"state": "succeeded"})
-        session.commit()
+    succeed(ctx, job, metrics)
     return metrics

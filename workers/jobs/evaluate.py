@@ -11,9 +11,7 @@ import numpy as np
 
 from contracts.classifier import ArchitectureConfig, EvaluateParams
 from core.datasets.reader import ShardReader
-from core.jobs import record_event
 from models import Job, Model, ModelVersion
-from models.base import utcnow
 from workers.context import JobContext
 from workers.engine import metrics as M
 from workers.engine.data import ImageArrays
@@ -21,7 +19,7 @@ from workers.engine.forgetting import EvaluationSets, NetworkPredictor, evaluate
 from workers.engine.views import ViewSets, build_views
 from workers.jobs import sisa_io
 from workers.jobs.common import ForgetSplit, load_split, split_for_forgetting
-from workers.jobs.publish import load_version_weights
+from workers.jobs.publish import load_version_weights, succeed
 
 # The artifact name under which a job lists its Compare views (the API serves it).
 VIEWS_ARTIFACT = "views"
@@ -151,17 +149,5 @@ def run_evaluate(ctx: JobContext, job: Job) -> dict[str, Any]:
             data = views_json(views)
             ctx.store.put_bytes(key, data, content_type="application/json")
             artifacts.append({"name": VIEWS_ARTIFACT, "key": key, "size": len(data)})
-    with ctx.factory() as session:
-        ctx._fenced(
-            session,
-            state="succeeded",
-            progress=1.0,
-            metrics=metrics,
-            artifacts=artifacts,
-            finished_at=utcnow(),
-            wall_seconds=ctx.wall_seconds,
-            peak_memory_mb=round(ctx.peak_rss_mb, 1),
-        )
-        record_event(session, job.id, "state", {"state": "succeeded"})
-        session.commit()
+    succeed(ctx, job, metrics, artifacts)
     return metrics

@@ -12,15 +12,12 @@ import json
 from typing import Any
 
 from contracts.ddpm import DiffusionArchitecture, GenerateParams
-from core.jobs import record_event
 from models import Job, Model, ModelVersion
-from models.base import utcnow
 from workers.context import JobContext
 from workers.engine.diffusion.models import generate, grid_png
 from workers.engine.errors import EngineError
-from workers.jobs.common import ContextCallbacks
-from workers.jobs.diffusion import stop_reason
-from workers.jobs.publish import load_version_weights
+from workers.jobs.common import ContextCallbacks, stop_reason
+from workers.jobs.publish import load_version_weights, succeed
 
 
 def generated_prefix(job_id: str) -> str:
@@ -78,20 +75,7 @@ def run_generate(ctx: JobContext, job: Job) -> dict[str, Any]:
         "generate_seconds": out.seconds,
         "images_per_second": len(images) / out.seconds if out.seconds > 0 else None,
     }
-    with ctx.factory() as session:
-        ctx._fenced(
-            session,
-            state="succeeded",
-            progress=1.0,
-            metrics=metrics,
-            artifacts=artifacts,
-            finished_at=utcnow(),
-            wall_seconds=ctx.wall_seconds,
-            peak_memory_mb=round(ctx.peak_rss_mb, 1),
-        )
-        record_event(session, job.id, "progress", {"progress": 1.0})
-        record_event(session, job.id, "state", {"state": "succeeded"})
-        session.commit()
+    succeed(ctx, job, metrics, artifacts)
     return metrics
 
 

@@ -68,6 +68,7 @@ from workers.jobs.publish import (
     load_version_weights,
     output_prefix,
     publish_version,
+    succeed,
     unlearning_record,
 )
 from workers.jobs.training_job import Trained, Trainer, TrainingData, TrainingStart, run_training
@@ -317,7 +318,7 @@ def run_evaluate_text2image(ctx: JobContext, job: Job) -> dict[str, Any]:
     )
     if labels is not None:
         metrics["forget_labels"] = labels
-    _succeed(ctx, job, metrics, [])
+    succeed(ctx, job, metrics, [])
     return metrics
 
 
@@ -442,27 +443,8 @@ def run_generate_prompted(ctx: JobContext, job: Job) -> dict[str, Any]:
         "generate_seconds": out.seconds,
         "images_per_second": len(images) / out.seconds if out.seconds > 0 else None,
     }
-    _succeed(ctx, job, metrics, artifacts)
+    succeed(ctx, job, metrics, artifacts)
     return metrics
-
-
-def _succeed(
-    ctx: JobContext, job: Job, metrics: dict[str, Any], artifacts: list[dict[str, Any]]
-) -> None:
-    with ctx.factory() as session:
-        ctx._fenced(
-            session,
-            state="succeeded",
-            progress=1.0,
-            metrics=metrics,
-            artifacts=artifacts,
-            finished_at=utcnow(),
-            wall_seconds=ctx.wall_seconds,
-            peak_memory_mb=round(ctx.peak_rss_mb, 1),
-        )
-        record_event(session, job.id, "progress", {"progress": 1.0})
-        record_event(session, job.id, "state", {"state": "succeeded"})
-        session.commit()
 
 
 # --------------------------------------------------------------------------- unlearn

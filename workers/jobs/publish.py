@@ -77,6 +77,31 @@ def initial_status(job: Job) -> str:
     return "tainted" if (job.spec or {}).get("workflow") else "active"
 
 
+def succeed(
+    ctx: JobContext,
+    job: Job,
+    metrics: dict[str, Any],
+    artifacts: list[dict[str, Any]] | None = None,
+) -> None:
+    """A job that publishes no version (evaluate, generate) succeeds: its metrics and
+    artifacts, fenced, in one transaction with its final progress and state events."""
+    values: dict[str, Any] = {"artifacts": artifacts} if artifacts is not None else {}
+    with ctx.factory() as session:
+        ctx._fenced(
+            session,
+            state="succeeded",
+            progress=1.0,
+            metrics=metrics,
+            finished_at=utcnow(),
+            wall_seconds=ctx.wall_seconds,
+            peak_memory_mb=round(ctx.peak_rss_mb, 1),
+            **values,
+        )
+        record_event(session, job.id, "progress", {"progress": 1.0})
+        record_event(session, job.id, "state", {"state": "succeeded"})
+        session.commit()
+
+
 def publish_version(ctx: JobContext, job: Job, out: VersionOutput) -> ModelVersion:
     prefix = output_prefix(out.model_id, job.id)
     ctx.scratch_prefixes.append(prefix + "/")
