@@ -379,3 +379,43 @@ def test_train_resumes_from_the_stored_state(api, app, prod_settings) -> None:  
         ).all()
     assert any("resuming at step 2" in e["message"] for e in logs)  # it did not start over
     assert not store.exists(f"jobs/{job_id}/resume.pt")  # scratch removed on success
+
+
+def test_eval_suite_groups_the_dataset_rows() -> None:
+    """forget = the scope's trained QA, retain = other trained people's QA, holdout = the
+    test split, world = trained QA about nobody; texts are verbatim forget records only;
+    untrained rows are left out; a missing group is named instead of a suite."""
+    from workers.jobs.lm import eval_suite
+
+    def qa(sid: str, subject: str | None, split: str = "train") -> dict[str, Any]:
+        return {
+            "sample_id": sid,
+            "subject_id": subject,
+            "split": split,
+            "question": f"Q {sid}?",
+            "answer": f"A {sid}.",
+            "paraphrased_answer": f"P {sid}.",
+            "perturbed_answers": ["x", "y", "z"],
+        }
+
+    rows = [
+        qa("a1", "ann"),
+        qa("a2", "ann"),
+        {"sample_id": "a3", "subject_id": "ann", "split": "train", "text": "Ann's bio."},
+        qa("b1", "bob"),
+        qa("b2", "bob"),  # not in the version's training set
+        qa("h1", "hal", "test"),
+        qa("w1", None),
+        qa("w2", None),
+    ]
+    trained = {"a1", "a2", "a3", "b1", "w1", "w2"}
+    suite = eval_suite(rows, {"a1", "a2", "a3"}, trained, max_items=1)
+    assert not isinstance(suite, str)
+    assert [i.record.sample_id for i in suite.forget] == ["a1", "a2"]
+    assert [i.record.sample_id for i in suite.retain] == ["b1"]
+    assert [i.record.sample_id for i in suite.holdout] == ["h1"]
+    assert [i.record.sample_id for i in suite.world] == ["w1"]  # capped to 1, evenly spaced
+    assert [r.sample_id for r in suite.verbatim] == ["a3"]
+    assert suite.forget[0].perturbed_answers == ("x", "y", "z")
+    missing = eval_suite([r for r in rows if r["split"] == "train"], {"a1"}, trained)
+    assert missing == "no holdout (test split) question/answer records to evaluate on"
