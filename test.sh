@@ -24,6 +24,8 @@ fi
 .venv/bin/ruff check .
 # Layer contracts ([tool.importlinter] in pyproject.toml; docs/architecture.md).
 .venv/bin/lint-imports
+# Static types of contracts/ and workers/engine/ ([tool.mypy] in pyproject.toml).
+.venv/bin/mypy
 if [ -f frontend/package.json ] && command -v npm >/dev/null 2>&1; then
   (cd frontend && npm test --silent)
 fi

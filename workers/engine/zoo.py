@@ -13,6 +13,7 @@ uploaded checkpoint, whose keys may be the library's own (``fc.weight``) or ours
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -98,15 +99,17 @@ def _build_torchvision(arch: ArchitectureConfig) -> nn.Module:
 def _build_timm(arch: ArchitectureConfig) -> nn.Module:
     import timm
 
-    kwargs: dict[str, object] = {
-        "pretrained": False,
-        "num_classes": arch.num_classes,
-        "in_chans": arch.in_channels,
-    }
+    build = functools.partial(
+        timm.create_model,
+        str(arch.model),
+        pretrained=False,
+        num_classes=arch.num_classes,
+        in_chans=arch.in_channels,
+    )
     try:
-        return timm.create_model(str(arch.model), img_size=tuple(arch.input_size), **kwargs)
+        return build(img_size=tuple(arch.input_size))
     except TypeError:  # models without a fixed input size take no img_size
-        return timm.create_model(str(arch.model), **kwargs)
+        return build()
 
 
 class ZooClassifier(Classifier):

@@ -674,7 +674,7 @@ class _DDPMLoop(ResumableLoop):
         ``drop``) as the condition; draws after the step's noise, timesteps and drops
         come from ``g``."""
         y = torch.where(drop, torch.full_like(y, self.arch.null_class), y)
-        return predict_noise(self.unet, x_t, t, y)  # type: ignore[arg-type]
+        return predict_noise(self.unet, x_t, t, y)
 
     def _log(self) -> None:
         if not self.window:

@@ -80,7 +80,9 @@ def _minilm(device: str) -> tuple[Any, Any]:
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = BertModel.from_pretrained(path, local_files_only=True)
     model.requires_grad_(False)
-    return tokenizer, model.to(torch.device(device)).eval()
+    # transformers wraps PreTrainedModel.to in functools.wraps, whose typeshed signature
+    # leaves ``self`` unbound: mypy reads the device as the model.
+    return tokenizer, model.to(torch.device(device)).eval()  # type: ignore[arg-type]
 
 
 class TextEncoder:
@@ -518,7 +520,7 @@ def extract_archive(archive: str | os.PathLike[str], dest: str | os.PathLike[str
     bombs, no member larger than it declares."""
     root = Path(dest)
     try:
-        extract_tree(archive, root, max_files=MAX_ARCHIVE_FILES, max_bytes=MAX_ARCHIVE_BYTES)
+        extract_tree(Path(archive), root, max_files=MAX_ARCHIVE_FILES, max_bytes=MAX_ARCHIVE_BYTES)
     except NotAnArchive as exc:
         raise EngineError(
             "the upload is neither a tar nor a zip archive of a diffusers folder"

@@ -61,6 +61,8 @@ class BadTeacher(UnlearningMethod):
         n_retain = max(1, int(round(params.retain_fraction * len(data.retain))))
         retain_part = C.probe(data.retain, n_retain, params.seed)
         k = arch.num_classes
+        # (phase, samples, all forget / all retain / None: mixed, told apart by label >= k)
+        phases: list[tuple[str, ImageArrays, bool | None]]
         if params.stochastic_teacher:
             phases = [
                 ("erase", data.forget, True),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,7 +20,12 @@ from workers.engine import evaluation
 from workers.engine.data import ImageArrays, make_loader
 from workers.engine.errors import TrainingStopped
 from workers.engine.nets import Classifier, build_network
-from workers.engine.unlearning.base import MethodParams, UnlearnData, UnlearningDiverged
+from workers.engine.unlearning.base import (
+    InvalidMethodParams,
+    MethodParams,
+    UnlearnData,
+    UnlearningDiverged,
+)
 
 if TYPE_CHECKING:
     from contracts.classifier import ArchitectureConfig
@@ -48,6 +53,14 @@ def cpu_state_dict(net: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").clone() for k, v in net.state_dict().items()}
 
 
+def resolved(value: int | None, name: str) -> int:
+    """A size that ``UnlearningMethod.run`` fills from the budget when the user left it
+    empty (epochs, search steps); still empty here means ``unlearn`` was called around it."""
+    if value is None:
+        raise InvalidMethodParams(f"{name} is unset: run the method through run(), which sizes it")
+    return value
+
+
 def frozen_copy(net: nn.Module) -> nn.Module:
     """An eval-mode, gradient-free copy (teachers, reference models)."""
     twin = copy.deepcopy(net).eval()
@@ -57,7 +70,7 @@ def frozen_copy(net: nn.Module) -> nn.Module:
 
 
 def make_optimizer(
-    parameters: Sequence[torch.nn.Parameter] | Iterator[torch.nn.Parameter],
+    parameters: Iterable[torch.nn.Parameter],
     name: str,
     lr: float,
     momentum: float = 0.9,

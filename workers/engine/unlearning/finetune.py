@@ -69,14 +69,15 @@ def retain_finetune(
     C.seed_all(params.seed)
     net = C.load_network(arch, state_dict, device)
     retain = C.loader(data.retain, arch, params.batch_size, params.seed)
-    total = params.epochs * len(retain)
+    epochs = C.resolved(params.epochs, "epochs")
+    total = epochs * len(retain)
     guard = C.StepGuard(net, arch, data, params, callbacks, device, total, method)
     opt = C.make_optimizer(
         net.parameters(), params.optimizer, params.lr, params.momentum, params.weight_decay
     )
     net.train()
-    for epoch in range(params.epochs):
-        gamma = l1 * (1.0 - epoch / params.epochs)
+    for epoch in range(epochs):
+        gamma = l1 * (1.0 - epoch / epochs)
         for x, y in retain.batches(epoch):
             guard.before()
             x, y = x.to(device), y.to(device)

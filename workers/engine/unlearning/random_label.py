@@ -100,8 +100,9 @@ def relabel_loop(
             loss.backward()
             if frozen:
                 for name, (m, _) in frozen.items():
-                    if named[name].grad is not None:
-                        named[name].grad.mul_(m)
+                    grad = named[name].grad
+                    if grad is not None:
+                        grad.mul_(m)
             opt.step()
             if frozen:
                 with torch.no_grad():

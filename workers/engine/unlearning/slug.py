@@ -201,16 +201,17 @@ def search_step(
         retain_acc = C.accuracy_of(net, guard.retain_probe, arch, device)
         return forget_acc, retain_acc
 
+    iterations = C.resolved(params.search_iterations, "search_iterations")
     try:
         lo, hi = 0.0, params.max_relative_step
         hi_scores = evaluate(hi)
         if hi_scores[0] > target:
-            for _ in range(params.search_iterations):
+            for _ in range(iterations):
                 guard.before()
                 guard.after(0.0, "search")
             return False, hi, hi_scores[0], hi_scores[1]
         best = (hi, *hi_scores)
-        for _ in range(params.search_iterations):
+        for _ in range(iterations):
             guard.before()
             mid = (lo + hi) / 2
             scores = evaluate(mid)

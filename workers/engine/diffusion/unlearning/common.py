@@ -91,7 +91,7 @@ def prepare(
     arch: DiffusionArchitecture,
     state_dict: Mapping[str, torch.Tensor],
     params: DiffusionMethodParams,
-    subset: TrainableSubset | Sequence[str] = "full",
+    subset: TrainableSubset | list[str] = "full",
 ) -> tuple[UNet2DModel, list[str], torch.optim.Optimizer, torch.device]:
     """A trainable copy of the parent, the names it may change and an Adam over those.
 
@@ -101,7 +101,7 @@ def prepare(
     device = resolve_device(params.device)
     unet = load_unet(arch, state_dict, device)
     names = [n for n, _ in unet.named_parameters()]
-    chosen = select_parameters(names, subset) if isinstance(subset, str) else list(subset)
+    chosen = list(subset) if isinstance(subset, list) else select_parameters(names, subset)
     if not chosen:
         raise ValueError(f"trainable subset {subset!r} selects no parameters")
     wanted = set(chosen)
@@ -242,7 +242,10 @@ def record_trajectories(
     for start in range(0, len(labels), batch_size):
         part = list(labels[start : start + batch_size])
         seeds = [seed * _SEED_STRIDE + start + i for i in range(len(part))]
-        bx, bc, bu, bt = [], [], [], []
+        bx: list[torch.Tensor] = []
+        bc: list[torch.Tensor] = []
+        bu: list[torch.Tensor] = []
+        bt: list[torch.Tensor] = []
 
         def keep(
             i: int,
@@ -250,10 +253,10 @@ def record_trajectories(
             x: torch.Tensor,
             eps_cond: torch.Tensor,
             eps_uncond: torch.Tensor,
-            bx: list = bx,
-            bc: list = bc,
-            bu: list = bu,
-            bt: list = bt,
+            bx: list[torch.Tensor] = bx,
+            bc: list[torch.Tensor] = bc,
+            bu: list[torch.Tensor] = bu,
+            bt: list[torch.Tensor] = bt,
         ) -> None:
             bx.append(x.clone())
             bc.append(eps_cond.clone())
