@@ -2,7 +2,8 @@
 
 The canonical JSON stays the thing that is signed and verified; both forms are drawn from
 one summary (``summarise``), so they never say different things. The evidence shown is
-the family's own: a classifier's UA / RA / TA / MIA, a diffusion model's judge numbers.
+the family's own: a classifier's UA / RA / TA / MIA, a diffusion model's judge numbers, a
+language model's answers to the forget people against held-out people and its lineage.
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ _METRICS = (
     ("forget_rate", "forget rate", "pct"),
     ("retain_accuracy", "retained accuracy", "pct"),
     ("frechet_retain", "Fréchet (retained)", "num"),
+    # causal_lm: the forget people against people never trained on, and what was kept.
+    ("forget_prob", "forget answer probability", "num"),
+    ("holdout_prob", "held-out answer probability", "num"),
+    ("forget_rouge", "forget ROUGE-L", "num"),
+    ("holdout_rouge", "held-out ROUGE-L", "num"),
+    ("mia_loss", "LOSS AUC", "num"),
+    ("mia_min_k_pp", "Min-K %++ AUC", "num"),
+    ("model_utility", "model utility", "num"),
+    ("forget_quality", "forget quality", "num"),
 )
 
 
@@ -118,6 +128,13 @@ def summarise(cert: dict[str, Any]) -> Summary:
             evidence += (
                 f"{', ' if evidence else ''}measured on the {ev['forget_count_trained']} "
                 "sample(s) of the scope this version was trained on"
+            )
+        if isinstance(m.get("lineage"), dict):  # a language model: its base, the fine-tune
+            lineage, tuned = m["lineage"], m["lineage"].get("fine_tune") or {}
+            evidence += (
+                f"{'; ' if evidence else ''}lineage: {lineage.get('base_statement')}; "
+                f"fine-tuned on {tuned.get('samples')} sample(s) of dataset "
+                f"{tuned.get('dataset_id')} version {tuned.get('dataset_version')}"
             )
         before = m.get("original_evaluation") or {}
         original = ", ".join(
