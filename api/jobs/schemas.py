@@ -1,25 +1,99 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidatorFunctionWrapHandler,
-    field_validator,
+    PlainValidator,
+    ValidationError,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 import contracts.judge
 from api.schemas import ORMModel, RequestBody, validate_strictly
-from contracts.classifier import EvaluateParams, TrainParams
-from contracts.ddpm import DiffusionTrainParams, GenerateParams
-from contracts.text2image import ConceptScope, PromptGenerateParams
+from contracts import families
+from contracts.family import ParamsKind
+from contracts.text2image import ConceptScope
 
-# Keys only DDPM training has: a params object holding one of them is DiffusionTrainParams.
-_DDPM_ONLY_KEYS = set(DiffusionTrainParams.model_fields) - set(TrainParams.model_fields)
+
+def noted_errors(exc: ValidationError, note: str) -> list[InitErrorDetails]:
+    """``exc``'s issues with ``note`` after each message, their types (and so the API's
+    hints: "send a JSON integer") kept."""
+    return [
+        {
+            "type": PydanticCustomError(error["type"], "{msg}", {"msg": error["msg"] + note}),
+            "loc": error["loc"],
+            "input": error.get("input"),
+        }
+        for error in exc.errors(include_url=False)
+    ]
+
+
+def _closest(schemas: list[type[BaseModel]], value: dict[str, Any]) -> ValidationError | None:
+    """None when ``value`` is valid under one of ``schemas``; else the errors of the one
+    it fits best (fewest unknown fields, then fewest issues; the first on a tie)."""
+    failures: list[tuple[int, int, int, ValidationError]] = []
+    for rank, schema in enumerate(schemas):
+        try:
+            validate_strictly(schema, value)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            unknown = sum(e["type"] == "extra_forbidden" for e in errors)
+            failures.append((unknown, len(errors), rank, exc))
+            continue
+        return None
+    unknown, count, rank, exc = min(failures, key=lambda f: f[:3])
+    return exc
+
+
+def family_params(kind: ParamsKind) -> PlainValidator:
+    """The ``params`` validator of a ``kind`` job body, published in OpenAPI as one of the
+    schemas the families declare for ``kind`` (so the generated client and the dashboard
+    see every family's fields).
+
+    Which family applies is known only once the service has looked the model up, so the
+    body keeps ``params`` as the JSON object given, and the service reads it with the
+    family's own schema (``api.jobs.service.family_params``). Here it is only refused when
+    no family's schema takes it at all (``{"epochs": true}``), with the issues of the
+    schema it fits best. A params model built in code counts with the fields it was given.
+    """
+    schemas: list[type[BaseModel]] = []
+    for family in families():
+        schema = family.params_schema(kind)
+        if schema is not None and schema not in schemas:
+            schemas.append(schema)
+
+    def given(value: Any) -> dict[str, Any]:
+        if isinstance(value, BaseModel):
+            return value.model_dump(mode="json", exclude_unset=True)
+        if not isinstance(value, dict):
+            raise PydanticCustomError("dict_type", "params must be a JSON object")
+        exc = _closest(schemas, value)
+        if exc is not None:
+            note = f" (no model family's {kind} params take this; read as {exc.title})"
+            raise ValidationError.from_exception_data(exc.title, noted_errors(exc, note))
+        return dict(value)
+
+    union = Union[tuple(schemas)]  # type: ignore[valid-type]  # noqa: UP007
+    return PlainValidator(given, json_schema_input_type=union)
+
+
+def _schema_names(kind: ParamsKind) -> str:
+    """``classifier: TrainParams, ddpm: DiffusionTrainParams, ...`` for a description."""
+    return ", ".join(
+        f"{f.name}: {schema.__name__}"
+        for f in families()
+        if (schema := f.params_schema(kind)) is not None
+    )
+
+
+_TRAIN_PARAMS = family_params("train")
+_GENERATE_PARAMS = family_params("generate")
+_EVALUATE_PARAMS = family_params("evaluate")
 
 
 class ForgetScope(RequestBody):
@@ -64,9 +138,8 @@ class SisaSpec(RequestBody):
 class TrainJobCreate(RequestBody):
     """Train a model on a dataset version; the result is a new model version.
 
-    ``params`` are ``TrainParams`` for a classifier and ``DiffusionTrainParams`` for a
-    ``ddpm`` model (the dataset's labels are the class condition); the service checks
-    them against the model's family.
+    ``params`` are the train params the model's family declares (``GET /api/v1/families``:
+    ``params_schemas.train``); fields left out take that schema's defaults.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -80,25 +153,13 @@ class TrainJobCreate(RequestBody):
     parent_version_id: str | None = Field(
         default=None, max_length=40, description="Fine-tune from this version of the same model"
     )
-    params: TrainParams | DiffusionTrainParams = Field(
-        default_factory=TrainParams,
-        description="TrainParams (classifier) or DiffusionTrainParams (ddpm)",
+    params: Annotated[dict[str, Any], _TRAIN_PARAMS] = Field(
+        default_factory=dict,
+        description=f"The model family's train params ({_schema_names('train')})",
     )
     sisa: SisaSpec | None = Field(
         default=None, description="Train a SISA ensemble so later deletions are exact and cheap"
     )
-
-    @field_validator("params", mode="wrap")
-    @classmethod
-    def _pick_params(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        """One schema at a time, so an error names ``params.<field>``. Keys only DDPM
-        training has select DiffusionTrainParams; the service re-reads the given keys
-        against the model's family either way."""
-        if isinstance(value, dict):
-            if _DDPM_ONLY_KEYS & set(value):
-                return validate_strictly(DiffusionTrainParams, value)
-            return validate_strictly(TrainParams, value)
-        return handler(value)
 
 
 class JudgeParams(RequestBody, contracts.judge.JudgeParams):
@@ -153,7 +214,11 @@ class EvaluateJobCreate(RequestBody):
     reference_version_id: str | None = Field(
         default=None, max_length=40, description="A retrained version to compare outputs with"
     )
-    params: EvaluateParams = Field(default_factory=EvaluateParams)
+    params: Annotated[dict[str, Any], _EVALUATE_PARAMS] = Field(
+        default_factory=dict,
+        description=f"The model family's evaluate params ({_schema_names('evaluate')}); "
+        "a family that declares none takes none",
+    )
     judge: JudgeParams | None = Field(
         default=None,
         description="ddpm only: judge settings; forget.labels names the classes scored as "
@@ -162,29 +227,18 @@ class EvaluateJobCreate(RequestBody):
 
 
 class GenerateJobCreate(RequestBody):
-    """Generate images: one per entry of ``params.labels`` (ddpm) or ``params.prompts``
-    (text2image, stable_diffusion); PNGs and a grid land in the job's artifacts. Same
-    seeds and settings, same bytes."""
+    """Generate from a version with its family's generate params: images, one per entry
+    of ``params.labels`` (ddpm) or ``params.prompts`` (text2image, stable_diffusion), PNGs
+    and a grid in the job's artifacts; or a completion per prompt (causal_lm), in the
+    job's ``metrics.completions``. Same seeds and settings, same output."""
 
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["generate"]
     model_version_id: str = Field(max_length=40)
-    params: GenerateParams | PromptGenerateParams = Field(
-        description="GenerateParams (labels, ddpm) or PromptGenerateParams (prompts)"
+    params: Annotated[dict[str, Any], _GENERATE_PARAMS] = Field(
+        description=f"The model family's generate params ({_schema_names('generate')})"
     )
-
-    @field_validator("params", mode="wrap")
-    @classmethod
-    def _pick_params(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        """``prompts`` selects PromptGenerateParams, otherwise GenerateParams, so an error
-        names ``params.<field>``; the service checks the choice against the family."""
-        if isinstance(value, dict):
-            if "prompts" in value or "negative_prompts" in value:
-                return validate_strictly(PromptGenerateParams, value)
-            return validate_strictly(GenerateParams, value)
-        return handler(value)
-
     grid_columns: int = Field(8, ge=1, le=256, description="Images per row of grid.png")
 
 

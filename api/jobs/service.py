@@ -6,7 +6,8 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import ValidationError
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,8 +21,10 @@ from api.jobs.schemas import (
     UnlearnJobCreate,
 )
 from api.methods.service import method_info, validate_params
+from api.schemas import validate_strictly
 from contracts import FamilyDeclaration, families, get_family
-from contracts.ddpm import DiffusionTrainParams
+from contracts.ddpm import DiffusionTrainParams, GenerateParams
+from contracts.family import ParamsKind
 from contracts.text2image import PromptGenerateParams
 from core.errors import Conflict, NotFound, Unprocessable
 from core.jobs import new_job, queue_for, state_event
@@ -54,6 +57,58 @@ def _dataset_version(
     return dataset, version
 
 
+def family_params(
+    family: FamilyDeclaration, kind: ParamsKind, given: dict[str, Any]
+) -> BaseModel | None:
+    """``params`` of a ``kind`` job read with the schema ``family`` declares for it, as
+    strictly as a request body; None (and no params allowed) when it declares none.
+
+    A mistake is a 422 in the shape of any other body error (``params.<field>`` in
+    ``message``, each issue in ``detail``), its text naming the schema it was read with.
+    """
+    schema = family.params_schema(kind)
+    if schema is None:
+        if given:
+            raise Unprocessable(
+                f"a {family.name} model's {kind} job takes no params (it declares no "
+                f"{kind} params schema); drop params",
+                field="params",
+            )
+        return None
+    try:
+        return validate_strictly(schema, given)
+    except ValidationError as exc:
+        note = f" (a {family.name} model's {kind} params are {schema.__name__})"
+        raise RequestValidationError(
+            [
+                {
+                    "type": error["type"],
+                    "loc": ("body", "params", *error["loc"]),
+                    "msg": error["msg"] + note,
+                    "input": error.get("input"),
+                }
+                for error in exc.errors(include_url=False)
+            ]
+        ) from exc
+
+
+def _device(params: BaseModel | None, default: str = "cpu") -> str:
+    """The torch device a job's params ask for (the queue it goes to)."""
+    device = getattr(params, "device", None)
+    return device if isinstance(device, str) else default
+
+
+def check_modality(family: FamilyDeclaration, dataset: Dataset, field: str) -> None:
+    """A family reads one kind of data (its declaration's ``data``): an image classifier
+    is not trained or measured on text, a language model not on images."""
+    if family.data != "none" and dataset.modality != family.data:
+        raise Unprocessable(
+            f"dataset {dataset.name!r} holds {dataset.modality}, but {family.name} models "
+            f"read {family.data}; choose a dataset of {family.data}",
+            field=field,
+        )
+
+
 def create_train_job(session: Session, body: TrainJobCreate, created_by: str) -> Job:
     model = session.get(Model, body.model_id)
     if model is None:
@@ -73,8 +128,10 @@ def create_train_job(session: Session, body: TrainJobCreate, created_by: str) ->
     dataset, version = _dataset_version(
         session, body.dataset_id, body.dataset_version, "dataset_version"
     )
+    check_modality(family, dataset, "dataset_id")
     arch = _architecture(model)
-    params = _train_params(model, body)
+    params = family_params(family, "train", body.params)
+    assert params is not None  # a family that trains declares its train params
     num_classes = getattr(arch, "num_classes", None)
     if num_classes is not None and len(dataset.label_names) > num_classes:
         raise Unprocessable(
@@ -85,15 +142,28 @@ def create_train_job(session: Session, body: TrainJobCreate, created_by: str) ->
         )
     if not version.split_counts.get("train"):
         raise Unprocessable(f"dataset {dataset.name!r} has no training samples", field="dataset_id")
-    if isinstance(params, DiffusionTrainParams):
-        if body.sisa is not None:
-            raise Unprocessable("SISA ensembles are for classifiers only", field="sisa")
-        if params.batch_size > version.split_counts["train"]:
-            raise Unprocessable(
-                f"params.batch_size {params.batch_size} is larger than the "
-                f"{version.split_counts['train']} training images; lower it",
-                field="params.batch_size",
-            )
+    if body.sisa is not None and "sisa" not in family.methods:
+        raise Unprocessable(
+            f"SISA ensembles are for families that unlearn with 'sisa' "
+            f"({', '.join(f.name for f in families() if 'sisa' in f.methods)}); "
+            f"a {family.name} model is not one",
+            field="sisa",
+        )
+    if (
+        isinstance(params, DiffusionTrainParams)
+        and params.batch_size > version.split_counts["train"]
+    ):
+        raise Unprocessable(
+            f"params.batch_size {params.batch_size} is larger than the "
+            f"{version.split_counts['train']} training images; lower it",
+            field="params.batch_size",
+        )
+    if getattr(arch, "base", None) == "uploaded" and body.parent_version_id is None:
+        raise Unprocessable(
+            f"model {model.name!r} is an uploaded {model.family} model: it is fine-tuned "
+            "from one of its uploaded versions; give parent_version_id",
+            field="parent_version_id",
+        )
     if body.sisa is not None and body.parent_version_id is not None:
         raise Unprocessable(
             "a SISA ensemble is trained from scratch; drop parent_version_id", field="sisa"
@@ -113,7 +183,7 @@ def create_train_job(session: Session, body: TrainJobCreate, created_by: str) ->
         session,
         "train",
         created_by,
-        queue=queue_for(params.device),
+        queue=queue_for(_device(params)),
         model_id=model.id,
         dataset_id=dataset.id,
         model_version_id=body.parent_version_id,
@@ -129,25 +199,6 @@ def create_train_job(session: Session, body: TrainJobCreate, created_by: str) ->
 def _architecture(model: Model) -> Any:
     """The model's architecture, read with its family's declared schema."""
     return get_family(model.family).architecture_schema.model_validate(model.architecture)
-
-
-def _train_params(model: Model, body: TrainJobCreate) -> Any:
-    """The params re-read against the schema the model's family declares for training:
-    only the keys the client gave."""
-    given = body.params.model_dump(mode="json", exclude_unset=True)
-    cls = get_family(model.family).params_schema("train")
-    assert cls is not None  # the caller checked that the family trains
-    if isinstance(body.params, cls):
-        return body.params
-    try:
-        return cls.model_validate(given)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "params"
-        raise Unprocessable(
-            f"params.{where}: {first['msg']} (a {model.family} model takes {cls.__name__})",
-            field=f"params.{where}",
-        ) from exc
 
 
 def _model_of(session: Session, mv: ModelVersion) -> Model:
@@ -260,6 +311,9 @@ def create_unlearn_job(session: Session, body: UnlearnJobCreate, created_by: str
     _training_lineage(mv)
     dsv = session.get(DatasetVersion, mv.dataset_version_id)
     assert dsv is not None and mv.training_mask is not None
+    trained_on = session.get(Dataset, dsv.dataset_id)
+    assert trained_on is not None
+    check_modality(declaration, trained_on, "model_version_id")
     resolution = resolve_forget(session, dsv.dataset_id, dsv.version, mv.training_mask, scope)
     if len(resolution.forget_positions) == 0:
         raise Unprocessable(
@@ -420,6 +474,7 @@ def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: s
             f"for them){instead}",
             field="model_version_id",
         )
+    params = family_params(family, "evaluate", body.params)
     if body.forget is not None and body.forget.concept is not None and not family.prompted:
         raise Unprocessable(
             f"this {model.family} model takes class labels, not prompts (concept scope)",
@@ -441,6 +496,7 @@ def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: s
     dataset, version = _dataset_version(
         session, dataset_id, body.dataset_version, "dataset_version"
     )
+    check_modality(family, dataset, "dataset_id" if body.dataset_id else "model_version_id")
     for split in body.splits if not family.judged else []:
         if not version.split_counts.get(split):
             raise Unprocessable(
@@ -450,11 +506,11 @@ def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: s
         session,
         "evaluate",
         created_by,
-        queue=queue_for(body.params.device),
+        queue=queue_for(_device(params, default=(judge or {}).get("device", "cpu"))),
         model_id=mv.model_id,
         dataset_id=dataset.id,
         model_version_id=mv.id,
-        params=body.params.model_dump(mode="json"),
+        params=params.model_dump(mode="json") if params is not None else {},
         spec={
             "dataset_version": version.version,
             "dataset_version_id": version.id,
@@ -468,8 +524,9 @@ def create_evaluate_job(session: Session, body: EvaluateJobCreate, created_by: s
 
 
 def create_generate_job(session: Session, body: GenerateJobCreate, created_by: str) -> Job:
-    """Images from a diffusion version; refused up front for classifiers, unknown classes,
-    and labels given to a prompt family or prompts to ddpm."""
+    """Images (diffusion) or completions (causal_lm) from a version, with the generate
+    params its family declares; refused up front for families that do not generate,
+    unknown classes, and labels given to a prompt family or prompts to a labelled one."""
     mv = session.get(ModelVersion, body.model_version_id)
     if mv is None:
         raise NotFound(f"model version {body.model_version_id} not found")
@@ -488,72 +545,62 @@ def create_generate_job(session: Session, body: GenerateJobCreate, created_by: s
             f"model version {mv.id} is {mv.status}: it cannot generate (it depends on data "
             "under a deletion request, or was purged)"
         )
-    prompted = isinstance(body.params, PromptGenerateParams)
-    if family.prompted:
-        if not prompted:
-            raise Unprocessable(
-                f"this family ({model.family}) takes prompts, not class labels: give "
-                "params.prompts",
-                field="params",
-            )
-        return _prompt_generate_job(session, mv, model, body, created_by)
-    if prompted:
+    _check_conditioning(family, body.params)
+    params = family_params(family, "generate", body.params)
+    arch = _architecture(model)
+    if isinstance(params, GenerateParams):
+        _check_classes(params.labels, arch, "params.labels")
+    if isinstance(params, GenerateParams | PromptGenerateParams):
+        _check_diffusion_generate(model, arch, params)
+    return new_job(
+        session,
+        "generate",
+        created_by,
+        queue=queue_for(_device(params)),
+        model_id=mv.model_id,
+        model_version_id=mv.id,
+        params=params.model_dump(mode="json") if params is not None else {},
+        spec={"grid_columns": body.grid_columns, "family": model.family},
+    )
+
+
+def _check_conditioning(family: FamilyDeclaration, given: dict[str, Any]) -> None:
+    """Class labels given to a family generating from prompts, or prompts to one
+    generating classes: said as such, not as a list of unknown fields."""
+    schema = family.params_schema("generate")
+    fields = set(schema.model_fields) if schema is not None else set()
+    if "prompts" in given and "prompts" not in fields:
         raise Unprocessable(
-            f"this family ({model.family}) takes class labels, not prompts: give params.labels",
+            f"this family ({family.name}) takes class labels, not prompts: give params.labels",
             field="params.prompts",
         )
-    assert not isinstance(body.params, PromptGenerateParams)
-    arch = _architecture(model)
-    _check_classes(body.params.labels, arch, "params.labels")
-    if body.params.num_inference_steps > arch.num_train_timesteps:
+    if "labels" in given and "labels" not in fields and "prompts" in fields:
         raise Unprocessable(
-            f"num_inference_steps {body.params.num_inference_steps} exceeds the model's "
+            f"this family ({family.name}) takes prompts, not class labels: give "
+            "params.prompts",
+            field="params",
+        )
+
+
+def _check_diffusion_generate(
+    model: Model, arch: Any, params: GenerateParams | PromptGenerateParams
+) -> None:
+    """An architecture that fixes the schedule and image size (ddpm, text2image) bounds
+    the steps and refuses another size; an uploaded pipeline's folder decides both."""
+    if not hasattr(arch, "num_train_timesteps"):
+        return
+    if params.num_inference_steps > arch.num_train_timesteps:
+        raise Unprocessable(
+            f"num_inference_steps {params.num_inference_steps} exceeds the model's "
             f"{arch.num_train_timesteps} training timesteps",
             field="params.num_inference_steps",
         )
-    return new_job(
-        session,
-        "generate",
-        created_by,
-        queue=queue_for(body.params.device),
-        model_id=mv.model_id,
-        model_version_id=mv.id,
-        params=body.params.model_dump(mode="json"),
-        spec={"grid_columns": body.grid_columns, "family": model.family},
-    )
-
-
-def _prompt_generate_job(
-    session: Session, mv: ModelVersion, model: Model, body: GenerateJobCreate, created_by: str
-) -> Job:
-    params = body.params
-    assert isinstance(params, PromptGenerateParams)
-    arch = _architecture(model)
-    # A family whose architecture fixes the schedule and image size (text2image) bounds
-    # the steps and refuses another size; an uploaded pipeline's folder decides both.
-    if hasattr(arch, "num_train_timesteps"):
-        if params.num_inference_steps > arch.num_train_timesteps:
-            raise Unprocessable(
-                f"num_inference_steps {params.num_inference_steps} exceeds the model's "
-                f"{arch.num_train_timesteps} training timesteps",
-                field="params.num_inference_steps",
-            )
-        if params.height is not None:
-            raise Unprocessable(
-                f"a {model.family} model generates {arch.sample_size}x{arch.sample_size} images; "
-                "drop height",
-                field="params.height",
-            )
-    return new_job(
-        session,
-        "generate",
-        created_by,
-        queue=queue_for(params.device),
-        model_id=mv.model_id,
-        model_version_id=mv.id,
-        params=params.model_dump(mode="json"),
-        spec={"grid_columns": body.grid_columns, "family": model.family},
-    )
+    if isinstance(params, PromptGenerateParams) and params.height is not None:
+        raise Unprocessable(
+            f"a {model.family} model generates {arch.sample_size}x{arch.sample_size} images; "
+            "drop height",
+            field="params.height",
+        )
 
 
 MEDIA_TYPES = {

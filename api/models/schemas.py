@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (
     BaseModel,
     Field,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
     WrapValidator,
     field_validator,
@@ -14,7 +15,7 @@ from pydantic import (
 )
 
 from api.schemas import ORMModel, RequestBody, strict_body, validate_strictly
-from contracts import families, family_names
+from contracts import families, family_names, get_family
 from contracts.classifier import CLASSIFIER
 from core.deletion.policy import DeletionPolicy
 
@@ -22,7 +23,8 @@ from core.deletion.policy import DeletionPolicy
 ModelFamily = Literal[tuple(family_names())]  # type: ignore[valid-type]
 Architecture = Union[tuple(f.architecture_schema for f in families())]  # type: ignore[valid-type]  # noqa: UP007
 # Families whose architecture carries a ``family`` key, and the schema of each; an
-# architecture without one is a classifier's (``architecture.name``).
+# architecture without one is a classifier's (``architecture.name``) unless the body's
+# ``family`` names another (``causal_lm``: ``{"base": "tiny-llama"}``).
 _FAMILY_SCHEMAS: dict[str, type[BaseModel]] = {
     f.name: f.architecture_schema
     for f in families()
@@ -31,17 +33,29 @@ _FAMILY_SCHEMAS: dict[str, type[BaseModel]] = {
 _DEFAULT_SCHEMA = CLASSIFIER.architecture_schema
 
 
+def _family_of(architecture: BaseModel) -> str:
+    """The family an architecture (validated) belongs to."""
+    named = getattr(architecture, "family", None)
+    if isinstance(named, str):
+        return named
+    return next(
+        (f.name for f in families() if isinstance(architecture, f.architecture_schema)),
+        CLASSIFIER.name,
+    )
+
+
 class ModelCreate(RequestBody):
     """A classifier (``architecture.name``), a class-conditional DDPM
-    (``architecture.family = "ddpm"``), a prompt-conditioned ``text2image`` model, or a
-    ``stable_diffusion`` pipeline (its folder is uploaded as a version); see
-    docs/diffusion.md."""
+    (``architecture.family = "ddpm"``), a prompt-conditioned ``text2image`` model, a
+    ``stable_diffusion`` pipeline (its folder is uploaded as a version; see
+    docs/diffusion.md), or a ``causal_lm`` (``family`` given, ``architecture.base``:
+    smollm2-135m, tiny-llama or uploaded; see docs/llm.md)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
     family: ModelFamily | None = Field(
         None,
-        description="classifier, ddpm, text2image or stable_diffusion; by default read "
-        "from the architecture (a diffusion architecture carries its family)",
+        description="One of GET /api/v1/families; by default read from the architecture "
+        "(a diffusion architecture carries its family, one with a name is a classifier)",
     )
     architecture: Architecture
     description: str = Field(default="", max_length=5000)
@@ -59,18 +73,24 @@ class ModelCreate(RequestBody):
 
     @field_validator("architecture", mode="wrap")
     @classmethod
-    def _pick_schema(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        """Validate against one schema, chosen by the ``family`` key, so errors name the
-        field (``architecture.num_classes``) instead of listing every union member."""
+    def _pick_schema(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Any:
+        """Validate against one schema, chosen by the ``family`` key (else the body's
+        ``family``), so errors name the field (``architecture.num_classes``) instead of
+        listing every union member."""
         if isinstance(value, dict):
             family = value.get("family")
             schema = _FAMILY_SCHEMAS.get(family) if isinstance(family, str) else None
+            given = info.data.get("family")
+            if schema is None and isinstance(given, str) and given in family_names():
+                schema = get_family(given).architecture_schema
             return validate_strictly(schema or _DEFAULT_SCHEMA, value)
         return handler(value)
 
     @model_validator(mode="after")
     def _family_matches(self) -> ModelCreate:
-        actual: ModelFamily = getattr(self.architecture, "family", CLASSIFIER.name)
+        actual: ModelFamily = _family_of(self.architecture)
         if self.family is not None and self.family != actual:
             raise ValueError(
                 f"family is {self.family!r} but the architecture is a {actual} architecture"
