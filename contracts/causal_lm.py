@@ -24,6 +24,9 @@ TINY_LLAMA: LMBase = "tiny-llama"
 LM_FOLDER_FORMAT = "expunge.hf_causal_lm/1"
 # The config ``format`` of a LoRA adapter stored on its own (adapter-only version files).
 LM_ADAPTER_FORMAT = "expunge.hf_lora_adapter/1"
+# The upload format of a causal LM version (``POST /models/{id}/versions``): a zip or tar
+# of a Hugging Face folder, checked by ``api.models.lm_upload``.
+LM_FOLDER_UPLOAD = "hf_causal_lm"
 
 
 class LMArchitecture(BaseModel):
@@ -201,4 +204,9 @@ CAUSAL_LM = FamilyDeclaration(
         "fallback": "retrain",
     },
     docs="docs/llm.md",
+    # Versions of a model registered with base "uploaded"; their lineage is unknown.
+    uploadable={
+        LM_FOLDER_UPLOAD: "a zip or tar of a Hugging Face causal-LM folder: config.json, "
+        "*.safetensors weights and the tokenizer files (no pickle weights, no remote code)"
+    },
 )

@@ -88,7 +88,9 @@ def upload_version(
         File(
             description="A .safetensors file or a PyTorch state dict (.pt/.pth, weights only); "
             "for a ddpm model, the UNet2DModel state dict of its architecture; for a "
-            "stable_diffusion model, a tar or zip of a diffusers pipeline folder"
+            "stable_diffusion model, a tar or zip of a diffusers pipeline folder; for a "
+            "causal_lm model (base 'uploaded'), a tar or zip of a Hugging Face causal-LM "
+            "folder (config.json, *.safetensors, tokenizer files; no pickle, no remote code)"
         ),
     ],
     metrics: Annotated[

@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from api.models import repository
+from api.models import lm_upload, repository
 from contracts import get_family
+from contracts.causal_lm import LM_FOLDER_UPLOAD
 from contracts.common import PIPELINE_UPLOAD, SD_PIPELINE_FORMAT
 from core.audit.log import record
 from core.errors import Conflict, NotFound, Unprocessable
@@ -173,9 +174,14 @@ def _store_upload(
     sha256: str,
     metrics: dict[str, Any],
     created_by: str | None,
+    extra: dict[str, Path] | None = None,
 ) -> ModelVersion:
-    """Objects first, then the row; the objects go again if the row cannot be written."""
+    """Objects first, then the row; the objects go again if the row cannot be written.
+    ``extra`` files are stored beside the weights under their names (``config`` may
+    point at them: ``hf_files_key``)."""
     prefix = version_prefix(model.id, version_id)
+    for name, path in (extra or {}).items():
+        store.put_file(f"{prefix}/{name}", path)
     info = store.put_file(f"{prefix}/{weights.name}", weights)
     blob = json.dumps(config, sort_keys=True, indent=2).encode()
     store.put_bytes(f"{prefix}/config.json", blob, content_type="application/json")
@@ -199,6 +205,42 @@ def _store_upload(
         raise
 
 
+def _upload_lm_folder(
+    session: Session,
+    store: ObjectStore,
+    model: Model,
+    upload: Path,
+    filename: str,
+    metrics: dict[str, Any],
+    created_by: str | None,
+) -> ModelVersion:
+    """A causal_lm version from a Hugging Face folder (``api.models.lm_upload``): one
+    safetensors checkpoint and ``hf_files.json``, as a fine-tune's version is stored."""
+    lm_upload.check_architecture(model.architecture)
+    version_id = new_id("mv")
+    prefix = version_prefix(model.id, version_id)
+    with tempfile.TemporaryDirectory(prefix="expunge-lm-") as tmp:
+        weights, files, found = lm_upload.prepare(upload, Path(tmp))
+        config = {
+            **found,
+            "architecture": model.architecture,
+            "source": {"type": "upload", "filename": filename},
+            "hf_files_key": f"{prefix}/{files.name}",
+        }
+        return _store_upload(
+            session,
+            store,
+            model,
+            version_id,
+            weights,
+            config,
+            found["base"]["sha256"],
+            metrics,
+            created_by,
+            extra={files.name: files},
+        )
+
+
 def upload_version(
     session: Session,
     store: ObjectStore,
@@ -211,6 +253,8 @@ def upload_version(
     uploadable = get_family(model.family).uploadable
     if PIPELINE_UPLOAD in uploadable:
         return _upload_pipeline(session, store, model, upload, filename, metrics, created_by)
+    if LM_FOLDER_UPLOAD in uploadable:
+        return _upload_lm_folder(session, store, model, upload, filename, metrics, created_by)
     if not uploadable:
         raise Unprocessable(f"checkpoint upload is not supported for family {model.family!r}")
     version_id = new_id("mv")

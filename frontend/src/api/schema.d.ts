@@ -1437,7 +1437,7 @@ export interface components {
         "Body_models-upload_version": {
             /**
              * Checkpoint
-             * @description A .safetensors file or a PyTorch state dict (.pt/.pth, weights only); for a ddpm model, the UNet2DModel state dict of its architecture; for a stable_diffusion model, a tar or zip of a diffusers pipeline folder
+             * @description A .safetensors file or a PyTorch state dict (.pt/.pth, weights only); for a ddpm model, the UNet2DModel state dict of its architecture; for a stable_diffusion model, a tar or zip of a diffusers pipeline folder; for a causal_lm model (base 'uploaded'), a tar or zip of a Hugging Face causal-LM folder (config.json, *.safetensors, tokenizer files; no pickle, no remote code)
              */
             checkpoint: string;
             /**
@@ -2260,7 +2260,11 @@ export interface components {
             kind: "evaluate";
             /** Model Version Id */
             model_version_id: string;
-            params?: components["schemas"]["EvaluateParams"];
+            /**
+             * Params
+             * @description The model family's evaluate params (classifier: EvaluateParams, causal_lm: LMEvaluateParams); a family that declares none takes none
+             */
+            params?: components["schemas"]["EvaluateParams"] | components["schemas"]["LMEvaluateParams"];
             /**
              * Reference Version Id
              * @description A retrained version to compare outputs with
@@ -2446,9 +2450,10 @@ export interface components {
         };
         /**
          * GenerateJobCreate
-         * @description Generate images: one per entry of ``params.labels`` (ddpm) or ``params.prompts``
-         *     (text2image, stable_diffusion); PNGs and a grid land in the job's artifacts. Same
-         *     seeds and settings, same bytes.
+         * @description Generate from a version with its family's generate params: images, one per entry
+         *     of ``params.labels`` (ddpm) or ``params.prompts`` (text2image, stable_diffusion), PNGs
+         *     and a grid in the job's artifacts; or a completion per prompt (causal_lm), in the
+         *     job's ``metrics.completions``. Same seeds and settings, same output.
          */
         GenerateJobCreate: {
             /**
@@ -2466,9 +2471,9 @@ export interface components {
             model_version_id: string;
             /**
              * Params
-             * @description GenerateParams (labels, ddpm) or PromptGenerateParams (prompts)
+             * @description The model family's generate params (ddpm: GenerateParams, text2image: PromptGenerateParams, stable_diffusion: PromptGenerateParams, causal_lm: LMGenerateParams)
              */
-            params: components["schemas"]["GenerateParams"] | components["schemas"]["PromptGenerateParams"];
+            params: components["schemas"]["GenerateParams"] | components["schemas"]["PromptGenerateParams"] | components["schemas"]["LMGenerateParams"];
         };
         /**
          * GenerateParams
@@ -2964,6 +2969,216 @@ export interface components {
              */
             seed: number;
         };
+        /**
+         * LMEvaluateParams
+         * @description Parameters of an evaluation job on a causal LM (TOFU / MUSE-style metrics).
+         */
+        LMEvaluateParams: {
+            /**
+             * Batch Size
+             * @description Records per forward pass.
+             * @default 16
+             */
+            batch_size: number;
+            /**
+             * Device
+             * @description torch device.
+             * @default cpu
+             */
+            device: string;
+            /**
+             * Max Length
+             * @description Tokens per record.
+             * @default 256
+             */
+            max_length: number;
+            /**
+             * Max New Tokens
+             * @description Tokens generated per question for ROUGE-L.
+             * @default 32
+             */
+            max_new_tokens: number;
+            /**
+             * Max Records
+             * @description Score at most this many retain, held-out and world items each (evenly spaced); the forget items are always all scored.
+             */
+            max_records?: number | null;
+            /**
+             * Min K
+             * @description The share of lowest-scored tokens the Min-K % and Min-K %++ membership scores average.
+             * @default 0.4
+             */
+            min_k: number;
+            /**
+             * Relearn Lr
+             * @description The relearning attack's lr.
+             * @default 0.0001
+             */
+            relearn_lr: number;
+            /**
+             * Relearn Steps
+             * @description Relearning attack: fine-tune a copy this many steps on half of the forget set and measure the other half (0: off).
+             * @default 0
+             */
+            relearn_steps: number;
+            /**
+             * Seed
+             * @description Seeds the relearning attack.
+             * @default 0
+             */
+            seed: number;
+        };
+        /**
+         * LMGenerateParams
+         * @description A generate job: prompts in, one completion each out.
+         */
+        LMGenerateParams: {
+            /**
+             * Batch Size
+             * @description Prompts per forward pass.
+             * @default 8
+             */
+            batch_size: number;
+            /**
+             * Decoding
+             * @description greedy or sampled.
+             * @default greedy
+             * @enum {string}
+             */
+            decoding: "greedy" | "sampled";
+            /**
+             * Device
+             * @description torch device.
+             * @default cpu
+             */
+            device: string;
+            /**
+             * Max New Tokens
+             * @description Tokens generated per prompt.
+             * @default 64
+             */
+            max_new_tokens: number;
+            /**
+             * Prompts
+             * @description What to complete, one completion each.
+             */
+            prompts: string[];
+            /**
+             * Seed
+             * @description sampled: the sampling seed.
+             * @default 0
+             */
+            seed: number;
+            /**
+             * Temperature
+             * @description sampled: softmax temperature.
+             * @default 1
+             */
+            temperature: number;
+            /**
+             * Template
+             * @description Wrap each prompt in the fine-tune's question template, so the model is asked the way it was trained; False sends the prompt as written.
+             * @default true
+             */
+            template: boolean;
+            /**
+             * Top P
+             * @description sampled: nucleus probability mass.
+             * @default 1
+             */
+            top_p: number;
+        };
+        /**
+         * LMTrainParams
+         * @description Hyper-parameters of one fine-tune (full, or LoRA when ``lora`` is set).
+         */
+        LMTrainParams: {
+            /**
+             * Batch Size
+             * @description Records per optimizer step.
+             * @default 8
+             */
+            batch_size: number;
+            /**
+             * Checkpoint Every Steps
+             * @description Emit a resumable state every this many steps (0: epoch ends).
+             * @default 50
+             */
+            checkpoint_every_steps: number;
+            /**
+             * Device
+             * @description torch device.
+             * @default cpu
+             */
+            device: string;
+            /**
+             * Epochs
+             * @description Passes over the training records.
+             * @default 3
+             */
+            epochs: number;
+            /** @description Train a LoRA adapter instead. */
+            lora?: components["schemas"]["LoraParams"] | null;
+            /**
+             * Lr
+             * @description AdamW learning rate (constant).
+             * @default 0.0001
+             */
+            lr: number;
+            /**
+             * Max Grad Norm
+             * @description Clip the gradient norm to this (None: no clipping).
+             * @default 1
+             */
+            max_grad_norm: number | null;
+            /**
+             * Max Length
+             * @description Tokens per record; longer ones are cut.
+             * @default 256
+             */
+            max_length: number;
+            /**
+             * Seed
+             * @description Seeds shuffling and adapter init.
+             * @default 0
+             */
+            seed: number;
+            /**
+             * Weight Decay
+             * @description AdamW weight decay.
+             * @default 0
+             */
+            weight_decay: number;
+        };
+        /**
+         * LoraParams
+         * @description A LoRA adapter: only these low-rank matrices train, and only they are saved.
+         */
+        LoraParams: {
+            /**
+             * Alpha
+             * @description Scale: the update is alpha / r * BA.
+             * @default 16
+             */
+            alpha: number;
+            /**
+             * Dropout
+             * @description Dropout on the adapter's input.
+             * @default 0
+             */
+            dropout: number;
+            /**
+             * R
+             * @description Rank of the update matrices.
+             * @default 8
+             */
+            r: number;
+            /**
+             * Target Modules
+             * @description Names of the linear layers that get an adapter (Llama names).
+             */
+            target_modules?: string[];
+        };
         /** MethodPublic */
         MethodPublic: {
             /** Exact */
@@ -3010,9 +3225,10 @@ export interface components {
         /**
          * ModelCreate
          * @description A classifier (``architecture.name``), a class-conditional DDPM
-         *     (``architecture.family = "ddpm"``), a prompt-conditioned ``text2image`` model, or a
-         *     ``stable_diffusion`` pipeline (its folder is uploaded as a version); see
-         *     docs/diffusion.md.
+         *     (``architecture.family = "ddpm"``), a prompt-conditioned ``text2image`` model, a
+         *     ``stable_diffusion`` pipeline (its folder is uploaded as a version; see
+         *     docs/diffusion.md), or a ``causal_lm`` (``family`` given, ``architecture.base``:
+         *     smollm2-135m, tiny-llama or uploaded; see docs/llm.md).
          */
         ModelCreate: {
             /** Architecture */
@@ -3024,7 +3240,7 @@ export interface components {
             description: string;
             /**
              * Family
-             * @description classifier, ddpm, text2image or stable_diffusion; by default read from the architecture (a diffusion architecture carries its family)
+             * @description One of GET /api/v1/families; by default read from the architecture (a diffusion architecture carries its family, one with a name is a classifier)
              */
             family?: ("classifier" | "ddpm" | "text2image" | "stable_diffusion" | "causal_lm") | null;
             /** Name */
@@ -3495,9 +3711,8 @@ export interface components {
          * TrainJobCreate
          * @description Train a model on a dataset version; the result is a new model version.
          *
-         *     ``params`` are ``TrainParams`` for a classifier and ``DiffusionTrainParams`` for a
-         *     ``ddpm`` model (the dataset's labels are the class condition); the service checks
-         *     them against the model's family.
+         *     ``params`` are the train params the model's family declares (``GET /api/v1/families``:
+         *     ``params_schemas.train``); fields left out take that schema's defaults.
          */
         TrainJobCreate: {
             /** Dataset Id */
@@ -3516,9 +3731,9 @@ export interface components {
             model_id: string;
             /**
              * Params
-             * @description TrainParams (classifier) or DiffusionTrainParams (ddpm)
+             * @description The model family's train params (classifier: TrainParams, ddpm: DiffusionTrainParams, text2image: DiffusionTrainParams, causal_lm: LMTrainParams)
              */
-            params?: components["schemas"]["TrainParams"] | components["schemas"]["DiffusionTrainParams"];
+            params?: components["schemas"]["TrainParams"] | components["schemas"]["DiffusionTrainParams"] | components["schemas"]["LMTrainParams"];
             /**
              * Parent Version Id
              * @description Fine-tune from this version of the same model
@@ -3909,6 +4124,10 @@ export type SchemaKeyPublic = components['schemas']['KeyPublic'];
 export type SchemaKeysPublic = components['schemas']['KeysPublic'];
 export type SchemaLineagePublic = components['schemas']['LineagePublic'];
 export type SchemaLmArchitecture = components['schemas']['LMArchitecture'];
+export type SchemaLmEvaluateParams = components['schemas']['LMEvaluateParams'];
+export type SchemaLmGenerateParams = components['schemas']['LMGenerateParams'];
+export type SchemaLmTrainParams = components['schemas']['LMTrainParams'];
+export type SchemaLoraParams = components['schemas']['LoraParams'];
 export type SchemaMethodPublic = components['schemas']['MethodPublic'];
 export type SchemaMetricPoint = components['schemas']['MetricPoint'];
 export type SchemaModelCreate = components['schemas']['ModelCreate'];
