@@ -58,6 +58,16 @@ export type PlanItem = {
   cost?: PlanCost | null;
   /** The strong membership test's shadow models: their one-off cost, or the bank reused. */
   shadows?: PlanShadows | null;
+  /** A language model's lineage: its base, and whether the base can have seen the data. */
+  lineage?: PlanLineage | null;
+};
+
+/** core/deletion/lm.py: a causal_lm version's base and fine-tune, as the plan states them. */
+export type PlanLineage = {
+  base: { name?: string; version_id?: string | null; sha256?: string };
+  base_never_saw_the_data: boolean | null;
+  base_statement: string;
+  fine_tune: { dataset_id: string | null; dataset_version: number | null; samples: number | null };
 };
 
 /** Shadow models (LiRA) a plan item needs: trained once per version, then reused. */

@@ -13,7 +13,7 @@ import { cleanupPage, json, renderPage } from "../test/harness";
 import { answersOf, type ForgetAnswer, runsOf } from "./DeletionRequestAnswers";
 
 const load = async () => (await import("./DeletionRequestDetail")).DeletionRequestDetail;
-type Stage = { request: Record<string, unknown> & { id: string; items: DeletionItem[] }; jobs: Record<string, unknown> };
+type Stage = { request: Record<string, unknown> & { id: string; items: DeletionItem[]; plan: unknown[] }; jobs: Record<string, unknown> };
 
 function api(stage: Stage) {
   const id = stage.request.id;
@@ -69,6 +69,15 @@ describe("the person's questions answered before and after", () => {
       expect(cells).toEqual([a.question, a.answer, a.before, a.after]);
     }
     expect(screen.getByRole("heading", { name: /questions, answered before and after/ })).toBeTruthy();
+  });
+
+  it("states in the plan what the fine-tune's base is and that it never saw the person", async () => {
+    await show(open, "viewer");
+    const [plan] = open.request.plan as { lineage: { base_statement: string; fine_tune: { samples: number } } }[];
+    const line = (await screen.findByTestId("plan-lineage")).textContent ?? "";
+    expect(line).toContain(`Base: ${plan.lineage.base_statement}`);
+    expect(line).toContain(`fine-tuned on ${plan.lineage.fine_tune.samples} sample(s)`);
+    expect(line).toMatch(/never trained on any data/);
   });
 
   it("keeps the answers from those who may not read the person's ids", async () => {

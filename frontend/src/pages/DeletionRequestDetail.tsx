@@ -228,6 +228,12 @@ function Decision({ p }: { p: PlanItem }): ReactNode {
       {p.note && <div className="muted small">{p.note}</div>}
       {c && c.reason !== p.note && <div className="muted small">{c.reason}</div>}
       {!c && !p.note && <div className="muted small">{p.exact ? "the method is exact: no verification needed" : "not priced: the policy's method, verified after the run"}</div>}
+      {p.lineage && (
+        <div className="muted small" data-testid="plan-lineage">
+          Base: {p.lineage.base_statement}
+          {p.lineage.fine_tune.samples !== null ? `; fine-tuned on ${p.lineage.fine_tune.samples} sample(s)` : ""}
+        </div>
+      )}
     </div>
   );
 }
