@@ -24,8 +24,9 @@ from core.audit.events import commit_subject, subject_salt
 from core.audit.log import append as audit
 from core.audit.trail import version_status
 from core.deletion import purge, repository
-from core.deletion.lm import inherits_affected_base
+from core.deletion.lm import LM_FAMILY, inherits_affected_base
 from core.deletion.lm import lineage as lm_lineage
+from core.deletion.lm import unverifiable_reason as lm_unverifiable
 from core.deletion.policy import (
     NOT_CERTIFIED,
     DeletionPolicy,
@@ -238,13 +239,20 @@ def _priced_choice(
         # An exact method chosen by the policy (a ddpm's default for subjects) costs what
         # training cost.
         return method, True, train_seconds * (1.0 if method == "retrain" else 0.25), None
+    if model.family == LM_FAMILY and lm_unverifiable(session, version):
+        # No held-out people or world facts: the verdict could not be computed, so the
+        # run would only precede the fallback.
+        return _exact_fallback(policy), True, train_seconds, None
     pricing = price(session, model, version, policy, method, params, request.scope)
     if pricing is None:
         return method, False, estimate, None
     if pricing.choice == "exact":
-        exact = policy.fallback if policy.fallback in ("retrain", "sisa") else "retrain"
-        return exact, True, train_seconds, pricing
+        return _exact_fallback(policy), True, train_seconds, pricing
     return method, False, train_seconds * pricing.estimate_fraction, pricing
+
+
+def _exact_fallback(policy: DeletionPolicy) -> str:
+    return policy.fallback if policy.fallback in ("retrain", "sisa") else "retrain"
 
 
 def _plan_item(
@@ -257,6 +265,12 @@ def _plan_item(
     policy = policy_for(model)
     train_seconds = _train_seconds(session, version)
     method, exact, estimate, pricing = _priced_choice(session, request, version, descendant)
+    # Why a language model's approximate method gave way to the exact path, if it did.
+    lm_note = (
+        lm_unverifiable(session, version)
+        if model.family == LM_FAMILY and exact and not descendant and method != policy.method
+        else None
+    )
     item = DeletionItem(
         id=new_id("dri"),
         request_id=request.id,
@@ -278,7 +292,8 @@ def _plan_item(
         "note": "fine-tuned from an affected version: retired, as no method can remove what "
         "it inherited"
         if descendant
-        else (pricing.reason if pricing is not None and pricing.choice == "exact" else None),
+        else (pricing.reason if pricing is not None and pricing.choice == "exact" else None)
+        or lm_note,
         # The estimate against the retrain, the priced chance of failing and the choice.
         "cost": pricing.as_dict() if pricing is not None else None,
         # The strong test's shadows: their one-off cost, or the bank already paid for.

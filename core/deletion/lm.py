@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import DatasetVersion, Model, ModelVersion
+from core.lineage import in_version
+from models import DatasetVersion, Model, ModelVersion, Sample
 
 LM_FAMILY = "causal_lm"
 
@@ -53,6 +55,44 @@ def inherits_affected_base(
         if _base_version_id(version) in touched:
             out.add(vid)
     return out
+
+
+def unverifiable_reason(session: Session, version: ModelVersion) -> str | None:
+    """Why an approximate result on this causal_lm version could not be verified, or None.
+
+    The verdict compares the forget people with held-out people (the dataset version's
+    ``test`` split) and measures utility on facts about nobody (subject-less ``train``
+    records); without them the unlearn job has no evaluation and the exact fallback runs
+    anyway, so the plan goes there at once instead of paying for a run first."""
+    dsv = (
+        session.get(DatasetVersion, version.dataset_version_id)
+        if version.dataset_version_id
+        else None
+    )
+    if dsv is None:
+        return None
+    missing = []
+    if not (dsv.split_counts or {}).get("test"):
+        missing.append("no held-out people (test split) to compare the person with")
+    nobody = session.scalar(
+        select(Sample.pk)
+        .where(
+            Sample.dataset_id == dsv.dataset_id,
+            Sample.split == "train",
+            Sample.subject_id.is_(None),
+            in_version(dsv.version),
+        )
+        .limit(1)
+    )
+    if nobody is None:
+        missing.append("no records about nobody (world facts) to measure utility on")
+    if not missing:
+        return None
+    return (
+        "an approximate result could not be verified on this dataset version ("
+        + "; ".join(missing)
+        + "): planned straight to the exact re-fine-tune from the base"
+    )
 
 
 def base_statement(

@@ -24,6 +24,7 @@ from models.base import utcnow
 
 N = 40  # samples: alice's are positions 0-3, the rest other people's
 ALICE = [0, 1, 2, 3]
+WORLD = [34, 35]
 
 
 @pytest.fixture
@@ -33,13 +34,25 @@ def session(tmp_path: Path) -> Any:
     with Session(make_engine(settings.database_url)) as s:
         s.info["settings"] = settings
         s.add(Dataset(id="ds", name="people", source="upload", image_shape=[1, 1, 1]))
-        s.add(DatasetVersion(id="dsv", dataset_id="ds", version=1, content_hash="0", num_samples=N))
+        s.add(
+            DatasetVersion(
+                id="dsv",
+                dataset_id="ds",
+                version=1,
+                content_hash="0",
+                num_samples=N,
+                split_counts={"train": N - 4, "test": 4},
+            )
+        )
         s.add_all(
             Sample(
                 dataset_id="ds",
                 sample_id=f"q{p}",
-                subject_id="alice" if p in ALICE else f"p{p // 4}",
-                split="train",
+                # The last four: a held-out person (test split); two before: world facts.
+                subject_id="alice"
+                if p in ALICE
+                else (None if p in WORLD else ("held" if p >= N - 4 else f"p{p // 4}")),
+                split="test" if p >= N - 4 else "train",
                 shard_key="texts/0.json.gz",
                 shard_index=p,
                 position=p,
@@ -173,3 +186,25 @@ def test_other_families_carry_no_lineage_entry(session: Session) -> None:
     session.flush()
     (item,) = _file(session).plan
     assert item["model_version_id"] == "cv" and "lineage" not in item
+
+
+def test_without_held_out_people_the_plan_goes_straight_to_the_exact_path(
+    session: Session,
+) -> None:
+    dsv = session.get(DatasetVersion, "dsv")
+    dsv.split_counts = {"train": N}  # no test split: the verdict has nobody to compare with
+    session.flush()
+    _version(session, "v1", list(range(N)), TINY, None)
+    (item,) = _file(session).plan
+    assert item["method"] == "retrain" and item["exact"]
+    assert "no held-out people (test split)" in item["note"]
+    assert "planned straight to the exact re-fine-tune" in item["note"]
+
+
+def test_a_policy_that_chose_the_exact_path_gets_no_such_note(session: Session) -> None:
+    session.get(Model, "lm").deletion_policy = {"method": "retrain"}
+    session.get(DatasetVersion, "dsv").split_counts = {"train": N}
+    session.flush()
+    _version(session, "v1", list(range(N)), TINY, None)
+    (item,) = _file(session).plan
+    assert item["method"] == "retrain" and item["note"] is None
