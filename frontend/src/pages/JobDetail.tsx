@@ -13,6 +13,7 @@ import { Facts, ObjectTable } from "../components/KeyValue";
 import { MetricsCharts } from "../components/MetricsChart";
 import { Pager, useSlicePager } from "../components/Pager";
 import { Empty, ErrorMessage, QueryView } from "../components/States";
+import { BeforeAfterAnswers, Completions, completionsOf } from "../components/TextResults";
 import { duration, localText, Time, utcText } from "../components/Time";
 import { useJobLive, type LiveStatus } from "../live/useJobLive";
 
@@ -89,6 +90,10 @@ function JobBody({ job }: { job: Job }): ReactNode {
   const active = isActive(job);
   // A generate job lists one artifact per image: page them.
   const { rows: artifactRows, ...artifactPager } = useSlicePager(job.artifacts, 20);
+  // A language model's generate job answers in text: its completions, not images.
+  const completions = completionsOf(job);
+  // Shown as tables of their own, so not again among the final metrics.
+  const { completions: _c, forget_answers: _a, ...otherMetrics } = job.metrics as Record<string, unknown>;
   const cancel = useMutation({
     mutationFn: () => unwrap(api.POST("/api/v1/jobs/{job_id}/cancel", { params: { path: { job_id: job.id } } })),
     onSuccess: (updated) => {
@@ -141,7 +146,9 @@ function JobBody({ job }: { job: Job }): ReactNode {
                 ) : null,
               ],
               [job.kind === "train" ? "Fine-tuned from" : "Model version", job.model_version_id ? <Link to={`/versions/${job.model_version_id}`}><ShortId id={job.model_version_id} /></Link> : null],
-              ...(job.kind === "generate" ? ([["Images", <Link to={`/generations/${job.id}`}>open the generated images →</Link>]] as [string, ReactNode][]) : []),
+              ...(job.kind === "generate" && completions === null && family?.data !== "text"
+                ? ([["Images", <Link to={`/generations/${job.id}`}>open the generated images →</Link>]] as [string, ReactNode][])
+                : []),
               ...(job.kind === "unlearn" && family && !family.judged
                 ? ([["Compare", <Link to={`/compare?jobs=${[job.id, job.spec.reference_job_id].filter(Boolean).join(",")}&focus=${job.id}`}>compare with its reference, see the views →</Link>]] as [string, ReactNode][])
                 : []),
@@ -164,6 +171,13 @@ function JobBody({ job }: { job: Job }): ReactNode {
           </QueryView>
         </section>
       </div>
+      {completions !== null && (
+        <section aria-labelledby="completions-h">
+          <h2 id="completions-h">Completions</h2>
+          <Completions items={completions} />
+        </section>
+      )}
+      {job.kind === "unlearn" && <BeforeAfterAnswers job={job} />}
       <section aria-labelledby="metrics-h">
         <h2 id="metrics-h">Metrics</h2>
         <QueryView query={live.metrics} what="metrics">
@@ -175,10 +189,10 @@ function JobBody({ job }: { job: Job }): ReactNode {
             <JudgeCells evaluation={job.metrics.evaluation} original={job.metrics.original_evaluation} />
           </>
         )}
-        {Object.keys(job.metrics).length > 0 && (
+        {Object.keys(otherMetrics).length > 0 && (
           <>
             <h3>Final metrics</h3>
-            <ObjectTable value={job.metrics} caption="Final metrics" />
+            <ObjectTable value={otherMetrics} caption="Final metrics" />
           </>
         )}
       </section>

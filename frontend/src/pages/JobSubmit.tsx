@@ -407,7 +407,9 @@ function JobForm({ kind, initial, initialFamily }: { kind: string; initial: Reco
         onSubmit={async (value) => {
           const job = await unwrap(api.POST("/api/v1/jobs", { body: value as never }));
           void queryClient.invalidateQueries({ queryKey: ["jobs"] });
-          navigate(kind === "generate" ? `/generations/${job.id}` : `/jobs/${job.id}`);
+          // Images open in the generations gallery; text (a language model's completions)
+          // on the job's own page.
+          navigate(kind === "generate" && family?.data !== "text" ? `/generations/${job.id}` : `/jobs/${job.id}`);
         }}
       />
     </ChooseFamily.Provider>
