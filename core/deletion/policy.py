@@ -199,7 +199,7 @@ def check(
     name: str,
     kind: str,
     attack: str,
-    value: float,
+    value: float | None,
     threshold: float | None,
     passed: bool,
     original_value: float | None,
@@ -213,7 +213,8 @@ def check(
     model still works); a forgetting check is *informative* only if the original, run
     through the same check, failed it: only then does passing it say anything about the
     unlearning step. ``original_passed`` is None when the original's figure is missing,
-    which also makes the check not informative.
+    which also makes the check not informative; ``value`` is None when the candidate's
+    figure was not measured (the check then fails: it cannot be shown to hold).
     """
     return {
         "check": name,
@@ -519,7 +520,7 @@ def verify_lm(
                 name,
                 "forgetting",
                 attack,
-                value,  # type: ignore[arg-type]  # None: not measured, and failed
+                value,  # None: not measured (the check then fails)
                 bound,
                 value is not None and bound is not None and value <= bound,
                 o_value,
@@ -555,7 +556,7 @@ def verify_lm(
             f"the {LM_ATTACKS.get(attack or '', 'strongest')} membership attack (ROC AUC, "
             "forget people vs held-out people; the strongest of LOSS, zlib, Min-K %, "
             "Min-K %++)",
-            auc,  # type: ignore[arg-type]
+            auc,
             high,
             auc is not None and low <= auc <= high,
             o_auc,
@@ -573,7 +574,7 @@ def verify_lm(
             "model_utility >= original * lm_min_utility_ratio",
             "utility",
             "model utility kept (TOFU: retain people's and world facts' answers)",
-            utility,  # type: ignore[arg-type]
+            utility,
             floor,
             utility is not None and floor is not None and utility >= floor,
             o_utility,
