@@ -166,4 +166,5 @@ CLASSIFIER = FamilyDeclaration(
     policy_defaults={},
     docs="docs/concepts.md",
     uploadable=CHECKPOINT_UPLOADS,
+    membership_shadows=True,
 )

@@ -62,6 +62,9 @@ class FamilyDeclaration:
     # Checkpoint formats ``POST /models/{id}/versions`` accepts, each with what it is.
     uploadable: Mapping[str, str] = field(default_factory=dict)
     judge_schema: type[BaseModel] | None = None
+    # Its unlearn job trains shadow models for the strong per-sample membership test
+    # (LiRA) that a deletion verdict on samples or subjects runs (``core.deletion.shadows``).
+    membership_shadows: bool = False
 
     def __post_init__(self) -> None:
         # Frozen, and the mappings with it: a declaration is shared by every request.

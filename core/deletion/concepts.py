@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts import get_family
 from core.datasets.builtin import FASHION_MNIST_LABELS, FASHION_STYLES, label_factors
 from core.errors import Unprocessable
 from models import Dataset, DatasetVersion, Model, ModelVersion
@@ -63,11 +64,19 @@ def resolve_concept(
     labels: list[int] | None = None,
     name: str | None = None,
 ) -> Concept:
-    if model.family == "stable_diffusion":
+    family = get_family(model.family)
+    if not family.takes("labels"):
+        # A family without classes (a Stable Diffusion pipeline, a language model): a
+        # concept request names classes, and its verdict is measured on them.
+        instead = (
+            f"erase a concept named by prompts with an unlearn job ({', '.join(family.methods)})"
+            if family.prompted
+            else f"file the request on its {' or '.join(family.scopes)}"
+        )
         raise Unprocessable(
-            f"model {model.name!r} is an uploaded Stable Diffusion pipeline: it has no classes, "
-            "no lineage and no offline judge, so a deletion request cannot verify an erasure "
-            "on it; erase a prompt concept with an unlearn job (esd, uce) instead",
+            f"model {model.name!r} is a {family.title}: it has no classes, so a concept "
+            f"deletion request (classes, verified on them) cannot apply to it; {instead} "
+            "instead",
             field="scope.concept.model_id",
         )
     classes = int(model.architecture.get("num_classes", 0))

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from contracts.methods import MethodError, get_classifier_method
+from contracts.methods import MethodError, get_method_spec
 from core.deletion.policy import DeletionPolicy
 from core.lineage import resolve_forget
 from models import DatasetVersion, Model, ModelVersion
@@ -149,22 +149,23 @@ def price(
     params: dict[str, Any],
     scope: dict[str, Any],
 ) -> Pricing | None:
-    """The attempt's price and the choice, or None where it cannot be priced (another
-    family's methods, no recipe or lineage, an exact method)."""
-    if model.family != "classifier":
-        return None
+    """The attempt's price and the choice, or None where it cannot be priced (a method
+    declared without a cost model, no recipe or lineage, an exact method)."""
     try:
-        spec = get_classifier_method(method)
+        spec = get_method_spec(method, model.family)
     except MethodError:
         return None  # the API validated the policy; an older one may no longer validate
-    if spec.exact:
+    # The declaration's cost model (classifier and causal_lm methods have one: passes
+    # against the original's training), if the family's methods declare one.
+    budget_of = getattr(spec, "budget", None)
+    if budget_of is None or spec.exact:
         return None
     train_epochs = ((version.config or {}).get("train_params") or {}).get("epochs")
     sizes = counts(session, version, scope)
     if not train_epochs or sizes is None or sizes[1] <= 0:
         return None
     try:
-        budget = spec.budget(params, sizes[0], sizes[1], float(train_epochs))
+        budget = budget_of(params, sizes[0], sizes[1], float(train_epochs))
     except MethodError:
         return None  # params an older policy holds may no longer validate
     fraction = budget.cost_fraction

@@ -21,6 +21,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts import get_family
 from core.storage import ObjectStore
 from models import ModelVersion
 
@@ -28,10 +29,11 @@ RECORD = "shadow_models"
 
 
 def uses_shadows(family: str, scope_kind: str, exact: bool) -> bool:
-    """The strong test runs on approximate results of classifiers forgetting samples or
-    subjects: an exact method needs no test, and a forgotten class has no unseen
-    samples of its own to compare against (its accuracy says it all)."""
-    return family == "classifier" and scope_kind != "labels" and not exact
+    """The strong test runs on approximate results forgetting samples or subjects, for
+    families whose unlearn job trains the shadows (``membership_shadows`` in their
+    declaration: classifiers): an exact method needs no test, and a forgotten class has
+    no unseen samples of its own to compare against (its accuracy says it all)."""
+    return get_family(family).membership_shadows and scope_kind != "labels" and not exact
 
 
 def shadow_key(version_id: str, k: int) -> str:
