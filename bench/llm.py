@@ -494,7 +494,11 @@ def render(out: dict[str, Any], command: str) -> str:
         f"{out['counts']['train']} records, {recipe.epochs} epochs, lr {recipe.lr}, batch "
         f"{recipe.batch_size}, full weights, {ft.seconds:.0f} s. Methods: lr "
         f"{scale.method_lr}, epochs from the default budget (0.2 × the fine-tune's passes); "
-        f"relearning attack {scale.relearn_steps} steps at the fine-tune's lr.",
+        + (
+            f"relearning attack {scale.relearn_steps} steps at the fine-tune's lr."
+            if scale.relearn_steps
+            else "no relearning attack at this scale (`--relearn-steps N` adds it)."
+        ),
         "",
     ]
     for table in out["tables"]:
@@ -508,6 +512,7 @@ def render(out: dict[str, Any], command: str) -> str:
 def to_json(out: dict[str, Any]) -> dict[str, Any]:
     return {
         "scale": out["scale_name"],
+        "command": out.get("command"),
         "scale_config": asdict(out["scale"]),
         "recipe": out["recipe"].model_dump(mode="json"),
         "seed": out["seed"],
@@ -518,6 +523,27 @@ def to_json(out: dict[str, Any]) -> dict[str, Any]:
             {**{k: v for k, v in t.items() if k != "rows"}, "rows": [asdict(r) for r in t["rows"]]}
             for t in out["tables"]
         ],
+    }
+
+
+def from_json(data: dict[str, Any]) -> dict[str, Any]:
+    """The run ``to_json`` saved, ready for ``render`` again (``--report``)."""
+    config = dict(data["scale_config"])
+    config["percents"] = tuple(config["percents"])
+    tables = [{**t, "rows": [Row(**r) for r in t["rows"]]} for t in data["tables"]]
+    if not tables:
+        raise SystemExit("the results file holds no table yet")
+    return {
+        "scale_name": data["scale"],
+        "command": data.get("command") or f"python -m bench.llm --scale {data['scale']}",
+        "scale": Scale(**config),
+        "recipe": LMTrainParams.model_validate(data["recipe"]),
+        "seed": data["seed"],
+        "machine": data["machine"],
+        "wall_seconds": data["wall_seconds"],
+        "counts": data["counts"],
+        "finetune": tables[0]["rows"][0],
+        "tables": tables,
     }
 
 
@@ -549,6 +575,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--markdown", type=Path, default=BENCHMARKS_MD)
     parser.add_argument("--no-write", action="store_true", help="no JSON, no markdown")
+    parser.add_argument(
+        "--report", type=Path, metavar="JSON", help="only render a saved results file"
+    )
     return parser.parse_args(argv)
 
 
@@ -583,6 +612,12 @@ def scale_from(args: argparse.Namespace) -> Scale:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.report is not None:  # e.g. a GPU machine's results, rendered here
+        out = from_json(json.loads(args.report.read_text()))
+        out["markdown"] = render(out, out["command"])
+        write_section(SECTION, INTRO, args.markdown)
+        write_section(f"{SECTION}-{out['scale_name']}", out["markdown"], args.markdown)
+        return out
     scale = scale_from(args)
     torch.set_num_threads(scale.threads)
     overrides = json.loads(args.method_params)
@@ -636,6 +671,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "wall_seconds": time.monotonic() - started,
             "counts": {"train": len(sl.train)},
             "finetune": finetune_row,
+            "command": command,
             "tables": tables + ([current] if current is not None else []),
         }
         out["markdown"] = render(out, command)

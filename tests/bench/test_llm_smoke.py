@@ -46,3 +46,6 @@ def test_llm_tiny_scale(tmp_path: Path) -> None:
     text = page.read_text()
     assert "<!-- llm:start -->" in text and "<!-- llm-tiny:start -->" in text
     assert "| `npo` |" in text and "Goal (issue 15" in text
+    # a saved results file renders to the same section (how GPU results are reported)
+    again = llm.main(["--report", str(results), "--markdown", str(tmp_path / "again.md")])
+    assert again["markdown"] == out["markdown"]
