@@ -15,7 +15,12 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+# Loaded here, with the runner, in one thread: core.audit's modules import one another, and
+# a job's first handler import (through core.registry) racing the sweeper thread's first
+# pass (through core.deletion) could otherwise see one of them half-initialised.
+import core.audit  # noqa: F401
 from core.db import session_factory
+from core.deletion.service import advance_for_job
 from core.jobs import job_prefixes, record_event
 from core.settings import Settings, get_settings
 from core.storage import (
@@ -120,8 +125,6 @@ class Runner:
             request_id = (job.spec or {}).get("deletion_request_id") if job else None
         if not request_id:
             return
-        from core.deletion.service import advance_for_job
-
         try:
             advance_for_job(self.factory, self.store, self.settings, job_id)
         except Exception:  # the sweeper retries; the job itself already finished
