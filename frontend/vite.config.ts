@@ -18,5 +18,9 @@ export default defineConfig({
     setupFiles: ["src/test/setup.ts"],
     pool: "threads",
     maxWorkers: 2,
+    // Interaction tests (userEvent through a whole page) take 1-2 s on an idle 2-core
+    // machine and 5-10 s while workers train beside them; a timeout is a hang guard here,
+    // not a speed check (timing never decides a test: docs/RELIABILITY.md).
+    testTimeout: 30000,
   },
 });
