@@ -13,6 +13,7 @@ import { Progress, ShortId, StateBadge } from "../components/Badges";
 import { Facts, ObjectTable } from "../components/KeyValue";
 import { Pager, useCursorPager } from "../components/Pager";
 import { Empty, ErrorMessage, QueryView } from "../components/States";
+import { Completions, completionsOf } from "../components/TextResults";
 import { duration, Time } from "../components/Time";
 import { useJobLive } from "../live/useJobLive";
 
@@ -146,6 +147,8 @@ function GenerationBody({ job }: { job: Job }): ReactNode {
   const models = useAllModels();
   const model = models.data?.find((m) => m.id === job.model_id);
   const params = job.params as Record<string, unknown>;
+  // A language model's generation is text: its prompts and completions, no images.
+  const completions = completionsOf(job);
   return (
     <>
       <div className="page-head">
@@ -185,8 +188,15 @@ function GenerationBody({ job }: { job: Job }): ReactNode {
           ]}
         />
       </div>
-      <h2>Images</h2>
-      {images.length ? (
+      {completions !== null ? (
+        <>
+          <h2>Completions</h2>
+          <Completions items={completions} />
+        </>
+      ) : (
+        <h2>Images</h2>
+      )}
+      {completions !== null ? null : images.length ? (
         <ul className="generated" aria-label="Generated images">
           {images.map((img) => (
             <li key={img.name}>

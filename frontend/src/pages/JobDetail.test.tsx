@@ -78,6 +78,14 @@ describe("job detail of a language model's jobs", () => {
     expect(within(finals).getByText("generate_seconds")).toBeTruthy();
   });
 
+  it("shows the completions on the generation page too, with no images to wait for", async () => {
+    const loadGeneration = async () => (await import("./Generations")).GenerationDetail;
+    await renderPage({ role: "viewer", path: `/generations/${LM_GENERATE.id}`, route: "/generations/:jobId", load: loadGeneration, handler: fakeApi(LM_GENERATE) });
+    const table = await screen.findByTestId("completions");
+    expect(within(table).getByText("Ada Lorvik was born in Tessaly.")).toBeTruthy();
+    expect(screen.queryByText(/stored no images/)).toBeNull();
+  });
+
   it("still links an image generation to its gallery", async () => {
     await open(fakeGeneration({ id: "job_img", model_id: LM_MODEL.id, spec: { family: "ddpm" } }));
     expect(await screen.findByText(/open the generated images/)).toBeTruthy();
