@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
-from api.jobs.schemas import GenerateJobCreate
-from api.jobs.service import create_generate_job
+from api.jobs.schemas import GenerateJobCreate, TrainJobCreate
+from api.jobs.service import create_generate_job, create_train_job
 from contracts.causal_lm import LM_FOLDER_FORMAT
+from core.lineage import decode_mask
+from tests.support.db import version_row
 from tests.support.rest import V1
 from tests.support.runner import commit_job, run_job
 
@@ -121,6 +123,33 @@ def test_a_folder_uploads_as_a_version_jobs_load(
     assert unlearn.status_code == 422 and "was uploaded" in unlearn.json()["detail"]
     lineage = api.get(f"{V1}/model-versions/{version['id']}/lineage").json()
     assert lineage["training_set"] is None
+
+    # Fine-tuned from (parent_version_id, required for an uploaded base), the result's
+    # lineage is the uploaded version plus the samples it saw.
+    dataset = api.post(
+        f"{V1}/datasets",
+        json={
+            "name": f"fp-{uuid.uuid4().hex[:8]}",
+            "source": {"name": "fictitious-people", "limit": 21},
+        },
+    ).json()
+    no_parent = api.post(
+        f"{V1}/jobs",
+        json={"kind": "train", "model_id": model["id"], "dataset_id": dataset["id"]},
+    )
+    assert no_parent.status_code == 422 and no_parent.json()["field"] == "parent_version_id"
+    train = TrainJobCreate(
+        kind="train",
+        model_id=model["id"],
+        dataset_id=dataset["id"],
+        parent_version_id=version["id"],
+        params={"epochs": 1, "batch_size": 16, "max_length": 128},
+    )
+    tuned = run_job(prod_settings, app, commit_job(prod_settings, create_train_job, train))
+    child = version_row(prod_settings, tuned.result_version_id)
+    assert child.parent_version_id == version["id"]
+    assert child.config["base"]["version_id"] == version["id"]
+    assert decode_mask(child.training_mask).sum() > 0
 
 
 def test_only_a_model_of_uploaded_base_takes_uploads(api: Any, good: Path) -> None:
