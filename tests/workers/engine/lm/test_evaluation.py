@@ -239,6 +239,7 @@ def test_evaluate_lm_reports_every_metric_in_range(tokenizer, world, memorised, 
         "forget_prob", "forget_rouge", "forget_truth_ratio", "forget_quality",
         "retain_prob", "retain_rouge", "retain_truth_ratio",
         "world_prob", "world_rouge", "world_truth_ratio", "model_utility",
+        "holdout_prob", "holdout_rouge",
         "mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_pp",
         "extraction_strength", "exact_memorisation", "fluency_nll", "fluency_repetition",
         "relearn_prob_before", "relearn_prob_after", "relearn_rouge_after",
@@ -248,6 +249,8 @@ def test_evaluate_lm_reports_every_metric_in_range(tokenizer, world, memorised, 
         if key != "fluency_nll":
             assert 0.0 <= value <= 1.0, (key, value)
     assert m["forget_quality"] < 0.01 and m["mia_loss"] > 0.9
+    # The memorised people's answers are likelier than the never-seen people's.
+    assert m["forget_prob"] > m["holdout_prob"]
     assert m["model_utility"] == pytest.approx(
         ev.harmonic_mean([m[k] for k in expected if k.startswith(("retain_", "world_"))])
     )
