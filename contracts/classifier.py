@@ -77,6 +77,14 @@ class ArchitectureConfig(BaseModel):
         if self.normalize_std is not None and any(s <= 0 for s in self.normalize_std):
             raise ValueError("normalize_std values must be > 0")
         self._check_model()
+        if self.name == "resnet18" and self.width % 8:
+            # Measured: on an AVX2 CPU, oneDNN's strided 1x1 backward kernel for a
+            # downsampling stage of 4 channels corrupted the heap and aborted the worker
+            # (width 8 and up train cleanly). Refused here, before a job can crash a worker.
+            raise ValueError(
+                f"resnet18 width must be a multiple of 8 (got {self.width}): narrower "
+                "stages crash oneDNN's CPU kernels; use 8, 16, 32, 64, ..."
+            )
         if self.name == "mnist_cnn" and (
             tuple(self.input_size) != MNIST_CNN_INPUT_SIZE or self.in_channels != 1
         ):

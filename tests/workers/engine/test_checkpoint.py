@@ -174,7 +174,7 @@ def test_validate_state_dict_names_every_kind_of_mismatch() -> None:
 
 
 def test_validate_state_dict_truncates_long_lists() -> None:
-    other = ArchitectureConfig(name="resnet18", num_classes=4, width=4)
+    other = ArchitectureConfig(name="resnet18", num_classes=4, width=8)
     with pytest.raises(CheckpointMismatch) as info:
         validate_state_dict(other, _state_dict())
     assert len(info.value.missing) > 100

@@ -21,7 +21,7 @@ from workers.engine.training import (
     train_classifier,
 )
 
-ARCH = ArchitectureConfig(name="small_cnn", num_classes=3, input_size=(8, 8), width=4)
+ARCH = ArchitectureConfig(name="small_cnn", num_classes=3, input_size=(8, 8), width=8)
 
 
 class Recorder(Callbacks):
@@ -252,7 +252,7 @@ def test_resume_refuses_a_state_from_another_run(tiny: ImageArrays, tmp_path: Pa
 def test_other_architectures_train(tiny: ImageArrays) -> None:
     for arch in (
         ArchitectureConfig(name="mlp", num_classes=3, input_size=(8, 8), width=16),
-        ArchitectureConfig(name="resnet18", num_classes=3, input_size=(8, 8), width=4),
+        ArchitectureConfig(name="resnet18", num_classes=3, input_size=(8, 8), width=8),
     ):
         result = train_classifier(arch, TrainParams(batch_size=48, lr=0.05), tiny)
         assert result.metrics["steps"] == 2
