@@ -111,7 +111,8 @@ def test_every_path_id_survives_injection(app, api) -> None:
         for payload in INJECTIONS:
             filled = path
             for name in ("{sample_id}", "{name}"):  # the last segment gets the payload
-                filled = filled.replace(name, "x")
+                if filled.count("{") > 1:  # ...unless it is the only one (/families/{name})
+                    filled = filled.replace(name, "x")
             url = _fill_first_param(filled, quote(payload, safe=""))
             response = api.get(url)
             if response.status_code >= 500:
