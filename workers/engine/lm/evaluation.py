@@ -739,7 +739,7 @@ def evaluate_lm(
             )
             if name == "forget":
                 ratios = [float(x) for x in r]
-    parts = {
+    parts: dict[str, float] = {
         key: m[key]
         for key in (
             "retain_prob",

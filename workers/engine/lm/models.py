@@ -158,7 +158,9 @@ def tiny_llama(
     return model.eval()
 
 
-def build_base(arch: LMArchitecture, tokenizer: PreTrainedTokenizerBase | None = None):
+def build_base(
+    arch: LMArchitecture, tokenizer: PreTrainedTokenizerBase | None = None
+) -> tuple[LlamaForCausalLM, PreTrainedTokenizerBase]:
     """A fresh ``tiny-llama`` (with the byte tokenizer unless one is given).
 
     Only tiny-llama is built from its architecture; smollm2-135m comes from

@@ -53,7 +53,7 @@ def check(folder: Path, output: Path) -> dict[str, Any]:
             "model_type": config.model_type,
             "architectures": list(config.architectures or [type(model).__name__]),
             "num_parameters": sum(p.numel() for p in model.parameters()),
-            "vocab_size": int(model.get_input_embeddings().weight.shape[0]),
+            "vocab_size": int(model.get_input_embeddings().get_parameter("weight").shape[0]),
             "tokenizer_size": len(tokenizer),
             "hidden_size": getattr(config, "hidden_size", None),
             "num_hidden_layers": getattr(config, "num_hidden_layers", None),

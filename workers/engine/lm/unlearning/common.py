@@ -164,8 +164,13 @@ def attach_lora(model: nn.Module, params: LMMethodParams) -> nn.Module:
     """Wrap ``model`` with a seeded, trainable LoRA adapter when ``params.lora`` asks."""
     if params.lora is None:
         return model
+    from transformers import PreTrainedModel
+
+    from workers.engine.lm.models import LMModelError
     from workers.engine.lm.models import attach_lora as attach
 
+    if not isinstance(model, PreTrainedModel):
+        raise LMModelError(f"LoRA needs a transformers model, not a {type(model).__name__}")
     return attach(model, params.lora, seed=params.seed)
 
 

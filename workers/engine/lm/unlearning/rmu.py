@@ -62,7 +62,8 @@ class RMU(LMUnlearningMethod):
         model.requires_grad_(False)
         trainable: list[Any] = []
         for block in layers[first : layer + 1]:
-            part = block.mlp if params.update_modules == "mlp" and hasattr(block, "mlp") else block
+            mlp = params.update_modules == "mlp" and hasattr(block, "mlp")
+            part = block.get_submodule("mlp") if mlp else block
             for p in part.parameters():
                 p.requires_grad_(True)
                 trainable.append(p)
