@@ -44,7 +44,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +127,9 @@ class Service:
         return "\n".join(parts)
 
     def stop(self) -> None:
+        """Stop ``expunge up``, then whatever of its process group is left: a worker told
+        to stop in the middle of a job finishes that job first (Celery's warm shutdown),
+        which for a SmolLM2 fine-tune is minutes of CPU nobody will read."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -134,6 +137,8 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        with suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.client.close()
 
 
@@ -153,6 +158,7 @@ def embedded(workdir: Path, threads: int) -> Iterator[Service]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cli", "up", "--no-demo", "--port", str(port)],
             preexec_fn=die_with_parent,
+            start_new_session=True,  # its own process group, with the worker it starts
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -220,15 +226,36 @@ def _generate(
     return [c["completion"] for c in completions], done
 
 
+def _attempt(attempt: dict[str, Any], answers: dict[str, list[Any]]) -> dict[str, Any]:
+    """What the report keeps of one attempt of the item's verdict."""
+    return {
+        "method": attempt.get("method"),
+        "exact": attempt.get("exact"),
+        "passed": attempt.get("passed"),
+        "level": attempt.get("level"),
+        "reason": attempt.get("reason"),
+        "wall_seconds": attempt.get("wall_seconds"),
+        "checks": _checks(attempt),
+        "answers_seen_open": len(answers.get(attempt.get("job_id") or "", [])),
+    }
+
+
 def _follow_request(
-    service: Service, request_id: str, timeout: float, timeline: list[dict[str, Any]]
-) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
-    """Poll the request until it closes: its final state and each attempt job's
-    before/after answers while the request was open (they are redacted once it closes).
-    ``timeline`` gets what it was doing (status, method, attempt, seconds since approval)
-    as it changes, so a run stopped half-way still says where the request stood."""
+    service: Service,
+    request_id: str,
+    timeout: float,
+    record: dict[str, Any],
+    save: Callable[[], None],
+) -> dict[str, Any]:
+    """Poll the request until it closes and return its final state. Meanwhile ``record``
+    gets, as they change, what it was doing (``timeline``: status, method, attempt,
+    seconds since approval) and the attempts recorded so far, each with how many of the
+    person's before/after answers its job showed while the request was open (they are
+    redacted once it closes); saved each time, so a run stopped half-way says where the
+    request stood."""
     start = time.perf_counter()
     answers: dict[str, list[dict[str, Any]]] = {}
+    timeline: list[dict[str, Any]] = record.setdefault("timeline", [])
     deadline = start + timeout
     while True:
         request = service.client.deletion_request(request_id)
@@ -239,16 +266,21 @@ def _follow_request(
             "attempt": items[0].get("attempt"),
             "item_state": items[0].get("state"),
         }
-        if not timeline or {k: timeline[-1][k] for k in state} != state:
+        changed = not timeline or {k: timeline[-1][k] for k in state} != state
+        if changed:
             timeline.append({**state, "seconds": round(time.perf_counter() - start, 1)})
-        if request["status"] in CLOSED:
-            return request, answers
-        for attempt in ((items[0].get("verdict") or {}).get("attempts")) or []:
+        attempts = ((items[0].get("verdict") or {}).get("attempts")) or []
+        for attempt in attempts if request["status"] not in CLOSED else []:
             job_id = attempt.get("job_id")
             if job_id and job_id not in answers:
                 forget_answers = service.client.job(job_id)["metrics"].get("forget_answers")
                 if isinstance(forget_answers, list):
                     answers[job_id] = forget_answers
+        if changed or len(attempts) != len(record.get("attempts") or []):
+            record["attempts"] = [_attempt(a, answers) for a in attempts]
+            save()
+        if request["status"] in CLOSED:
+            return request
         if time.perf_counter() > deadline:
             raise TimeoutError(
                 f"request {request_id} still {request['status']} after {timeout}s\n{service.tail()}"
@@ -393,32 +425,13 @@ def run(args: argparse.Namespace, out: Run, save: Callable[[], None]) -> None:
             approver_key = client.create_key(f"approver-{tag}", "compliance")["key"]
             with ExpungeClient(client.base_url, approver_key) as approver:
                 out.timed("approve", lambda: approver.approve_deletion_request(filed["id"]))
-            timeline: list[dict[str, Any]] = []
-            out.facts["request"]["timeline"] = timeline
-            done, attempt_answers = out.timed(
+            done = out.timed(
                 "deletion (approve to completed)",
-                lambda: _follow_request(svc, filed["id"], args.timeout, timeline),
+                lambda: _follow_request(svc, filed["id"], args.timeout, out.facts["request"], save),
             )
             (item,) = done["items"]
-            attempts = (item.get("verdict") or {}).get("attempts") or []
             out.facts["request"].update(
-                status=done["status"],
-                method=item.get("method"),
-                exact=item.get("exact"),
-                timeline=timeline,
-                attempts=[
-                    {
-                        "method": a.get("method"),
-                        "exact": a.get("exact"),
-                        "passed": a.get("passed"),
-                        "level": a.get("level"),
-                        "reason": a.get("reason"),
-                        "wall_seconds": a.get("wall_seconds"),
-                        "checks": _checks(a),
-                        "answers_seen_open": len(attempt_answers.get(a.get("job_id"), [])),
-                    }
-                    for a in attempts
-                ],
+                status=done["status"], method=item.get("method"), exact=item.get("exact")
             )
             save()
             if done["status"] != "completed":
@@ -475,6 +488,10 @@ def run(args: argparse.Namespace, out: Run, save: Callable[[], None]) -> None:
 # --------------------------------------------------------------------------- report
 
 
+def _machine() -> str:
+    return f"{os.cpu_count()} CPU cores ({platform.machine()}), Python {platform.python_version()}"
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "–"
@@ -495,21 +512,33 @@ def _original(check: dict[str, Any]) -> str:
     return f"{_fmt(check['original_value'])} ({said}){note}"
 
 
-def render(args: argparse.Namespace, out: Run) -> str:
-    """The markdown section: the setup, the phases, the attempts' checks, the answers and
-    the certificate, or what stopped the run."""
+def command_of(setup: dict[str, Any]) -> str:
+    """The command line that reproduces a run, from its saved setup."""
+    train = setup["train"]
+    words = ["python -m bench.llm_deletion"]
+    if setup["architecture"].get("base") == "tiny-llama":
+        words.append("--tiny")
+    words += [f"--people {setup['people']}", f"--threads {setup['threads']}"]
+    words += [f"--epochs {train['epochs']}", f"--lr {train['lr']:g}"]
+    if train.get("lora"):
+        words += [f"--lora-r {train['lora']['r']}", f"--batch-size {train['batch_size']}",
+                  f"--max-length {train['max_length']}"]  # fmt: skip
+    return " ".join(words)
+
+
+def render(out: Run) -> str:
+    """The markdown section, from what a run saved: the setup, the phases, the attempts'
+    checks, the answers and the certificate, or what stopped the run."""
     setup, phases, facts = out.setup, out.phases, out.facts
-    command = "python -m bench.llm_deletion" + (" --tiny" if args.tiny else "")
-    extra = [f"--people {args.people}", f"--threads {args.threads}"]
     lines = [
         "## A language-model deletion request on the embedded default (issue 15)",
         "",
-        f"`{command} {' '.join(extra)}` — {os.cpu_count()} CPU cores "
-        f"({platform.machine()}), {args.threads} torch thread(s) in the embedded worker, "
-        f"Python {platform.python_version()}; the machine is shared, so read the ratios.",
+        f"`{command_of(setup)}` — {setup.get('machine') or _machine()}, "
+        f"{setup['threads']} torch thread(s) in the embedded worker; the machine is "
+        "shared with other work, so read the ratios more than the seconds.",
         "",
         f"`expunge up --no-demo` in a fresh home (SQLite, local files, one local worker); "
-        f"the built-in `fictitious-people` world cut to {args.people} people (the source's "
+        f"the built-in `fictitious-people` world cut to {setup['people']} people (the source's "
         f"`limit`; their held-out people and the world facts come with it); a `causal_lm` "
         f"model on {setup['label']}, fine-tuned with `{json.dumps(setup['train'])}`; one "
         "person's answers generated (greedy), a subject request for that person filed, "
@@ -520,8 +549,9 @@ def render(args: argparse.Namespace, out: Run) -> str:
         "and `expunge certificate verify --anchor --audit-export` run on the files alone.",
         "",
     ]
-    if out.error:
-        lines += [f"**The run did not finish:** {out.error}", ""]
+    if out.error or out.partial:
+        why = out.error or "stopped without an error recorded"
+        lines += [f"**The run did not finish** ({why}); what it measured up to then:", ""]
     finetune = phases.get("fine-tune")
     rows = [
         [name, f"{seconds:.1f}",
@@ -543,10 +573,14 @@ def render(args: argparse.Namespace, out: Run) -> str:
         ]
     request = facts.get("request") or {}
     if request.get("attempts"):
+        ended = (
+            f"ended **{request['status']}** with `{request.get('method')}`"
+            if request.get("status")
+            else "still open when the run stopped"
+        )
         lines += [
             f"Request: {request.get('blast_radius_samples')} samples in "
-            f"{request.get('blast_radius_versions')} version; ended "
-            f"**{request.get('status')}** with `{request.get('method')}`.",
+            f"{request.get('blast_radius_versions')} version; {ended}.",
             "",
         ]
         table = []
@@ -567,6 +601,13 @@ def render(args: argparse.Namespace, out: Run) -> str:
             ),
             "",
         ]
+    timeline = request.get("timeline") or []
+    if timeline:
+        steps = [
+            f"{t['seconds']:.0f} s {t['status']} ({t['method']}, attempt {t['attempt']})"
+            for t in timeline
+        ]
+        lines += ["The request after approval: " + " → ".join(steps) + ".", ""]
     answers = facts.get("answers")
     if answers:
         lines += [
@@ -610,14 +651,35 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="results file")
     parser.add_argument("--markdown", type=Path, default=BENCHMARKS_MD, help="page to update")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--render", type=Path, default=None, help="only rewrite the section from this JSON"
+    )
     args = parser.parse_args(argv)
     if args.people < 2:
         parser.error("--people must be at least 2 (the verdict compares with retain people)")
     return args
 
 
+def load(path: Path) -> Run:
+    """A run as ``main`` saved it (to rebuild its section without running it again)."""
+    body = json.loads(path.read_text())
+    return Run(
+        setup=body["setup"],
+        phases=body["phases"],
+        facts=body["facts"],
+        partial=body["partial"],
+        error=body["error"],
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> Run:
     args = parse_args(argv)
+    if args.render:
+        saved = load(args.render)
+        print(render(saved))
+        if not args.no_write:
+            write_section(SECTION, render(saved), args.markdown)
+        return saved
     setup = setup_of(args)
     out = Run(
         setup={
@@ -626,6 +688,7 @@ def main(argv: Sequence[str] | None = None) -> Run:
             "train": setup.train,
             "people": args.people,
             "threads": args.threads,
+            "machine": _machine(),
         }
     )
     results = args.json or ROOT / "bench" / "results" / (
@@ -638,7 +701,7 @@ def main(argv: Sequence[str] | None = None) -> Run:
                 "partial": out.partial, "error": out.error}  # fmt: skip
         results.write_text(json.dumps(body, indent=1, default=str) + "\n")
         if not args.no_write:
-            write_section(SECTION, render(args, out), args.markdown)
+            write_section(SECTION, render(out), args.markdown)
 
     print(f"llm deletion: {setup.label}, {args.people} people", flush=True)
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
@@ -654,7 +717,7 @@ def main(argv: Sequence[str] | None = None) -> Run:
     finally:
         signal.signal(signal.SIGTERM, previous)
     save()
-    print(render(args, out))
+    print(render(out))
     return out
 
 
