@@ -34,6 +34,7 @@ TAGS = (
     "models",
     "jobs",
     "methods",
+    "families",
     "deletion-requests",
     "webhooks",
     "audit",
