@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from core.deletion.policy import Thresholds, verify
 from core.deletion.render import render_html, render_pdf, summarise
-from tests.core.deletion.test_lm_policy import ORIGINAL
+from tests.support.lm_figures import ORIGINAL
 
 STATEMENT = (
     "the base (a tiny llama initialised from seed 3) was never trained on any data before "
