@@ -9,6 +9,7 @@ keeps the implementations (``workers.engine.unlearning``, one file per method).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -190,7 +191,7 @@ FitFn = Callable[[Any, int, int, "float | None"], dict[str, Any]]
 
 
 @dataclass(frozen=True, kw_only=True)
-class MethodSpec:
+class MethodSpec(ABC):
     """One unlearning method as every side knows it: what the API lists and validates,
     what the engine's implementation of the same name runs with."""
 
@@ -206,9 +207,9 @@ class MethodSpec:
                 raise TypeError(f"method spec {self.name!r} needs a non-empty {attr!r}")
 
     @property
+    @abstractmethod
     def job_families(self) -> tuple[str, ...]:
         """Model families a job may use this method on (one published row each)."""
-        raise NotImplementedError
 
     def params_for(self, family: str) -> type[BaseModel]:
         """The params schema on models of ``family``."""
@@ -230,9 +231,9 @@ class MethodSpec:
         except ValidationError as exc:
             raise InvalidMethodParams(f"invalid params for {self.name}: {exc}") from exc
 
+    @abstractmethod
     def describe(self, family: str) -> dict[str, Any]:
         """The row GET /api/v1/methods publishes for this method on ``family``."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True, kw_only=True)
