@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import tempfile
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -199,3 +202,31 @@ class ResumableLoop:
         state = self.state()
         self.raise_if_not_finite(state["model"], total_steps)
         return state
+
+
+def save_resume_state(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Persist a resume state atomically (tensors and plain containers only)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        torch.save(state, tmp_name)
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def read_resume_state(path: str | os.PathLike[str], fmt: str, what: str) -> dict[str, Any]:
+    """Load a resume state of format ``fmt`` (``what`` names it in errors);
+    ``weights_only=True`` so a tampered file cannot run code."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise EngineError(f"not a readable {what} resume state: {path} ({exc})") from exc
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise EngineError(f"not a {what} resume state: {path}")
+    return state

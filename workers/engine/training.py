@@ -10,10 +10,8 @@ weights as a run that was never interrupted.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +31,14 @@ from workers.engine.errors import (
 )
 from workers.engine.evaluation import check_labels, evaluate_network, resolve_device
 from workers.engine.nets import Classifier, build_network
-from workers.engine.resumable import Callbacks, ResumableLoop, data_digest, to_cpu
+from workers.engine.resumable import (
+    Callbacks,
+    ResumableLoop,
+    data_digest,
+    read_resume_state,
+    save_resume_state,
+    to_cpu,
+)
 
 __all__ = [
     "Callbacks",
@@ -282,28 +287,6 @@ class _Loop(ResumableLoop):
         )
 
 
-def save_resume_state(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Persist a resume state atomically (tensors and plain containers only)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        torch.save(state, tmp_name)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def load_resume_state(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a resume state; ``weights_only=True`` so a tampered file cannot run code."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise EngineError(f"not a readable training resume state: {path} ({exc})") from exc
-    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
-        raise EngineError(f"not a training resume state: {path}")
-    return state
+    """Load a training resume state (see ``resumable.read_resume_state``)."""
+    return read_resume_state(path, RESUME_FORMAT, "training")

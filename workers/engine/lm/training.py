@@ -13,11 +13,9 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -28,6 +26,7 @@ from workers.engine.errors import EngineError, TrainingDiverged, TrainingStopped
 from workers.engine.evaluation import resolve_device
 from workers.engine.lm.data import Encoded, TextRecord, batch_count, encode, iterate
 from workers.engine.lm.models import LanguageModel, attach_lora, is_lora
+from workers.engine.resumable import read_resume_state, save_resume_state
 from workers.engine.training import Callbacks
 
 if TYPE_CHECKING:
@@ -315,28 +314,6 @@ class _Loop:
         }
 
 
-def save_resume_state(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Persist a resume state atomically (tensors and plain containers only)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        torch.save(state, tmp_name)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def load_resume_state(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a resume state; ``weights_only=True`` so a tampered file cannot run code."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise EngineError(f"not a readable fine-tune resume state: {path} ({exc})") from exc
-    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
-        raise EngineError(f"not a fine-tune resume state: {path}")
-    return state
+    """Load a fine-tune resume state (see ``resumable.read_resume_state``)."""
+    return read_resume_state(path, RESUME_FORMAT, "fine-tune")
