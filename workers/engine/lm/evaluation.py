@@ -281,17 +281,25 @@ def truth_ratios(
         raise LMEvaluationError(
             f"truth ratio needs a paraphrased and perturbed answers; missing on {missing[:3]}"
         )
-    records = [item.record for item in items]
-    para = answer_probability(
-        model,
-        tokenizer,
-        records,
-        settings,
-        answers=[item.paraphrased_answer or "" for item in items],
-    )
     wrong = _alternative_probabilities(model, tokenizer, items, settings)
+    return _ratios(_paraphrased_probability(model, tokenizer, items, settings), wrong)
+
+
+def _paraphrased_probability(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    items: Sequence[QAItem],
+    settings: EvalSettings,
+) -> np.ndarray:
+    records = [item.record for item in items]
+    answers = [item.paraphrased_answer or "" for item in items]
+    return answer_probability(model, tokenizer, records, settings, answers=answers)
+
+
+def _ratios(paraphrased: np.ndarray, wrong: Sequence[np.ndarray]) -> np.ndarray:
+    """Truth ratios from the paraphrase's and the perturbed answers' probabilities."""
     mean_wrong = np.array([w.mean() for w in wrong])
-    return mean_wrong / np.maximum(para, 1e-300)
+    return mean_wrong / np.maximum(paraphrased, 1e-300)
 
 
 def truth_ratio_score(ratios: Sequence[float] | np.ndarray, split: str) -> float:
@@ -717,23 +725,30 @@ def evaluate_lm(
     m: dict[str, float] = {}
     gens: dict[str, list[str]] = {}
     ratios: list[float] = []
+    # Each group's true answers are scored once and reused (probability, membership,
+    # fluency), and its perturbed answers once (TOFU's normalised world probability and
+    # the truth ratio both need them): the same figures as the one-metric functions give.
+    scores: dict[str, TokenScores] = {}
     for name, items in (("forget", suite.forget), ("retain", suite.retain), ("world", suite.world)):
         records = [item.record for item in items]
         gens[name] = greedy_answers(model, tokenizer, records, settings)
         m[f"{name}_rouge"] = float(
             np.mean(rouge_recall(model, tokenizer, records, settings, gens[name]))
         )
+        scores[name] = _scores(model, tokenizer, records, settings)
+        true_p = np.exp(-scores[name].mean_nll())
         with_alternatives = all(item.has_alternatives for item in items)
+        wrong = (
+            _alternative_probabilities(model, tokenizer, items, settings)
+            if with_alternatives
+            else []
+        )
         if name == "world" and with_alternatives:
-            m["world_prob"] = float(
-                np.mean(normalised_answer_probability(model, tokenizer, items, settings))
-            )
+            m["world_prob"] = float(np.mean(true_p / (true_p + np.array([w.sum() for w in wrong]))))
         else:
-            m[f"{name}_prob"] = float(
-                np.mean(answer_probability(model, tokenizer, records, settings))
-            )
+            m[f"{name}_prob"] = float(np.mean(true_p))
         if with_alternatives:
-            r = truth_ratios(model, tokenizer, items, settings)
+            r = _ratios(_paraphrased_probability(model, tokenizer, items, settings), wrong)
             m[f"{name}_truth_ratio"] = truth_ratio_score(
                 r, "forget" if name == "forget" else "retain"
             )
@@ -756,7 +771,7 @@ def evaluate_lm(
         m["forget_quality"] = forget_quality(ratios, reference_truth_ratios)
 
     forget_records = [item.record for item in suite.forget]
-    forget_scores = _scores(model, tokenizer, forget_records, settings)
+    forget_scores = scores["forget"]
     members = membership_scores(model, tokenizer, forget_records, settings, forget_scores)
     holdout_records = [item.record for item in suite.holdout]
     holdout_scores = _scores(model, tokenizer, holdout_records, settings)
@@ -777,11 +792,9 @@ def evaluate_lm(
     m["extraction_strength"] = extraction_strength(verbatim)
     m["exact_memorisation"] = exact_memorisation(verbatim)
 
-    world_fluency = fluency(
-        model, tokenizer, [item.record for item in suite.world], settings, gens["world"]
-    )
-    m["fluency_nll"] = world_fluency["nll"]
-    m["fluency_repetition"] = world_fluency["repetition"]
+    # ``fluency`` on the world facts, from the scores and answers already at hand.
+    m["fluency_nll"] = float(np.mean(scores["world"].mean_nll()))
+    m["fluency_repetition"] = repetition_rate(gens["world"])
 
     if settings.relearn_steps > 0:
         m.update(relearn_attack(model, tokenizer, forget_records, settings).as_dict())

@@ -294,3 +294,30 @@ def test_bad_input_is_refused(tokenizer, world) -> None:
         ev.truth_ratios(tiny_llama(tokenizer), tokenizer, [item])
     with pytest.raises(ev.LMEvaluationError, match="holdout"):
         ev.EvalSuite(forget=[item], retain=[item], holdout=[], world=[item])
+
+
+def test_evaluate_lm_figures_equal_the_one_metric_functions(tokenizer, world, memorised) -> None:
+    """evaluate_lm scores each group's answers once and reuses them; each figure must stay
+    what the function that computes it alone gives."""
+    suite = ev.EvalSuite(
+        forget=world["forget"],
+        retain=world["retain"],
+        holdout=world["holdout"],
+        world=world["retain"][:4],
+    )
+    m = ev.evaluate_lm(memorised, tokenizer, suite, SETTINGS).metrics
+    for name in ("forget", "retain"):
+        records = [i.record for i in suite.__dict__[name]]
+        alone = ev.answer_probability(memorised, tokenizer, records, SETTINGS).mean()
+        assert m[f"{name}_prob"] == pytest.approx(alone, rel=1e-9)
+    assert m["world_prob"] == pytest.approx(
+        ev.normalised_answer_probability(memorised, tokenizer, suite.world, SETTINGS).mean(),
+        rel=1e-9,
+    )
+    ratios = ev.truth_ratios(memorised, tokenizer, suite.world, SETTINGS)
+    assert m["world_truth_ratio"] == pytest.approx(ev.truth_ratio_score(ratios, "retain"))
+    world_records = [i.record for i in suite.world]
+    answers = ev.greedy_answers(memorised, tokenizer, world_records, SETTINGS)
+    alone_fluency = ev.fluency(memorised, tokenizer, world_records, SETTINGS, answers)
+    assert m["fluency_nll"] == pytest.approx(alone_fluency["nll"], rel=1e-9)
+    assert m["fluency_repetition"] == alone_fluency["repetition"]
