@@ -17,10 +17,11 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from pydantic import BaseModel
 
@@ -59,12 +60,19 @@ def to_cpu(obj: Any) -> Any:
     return obj
 
 
+def fingerprint(sample_ids: Sequence[str], *arrays: np.ndarray) -> str:
+    """SHA-256 of sample ids and the arrays a run trains on, to guard resumes: one
+    recipe, so every loop's digest changes exactly when its training data does."""
+    digest = hashlib.sha256()
+    digest.update("\n".join(sample_ids).encode())
+    for array in arrays:
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def data_digest(arrays: ImageArrays) -> str:
     """Fingerprint of which samples (ids and labels) a run trains on, to guard resumes."""
-    digest = hashlib.sha256()
-    digest.update("\n".join(arrays.sample_ids).encode())
-    digest.update(arrays.labels.tobytes())
-    return digest.hexdigest()
+    return fingerprint(arrays.sample_ids, arrays.labels)
 
 
 class ResumableLoop:
@@ -72,12 +80,18 @@ class ResumableLoop:
 
     Subclasses set ``resume_format`` (the snapshot's format tag), ``run_name`` (how a
     refused resume state names the run) and ``resumable_changes`` (params that may differ between an
-    interrupted run and its resumption), and extend ``state``/``restore``.
+    interrupted run and its resumption), and extend ``state``/``restore``. A loop whose
+    state keeps its weights under another key than ``"model"`` (the LM fine-tune keeps
+    only the trainable tensors) sets ``weights_key``; ``params_name`` and ``other_data``
+    are the words a refused resume uses for the params and the data.
     """
 
     resume_format: ClassVar[str]
     run_name: ClassVar[str] = "training"
     resumable_changes: ClassVar[frozenset[str]] = frozenset({"device", "checkpoint_every_steps"})
+    weights_key: ClassVar[str] = "model"
+    params_name: ClassVar[str] = "training"
+    other_data: ClassVar[str] = "a different training set"
 
     def __init__(
         self,
@@ -121,9 +135,9 @@ class ResumableLoop:
         if resume.get("arch") != cls.arch_key(arch):
             raise EngineError("resume state was made for a different architecture")
         if resume.get("params") != cls.params_key(params):
-            raise EngineError("resume state was made with different training params")
+            raise EngineError(f"resume state was made with different {cls.params_name} params")
         if resume.get("data_digest") != digest:
-            raise EngineError("resume state was made for a different training set")
+            raise EngineError(f"resume state was made for {cls.other_data}")
 
     def state(self) -> dict[str, Any]:
         """Everything needed to continue exactly where the loop is now (subclasses add
@@ -200,7 +214,7 @@ class ResumableLoop:
         scanning the weights after every step, and no non-finite state escapes.
         """
         state = self.state()
-        self.raise_if_not_finite(state["model"], total_steps)
+        self.raise_if_not_finite(state[self.weights_key], total_steps)
         return state
 
 

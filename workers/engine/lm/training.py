@@ -10,11 +10,8 @@ for LoRA) plus the optimizer, so a LoRA checkpoint stays small.
 
 from __future__ import annotations
 
-import hashlib
-import math
 import os
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,12 +19,18 @@ import torch
 from torch.optim import AdamW
 
 from contracts.causal_lm import LMTrainParams
-from workers.engine.errors import EngineError, TrainingDiverged, TrainingStopped
+from workers.engine.errors import EngineError
 from workers.engine.evaluation import resolve_device
 from workers.engine.lm.data import Encoded, TextRecord, batch_count, encode, iterate
 from workers.engine.lm.models import LanguageModel, attach_lora, is_lora
-from workers.engine.resumable import read_resume_state, save_resume_state
-from workers.engine.training import Callbacks
+from workers.engine.resumable import (
+    Callbacks,
+    ResumableLoop,
+    fingerprint,
+    read_resume_state,
+    save_resume_state,
+    to_cpu,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -42,8 +45,6 @@ __all__ = [
 ]
 
 RESUME_FORMAT = "expunge.lm_finetune_resume/1"
-# Params that may differ between the interrupted run and its resumption.
-_RESUMABLE_CHANGES = {"device", "checkpoint_every_steps"}
 
 
 @dataclass
@@ -66,36 +67,9 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
-def _to_cpu(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj
-
-
 def _digest(encoded: Encoded) -> str:
     """Fingerprint of what a run trains on (ids and tokens), to guard resumes."""
-    digest = hashlib.sha256()
-    digest.update("\n".join(encoded.sample_ids).encode())
-    digest.update(encoded.input_ids.numpy().tobytes())
-    digest.update(encoded.labels.numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _params_key(params: LMTrainParams) -> dict[str, Any]:
-    return params.model_dump(mode="json", exclude=_RESUMABLE_CHANGES)
-
-
-def _check_resume(resume: dict[str, Any], params: LMTrainParams, digest: str) -> None:
-    if resume.get("format") != RESUME_FORMAT:
-        raise EngineError(f"not a fine-tune resume state (format {resume.get('format')!r})")
-    if resume.get("params") != _params_key(params):
-        raise EngineError("resume state was made with different fine-tune params")
-    if resume.get("data_digest") != digest:
-        raise EngineError("resume state was made for different training records")
+    return fingerprint(encoded.sample_ids, encoded.input_ids.numpy(), encoded.labels.numpy())
 
 
 def finetune(
@@ -118,7 +92,8 @@ def finetune(
     encoded = encode(tokenizer, list(records), params.max_length)
     digest = _digest(encoded)
     if resume is not None:
-        _check_resume(resume, params, digest)
+        # No architecture key: the caller built (and checked) the model being tuned.
+        _Loop.check_resume(resume, None, params, digest)
     steps_per_epoch = batch_count(len(encoded), params.batch_size)
     total_steps = params.epochs * steps_per_epoch
 
@@ -144,8 +119,17 @@ def finetune(
     )
 
 
-class _Loop:
-    """The mutable state of one fine-tune, so that it can be snapshotted at any step."""
+class _Loop(ResumableLoop):
+    """A fine-tune's epochs of seeded batches; resumable mid-epoch (the batch order of
+    each epoch is seeded, and the torch RNG, which adapter dropout draws from, travels in
+    the state). The state keeps only the trainable tensors, so a LoRA one stays small."""
+
+    params: LMTrainParams
+    resume_format = RESUME_FORMAT
+    run_name = "fine-tune"
+    weights_key = "trainable"
+    params_name = "fine-tune"
+    other_data = "different training records"
 
     def __init__(
         self,
@@ -157,22 +141,13 @@ class _Loop:
         device: torch.device,
         digest: str,
     ) -> None:
-        self.model, self.params, self.encoded = model, params, encoded
-        self.optimizer, self.callbacks, self.device, self.digest = (
-            optimizer,
-            callbacks,
-            device,
-            digest,
-        )
+        super().__init__(None, params, optimizer, None, callbacks, device, digest)
+        self.model, self.encoded = model, encoded
         self.epoch = 0
         self.batch_in_epoch = 0
-        self.step = 0
         self.running = {"loss_sum": 0.0, "tokens": 0}
-        self.history: list[dict[str, Any]] = []
-        self.wall_before = 0.0
-        self.started = time.perf_counter()
 
-    def restore(self, resume: dict[str, Any]) -> None:
+    def restore(self, resume: Mapping[str, Any]) -> None:
         params = dict(self.model.named_parameters())
         weights = resume["trainable"]
         missing = [n for n, p in params.items() if p.requires_grad and n not in weights]
@@ -187,39 +162,20 @@ class _Loop:
                 params[name].copy_(tensor)
         self.optimizer.load_state_dict(resume["optimizer"])
         torch.set_rng_state(resume["torch_rng"])
+        super().restore(resume)
         self.epoch = int(resume["epoch"])
         self.batch_in_epoch = int(resume["batch_in_epoch"])
-        self.step = int(resume["step"])
         self.running = dict(resume["running"])
-        self.history = [dict(h) for h in resume["history"]]
-        self.wall_before = float(resume["wall_seconds"])
-
-    def wall_seconds(self) -> float:
-        return self.wall_before + time.perf_counter() - self.started
 
     def state(self) -> dict[str, Any]:
-        """Everything needed to continue exactly where the loop is now."""
-        weights = trainable_state(self.model)
-        bad = [n for n, t in weights.items() if not t.isfinite().all()]
-        if bad:
-            raise TrainingDiverged(
-                f"fine-tune diverged: weights became inf/NaN by step {self.step} ({bad[0]}); "
-                f"try a lower learning rate than {self.params.lr}",
-                self.step,
-            )
         return {
-            "format": RESUME_FORMAT,
-            "params": _params_key(self.params),
-            "data_digest": self.digest,
-            "trainable": weights,
-            "optimizer": _to_cpu(self.optimizer.state_dict()),
+            **super().state(),
+            "trainable": trainable_state(self.model),
+            "optimizer": to_cpu(self.optimizer.state_dict()),
             "torch_rng": torch.get_rng_state(),
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
-            "step": self.step,
             "running": dict(self.running),
-            "history": [dict(h) for h in self.history],
-            "wall_seconds": self.wall_seconds(),
         }
 
     def run(self, total_steps: int, steps_per_epoch: int) -> None:
@@ -245,46 +201,31 @@ class _Loop:
                 skip_batches=self.batch_in_epoch,
             )
             for batch in batches:
-                if callbacks.should_stop():
-                    raise TrainingStopped(
-                        f"fine-tune stopped at step {self.step}/{total_steps}", self.step
-                    )
+                self.stop_if_asked(total_steps)
                 loss = self._train_step(batch, total_steps)
                 self.batch_in_epoch += 1
                 callbacks.on_progress(self.step, total_steps)
                 if self.step % live_every == 0:
                     callbacks.on_metric("train_loss_step", loss, self.step)
                 if every and self.step % every == 0 and self.batch_in_epoch < steps_per_epoch:
-                    callbacks.on_checkpoint(self.state())
-            self._end_epoch()
+                    callbacks.on_checkpoint(self.checked_state(total_steps))
+            self._end_epoch(total_steps)
 
     def _train_step(self, batch: dict[str, torch.Tensor], total_steps: int) -> float:
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        loss = self.model(**batch).loss
-        value = float(loss.item())
-        if not math.isfinite(value):
-            # Checked before backward so the step that revealed it is never applied.
-            raise TrainingDiverged(
-                f"fine-tune diverged: loss is {value} at step {self.step + 1}/{total_steps}; "
-                f"try a lower learning rate than {self.params.lr}",
-                self.step + 1,
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.params.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(
-                [p for p in self.model.parameters() if p.requires_grad],
-                self.params.max_grad_norm,
-            )
-        self.optimizer.step()
-        self.step += 1
+        value = self.descend(
+            self.model(**batch).loss,
+            [p for p in self.model.parameters() if p.requires_grad],
+            total_steps,
+            grad_clip=self.params.max_grad_norm,
+        )
         # Token-weighted, so the epoch loss is the mean over every trained token.
         tokens = int((batch["labels"][:, 1:] != -100).sum().item())
         self.running["loss_sum"] += value * tokens
         self.running["tokens"] += tokens
         return value
 
-    def _end_epoch(self) -> None:
+    def _end_epoch(self, total_steps: int) -> None:
         tokens = max(int(self.running["tokens"]), 1)
         entry = {
             "epoch": self.epoch + 1,
@@ -298,7 +239,7 @@ class _Loop:
         )
         self.epoch += 1
         self.batch_in_epoch = 0
-        self.callbacks.on_checkpoint(self.state())
+        self.callbacks.on_checkpoint(self.checked_state(total_steps))
 
     def metrics(self) -> dict[str, float]:
         last = self.history[-1] if self.history else {}
