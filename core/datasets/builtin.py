@@ -618,6 +618,9 @@ def _load_digits(limit: int | None, seed: int) -> DatasetImport:
 # ------------------------------------------------------------- fictitious people
 
 FICTITIOUS_PEOPLE = "fictitious-people"
+# The fewest world facts a ``limit``-ed slice keeps (utility and fluency are measured on
+# them; the whole world has 260).
+WORLD_FACTS_MIN = 40
 
 
 def _load_fictitious_people(limit: int | None, seed: int) -> TextDatasetImport:
@@ -626,17 +629,24 @@ def _load_fictitious_people(limit: int | None, seed: int) -> TextDatasetImport:
     Train: the trained people's QA pairs and biographies plus the world facts (about
     nobody); test: the held-out people's, never trained on. ``limit`` keeps whole people
     (a subject is never split): the first people until their records reach ``limit``,
-    held-out people in proportion (at least one); the world facts are always kept. The
-    world is generated whole first, so a person's id and facts do not depend on ``limit``.
+    held-out people in proportion (at least one), and world facts in proportion too (at
+    least ``WORLD_FACTS_MIN``, evenly spaced over their kinds), so a slice of a few people
+    fine-tunes in minutes and still has enough facts to measure utility on. The world is
+    generated whole first, so a person's id and facts do not depend on ``limit``.
     """
     world = fictitious.generate_people(seed=seed)
     people, held_out = world.people, world.held_out
+    facts = world.world_facts
     if limit is not None:
         per_person = len(fictitious.FACT_KINDS) + 1
         keep = min(len(people), max(1, -(-limit // per_person)))
         held = max(1, len(held_out) * keep // len(people))
+        n_facts = min(len(facts), max(WORLD_FACTS_MIN, len(facts) * keep // len(people)))
+        step = len(facts) / n_facts
+        facts = [facts[int(i * step)] for i in range(n_facts)]
         people, held_out = people[:keep], held_out[:held]
     kept = {person.person_id for person in (*people, *held_out)}
+    kept_facts = {qa.qa_id for qa in facts}
     records = [
         TextSampleRecord(
             sample_id=row["sample_id"],
@@ -652,13 +662,13 @@ def _load_fictitious_people(limit: int | None, seed: int) -> TextDatasetImport:
             kind=row["kind"],
         )
         for row in fictitious.world_records(world)
-        if row["subject_id"] is None or row["subject_id"] in kept
+        if row["subject_id"] in kept or row["sample_id"] in kept_facts
     ]
     description = (
         f"Fictitious people (seed {seed}): {len(people)} invented people trained on and "
         f"{len(held_out)} held out (test split), {len(fictitious.FACT_KINDS)} question/answer "
         "pairs each with a paraphrase and perturbed answers, one biography each, and "
-        f"{len(world.world_facts)} facts about their invented world (no subject). "
+        f"{len(facts)} facts about their invented world (no subject). "
         "Each person is a subject."
     )
     return TextDatasetImport(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.datasets.builtin import FICTITIOUS_PEOPLE, load_builtin
+from core.datasets.builtin import FICTITIOUS_PEOPLE, WORLD_FACTS_MIN, load_builtin
 from core.datasets.errors import DatasetImportError, ShardError
 from core.datasets.fictitious import FACT_KINDS, generate_people
 from core.datasets.reader import ShardReader
@@ -308,4 +308,12 @@ def test_fictitious_people_limit_keeps_whole_people_with_stable_ids() -> None:
     by_id = {r.sample_id: r for r in full.records}
     assert all(by_id[r.sample_id] == r for r in small.records)
     assert any(r.split == "test" for r in small.records)
-    assert any(r.kind == "world_fact" for r in small.records)
+    # World facts in proportion, at least WORLD_FACTS_MIN, spread over every kind of fact.
+    facts = [r for r in small.records if r.kind == "world_fact"]
+    assert len(facts) == WORLD_FACTS_MIN
+    every = [r for r in full.records if r.kind == "world_fact"]
+    assert len(every) > 5 * WORLD_FACTS_MIN
+    assert facts[0] == every[0] and facts[-1].sample_id > every[len(every) * 9 // 10].sample_id
+    half = load_builtin(FICTITIOUS_PEOPLE, limit=100 * 21)
+    assert isinstance(half, TextDatasetImport)
+    assert sum(r.kind == "world_fact" for r in half.records) == len(every) // 2
