@@ -421,11 +421,11 @@ def _submit(session: Session, members: list[tuple[DeletionRequest, DeletionItem]
         # Judged families always carry a judge object, as from the API (the worker fills
         # what the policy leaves empty with the defaults).
         judge=dict(policy.judge or {}) if get_family(model.family).judged else None,
-        shadow_models=policy.shadow_models
-        if uses_shadows(model.family, kind, exact)
-        else None,
+        shadow_models=policy.shadow_models if uses_shadows(model.family, kind, exact) else None,
     )
     spec.update(workflow_keys([r.id for r, _ in members], [i.id for _, i in members]))
+    if model.family == LM_FAMILY:
+        spec.update(_lm_run_keys(policy, item, exact))
     job = new_unlearn_job(session, version, item.method, params, spec, SYSTEM, device=device)
     for member_request, each in members:
         each.attempt += 1
@@ -451,6 +451,32 @@ def _submit(session: Session, members: list[tuple[DeletionRequest, DeletionItem]
                 requests=len(members),
             )
     return job
+
+
+def _lm_run_keys(policy: DeletionPolicy, item: DeletionItem, exact: bool) -> dict[str, Any]:
+    """How a language model's deletion run evaluates, beyond what every unlearn job reads.
+
+    Its evaluation (minutes on a CPU) is most of the run: it scores at most
+    ``lm_eval_items`` questions per group; an approximate run first asks whether the
+    untouched version is distinguishable at all under the thresholds (``precheck``: when
+    it is not, no result could be certified and the method is not run); and a run after
+    an attempt on the same version reuses that attempt's evaluation of the original
+    instead of scoring the same model again."""
+    t = policy.thresholds
+    keys: dict[str, Any] = {"eval_max_items": t.lm_eval_items}
+    if not exact:
+        keys["precheck"] = t.model_dump(mode="json")
+    earlier = next(
+        (
+            h["job_id"]
+            for h in reversed(item.history)
+            if h.get("event") == "attempt" and h.get("original_evaluation") and h.get("job_id")
+        ),
+        None,
+    )
+    if earlier:
+        keys["original_evaluation_job_id"] = earlier
+    return keys
 
 
 def start_batches(session: Session, now: datetime | None = None) -> list[Job]:
@@ -580,9 +606,7 @@ def advance(
             if i.state == "failed"
         )
         # The tainted versions stay blocked and nothing is purged: a person must decide.
-        emit(
-            session, request, SYSTEM, "failed", items=[i.id for i in items if i.state == "failed"]
-        )
+        emit(session, request, SYSTEM, "failed", items=[i.id for i in items if i.state == "failed"])
     elif all(i.state == "done" for i in items):
         close(session, store, settings, request, items)
     return jobs
@@ -707,6 +731,19 @@ def _verdict(
             **exact_evidence(item.method),
         }
     evaluation, original = metrics.get("evaluation"), metrics.get("original_evaluation")
+    if metrics.get("skipped"):
+        # The run found the untouched version indistinguishable and did not run the method.
+        return {
+            "passed": False,
+            "exact": False,
+            "checks": [],
+            "reason": str(metrics["skipped"]),
+            "level": NOT_CERTIFIED,
+            "evidence": "not certified (the original was not distinguishable to begin with)",
+            "evaluation": None,
+            "original_evaluation": original,
+            "method": item.method,
+        }
     if not evaluation or not original:
         return {
             "passed": False,

@@ -103,6 +103,15 @@ class Thresholds(BaseModel):
         description="causal_lm: model utility (TOFU: retain and world-fact answers) must stay "
         "at least this share of the original's",
     )
+    lm_eval_items: int = Field(
+        40,
+        ge=10,
+        le=1000,
+        description="causal_lm: the verdict's evaluation scores at most this many retain, "
+        "held-out and world-fact questions each (evenly spaced: the same ones every run); "
+        "the forget people's questions are always all scored. Fewer is faster, more is a "
+        "finer comparison",
+    )
 
 
 class DeletionPolicy(BaseModel):
@@ -588,6 +597,30 @@ def verify_lm(
         # deletion run only has when the reference ran first.
         verdict["forget_quality"] = quality
     return verdict
+
+
+def lm_indistinguishable(original: dict[str, Any], t: Thresholds) -> str | None:
+    """Why no approximate result on this causal LM version could be certified, from the
+    untouched version's own evaluation, or None when it can be.
+
+    ``verify_lm`` needs at least one forgetting check that the original fails; a version
+    that already answers the forget people like strangers (its fine-tune did not memorise
+    them) passes them all, so any candidate's verdict is refused as not informative. The
+    deletion run asks this before running the method, and goes to the exact path at once.
+    """
+    verdict = verify_lm(original, original, t)
+    forgetting = [c for c in verdict["checks"] if c["kind"] == "forgetting"]
+    if any(c["original_passed"] is False for c in forgetting):
+        return None
+    figures = "; ".join(
+        f"{c['check']}: {_num(c['original_value'])} against {_num(c['original_threshold'])}"
+        for c in forgetting
+    )
+    return (
+        "the untouched version is not distinguishable: it already passes every forgetting "
+        f"check ({figures}), so no approximate result could be certified; the method was "
+        "not run"
+    )
 
 
 def verify_diffusion(

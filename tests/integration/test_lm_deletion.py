@@ -119,6 +119,12 @@ def test_a_person_is_forgotten_from_a_fine_tuned_llm(
     open_request = wait_for(fell_back, 300, "the fallback to start", interval=0.5)
     first_job = open_request["items"][0]["verdict"]["attempts"][0]["job_id"]
     npo_job = api.get(f"/api/v1/jobs/{first_job}").json()
+    # The run scored at most the policy's lm_eval_items per group, after the precheck
+    # found the fine-tune distinguishable under the policy's thresholds (the method ran).
+    assert npo_job["spec"]["eval_max_items"] == 40
+    assert npo_job["spec"]["precheck"]["lm_max_prob_ratio"] == 1.5
+    assert "skipped" not in npo_job["metrics"] and npo_job["result_version_id"]
+    assert npo_job["metrics"]["evaluation"]["retain_count"] <= 40
     answers = npo_job["metrics"]["forget_answers"]
     assert len(answers) == 20 and all(full_name in a["question"] for a in answers)
     assert all({"answer", "before", "after", "sample_id"} <= set(a) for a in answers)
@@ -142,6 +148,12 @@ def test_a_person_is_forgotten_from_a_fine_tuned_llm(
     if not first["passed"]:
         assert item["method"] == "retrain" and item["exact"]
         assert attempts[-1]["method"] == "retrain" and verdict["level"] == "exact"
+        # The fallback did not score the same original again: it took the attempt's.
+        retrain_job = api.get(f"/api/v1/jobs/{attempts[-1]['job_id']}").json()
+        assert retrain_job["metrics"]["original_evaluation_job_id"] == first_job
+        assert retrain_job["metrics"]["original_evaluation"] == (
+            npo_job["metrics"]["original_evaluation"]
+        )
 
     # The certificate: signed, verifies offline with the CLI, names the base and says the
     # base never saw the person.

@@ -28,6 +28,7 @@ from contracts.causal_lm import (
     LoraParams,
 )
 from core.db import session_factory
+from core.deletion.policy import Thresholds
 from core.jobs import new_job
 from core.jobspecs import new_unlearn_job, unlearn_spec
 from core.lineage import decode_mask, scope_hash
@@ -42,7 +43,9 @@ from workers.engine.lm.models import build_base
 from workers.engine.lm.training import Callbacks, finetune
 
 TINY = LMArchitecture(base="tiny-llama", hidden_size=64, num_hidden_layers=2, seed=3)
-TRAIN = LMTrainParams(epochs=3, lr=3e-3, batch_size=16, max_length=96, checkpoint_every_steps=20)
+# Eight passes over a 3-person slice (63 records and 40 world facts): enough steps for
+# the tiny llama to start reciting the world facts, so model utility is above zero.
+TRAIN = LMTrainParams(epochs=8, lr=3e-3, batch_size=16, max_length=96, checkpoint_every_steps=20)
 
 
 def _commit(settings: Any, kind: str, **fields: Any) -> str:
@@ -65,10 +68,10 @@ def _dataset(api: Any) -> dict[str, Any]:
     return response.json()
 
 
-def test_train_generate_unlearn_evaluate(api, app, prod_settings) -> None:  # type: ignore[no-untyped-def]
+def _setup(api: Any, settings: Any) -> SimpleNamespace:
+    """A fictitious-people slice, a tiny-llama model on it and its first trained person."""
     dataset = _dataset(api)
-    factory = session_factory(prod_settings)
-    with factory() as session:
+    with session_factory(settings)() as session:
         model = create_model(session, f"lm-{uuid.uuid4().hex[:8]}", "causal_lm", TINY, "", "test")
         dsv = session.scalar(
             select(DatasetVersion).where(DatasetVersion.dataset_id == dataset["id"])
@@ -83,24 +86,67 @@ def test_train_generate_unlearn_evaluate(api, app, prod_settings) -> None:  # ty
             )
             .order_by(Sample.subject_id)
         )
-        n_train = dsv.split_counts["train"]
-        model_id, dsv_id, dsv_number = model.id, dsv.id, dsv.version
+        out = SimpleNamespace(
+            dataset=dataset,
+            person=person,
+            n_train=dsv.split_counts["train"],
+            model_id=model.id,
+            dsv_id=dsv.id,
+            spec={"dataset_version": dsv.version, "dataset_version_id": dsv.id},
+        )
         session.commit()
-    spec = {"dataset_version": dsv_number, "dataset_version_id": dsv_id}
+    return out
 
-    # Fine-tune: one version, its lineage the whole train split, the HF files beside it.
-    train = run_job(
-        prod_settings,
+
+def _unlearn_spec(settings: Any, dsv_id: str, scope: dict, exact: bool) -> dict:
+    """An unlearn job's spec built as the API and the deletion workflow build it."""
+    with session_factory(settings)() as session:
+        dsv = session.get(DatasetVersion, dsv_id)
+        return unlearn_spec(
+            forget=scope,
+            forget_kind="subject_ids",
+            forget_hash=scope_hash(scope),
+            forget_count=21,
+            dataset_version=dsv,
+            evaluate=True,
+            exact=exact,
+            family="causal_lm",
+        )
+
+
+def _new_unlearn(settings: Any, version_id: str, method: str, params: dict, spec: dict) -> str:
+    with session_factory(settings)() as session:
+        version = session.get(ModelVersion, version_id)
+        assert version is not None
+        job = new_unlearn_job(session, version, method, params, spec, "test")
+        job.dispatched_at = utcnow()
+        session.commit()
+        return job.id
+
+
+def _train(settings: Any, app: Any, setup: SimpleNamespace) -> Any:
+    """The fine-tune job of ``setup``'s model on its slice (``TRAIN``), run here."""
+    return run_job(
+        settings,
         app,
         _commit(
-            prod_settings,
+            settings,
             "train",
-            model_id=model_id,
-            dataset_id=dataset["id"],
+            model_id=setup.model_id,
+            dataset_id=setup.dataset["id"],
             params=TRAIN.model_dump(mode="json"),
-            spec=spec,
+            spec=setup.spec,
         ),
     )
+
+
+def test_train_generate_unlearn_evaluate(api, app, prod_settings) -> None:  # type: ignore[no-untyped-def]
+    setup = _setup(api, prod_settings)
+    dataset, person, n_train, model_id = setup.dataset, setup.person, setup.n_train, setup.model_id
+    dsv_id, spec = setup.dsv_id, setup.spec
+
+    # Fine-tune: one version, its lineage the whole train split, the HF files beside it.
+    train = _train(prod_settings, app, setup)
     assert math.isfinite(train.metrics["train_loss"]), train.metrics
     fine_tune = version_row(prod_settings, train.result_version_id)
     assert decode_mask(fine_tune.training_mask).sum() == n_train
@@ -132,36 +178,23 @@ def test_train_generate_unlearn_evaluate(api, app, prod_settings) -> None:  # ty
     # Unlearn one person with NPO; the exact retrain runs first as its reference.
     # (Built as the API builds it: the API's method list does not take LM methods yet.)
     scope = {"subject_ids": [person]}
-    with factory() as session:
-        dsv = session.get(DatasetVersion, dsv_id)
-        version = session.get(ModelVersion, fine_tune.id)
-        assert dsv is not None and version is not None
-
-        def spec_for(exact: bool) -> dict[str, Any]:
-            return unlearn_spec(
-                forget=scope,
-                forget_kind="subject_ids",
-                forget_hash=scope_hash(scope),
-                forget_count=21,
-                dataset_version=dsv,
-                evaluate=True,
-                exact=exact,
-                family="causal_lm",
-            )
-
-        reference = new_unlearn_job(session, version, "retrain", {}, spec_for(True), "test")
-        npo_job = new_unlearn_job(
-            session,
-            version,
-            "npo",
-            {"epochs": 2},
-            {**spec_for(False), "reference_job_id": reference.id},
-            "test",
-        )
-        for job in (reference, npo_job):
-            job.dispatched_at = utcnow()
-        retrain_id, npo_id = reference.id, npo_job.id
-        session.commit()
+    retrain_id = _new_unlearn(
+        prod_settings,
+        fine_tune.id,
+        "retrain",
+        {},
+        _unlearn_spec(prod_settings, dsv_id, scope, True),
+    )
+    npo_id = _new_unlearn(
+        prod_settings,
+        fine_tune.id,
+        "npo",
+        {"epochs": 2},
+        {
+            **_unlearn_spec(prod_settings, dsv_id, scope, False),
+            "reference_job_id": retrain_id,
+        },
+    )
     retrain = run_job(prod_settings, app, retrain_id)
     npo = run_job(prod_settings, app, npo_id)
     forgotten = retrain.metrics["forget_count"]
@@ -202,6 +235,59 @@ def test_train_generate_unlearn_evaluate(api, app, prod_settings) -> None:  # ty
     assert evaluation["forget_count"] == 20 and evaluation["world_count"] == 30
     assert 0.0 <= evaluation["forget_quality"] <= 1.0
     assert 0.0 <= evaluation["relearn_prob_after"] <= 1.0  # the attack ran
+
+
+def test_a_deletion_run_skips_what_no_verdict_could_certify_and_reuses_its_evaluation(
+    api: Any, app: Any, prod_settings: Any
+) -> None:
+    """The deletion workflow's keys on an LM unlearn job: ``precheck`` (thresholds under
+    which the untouched version must be distinguishable, or the method is not run),
+    ``eval_max_items`` and ``original_evaluation_job_id`` (the fallback reuses the
+    attempt's evaluation of the same version instead of scoring it again)."""
+    setup = _setup(api, prod_settings)
+    fine_tune = version_row(prod_settings, _train(prod_settings, app, setup).result_version_id)
+    scope = {"subject_ids": [setup.person]}
+    run_keys = {"deletion_request_ids": ["dr-test"], "eval_max_items": 12}
+
+    def attempt(thresholds: Thresholds) -> Any:
+        spec = _unlearn_spec(prod_settings, setup.dsv_id, scope, False)
+        spec.update(run_keys, precheck=thresholds.model_dump(mode="json"))
+        job_id = _new_unlearn(prod_settings, fine_tune.id, "npo", {"epochs": 1}, spec)
+        return run_job(prod_settings, app, job_id)
+
+    # Under the default thresholds the fine-tune that memorised the person is told apart
+    # from strangers: the method runs and a candidate is published.
+    ran = attempt(Thresholds())
+    assert "skipped" not in ran.metrics and ran.result_version_id is not None
+    assert ran.metrics["evaluation"]["retain_count"] == 12  # eval_max_items
+    # Under thresholds it already passes, nothing could be certified: no method, no version.
+    skipped = attempt(Thresholds(lm_max_prob_ratio=100, lm_rouge_margin=1, lm_max_mia_auc=1))
+    assert skipped.result_version_id is None and "evaluation" not in skipped.metrics
+    assert "not distinguishable" in skipped.metrics["skipped"]
+    assert skipped.metrics["original_evaluation"]["forget_count"] == 20
+    answers = skipped.metrics["forget_answers"]
+    assert len(answers) == 20 and all(a["after"] is None for a in answers)
+    assert all(isinstance(a["before"], str) for a in answers)
+
+    # The exact fallback reuses the skipped attempt's evaluation of the original.
+    spec = _unlearn_spec(prod_settings, setup.dsv_id, scope, True)
+    spec.update(run_keys, original_evaluation_job_id=skipped.id)
+    retrain = run_job(
+        prod_settings, app, _new_unlearn(prod_settings, fine_tune.id, "retrain", {}, spec)
+    )
+    assert retrain.metrics["original_evaluation"] == skipped.metrics["original_evaluation"]
+    assert retrain.metrics["original_evaluation_job_id"] == skipped.id
+    assert [a["before"] for a in retrain.metrics["forget_answers"]] == [
+        a["before"] for a in answers
+    ]
+    assert all(isinstance(a["after"], str) for a in retrain.metrics["forget_answers"])
+    # A run on other questions (another cap) scores the original itself.
+    spec.update(eval_max_items=10)
+    again = run_job(
+        prod_settings, app, _new_unlearn(prod_settings, fine_tune.id, "retrain", {}, spec)
+    )
+    assert "original_evaluation_job_id" not in again.metrics
+    assert again.metrics["original_evaluation"]["retain_count"] == 10
 
 
 def test_smollm2_base_is_converted_once_then_shared_through_storage(

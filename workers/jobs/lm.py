@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,9 @@ from contracts.causal_lm import (
 )
 from core.datasets.reader import ShardReader
 from core.datasets.text_versions import load_text_records
-from core.jobs import record_event
+from core.deletion.policy import Thresholds, lm_indistinguishable
 from core.lineage import decode_mask, scope_kind
 from models import Job, Model, ModelVersion
-from models.base import utcnow
 from workers.context import JobContext
 from workers.engine.errors import EngineError
 from workers.engine.evaluation import resolve_device
@@ -57,6 +57,7 @@ from workers.jobs.publish import (
     load_version_weights,
     output_prefix,
     publish_version,
+    succeed,
     unlearning_record,
 )
 
@@ -385,20 +386,7 @@ def run_generate_lm(ctx: JobContext, job: Job) -> dict[str, Any]:
     artifacts = [
         {"name": "completions.json", "key": key, "sha256": hashlib.sha256(blob).hexdigest()}
     ]
-    with ctx.factory() as session:
-        ctx._fenced(
-            session,
-            state="succeeded",
-            progress=1.0,
-            metrics=metrics,
-            artifacts=artifacts,
-            finished_at=utcnow(),
-            wall_seconds=ctx.wall_seconds,
-            peak_memory_mb=round(ctx.peak_rss_mb, 1),
-        )
-        record_event(session, job.id, "progress", {"progress": 1.0})
-        record_event(session, job.id, "state", {"state": "succeeded"})
-        session.commit()
+    succeed(ctx, job, metrics, artifacts)
     return metrics
 
 
@@ -423,7 +411,7 @@ def _evaluation(
     suite: EvalSuite,
     settings: EvalSettings,
     reference_ratios: list[float] | None,
-    answers: dict[str, list[str]] | None = None,
+    answers: dict[str, list[str | None]] | None = None,
 ) -> dict[str, Any]:
     """The evaluation as a version's metrics carry it (counts and the truth ratios kept,
     so forget quality can be computed again against any later model). No question or
@@ -447,20 +435,24 @@ FORGET_ANSWERS_MAX = 50
 
 
 def forget_answers(
-    suite: EvalSuite, before: dict[str, list[str]], after: dict[str, list[str]]
+    suite: EvalSuite,
+    before: Mapping[str, Sequence[str | None]],
+    after: Mapping[str, Sequence[str | None]],
 ) -> list[dict[str, Any]]:
     """Each forget question with its true answer and the original's and the candidate's
-    greedy answers (the evaluation's own generations), at most ``FORGET_ANSWERS_MAX``."""
-    pairs = zip(suite.forget, before.get("forget") or [], after.get("forget") or [], strict=False)
+    greedy answers (the evaluation's own generations, in the suite's order; None where a
+    side has none, e.g. no candidate when the method did not run), at most
+    ``FORGET_ANSWERS_MAX``."""
+    was, now = list(before.get("forget") or []), list(after.get("forget") or [])
     return [
         {
             "sample_id": item.record.sample_id,
             "question": item.record.question,
             "answer": item.record.answer,
-            "before": was,
-            "after": now,
+            "before": was[i] if i < len(was) else None,
+            "after": now[i] if i < len(now) else None,
         }
-        for item, was, now in list(pairs)[:FORGET_ANSWERS_MAX]
+        for i, item in enumerate(suite.forget[:FORGET_ANSWERS_MAX])
     ]
 
 
@@ -522,19 +514,7 @@ def run_evaluate_lm(ctx: JobContext, job: Job) -> dict[str, Any]:
     for name in ("model_utility", "forget_quality", "mia_loss", "forget_rouge"):
         if name in evaluation:
             ctx.metric(name, float(evaluation[name]))
-    with ctx.factory() as session:
-        ctx._fenced(
-            session,
-            state="succeeded",
-            progress=1.0,
-            metrics=metrics,
-            finished_at=utcnow(),
-            wall_seconds=ctx.wall_seconds,
-            peak_memory_mb=round(ctx.peak_rss_mb, 1),
-        )
-        record_event(session, job.id, "progress", {"progress": 1.0})
-        record_event(session, job.id, "state", {"state": "succeeded"})
-        session.commit()
+    succeed(ctx, job, metrics)
     return metrics
 
 
@@ -571,6 +551,42 @@ def _reference_ratios(ctx: JobContext, job: Job) -> list[float] | None:
     return [float(r) for r in ratios]
 
 
+def _earlier_original(
+    ctx: JobContext, job: Job, suite: EvalSuite
+) -> tuple[dict[str, Any], dict[str, list[str | None]]] | None:
+    """The original's evaluation and greedy forget answers from the earlier attempt the
+    deletion run names (``original_evaluation_job_id``), when that run scored the same
+    version on the same questions; None when there is none to reuse."""
+    earlier_id = job.spec.get("original_evaluation_job_id")
+    if not earlier_id:
+        return None
+    with ctx.factory() as session:
+        earlier = session.get(Job, earlier_id)
+        if earlier is None:
+            return None
+        spec, metrics = dict(earlier.spec or {}), dict(earlier.metrics or {})
+        version_id = earlier.model_version_id
+    same = version_id == job.model_version_id and all(
+        spec.get(key) == job.spec.get(key)
+        for key in ("forget_hash", "dataset_version_id", "eval_max_items")
+    )
+    evaluation = metrics.get("original_evaluation")
+    if not same or not evaluation or evaluation.get("forget_count") != len(suite.forget):
+        ctx.log(f"job {earlier_id} scored other questions: evaluating the original again")
+        return None
+    said = {a["sample_id"]: a.get("before") for a in metrics.get("forget_answers") or []}
+    ctx.log(f"the original's evaluation comes from job {earlier_id} (same version, same questions)")
+    return evaluation, {"forget": [said.get(i.record.sample_id) for i in suite.forget]}
+
+
+def _precheck(job: Job, original_evaluation: dict[str, Any] | None) -> str | None:
+    """Why the approximate method need not run (see ``lm_indistinguishable``), or None."""
+    thresholds = job.spec.get("precheck")
+    if not thresholds or original_evaluation is None:
+        return None
+    return lm_indistinguishable(original_evaluation, Thresholds.model_validate(thresholds))
+
+
 def run_unlearn_lm(ctx: JobContext, job: Job) -> dict[str, Any]:
     """Forget a scope from a version with a registered LM method; evaluate the result
     against the original (and the exact reference, when it finished first)."""
@@ -597,17 +613,42 @@ def run_unlearn_lm(ctx: JobContext, job: Job) -> dict[str, Any]:
     method = get_lm_method(job.method)
     evaluate = bool(spec.get("evaluate", True))
     settings = EvalSettings(max_length=recipe.max_length, seed=int(job.params.get("seed", 0)))
-    suite = eval_suite(rows, forget_ids, trained_ids) if evaluate else None
+    max_items = int(spec.get("eval_max_items") or EVAL_MAX_ITEMS)
+    suite = eval_suite(rows, forget_ids, trained_ids, max_items) if evaluate else None
     ctx.log(f"{job.method}: forgetting {len(forget)} of {len(trained_ids)} records")
 
     model, tokenizer = load_lm_version(ctx, original)
     original_evaluation: dict[str, Any] | None = None
-    before: dict[str, list[str]] = {}
-    after: dict[str, list[str]] = {}
+    before: dict[str, list[str | None]] = {}
+    after: dict[str, list[str | None]] = {}
+    provenance: dict[str, Any] = {}  # where the original's evaluation came from, if reused
     if isinstance(suite, EvalSuite):
-        ctx.log("evaluating the original")
-        original_evaluation = _evaluation(model, tokenizer, suite, settings, None, before)
+        reused = _earlier_original(ctx, job, suite)
+        if reused is not None:
+            original_evaluation, before = reused
+            provenance["original_evaluation_job_id"] = spec["original_evaluation_job_id"]
+        else:
+            ctx.log("evaluating the original")
+            original_evaluation = _evaluation(model, tokenizer, suite, settings, None, before)
         ctx.progress(0.15, force=True)
+        skipped = None if method.exact else _precheck(job, original_evaluation)
+        if skipped is not None:
+            ctx.log(skipped)
+            metrics = {
+                "method": job.method,
+                "exact": False,
+                "skipped": skipped,
+                "forget_count": len(forget),
+                "forget_count_trained": len(forget),
+                "forget_count_scope": len(scope_ids),
+                "retain_count": len(retain),
+                "original_evaluation": original_evaluation,
+                **provenance,
+            }
+            if spec.get("deletion_request_ids"):
+                metrics["forget_answers"] = forget_answers(suite, before, {})
+            succeed(ctx, job, metrics)
+            return metrics
     if method.exact:
         del model
         model, tokenizer = load_base(ctx, arch, original.config.get("base") or {})
@@ -648,6 +689,7 @@ def run_unlearn_lm(ctx: JobContext, job: Job) -> dict[str, Any]:
             evaluation["forget_quality"] = 1.0
         metrics["evaluation"] = evaluation
         metrics["original_evaluation"] = original_evaluation
+        metrics.update(provenance)
         if spec.get("deletion_request_ids"):
             # The request page's before/after view; core.deletion.redact blanks it when
             # the request closes, like the ids.

@@ -3623,6 +3623,12 @@ export interface components {
              */
             forget_margin: number;
             /**
+             * Lm Eval Items
+             * @description causal_lm: the verdict's evaluation scores at most this many retain, held-out and world-fact questions each (evenly spaced: the same ones every run); the forget people's questions are always all scored. Fewer is faster, more is a finer comparison
+             * @default 40
+             */
+            lm_eval_items: number;
+            /**
              * Lm Max Mia Auc
              * @description causal_lm: every membership attack (LOSS, zlib, Min-K %, Min-K %++) must tell the forget people from the held-out people with an AUC within [1 - this, this]; below is over-unlearning, which an attacker notices too
              * @default 0.75

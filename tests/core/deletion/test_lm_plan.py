@@ -16,9 +16,12 @@ from sqlalchemy.orm import Session
 
 from core import migrate
 from core.db import make_engine
-from core.deletion.flows import erased_outcome, file_request
+from core.deletion import repository
+from core.deletion.flows import advance, approve, erased_outcome, file_request
+from core.deletion.policy import DeletionPolicy
 from core.lineage import encode_mask
 from core.settings import Settings
+from core.storage import LocalStore
 from models import Dataset, DatasetVersion, Model, ModelVersion, Sample
 from models.base import utcnow
 
@@ -208,3 +211,37 @@ def test_a_policy_that_chose_the_exact_path_gets_no_such_note(session: Session) 
     _version(session, "v1", list(range(N)), TINY, None)
     (item,) = _file(session).plan
     assert item["method"] == "retrain" and item["note"] is None
+
+
+def test_the_runs_carry_the_lm_keys_and_a_skipped_attempt_falls_back_reusing_it(
+    session: Session, tmp_path: Path
+) -> None:
+    """Approved: the approximate run carries the policy's evaluation cap and its
+    thresholds as a precheck. The worker found the original indistinguishable and skipped
+    the method: the verdict says so, and the exact fallback names that run as the source
+    of the original's evaluation (the worker reuses it instead of scoring it again)."""
+    session.get(Model, "lm").deletion_policy = {"thresholds": {"lm_eval_items": 25}}
+    session.flush()
+    _version(session, "v1", list(range(N)), TINY, None)
+    request = _file(session)
+    (job,) = approve(session, request, "key_approver")
+    assert job.method == "npo" and job.spec["eval_max_items"] == 25
+    assert job.spec["precheck"] == DeletionPolicy.for_family(
+        "causal_lm", {"thresholds": {"lm_eval_items": 25}}
+    ).thresholds.model_dump(mode="json")
+    assert "original_evaluation_job_id" not in job.spec
+
+    reason = "the untouched version is not distinguishable: ..."
+    job.state = "succeeded"
+    job.metrics = {"method": "npo", "skipped": reason, "original_evaluation": {"forget_prob": 1}}
+    session.flush()
+    store = LocalStore(tmp_path / "objects")
+    (fallback,) = advance(session, store, session.info["settings"], request)
+    (item,) = repository.items(session, request.id)
+    first = item.verdict["attempts"][0]
+    assert not first["passed"] and first["reason"] == reason
+    assert first["original_evaluation"] == {"forget_prob": 1}
+    assert "not distinguishable to begin with" in first["evidence"]
+    assert fallback.method == "retrain" and item.exact
+    assert fallback.spec["original_evaluation_job_id"] == job.id
+    assert "precheck" not in fallback.spec and fallback.spec["eval_max_items"] == 25

@@ -16,6 +16,7 @@ from core.deletion.policy import (
     NOT_DISTINGUISHABLE,
     DeletionPolicy,
     Thresholds,
+    lm_indistinguishable,
     verify,
 )
 from tests.support.lm_figures import FORGOTTEN, ORIGINAL
@@ -59,6 +60,22 @@ def test_a_model_that_never_memorised_is_not_informative() -> None:
     assert not verdict["passed"]
     assert verdict["informative_checks"] == 0
     assert "no informative forgetting check" in verdict["reason"]
+
+
+def test_the_precheck_skips_only_an_original_no_candidate_could_be_certified_on() -> None:
+    # The untouched fine-tune fails the forgetting checks: a run can be certified.
+    assert lm_indistinguishable(ORIGINAL, Thresholds()) is None
+    # One forgetting check it fails is enough (the others it passes are not informative).
+    assert lm_indistinguishable({**FORGOTTEN, "mia_loss": 0.95}, Thresholds()) is None
+    # It answers its people like strangers: every candidate would be refused.
+    reason = lm_indistinguishable(FORGOTTEN, Thresholds())
+    assert reason is not None and "not distinguishable" in reason
+    assert "forget_prob <= holdout_prob * lm_max_prob_ratio: 0.2300 against 0.3150" in reason
+    # Looser thresholds make the same original indistinguishable; a lost figure is never
+    # evidence that it can be told apart.
+    loose = Thresholds(lm_max_prob_ratio=100, lm_rouge_margin=1.0, lm_max_mia_auc=1.0)
+    assert lm_indistinguishable(ORIGINAL, loose) is not None
+    assert lm_indistinguishable({}, Thresholds()) is not None
 
 
 def test_over_unlearning_is_distinguishable_too() -> None:

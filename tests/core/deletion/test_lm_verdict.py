@@ -13,7 +13,13 @@ import torch
 import workers.engine  # noqa: F401  (installs the torchvision hook transformers needs)
 from contracts.causal_lm import LMTrainParams
 from core.datasets import fictitious
-from core.deletion.policy import NOT_CERTIFIED, NOT_DISTINGUISHABLE, Thresholds, verify
+from core.deletion.policy import (
+    NOT_CERTIFIED,
+    NOT_DISTINGUISHABLE,
+    Thresholds,
+    lm_indistinguishable,
+    verify,
+)
 from tests.support.lm import tiny_pair
 from workers.engine.lm.data import TextRecord
 from workers.engine.lm.evaluation import EvalSettings, EvalSuite, QAItem, evaluate_lm
@@ -81,3 +87,10 @@ def test_the_exact_re_fine_tune_passes_informatively(evaluations: dict[str, Any]
     for c in verdict["checks"]:
         assert c["original_value"] is not None and c["value"] is not None
     assert retrain["forget_prob"] < 1.5 * retrain["holdout_prob"]
+
+
+def test_the_precheck_runs_on_the_memorised_original_only(evaluations: dict[str, Any]) -> None:
+    """The deletion run's precheck lets the method run on the fine-tune that memorised the
+    person, and would skip it on the re-fine-tune (which answers them like strangers)."""
+    assert lm_indistinguishable(evaluations["original"], Thresholds()) is None
+    assert lm_indistinguishable(evaluations["retrain"], Thresholds()) is not None
