@@ -78,7 +78,7 @@ export function BeforeAfterAnswers({ job }: { job: Job }): ReactNode {
               <td>{a.question}</td>
               <td>{a.answer}</td>
               <td>{a.before}</td>
-              <td>{a.after}</td>
+              <td>{a.after ?? <span className="muted">not run</span>}</td>
             </tr>
           ))}
         </tbody>

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { DeletionItem, Job } from "../api/types";
 import fixture from "../test/deletion/lm-answers.json";
 import { cleanupPage, json, renderPage } from "../test/harness";
-import { answersOf, type ForgetAnswer, runsOf } from "./DeletionRequestAnswers";
+import { answersOf, type ForgetAnswer, ranMethod, runsOf } from "./DeletionRequestAnswers";
 
 const load = async () => (await import("./DeletionRequestDetail")).DeletionRequestDetail;
 type Stage = { request: Record<string, unknown> & { id: string; items: DeletionItem[]; plan: unknown[] }; jobs: Record<string, unknown> };
@@ -69,6 +69,27 @@ describe("the person's questions answered before and after", () => {
       expect(cells).toEqual([a.question, a.answer, a.before, a.after]);
     }
     expect(screen.getByRole("heading", { name: /questions, answered before and after/ })).toBeTruthy();
+  });
+
+  it("says a run that skipped its method was not run, beside the original's answers", async () => {
+    // The deletion run found the original indistinguishable and did not run npo: its
+    // answers carry only the original's (before), every `after` null.
+    const [item] = open.request.items;
+    const npoJob = runsOf(item)[0].jobId;
+    const job = open.jobs[npoJob] as Job;
+    const skipped = (answersOf(job) as ForgetAnswer[]).map((a) => ({ ...a, after: null }));
+    expect(ranMethod(skipped)).toBe(false);
+    expect(ranMethod(answersOf(job) as ForgetAnswer[])).toBe(true);
+    const stage = { ...open, jobs: { ...open.jobs, [npoJob]: { ...job, metrics: { ...job.metrics, forget_answers: skipped } } } };
+    await show(stage, "compliance");
+    const table = await screen.findByTestId("answers");
+    const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent);
+    expect(heads[3]).toBe("After: npo (not run: the original could not be told apart from strangers)");
+    const rows = within(table).getAllByRole("row").slice(1);
+    for (const [i, a] of skipped.entries()) {
+      const cells = [...rows[i].querySelectorAll("td")].map((td) => td.textContent);
+      expect(cells).toEqual([a.question, a.answer, a.before, "not run"]);
+    }
   });
 
   it("states in the plan what the fine-tune's base is and that it never saw the person", async () => {

@@ -15,7 +15,8 @@ import { useCan } from "../auth";
 import { ShortId } from "../components/Badges";
 import { asVerdict } from "../components/Evidence";
 
-export type ForgetAnswer = { sample_id: string; question: string; answer: string; before: string; after: string };
+/** `after` is null for a run that did not run its method (the original could not be told apart from strangers). */
+export type ForgetAnswer = { sample_id: string; question: string; answer: string; before: string | null; after: string | null };
 type Blanked = { redacted: true; count: number };
 /** One run of an item: its job, method, and how its verdict ended (null: not judged yet). */
 export type Run = { jobId: string; method: string; passed: boolean | null; exact: boolean };
@@ -38,7 +39,13 @@ export function answersOf(job: Job | undefined): ForgetAnswer[] | Blanked | null
   return null;
 }
 
-function runLabel(run: Run): string {
+/** Whether the run produced a candidate to answer at all (a skipped method leaves every `after` null). */
+export function ranMethod(answers: ForgetAnswer[]): boolean {
+  return answers.some((a) => a.after !== null && a.after !== undefined);
+}
+
+function runLabel(run: Run, ran = true): string {
+  if (!ran) return `After: ${run.method} (not run: the original could not be told apart from strangers)`;
   const how = run.passed === null ? "running or not judged yet" : run.exact ? (run.passed ? "exact" : "failed") : run.passed ? "verified" : "refused by the verdict";
   return `After: ${run.method} (${how})`;
 }
@@ -83,7 +90,7 @@ function ItemAnswers({ item, found, canRead }: { item: DeletionItem; found: Foun
             <th scope="col">Before</th>
             {lists.map((x) => (
               <th scope="col" key={x.run.jobId}>
-                {runLabel(x.run)}
+                {runLabel(x.run, ranMethod(x.answers))}
               </th>
             ))}
           </tr>
@@ -95,7 +102,7 @@ function ItemAnswers({ item, found, canRead }: { item: DeletionItem; found: Foun
               <td>{a.answer}</td>
               <td>{a.before}</td>
               {byRun.map((m, i) => (
-                <td key={lists[i].run.jobId}>{m.get(a.sample_id)?.after ?? "—"}</td>
+                <td key={lists[i].run.jobId}>{m.get(a.sample_id)?.after ?? (ranMethod(lists[i].answers) ? "—" : "not run")}</td>
               ))}
             </tr>
           ))}
