@@ -104,6 +104,14 @@ SCALES: dict[str, Scale] = {
         percents=(10,), epochs=3, lr=1e-4, batch_size=8, max_length=64, method_lr=5e-5,
         eval_retain=8, eval_holdout=16, max_new_tokens=20, relearn_steps=0,
     ),
+    # The goal's forget 5 % on a CPU: 40 people x 10 QA, so the forget set (2 people) has
+    # 20 questions, enough for the KS test of forget quality to tell a model that knows
+    # them from one that never saw them; four methods, about 45 min on one thread.
+    "cpu-fq": Scale(
+        base="smollm2-135m", people=40, held_out=10, facts=10, world_facts=40,
+        biographies=False, percents=(5,), epochs=4, lr=1e-4, batch_size=8, max_length=64,
+        method_lr=5e-5, eval_retain=40, eval_holdout=40, max_new_tokens=20, relearn_steps=0,
+    ),
     "gpu": Scale(
         base="smollm2-135m", people=200, held_out=40, facts=20, world_facts=260,
         biographies=True, percents=(1, 5, 10), epochs=5, lr=5e-5, batch_size=32,

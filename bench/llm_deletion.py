@@ -587,7 +587,10 @@ def render(out: Run) -> str:
         for a in request["attempts"]:
             label = f"{a['method']} ({'exact' if a['exact'] else 'approximate'})"
             if not a["checks"]:
-                table.append([label, "(exact: no checks decide)", "–", "–", "–", "–",
+                # Exact runs are not judged; an approximate run without checks did not run
+                # its method (the original was indistinguishable: its reason says so).
+                what = "(exact: no checks decide)" if a["exact"] else f"(not run: {a['reason']})"
+                table.append([label, what, "–", "–", "–", "–",
                               _fmt(a["wall_seconds"])])  # fmt: skip
             for c in a["checks"]:
                 table.append(
