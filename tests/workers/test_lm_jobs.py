@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from api.models.service import create_model
 from contracts.causal_lm import (
+    LM_FOLDER_FORMAT,
     LMArchitecture,
     LMEvaluateParams,
     LMGenerateParams,
@@ -39,8 +40,8 @@ from tests.support.db import version_row
 from tests.support.lm import qa_records
 from tests.support.runner import run_job
 from workers.engine.checkpoint import load_checkpoint
-from workers.engine.lm.models import build_base
-from workers.engine.lm.training import Callbacks, finetune
+from workers.engine.lm.models import build_base, from_hf_files, weights_of
+from workers.engine.lm.training import Callbacks, finetune, trainable_state
 
 TINY = LMArchitecture(base="tiny-llama", hidden_size=64, num_hidden_layers=2, seed=3)
 # Eight passes over a 3-person slice (63 records and 40 world facts): enough steps for
@@ -401,10 +402,11 @@ def test_smollm2_lora_fine_tune_through_the_runner(api, app, prod_settings) -> N
     assert "Paris" in completion
 
 
-def test_train_resumes_from_the_stored_state(api, app, prod_settings) -> None:  # type: ignore[no-untyped-def]
-    """A killed attempt's resume state (mid-epoch) continues to the weights an
-    uninterrupted fine-tune gives, bit for bit."""
-    records = qa_records(12)
+def _uploaded(
+    api: Any, settings: Any, records: list[Any], params: LMTrainParams
+) -> SimpleNamespace:
+    """``records`` uploaded as a text dataset (all train), a tiny-llama model and a
+    queued fine-tune job of it with ``params``."""
     rows = [
         {"sample_id": r.sample_id, "subject_id": r.subject_id, "question": r.question,
          "answer": r.answer}
@@ -412,12 +414,12 @@ def test_train_resumes_from_the_stored_state(api, app, prod_settings) -> None:  
     ]  # fmt: skip
     response = api.post(
         "/api/v1/datasets/upload",
-        data={"name": f"lm-resume-{uuid.uuid4().hex[:8]}"},
+        data={"name": f"lm-up-{uuid.uuid4().hex[:8]}"},
         files={"file": ("p.jsonl", "\n".join(json.dumps(r) for r in rows).encode())},
     )
     assert response.status_code == 201, response.text
     dataset = response.json()
-    with session_factory(prod_settings)() as session:
+    with session_factory(settings)() as session:
         model = create_model(session, f"lm-{uuid.uuid4().hex[:8]}", "causal_lm", TINY, "", "test")
         dsv = session.scalar(
             select(DatasetVersion).where(DatasetVersion.dataset_id == dataset["id"])
@@ -425,15 +427,30 @@ def test_train_resumes_from_the_stored_state(api, app, prod_settings) -> None:  
         assert dsv is not None
         model_id, spec = model.id, {"dataset_version": dsv.version, "dataset_version_id": dsv.id}
         session.commit()
-    params = LMTrainParams(epochs=2, lr=3e-3, batch_size=4, checkpoint_every_steps=2)
     job_id = _commit(
-        prod_settings,
+        settings,
         "train",
         model_id=model_id,
         dataset_id=dataset["id"],
         params=params.model_dump(mode="json"),
         spec=spec,
     )
+    return SimpleNamespace(job_id=job_id, model_id=model_id, dataset_id=dataset["id"], spec=spec)
+
+
+def _stored_weights(store: Any, key: str) -> dict[str, torch.Tensor]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "w.safetensors"
+        store.download_file(key, path)
+        return load_checkpoint(path)[0]
+
+
+def test_train_resumes_from_the_stored_state(api, app, prod_settings) -> None:  # type: ignore[no-untyped-def]
+    """A killed attempt's resume state (mid-epoch) continues to the weights an
+    uninterrupted fine-tune gives, bit for bit."""
+    records = qa_records(12)
+    params = LMTrainParams(epochs=2, lr=3e-3, batch_size=4, checkpoint_every_steps=2)
+    job_id = _uploaded(api, prod_settings, records, params).job_id
     states: list[dict[str, Any]] = []
 
     class Capture(Callbacks):
@@ -452,10 +469,7 @@ def test_train_resumes_from_the_stored_state(api, app, prod_settings) -> None:  
     store.put_bytes(f"jobs/{job_id}/resume.pt", buffer.getvalue())
     job = run_job(prod_settings, app, job_id)
     version = version_row(prod_settings, job.result_version_id)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "m.safetensors"
-        store.download_file(version.checkpoint_key, path)
-        resumed, _ = load_checkpoint(path)
+    resumed = _stored_weights(store, version.checkpoint_key)
     expected = full.state_dict()
     assert resumed.keys() == expected.keys()
     assert all(torch.equal(resumed[k], expected[k]) for k in expected)
@@ -465,6 +479,67 @@ def test_train_resumes_from_the_stored_state(api, app, prod_settings) -> None:  
         ).all()
     assert any("resuming at step 2" in e["message"] for e in logs)  # it did not start over
     assert not store.exists(f"jobs/{job_id}/resume.pt")  # scratch removed on success
+
+
+def test_a_lora_fine_tune_publishes_its_folder(api, app, prod_settings) -> None:  # type: ignore[no-untyped-def]
+    """A LoRA fine-tune's version: the merged weights, the adapter beside them and the HF
+    files, rebuilt from storage to the model the engine trains; the version config's
+    entries and the lineage of every trained record; a fine-tune of it starts from it."""
+    records = qa_records(8)
+    params = LMTrainParams(epochs=1, lr=3e-3, batch_size=4, lora=LoraParams(r=2, alpha=4))
+    queued = _uploaded(api, prod_settings, records, params)
+    job = run_job(prod_settings, app, queued.job_id)
+    version = version_row(prod_settings, job.result_version_id)
+    store = app.state.store
+
+    model_, tokenizer = build_base(TINY)
+    ordered = sorted(records, key=lambda r: r.sample_id)
+    result = finetune(model_, tokenizer, ordered, params)
+    trained = result.model
+    artifacts = {a["name"]: a for a in job.artifacts}
+    assert set(artifacts) >= {"checkpoint", "adapter", "hf_files"}
+    adapter = _stored_weights(store, artifacts["adapter"]["key"])
+    expected_adapter = trainable_state(trained)
+    assert adapter.keys() == expected_adapter.keys() and all("lora_" in k for k in adapter)
+    assert all(torch.equal(adapter[k], expected_adapter[k]) for k in adapter)
+
+    config = version.config
+    assert artifacts["hf_files"]["key"] == config["hf_files_key"]
+    files = json.loads(store.get_bytes(config["hf_files_key"]))
+    rebuilt, _ = from_hf_files(files, _stored_weights(store, version.checkpoint_key))
+    merged = weights_of(trained)
+    assert rebuilt.state_dict().keys() == merged.keys()
+    assert all(torch.equal(rebuilt.state_dict()[k], merged[k]) for k in merged)
+
+    assert config["format"] == LM_FOLDER_FORMAT
+    assert config["architecture"] == TINY.model_dump(mode="json")
+    assert config["train_params"] == params.model_dump(mode="json")
+    assert config["base"] == {"name": "tiny-llama", "version_id": None, "seed": 3}
+    assert config["dataset_id"] == queued.dataset_id and config["parent_version_id"] is None
+    assert config["dataset_version_id"] == queued.spec["dataset_version_id"]
+    assert decode_mask(version.training_mask).sum() == len(records)
+    assert job.metrics.keys() == result.metrics.keys()
+    assert job.metrics["train_loss"] == result.metrics["train_loss"]
+    assert job.metrics["trainable_parameters"] == result.metrics["trainable_parameters"]
+
+    # Fine-tuning that version again: it is the new version's base and parent.
+    again = LMTrainParams(epochs=1, batch_size=4)
+    fields = {"model_id": queued.model_id, "dataset_id": queued.dataset_id, "spec": queued.spec}
+    child_id = _commit(
+        prod_settings,
+        "train",
+        model_version_id=version.id,
+        params=again.model_dump(mode="json"),
+        **fields,
+    )
+    child = version_row(prod_settings, run_job(prod_settings, app, child_id).result_version_id)
+    assert child.config["base"] == {
+        "name": "tiny-llama",
+        "version_id": version.id,
+        "sha256": version.sha256,
+    }
+    assert child.parent_version_id == version.id == child.config["parent_version_id"]
+    assert child.config["train_params"] == again.model_dump(mode="json")
 
 
 def test_eval_suite_groups_the_dataset_rows() -> None:

@@ -50,6 +50,7 @@ from workers.engine.errors import EngineError
 from workers.engine.training import Callbacks
 from workers.jobs.common import (
     ContextCallbacks,
+    SampleSet,
     load_split,
     stop_reason,
     version_split,
@@ -83,13 +84,13 @@ def _version_config(arch: DiffusionArchitecture, **extra: Any) -> dict[str, Any]
 # --------------------------------------------------------------------------- train
 
 
-class DDPMTrainer(Trainer):
+class DDPMTrainer(Trainer[SampleSet]):
     """The ddpm part of the train job: the images with their labels as classes; the
     version holds the EMA weights (what one samples from)."""
 
     def read(
         self, session: Session, reader: ShardReader, job: Job, model: Model, version: int
-    ) -> TrainingData:
+    ) -> TrainingData[SampleSet]:
         assert job.dataset_id is not None
         return TrainingData(
             arch=DiffusionArchitecture.model_validate(model.architecture),
@@ -101,7 +102,7 @@ class DDPMTrainer(Trainer):
         self,
         ctx: JobContext,
         job: Job,
-        data: TrainingData,
+        data: TrainingData[SampleSet],
         callbacks: ContextCallbacks,
         start: TrainingStart,
     ) -> Trained:

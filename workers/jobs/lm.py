@@ -19,8 +19,12 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
 
 from contracts.causal_lm import (
     LM_FOLDER_FORMAT,
@@ -60,6 +64,7 @@ from workers.jobs.publish import (
     succeed,
     unlearning_record,
 )
+from workers.jobs.training_job import Trained, Trainer, TrainingData, TrainingStart, run_training
 
 HF_FILES = "hf_files"
 # An unlearn job scores at most this many retain, held-out and world items (evenly
@@ -243,6 +248,32 @@ def _base_record(ctx: JobContext, arch: LMArchitecture, parent: ModelVersion | N
     return record
 
 
+@dataclass
+class LMFolder:
+    """What makes a version an LM folder beside its weights: the version config's
+    entries that say so, the LoRA adapter (if any) and the written ``hf_files.json``."""
+
+    config: dict[str, Any]
+    extra_files: dict[str, dict[str, Any]]
+    extra_paths: dict[str, tuple[Path, dict[str, Any]]]
+
+
+def lm_folder(model: Any, tokenizer: Any, prefix: str, workdir: Path) -> LMFolder:
+    """The folder parts of ``model``'s version under ``prefix``; ``hf_files.json`` goes to
+    ``workdir``, which must live until the version is published."""
+    extra_files: dict[str, dict[str, Any]] = {}
+    if is_lora(model):
+        # The adapter alone too: the small, auditable delta the fine-tune trained.
+        extra_files["adapter"] = trainable_state(model)
+    local = workdir / f"{HF_FILES}.json"
+    local.write_text(json.dumps(hf_files(model, tokenizer), sort_keys=True))
+    return LMFolder(
+        config={"format": LM_FOLDER_FORMAT, "hf_files_key": f"{prefix}/{HF_FILES}.json"},
+        extra_files=extra_files,
+        extra_paths={HF_FILES: (local, {"size": local.stat().st_size})},
+    )
+
+
 def _publish(
     ctx: JobContext,
     job: Job,
@@ -260,22 +291,9 @@ def _publish(
     parent_id: str | None,
 ) -> None:
     """One version: the full weights (LoRA merged), the HF files, the adapter if any."""
-    import numpy as np
-
-    prefix = output_prefix(model_id, job.id)
-    extra_files: dict[str, dict[str, Any]] = {}
-    if is_lora(model):
-        # The adapter alone too: the small, auditable delta the fine-tune trained.
-        extra_files["adapter"] = trainable_state(model)
-    config = {
-        **config,
-        "format": LM_FOLDER_FORMAT,
-        "hf_files_key": f"{prefix}/{HF_FILES}.json",
-    }
     ids = sorted(sample_ids)
     with tempfile.TemporaryDirectory(prefix="expunge-lm-") as tmp:
-        local = Path(tmp) / f"{HF_FILES}.json"
-        local.write_text(json.dumps(hf_files(model, tokenizer), sort_keys=True))
+        folder = lm_folder(model, tokenizer, output_prefix(model_id, job.id), Path(tmp))
         publish_version(
             ctx,
             job,
@@ -283,15 +301,15 @@ def _publish(
                 model_id=model_id,
                 source=source,
                 state_dict=weights_of(model),
-                config=config,
+                config={**config, **folder.config},
                 metrics=metrics,
                 trained_sample_ids=ids,
                 trained_positions=np.asarray([positions[i] for i in ids], dtype=np.int64),
                 dataset_size=size,
                 dataset_version_id=dataset_version_id,
                 parent_version_id=parent_id,
-                extra_files=extra_files,
-                extra_paths={HF_FILES: (local, {"size": local.stat().st_size})},
+                extra_files=folder.extra_files,
+                extra_paths=folder.extra_paths,
             ),
         )
 
@@ -299,57 +317,62 @@ def _publish(
 # --------------------------------------------------------------------------- train
 
 
+@dataclass
+class TextRows:
+    """A text dataset's train split as the train job holds it (``load_text_records``
+    rows, each with its lineage ``position``)."""
+
+    rows: list[dict[str, Any]]
+
+    def positions_of(self, sample_ids: list[str]) -> np.ndarray:
+        position = {r["sample_id"]: int(r["position"]) for r in self.rows}
+        return np.asarray([position[i] for i in sample_ids], dtype=np.int64)
+
+
+class LMTrainer(Trainer[TextRows]):
+    """The causal_lm part of the train job: fine-tune the base (or the parent version) on
+    the train split's text; the version is an LM folder and records its base."""
+
+    def read(
+        self, session: Session, reader: ShardReader, job: Job, model: Model, version: int
+    ) -> TrainingData[TextRows]:
+        assert job.dataset_id is not None
+        rows = load_text_records(session, reader, job.dataset_id, version, split="train")
+        return TrainingData(
+            arch=LMArchitecture.model_validate(model.architecture),
+            params=LMTrainParams.model_validate(job.params),
+            train=TextRows(rows),
+        )
+
+    def fit(
+        self,
+        ctx: JobContext,
+        job: Job,
+        data: TrainingData[TextRows],
+        callbacks: ContextCallbacks,
+        start: TrainingStart,
+    ) -> Trained:
+        arch, params = data.arch, data.params
+        assert isinstance(params, LMTrainParams) and job.model_id is not None
+        base = _base_record(ctx, arch, start.parent)
+        model, tokenizer = load_base(ctx, arch, base)
+        records = [text_record(r) for r in data.train.rows]
+        result = finetune(model, tokenizer, records, params, callbacks, resume=start.resume())
+        prefix = output_prefix(job.model_id, job.id)
+        folder = lm_folder(result.model, tokenizer, prefix, start.workdir)
+        return Trained(
+            state_dict=weights_of(result.model),
+            metrics=result.metrics,
+            sample_ids=result.train_sample_ids,
+            config={"architecture": arch.model_dump(mode="json"), "base": base, **folder.config},
+            extra_files=folder.extra_files,
+            extra_paths=folder.extra_paths,
+        )
+
+
 def run_train_lm(ctx: JobContext, job: Job) -> dict[str, Any]:
     """Fine-tune the base (or a parent version) on the dataset version's train split."""
-    reader = ShardReader(ctx.store)
-    with ctx.factory() as session:
-        row = session.get(Model, job.model_id)
-        assert row is not None and job.dataset_id is not None
-        arch = LMArchitecture.model_validate(row.architecture)
-        number = int(job.spec["dataset_version"])
-        parent = session.get(ModelVersion, job.model_version_id) if job.model_version_id else None
-        ctx.log(f"loading text dataset {job.dataset_id} v{number}")
-        rows = load_text_records(session, reader, job.dataset_id, number, split="train")
-        size = dataset_size(session, job.dataset_id)
-        if parent is not None:
-            session.expunge(parent)
-    params = LMTrainParams.model_validate(job.params)
-    ctx.check()
-    base = _base_record(ctx, arch, parent)
-    model, tokenizer = load_base(ctx, arch, base)
-    callbacks = ContextCallbacks(ctx, progress_span=(0.05, 0.95))
-    records = [text_record(r) for r in rows]
-    try:
-        result = finetune(
-            model, tokenizer, records, params, callbacks, resume=callbacks.load_resume()
-        )
-    except EngineError as exc:
-        raise stop_reason(ctx, exc) from exc
-    metrics = {k: float(v) for k, v in result.metrics.items()}
-    config = {
-        "architecture": arch.model_dump(mode="json"),
-        "train_params": params.model_dump(mode="json"),
-        "base": base,
-        "dataset_id": job.dataset_id,
-        "dataset_version_id": job.spec["dataset_version_id"],
-        "parent_version_id": parent.id if parent is not None else None,
-    }
-    _publish(
-        ctx,
-        job,
-        result.model,
-        tokenizer,
-        model_id=job.model_id,
-        source="train",
-        config=config,
-        metrics=metrics,
-        sample_ids=result.train_sample_ids,
-        positions={r["sample_id"]: int(r["position"]) for r in rows},
-        size=size,
-        dataset_version_id=job.spec["dataset_version_id"],
-        parent_id=parent.id if parent is not None else None,
-    )
-    return metrics
+    return run_training(ctx, job, LMTrainer())
 
 
 # --------------------------------------------------------------------------- generate

@@ -53,7 +53,7 @@ from workers.engine.diffusion.prompted import (
 from workers.engine.diffusion.unlearning import ConceptUnlearnData, get_diffusion_method
 from workers.engine.errors import EngineError
 from workers.engine.training import Callbacks
-from workers.jobs.common import ContextCallbacks, load_split, version_split
+from workers.jobs.common import ContextCallbacks, SampleSet, load_split, version_split
 from workers.jobs.diffusion import (
     emit_judge_metrics,
     judge_versions,
@@ -325,13 +325,13 @@ def run_evaluate_text2image(ctx: JobContext, job: Job) -> dict[str, Any]:
 # --------------------------------------------------------------------------- train
 
 
-class Text2ImageTrainer(Trainer):
+class Text2ImageTrainer(Trainer[SampleSet]):
     """The text2image part of the train job: captions made from the class names (the
     architecture's, else the dataset's label names) condition the model."""
 
     def read(
         self, session: Session, reader: ShardReader, job: Job, model: Model, version: int
-    ) -> TrainingData:
+    ) -> TrainingData[SampleSet]:
         dataset = session.get(Dataset, job.dataset_id)
         assert dataset is not None
         arch = TextToImageArchitecture.model_validate(model.architecture)
@@ -346,7 +346,7 @@ class Text2ImageTrainer(Trainer):
         self,
         ctx: JobContext,
         job: Job,
-        data: TrainingData,
+        data: TrainingData[SampleSet],
         callbacks: ContextCallbacks,
         start: TrainingStart,
     ) -> Trained:

@@ -13,17 +13,17 @@ from models import Job, Model
 from workers.context import JobContext
 from workers.engine.training import train_classifier
 from workers.jobs import sisa_io
-from workers.jobs.common import ContextCallbacks, load_split
+from workers.jobs.common import ContextCallbacks, SampleSet, load_split
 from workers.jobs.training_job import Trained, Trainer, TrainingData, TrainingStart, run_training
 
 
-class ClassifierTrainer(Trainer):
+class ClassifierTrainer(Trainer[SampleSet]):
     """The classifier part of the train job: the test split (where the dataset has one)
     is scored after every epoch; with ``spec.sisa`` the version is a SISA ensemble."""
 
     def read(
         self, session: Session, reader: ShardReader, job: Job, model: Model, version: int
-    ) -> TrainingData:
+    ) -> TrainingData[SampleSet]:
         assert job.dataset_id is not None
         train = load_split(session, reader, job.dataset_id, version, "train")
         try:
@@ -41,7 +41,7 @@ class ClassifierTrainer(Trainer):
         self,
         ctx: JobContext,
         job: Job,
-        data: TrainingData,
+        data: TrainingData[SampleSet],
         callbacks: ContextCallbacks,
         start: TrainingStart,
     ) -> Trained:

@@ -1,8 +1,8 @@
 """The train sequence every family shares (``workers.jobs.training_job``), run by the
 runner on a classifier: a killed attempt's resume state continues to the same weights,
 the version config carries the common entries, and an engine error becomes the job's
-error in the engine's own words. (ddpm and text2image go through the same sequence:
-tests/workers/test_diffusion_jobs.py and test_prompted_jobs.py.)"""
+error in the engine's own words. (ddpm, text2image and causal_lm go through the same
+sequence: tests/workers/test_diffusion_jobs.py, test_prompted_jobs.py, test_lm_jobs.py.)"""
 
 from __future__ import annotations
 
