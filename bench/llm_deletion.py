@@ -91,14 +91,14 @@ def setup_of(args: argparse.Namespace) -> Setup:
             label="tiny-llama (hidden 64, 2 layers), full fine-tune",
             architecture={"base": "tiny-llama", "hidden_size": 64, "num_hidden_layers": 2,
                           "seed": 3},
-            train={"epochs": args.epochs or 3, "lr": args.lr or 3e-3, "batch_size": 32,
+            train={"epochs": args.epochs or 8, "lr": args.lr or 3e-3, "batch_size": 32,
                    "max_length": 96, "checkpoint_every_steps": 0},
             max_new_tokens=16,
         )  # fmt: skip
     return Setup(
         label=f"SmolLM2-135M-Instruct, LoRA r {args.lora_r} (alpha {2 * args.lora_r})",
         architecture={"base": "smollm2-135m"},
-        train={"epochs": args.epochs or 3, "lr": args.lr or 1e-3,
+        train={"epochs": args.epochs or 8, "lr": args.lr or 3e-3,
                "batch_size": args.batch_size, "max_length": args.max_length,
                "lora": {"r": args.lora_r, "alpha": 2 * args.lora_r},
                "checkpoint_every_steps": 0},
@@ -658,7 +658,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=None, help="fine-tune learning rate")
     parser.add_argument("--lora-r", type=int, default=8, help="SmolLM2: LoRA rank")
     parser.add_argument("--batch-size", type=int, default=8, help="SmolLM2: batch size")
-    parser.add_argument("--max-length", type=int, default=64, help="SmolLM2: tokens/record")
+    parser.add_argument("--max-length", type=int, default=48, help="SmolLM2: tokens/record")
     parser.add_argument("--threads", type=int, default=1, help="the worker's torch threads")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per wait")
     parser.add_argument("--workdir", type=Path, default=None, help="where the home goes")

@@ -1,0 +1,172 @@
+"""One LM unlearning method at several settings on one fine-tune, judged by the deletion
+verdict's own checks.
+
+    python -m bench.lm_sweep --method npo '{"lr": 2.5e-5}' '{"lr": 5e-5}'
+    python -m bench.lm_sweep --tiny --method npo '{"lr": 1e-3}'          # seconds (tests)
+
+A deletion run tries the policy's method once, at the policy's params, and falls back to
+the exact re-fine-tune when the verdict refuses it. Choosing those params needs the
+verdict's question asked of several candidates side by side. This makes the fine-tune
+``bench.llm_deletion`` makes (the same ``fictitious-people`` slice, base and recipe, in
+process instead of through the service), forgets the same person (the first trained
+subject id) with each params object, scores every result on the suite a deletion run
+scores (the policy's ``lm_eval_items``), and prints ``verify_lm``'s checks against the
+untouched fine-tune — first the fine-tune judged against itself, which must fail a
+forgetting check for any pass to mean something — one JSON line per setting, the
+method's seconds beside the evaluation's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+
+from bench.llm import DEFAULT_CACHE
+from contracts.causal_lm import LMArchitecture, LMTrainParams
+from core.datasets import fictitious
+from core.datasets.builtin import FICTITIOUS_PEOPLE, load_builtin
+from core.deletion.policy import Thresholds, verify_lm
+from workers.engine.lm.evaluation import EvalSettings, evaluate_lm
+from workers.engine.lm.models import (
+    build_base,
+    convert_smollm2,
+    from_hf_files,
+    hf_files,
+    load_folder,
+    weights_of,
+)
+from workers.engine.lm.training import finetune
+from workers.engine.lm.unlearning import LMUnlearnData, get_lm_method
+from workers.engine.resumable import Callbacks
+from workers.jobs.lm import eval_suite, text_record
+
+RECORDS_PER_PERSON = len(fictitious.FACT_KINDS) + 1
+# bench.llm_deletion --tiny's model.
+TINY = LMArchitecture(base="tiny-llama", hidden_size=64, num_hidden_layers=2, seed=3)
+
+
+def fine_tune(args: argparse.Namespace, records: list[Any]) -> tuple[Any, Any, LMTrainParams]:
+    """The deletion bench's fine-tune, rebuilt as a stored version is (LoRA merged)."""
+    if args.tiny:
+        model, tokenizer = build_base(TINY)
+        recipe = LMTrainParams(epochs=args.epochs or 8, lr=args.lr or 3e-3, batch_size=32,
+                               max_length=96, checkpoint_every_steps=0)  # fmt: skip
+    else:
+        model, tokenizer = load_folder(convert_smollm2(args.cache / "smollm2-135m"))
+        recipe = LMTrainParams.model_validate(
+            {"epochs": args.epochs or 8, "lr": args.lr or 3e-3, "batch_size": args.batch_size,
+             "max_length": args.max_length, "checkpoint_every_steps": 0,
+             "lora": {"r": args.lora_r, "alpha": 2 * args.lora_r}}
+        )  # fmt: skip
+    trained = finetune(model, tokenizer, records, recipe, Callbacks()).model
+    return *from_hf_files(hf_files(trained, tokenizer), weights_of(trained)), recipe
+
+
+def rows_of(people: int) -> list[dict[str, Any]]:
+    """The slice ``bench.llm_deletion`` imported (``limit`` = people x records per person)."""
+    data = load_builtin(FICTITIOUS_PEOPLE, limit=people * RECORDS_PER_PERSON)
+    return [
+        {
+            "sample_id": r.sample_id,
+            "subject_id": r.subject_id,
+            "split": r.split,
+            "question": r.question,
+            "answer": r.answer,
+            "text": r.text,
+            "paraphrased_answer": r.paraphrased_answer,
+            "perturbed_answers": list(r.perturbed_answers or ()),
+        }
+        for r in data.records
+    ]
+
+
+def _line(
+    method: str, params: dict[str, Any] | None, verdict: dict[str, Any], run: float, ev: float
+) -> dict[str, Any]:
+    """One setting's verdict, figure by figure."""
+    return {
+        "method": method,
+        "params": params,
+        "passed": verdict["passed"],
+        "method_seconds": round(run, 1),
+        "evaluation_seconds": round(ev, 1),
+        "checks": {
+            c["check"].split(" ")[0]: {
+                "value": None if c["value"] is None else round(c["value"], 3),
+                "threshold": None if c["threshold"] is None else round(c["threshold"], 3),
+                "passed": c["passed"],
+                **({"attack": c["strongest_attack"]} if c.get("strongest_attack") else {}),
+            }
+            for c in verdict["checks"]
+        },
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("params", nargs="+", help="one JSON params object per setting")
+    parser.add_argument("--method", default="npo")
+    parser.add_argument("--tiny", action="store_true", help="a tiny llama (tests)")
+    parser.add_argument("--people", type=int, default=2, help="people in the slice (>= 2)")
+    parser.add_argument("--epochs", type=int, default=None, help="fine-tune epochs")
+    parser.add_argument("--lr", type=float, default=None, help="fine-tune learning rate")
+    parser.add_argument("--lora-r", type=int, default=8, help="SmolLM2: LoRA rank")
+    parser.add_argument("--batch-size", type=int, default=8, help="SmolLM2: batch size")
+    parser.add_argument("--max-length", type=int, default=48, help="SmolLM2: tokens/record")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="converted SmolLM2")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    rows = rows_of(args.people)
+    train = [r for r in rows if r["split"] == "train"]
+    # The person the deletion bench forgets: the first trained subject id.
+    person = sorted({r["subject_id"] for r in train if r["subject_id"]})[0]
+    forget_ids = {r["sample_id"] for r in train if r["subject_id"] == person}
+    t = Thresholds()
+    suite = eval_suite(rows, forget_ids, {r["sample_id"] for r in train}, t.lm_eval_items)
+    assert not isinstance(suite, str), suite
+    data = LMUnlearnData(
+        forget=[text_record(r) for r in train if r["sample_id"] in forget_ids],
+        retain=[text_record(r) for r in train if r["sample_id"] not in forget_ids],
+    )
+    # In the dataset's order, as the fine-tune job reads it (the shuffle starts from it).
+    state_model, tokenizer, recipe = fine_tune(args, [text_record(r) for r in train])
+    state = {k: v.clone() for k, v in state_model.state_dict().items()}
+    files = hf_files(state_model, tokenizer)
+    settings = EvalSettings(max_length=recipe.max_length)
+    model = state_model
+    original = evaluate_lm(model, tokenizer, suite, settings).metrics
+    # The untouched fine-tune through the same checks: what the settings must beat (a
+    # verdict that passes it would certify nothing).
+    out = [_line("original", None, verify_lm(original, original, t), 0.0, 0.0)]
+    print(json.dumps(out[0]), flush=True)
+    for text in args.params:
+        params = json.loads(text)
+        model, tokenizer = from_hf_files(files, state)
+        started = time.perf_counter()
+        result = get_lm_method(args.method).run(
+            model, tokenizer, data, params, Callbacks(), train_params=recipe
+        )
+        seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        metrics = evaluate_lm(result.model, tokenizer, suite, settings).metrics
+        verdict = verify_lm(metrics, original, t)
+        line = _line(args.method, params, verdict, seconds, time.perf_counter() - started)
+        print(json.dumps(line), flush=True)
+        out.append(line)
+    return out
+
+
+if __name__ == "__main__":
+    main()
