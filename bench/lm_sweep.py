@@ -3,6 +3,7 @@ verdict's own checks.
 
     python -m bench.lm_sweep --method npo '{"lr": 2.5e-5}' '{"lr": 5e-5}'
     python -m bench.lm_sweep --tiny --method npo '{"lr": 1e-3}'          # seconds (tests)
+    python -m bench.lm_sweep '{"lr": 4e-5}' '{"method": "simnpo", "lr": 5e-5}'  # mixed
 
 A deletion run tries the policy's method once, at the policy's params, and falls back to
 the exact re-fine-tune when the verdict refuses it. Choosing those params needs the
@@ -153,16 +154,17 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     print(json.dumps(out[0]), flush=True)
     for text in args.params:
         params = json.loads(text)
+        method = params.pop("method", args.method)  # a setting may name another method
         model, tokenizer = from_hf_files(files, state)
         started = time.perf_counter()
-        result = get_lm_method(args.method).run(
+        result = get_lm_method(method).run(
             model, tokenizer, data, params, Callbacks(), train_params=recipe
         )
         seconds = time.perf_counter() - started
         started = time.perf_counter()
         metrics = evaluate_lm(result.model, tokenizer, suite, settings).metrics
         verdict = verify_lm(metrics, original, t)
-        line = _line(args.method, params, verdict, seconds, time.perf_counter() - started)
+        line = _line(method, params, verdict, seconds, time.perf_counter() - started)
         print(json.dumps(line), flush=True)
         out.append(line)
     return out

@@ -17,7 +17,13 @@ CHECKS = {"forget_prob", "forget_rouge", "mia_auc", "model_utility"}
 def test_a_sweep_judges_each_setting_like_the_deletion_verdict() -> None:
     torch.set_num_threads(1)
     original, idle, strong = lm_sweep.main(
-        ["--tiny", "--method", "npo", '{"lr": 1e-9, "epochs": 1}', '{"lr": 3e-3, "epochs": 5}']
+        [
+            "--tiny",
+            "--method",
+            "grad_diff",
+            '{"method": "npo", "lr": 1e-9, "epochs": 1}',
+            '{"method": "npo", "lr": 3e-3, "epochs": 5}',
+        ]
     )
     for line in (original, idle, strong):
         assert set(line["checks"]) == CHECKS and line["passed"] is False
