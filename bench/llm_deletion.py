@@ -91,7 +91,7 @@ def setup_of(args: argparse.Namespace) -> Setup:
             label="tiny-llama (hidden 64, 2 layers), full fine-tune",
             architecture={"base": "tiny-llama", "hidden_size": 64, "num_hidden_layers": 2,
                           "seed": 3},
-            train={"epochs": args.epochs or 8, "lr": args.lr or 3e-3, "batch_size": 32,
+            train={"epochs": args.epochs or 8, "lr": args.lr or 3e-3, "batch_size": 8,
                    "max_length": 96, "checkpoint_every_steps": 0},
             max_new_tokens=16,
         )  # fmt: skip

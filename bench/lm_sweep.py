@@ -60,7 +60,7 @@ def fine_tune(args: argparse.Namespace, records: list[Any]) -> tuple[Any, Any, L
     """The deletion bench's fine-tune, rebuilt as a stored version is (LoRA merged)."""
     if args.tiny:
         model, tokenizer = build_base(TINY)
-        recipe = LMTrainParams(epochs=args.epochs or 8, lr=args.lr or 3e-3, batch_size=32,
+        recipe = LMTrainParams(epochs=args.epochs or 8, lr=args.lr or 3e-3, batch_size=8,
                                max_length=96, checkpoint_every_steps=0)  # fmt: skip
     else:
         model, tokenizer = load_folder(convert_smollm2(args.cache / "smollm2-135m"))
