@@ -45,7 +45,7 @@ FAST: dict[str, dict[str, Any]] = {
     "npo": {"epochs": 10, "lr": 1e-3, "batch_size": 5, "beta": 0.5},
     "simnpo": {"epochs": 10, "lr": 2e-3, "batch_size": 5, "beta": 1.5},
     "idk_nll": {"epochs": 15, "lr": 3e-3, "batch_size": 5},
-    "idk_dpo": {"epochs": 15, "lr": 3e-3, "batch_size": 5},
+    "idk_dpo": {"epochs": 25, "lr": 3e-3, "batch_size": 5},
     "rmu": {
         "epochs": 10,
         "lr": 1e-2,
