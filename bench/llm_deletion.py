@@ -650,8 +650,8 @@ def section(runs: Sequence[Run]) -> str:
     return "\n".join(head) + "\n" + "\n".join(render(run) for run in runs)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_setup_args(parser: argparse.ArgumentParser) -> None:
+    """The slice and fine-tune options (``setup_of``), shared with ``bench.lm_sweep``."""
     parser.add_argument("--tiny", action="store_true", help="a tiny llama (tests)")
     parser.add_argument("--people", type=int, default=2, help="people in the slice (>= 2)")
     parser.add_argument("--epochs", type=int, default=None, help="fine-tune epochs")
@@ -659,6 +659,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--lora-r", type=int, default=8, help="SmolLM2: LoRA rank")
     parser.add_argument("--batch-size", type=int, default=8, help="SmolLM2: batch size")
     parser.add_argument("--max-length", type=int, default=48, help="SmolLM2: tokens/record")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_setup_args(parser)
     parser.add_argument("--threads", type=int, default=1, help="the worker's torch threads")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per wait")
     parser.add_argument("--workdir", type=Path, default=None, help="where the home goes")

@@ -33,8 +33,8 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 import torch
 
 from bench.llm import DEFAULT_CACHE
+from bench.llm_deletion import RECORDS_PER_PERSON, add_setup_args, setup_of
 from contracts.causal_lm import LMArchitecture, LMTrainParams
-from core.datasets import fictitious
 from core.datasets.builtin import FICTITIOUS_PEOPLE, load_builtin
 from core.deletion.policy import Thresholds, verify_lm
 from workers.engine.lm.evaluation import EvalSettings, evaluate_lm
@@ -51,24 +51,17 @@ from workers.engine.lm.unlearning import LMUnlearnData, get_lm_method
 from workers.engine.resumable import Callbacks
 from workers.jobs.lm import eval_suite, text_record
 
-RECORDS_PER_PERSON = len(fictitious.FACT_KINDS) + 1
-# bench.llm_deletion --tiny's model.
-TINY = LMArchitecture(base="tiny-llama", hidden_size=64, num_hidden_layers=2, seed=3)
-
 
 def fine_tune(args: argparse.Namespace, records: list[Any]) -> tuple[Any, Any, LMTrainParams]:
-    """The deletion bench's fine-tune, rebuilt as a stored version is (LoRA merged)."""
-    if args.tiny:
-        model, tokenizer = build_base(TINY)
-        recipe = LMTrainParams(epochs=args.epochs or 8, lr=args.lr or 3e-3, batch_size=8,
-                               max_length=96, checkpoint_every_steps=0)  # fmt: skip
+    """The deletion bench's fine-tune (``llm_deletion.setup_of``), rebuilt as a stored
+    version is (LoRA merged)."""
+    setup = setup_of(args)
+    arch = LMArchitecture.model_validate(setup.architecture)
+    if arch.base == "tiny-llama":
+        model, tokenizer = build_base(arch)
     else:
         model, tokenizer = load_folder(convert_smollm2(args.cache / "smollm2-135m"))
-        recipe = LMTrainParams.model_validate(
-            {"epochs": args.epochs or 8, "lr": args.lr or 3e-3, "batch_size": args.batch_size,
-             "max_length": args.max_length, "checkpoint_every_steps": 0,
-             "lora": {"r": args.lora_r, "alpha": 2 * args.lora_r}}
-        )  # fmt: skip
+    recipe = LMTrainParams.model_validate(setup.train)
     trained = finetune(model, tokenizer, records, recipe, Callbacks()).model
     return *from_hf_files(hf_files(trained, tokenizer), weights_of(trained)), recipe
 
@@ -117,13 +110,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("params", nargs="+", help="one JSON params object per setting")
     parser.add_argument("--method", default="npo")
-    parser.add_argument("--tiny", action="store_true", help="a tiny llama (tests)")
-    parser.add_argument("--people", type=int, default=2, help="people in the slice (>= 2)")
-    parser.add_argument("--epochs", type=int, default=None, help="fine-tune epochs")
-    parser.add_argument("--lr", type=float, default=None, help="fine-tune learning rate")
-    parser.add_argument("--lora-r", type=int, default=8, help="SmolLM2: LoRA rank")
-    parser.add_argument("--batch-size", type=int, default=8, help="SmolLM2: batch size")
-    parser.add_argument("--max-length", type=int, default=48, help="SmolLM2: tokens/record")
+    add_setup_args(parser)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="converted SmolLM2")
     args = parser.parse_args(argv)
