@@ -645,6 +645,12 @@ def run_unlearn_lm(ctx: JobContext, job: Job) -> dict[str, Any]:
     before: dict[str, list[str | None]] = {}
     after: dict[str, list[str | None]] = {}
     provenance: dict[str, Any] = {}  # where the original's evaluation came from, if reused
+    counts = {
+        "forget_count": len(forget),
+        "forget_count_trained": len(forget),
+        "forget_count_scope": len(scope_ids),
+        "retain_count": len(retain),
+    }
     if isinstance(suite, EvalSuite):
         reused = _earlier_original(ctx, job, suite)
         if reused is not None:
@@ -661,10 +667,7 @@ def run_unlearn_lm(ctx: JobContext, job: Job) -> dict[str, Any]:
                 "method": job.method,
                 "exact": False,
                 "skipped": skipped,
-                "forget_count": len(forget),
-                "forget_count_trained": len(forget),
-                "forget_count_scope": len(scope_ids),
-                "retain_count": len(retain),
+                **counts,
                 "original_evaluation": original_evaluation,
                 **provenance,
             }
@@ -696,10 +699,7 @@ def run_unlearn_lm(ctx: JobContext, job: Job) -> dict[str, Any]:
         "method": job.method,
         "exact": bool(spec.get("exact")),
         "unlearn_seconds": seconds,
-        "forget_count": len(forget),
-        "forget_count_trained": len(forget),
-        "forget_count_scope": len(scope_ids),
-        "retain_count": len(retain),
+        **counts,
         "method_metrics": {k: float(v) for k, v in result.metrics.items()},
     }
     if isinstance(suite, EvalSuite):
