@@ -133,8 +133,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     state = {k: v.clone() for k, v in state_model.state_dict().items()}
     files = hf_files(state_model, tokenizer)
     settings = EvalSettings(max_length=recipe.max_length)
-    model = state_model
-    original = evaluate_lm(model, tokenizer, suite, settings).metrics
+    original = evaluate_lm(state_model, tokenizer, suite, settings).metrics
     # The untouched fine-tune through the same checks: what the settings must beat (a
     # verdict that passes it would certify nothing).
     out = [_line("original", None, verify_lm(original, original, t), 0.0, 0.0)]
