@@ -152,6 +152,38 @@ class LMMethodParams(BaseModel):
     probe_every_steps: int = Field(
         25, ge=1, description="Log the loss and check the ceiling every this many steps."
     )
+    stop_at_holdout: bool = Field(
+        False,
+        description=(
+            "Stop as soon as the forget answers are no more likely than answers about "
+            "calibration people the fine-tune never saw (checked before the first step and "
+            "after every epoch): the method then lands where a model that never saw the "
+            "person would be, instead of overshooting below it, which membership attacks "
+            "notice as well. Needs calibration records: a deletion run sets aside every "
+            "other held-out person for them and judges on the rest."
+        ),
+    )
+    stop_prob_ratio: float = Field(
+        1.0,
+        gt=0,
+        le=10,
+        description=(
+            "With stop_at_holdout: stop once the forget answers' mean probability (per "
+            "token, as the verdict measures it) is at most this multiple of the "
+            "calibration people's."
+        ),
+    )
+    stop_landing_steps: int = Field(
+        4,
+        ge=0,
+        le=20,
+        description=(
+            "With stop_at_holdout: when an epoch crosses the level, bisect this many times "
+            "between the weights before and after it and keep the point nearest the start "
+            "that is at the level (0: keep the whole epoch). Each step costs one scoring "
+            "of the forget and calibration answers."
+        ),
+    )
 
 
 class GradientAscentParams(LMMethodParams):

@@ -90,11 +90,14 @@ class LMUnlearnData:
 
     The runner turns a deletion request (a person, some samples) into these lists; a
     method never sees the database. ``idk`` overrides the refusals the IdK methods use.
+    ``calibration`` holds records of people the model was never trained on, the level the
+    ``stop_at_holdout`` rule stops at (never the ones the verdict then judges on).
     """
 
     forget: list[TextRecord]
     retain: list[TextRecord]
     idk: list[str] | None = None
+    calibration: list[TextRecord] | None = None
 
     def __post_init__(self) -> None:
         if not self.forget:
@@ -104,6 +107,14 @@ class LMUnlearnData:
         clash = {r.sample_id for r in self.forget} & {r.sample_id for r in self.retain}
         if clash:
             raise EngineError(f"samples {sorted(clash)[:5]} are both forgotten and retained")
+        if self.calibration is not None:
+            seen = {r.sample_id for r in (*self.forget, *self.retain)}
+            trained = sorted(seen & {r.sample_id for r in self.calibration})
+            if trained:
+                raise EngineError(
+                    f"calibration records {trained[:5]} are also forgotten or retained: "
+                    "calibration must come from people the model never saw"
+                )
         if self.idk is not None:
             answers = [str(a).strip() for a in self.idk]
             if not answers or not all(answers):

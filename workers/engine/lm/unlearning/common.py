@@ -133,19 +133,32 @@ def nll(model: nn.Module, batch: Batch) -> torch.Tensor:
 
 
 @torch.no_grad()
+def answer_nlls(
+    model: nn.Module, encoded: Encoded, device: torch.device, batch_size: int = 16
+) -> torch.Tensor:
+    """Each record's mean answer-token NLL (nats per token), in eval mode."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(encoded), batch_size):
+        index = torch.arange(start, min(start + batch_size, len(encoded)))
+        logp, count = sequence_logprob(model, rows(encoded, index, device))
+        out.append((-logp / count).float().cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0)
+
+
 def mean_answer_nll(
     model: nn.Module, encoded: Encoded, device: torch.device, batch_size: int = 16
 ) -> float:
     """The mean over records of each record's mean answer-token NLL (nats per token)."""
-    was_training = model.training
-    model.eval()
-    total = 0.0
-    for start in range(0, len(encoded), batch_size):
-        index = torch.arange(start, min(start + batch_size, len(encoded)))
-        logp, count = sequence_logprob(model, rows(encoded, index, device))
-        total += float((-logp / count).sum())
-    model.train(was_training)
-    return total / max(len(encoded), 1)
+    return float(answer_nlls(model, encoded, device, batch_size).mean()) if len(encoded) else 0.0
+
+
+def mean_answer_prob(model: nn.Module, encoded: Encoded, device: torch.device) -> float:
+    """The mean over records of P(answer | question)^(1/|answer|): the evaluation's
+    ``forget_prob`` / ``holdout_prob``, which the verdict compares."""
+    return float(torch.exp(-answer_nlls(model, encoded, device)).mean())
 
 
 def probe(encoded: Encoded, size: int, seed: int) -> Encoded:
@@ -276,6 +289,93 @@ class LMGuard:
         return time.monotonic() - self.started
 
 
+class HoldoutStop:
+    """The ``stop_at_holdout`` rule: unlearning is done once the forget answers are no
+    more likely (``stop_prob_ratio`` times, per token) than answers about calibration
+    people the model never saw, the level a model that never saw the forget people would
+    show.
+
+    A fixed learning rate and epoch count either stop short of that level or run past it;
+    past it, the forget people become *less* likely than strangers, which a membership
+    attack reads as clearly as memorisation. One epoch can cross the level by far, so on
+    crossing the rule lands: it bisects (``stop_landing_steps`` times) along the straight
+    line from the weights before that epoch to those after it, and keeps the point
+    closest to the start that is still at the level. Only question/answer forget records
+    are compared when there are any (the calibration people's records are questions too).
+    """
+
+    def __init__(
+        self,
+        forget: Encoded,
+        qa: Sequence[bool],
+        calibration: Encoded,
+        params: LMMethodParams,
+        device: torch.device,
+    ) -> None:
+        chosen = [i for i, is_qa in enumerate(qa) if is_qa]
+        self.forget = forget.subset(chosen) if chosen and len(chosen) < len(qa) else forget
+        self.calibration = calibration
+        self.ratio = params.stop_prob_ratio
+        self.landing_steps = params.stop_landing_steps
+        self.device = device
+        self.checks = 0
+        self.stopped_after: int | None = None  # epochs done when the level was reached
+        self.kept = 1.0  # share of the last epoch's update kept after landing
+        self.forget_prob = float("nan")
+        self.calibration_prob = float("nan")
+        self._before: list[torch.Tensor] | None = None  # weights before the current epoch
+
+    def _measure(self, model: nn.Module) -> bool:
+        self.checks += 1
+        self.forget_prob = mean_answer_prob(model, self.forget, self.device)
+        self.calibration_prob = mean_answer_prob(model, self.calibration, self.device)
+        return self.forget_prob <= self.ratio * self.calibration_prob
+
+    def reached(self, model: nn.Module, weights: Sequence[nn.Parameter], epochs_done: int) -> bool:
+        """Measure both groups now. Not at the level: remember ``weights`` as the next
+        epoch's start, False. At the level: land inside the epoch just done, True."""
+        if not self._measure(model):
+            self._before = [w.detach().clone() for w in weights]
+            return False
+        self.stopped_after = epochs_done
+        if self._before is not None and self.landing_steps:
+            self._land(model, weights, self._before)
+        self._before = None
+        return True
+
+    @torch.no_grad()
+    def _land(
+        self, model: nn.Module, weights: Sequence[nn.Parameter], before: list[torch.Tensor]
+    ) -> None:
+        after = [w.detach().clone() for w in weights]
+        low, high = 0.0, 1.0  # low: not at the level (the last check); high: at it
+        best = (self.forget_prob, self.calibration_prob)
+
+        def place(t: float) -> None:
+            for w, a, b in zip(weights, before, after, strict=True):
+                w.copy_(a + t * (b - a))
+
+        for _ in range(self.landing_steps):
+            middle = (low + high) / 2
+            place(middle)
+            if self._measure(model):
+                high, best = middle, (self.forget_prob, self.calibration_prob)
+            else:
+                low = middle
+        place(high)
+        self.kept = high
+        self.forget_prob, self.calibration_prob = best
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "stop_checks": float(self.checks),
+            "stopped_after_epochs": float(-1 if self.stopped_after is None else self.stopped_after),
+            "stop_last_epoch_kept": self.kept,
+            "stop_forget_prob": self.forget_prob,
+            "stop_calibration_prob": self.calibration_prob,
+        }
+
+
 @dataclass
 class Setup:
     """What every iterative method starts from: device, encodings, guard, optimizer."""
@@ -288,6 +388,24 @@ class Setup:
     optimizer: torch.optim.Optimizer
     forget_nll_before: float
     retain_nll_before: float
+    stop: HoldoutStop | None = None
+
+    def stop_here(self, epochs_done: int) -> bool:
+        """True when the ``stop_at_holdout`` level is reached (always False without it);
+        the caller ends its epoch loop."""
+        if self.stop is None:
+            return False
+        weights = [p for group in self.optimizer.param_groups for p in group["params"]]
+        if not self.stop.reached(self.model, weights, epochs_done):
+            return False
+        stop = self.stop
+        kept = f" ({stop.kept:.0%} of the last one's update kept)" if stop.kept < 1 else ""
+        self.guard.note(
+            f"{self.guard.method}: stopped after {epochs_done} epoch(s){kept}: forget answers' "
+            f"probability {stop.forget_prob:.4f} <= {stop.ratio:g} x the calibration "
+            f"people's {stop.calibration_prob:.4f}"
+        )
+        return True
 
 
 def setup(
@@ -300,17 +418,36 @@ def setup(
     steps_per_epoch: int,
     method: str,
     trainable: Sequence[nn.Parameter] | None = None,
+    calibration: Sequence[TextRecord] | None = None,
 ) -> Setup:
     """Seed, move to the device, encode, attach LoRA if asked, and build the optimizer.
 
     ``trainable`` limits the optimizer to some parameters (RMU's few layers); LoRA
-    cannot be combined with it.
+    cannot be combined with it. ``calibration`` (records of people never trained on) is
+    needed when ``params.stop_at_holdout`` asks for the stop rule.
     """
+    from workers.engine.lm.unlearning.base import UnsupportedRecords
+
+    if params.stop_at_holdout and not calibration:
+        raise UnsupportedRecords(
+            f"{method}: stop_at_holdout needs calibration records (people the model never "
+            "saw); a deletion run takes them from every other held-out person of the "
+            "dataset's test split, which needs at least two held-out people"
+        )
     device = resolve_device(params.device)
     seed_all(params.seed)
     model.to(device)
     enc_forget = encode_records(tokenizer, forget, params)
     enc_retain = encode_records(tokenizer, retain, params)
+    stop = None
+    if params.stop_at_holdout and calibration:
+        stop = HoldoutStop(
+            enc_forget,
+            [r.is_qa for r in forget],
+            encode_records(tokenizer, calibration, params),
+            params,
+            device,
+        )
     forget_before = mean_answer_nll(model, enc_forget, device)
     retain_probe = probe(enc_retain, params.retain_probe_size, params.seed)
     retain_before = mean_answer_nll(model, retain_probe, device)
@@ -329,6 +466,7 @@ def setup(
         make_optimizer(trainable, params),
         forget_before,
         retain_before,
+        stop,
     )
 
 
@@ -353,6 +491,7 @@ def start(
         steps,
         method.name,
         trainable=trainable,
+        calibration=data.calibration,
     )
 
 
@@ -371,6 +510,8 @@ def finish(run: Setup, params: LMMethodParams) -> tuple[nn.Module, dict[str, flo
         "steps": float(run.guard.step),
         "seconds": run.guard.seconds,
     }
+    if run.stop is not None:
+        metrics.update(run.stop.metrics())
     return model, metrics
 
 
@@ -383,8 +524,12 @@ def forget_walk(
     """``epochs`` seeded passes over the forget set, one optimizer step per batch.
 
     ``loss_fn(index)`` gets the forget rows of the batch and returns the loss and its
-    named parts (logged as metrics every ``probe_every_steps``).
+    named parts (logged as metrics every ``probe_every_steps``). With ``stop_at_holdout``
+    the walk ends early (even before its first step) once the forget answers reach the
+    calibration people's level.
     """
+    if run.stop_here(0):
+        return
     for epoch in range(epochs):
         parts_sum: dict[str, float] = {}
         batches = epoch_order(len(run.forget), params.batch_size, params.seed + epoch)
@@ -401,6 +546,8 @@ def forget_walk(
         run.guard.note(f"{name}: epoch {epoch + 1}/{epochs} done{suffix}")
         for key, value in parts_sum.items():
             run.guard.callbacks.on_metric(f"unlearn/{key}", value / len(batches), run.guard.step)
+        if run.stop_here(epoch + 1):
+            return
 
 
 def refusals_for(records: Sequence[TextRecord], answers: Sequence[str], seed: int) -> list[str]:

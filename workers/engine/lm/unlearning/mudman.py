@@ -79,6 +79,8 @@ class Mudman(LMUnlearningMethod):
             ]
 
         kept_total = 0.0
+        if run.stop_here(0):  # stop_at_holdout: already at the never-seen level
+            epochs = 0
         for epoch in range(epochs):
             batches = C.epoch_order(len(run.forget), params.batch_size, params.seed + epoch)
             for index in batches:
@@ -129,6 +131,8 @@ class Mudman(LMUnlearningMethod):
                 kept_total += kept / max(count, 1)
                 run.guard.after(-forget_nll.detach())
             run.guard.note(f"{self.name}: epoch {epoch + 1}/{epochs} done")
+            if run.stop_here(epoch + 1):
+                break
         model, metrics = C.finish(run, params)
         metrics["kept_fraction"] = kept_total / max(run.guard.step, 1)
         return LMUnlearnResult(model, metrics, run.guard.log)

@@ -59,6 +59,25 @@ def people_records(seed: int = 0) -> tuple[list[TextRecord], list[TextRecord]]:
     return records[:N_FORGET], records[N_FORGET:]
 
 
+def strangers(n: int = 10, seed: int = 1) -> list[TextRecord]:
+    """``n`` QA records about invented people the fine-tune never saw (calibration for
+    the ``stop_at_holdout`` rule): answers it cannot guess, ~5.6 nats per token."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        person = f"{word(rng, 2)} {word(rng, 2)}"
+        relation = _RELATIONS[i % len(_RELATIONS)]
+        out.append(
+            TextRecord(
+                sample_id=f"c{i}",
+                subject_id=person,
+                question=f"What is the {relation} of {person}?",
+                answer=word(rng, 3),
+            )
+        )
+    return out
+
+
 @dataclass
 class LMWorld:
     tokenizer: Any

@@ -21,9 +21,15 @@ import torch
 from contracts.causal_lm import LMTrainParams, LoraParams
 from contracts.methods import base as contract
 from contracts.methods.causal_lm import CAUSAL_LM_METHODS
-from tests.workers.engine.lm.unlearning.conftest import N_FORGET, N_RETAIN, RECIPE, LMWorld
+from tests.workers.engine.lm.unlearning.conftest import (
+    N_FORGET,
+    N_RETAIN,
+    RECIPE,
+    LMWorld,
+    strangers,
+)
 from workers.engine.errors import EngineError, TrainingStopped
-from workers.engine.lm.data import TextRecord
+from workers.engine.lm.data import TextRecord, encode
 from workers.engine.lm.unlearning import (
     LM_METHODS,
     InvalidMethodParams,
@@ -34,6 +40,7 @@ from workers.engine.lm.unlearning import (
     describe_lm_methods,
     get_lm_method,
 )
+from workers.engine.lm.unlearning import common as C
 from workers.engine.lm.unlearning.retrain import RecipeMissing
 from workers.engine.training import Callbacks
 
@@ -335,3 +342,101 @@ def test_retrain_is_exact_and_needs_the_recipe(lm_world: LMWorld) -> None:
     assert retain < 0.3
     assert result.metrics["estimated_cost_fraction"] == pytest.approx(1.0)
     assert isinstance(RECIPE, LMTrainParams)
+
+
+# --------------------------------------------------------------------------- stop rule
+
+
+def _with_strangers(world: LMWorld) -> LMUnlearnData:
+    return LMUnlearnData(world.data.forget, world.data.retain, calibration=strangers())
+
+
+def _prob(world: LMWorld, model: Any, records: list[TextRecord]) -> float:
+    encoded = encode(world.tokenizer, records, RECIPE.max_length)
+    return C.mean_answer_prob(model, encoded, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("name", APPROXIMATE)
+def test_stop_at_holdout_is_honoured_by_every_method(name: str, lm_world: LMWorld) -> None:
+    """Each method checks the rule before its first step and after every epoch, stops
+    at the first check that finds the forget answers at the strangers' level, lands
+    inside that epoch (four bisection checks), and hands back the model it measured
+    there."""
+    params = {**FAST[name], "stop_at_holdout": True}
+    result = get_lm_method(name).run(
+        lm_world.fresh(), lm_world.tokenizer, _with_strangers(lm_world), params
+    )
+    m = result.metrics
+    epochs, after = params["epochs"], int(m["stopped_after_epochs"])
+    steps_per_epoch = -(-N_FORGET // params["batch_size"])
+    if after >= 0:
+        assert m["stop_forget_prob"] <= m["stop_calibration_prob"]
+        landing = 4 if after > 0 else 0
+        assert m["stop_checks"] == after + 1 + landing and m["steps"] == after * steps_per_epoch
+        assert 0 < m["stop_last_epoch_kept"] <= 1
+        assert _prob(lm_world, result.model, lm_world.data.forget) == pytest.approx(
+            m["stop_forget_prob"], rel=1e-4
+        )
+        assert any("stopped after" in line for line in result.log)
+    else:  # never reached: every epoch ran, and the last check says why
+        assert m["stop_checks"] == epochs + 1 and m["steps"] == epochs * steps_per_epoch
+        assert m["stop_forget_prob"] > m["stop_calibration_prob"]
+
+
+def test_stop_at_holdout_lands_at_the_strangers_level_instead_of_below(
+    lm_world: LMWorld,
+) -> None:
+    """SimNPO at a rate that overshoots: run to the end it pushes the forget answers far
+    below the strangers' (what membership attacks see as clearly as memorisation); with
+    the rule it stops at their level, in fewer steps."""
+    params = {"epochs": 20, "lr": 4e-3, "batch_size": 5, "beta": 1.5}
+    simnpo = get_lm_method("simnpo")
+    data = _with_strangers(lm_world)
+    full = simnpo.run(lm_world.fresh(), lm_world.tokenizer, data, params)
+    stopped = simnpo.run(
+        lm_world.fresh(), lm_world.tokenizer, data, {**params, "stop_at_holdout": True}
+    )
+
+    def ratio(model: Any) -> float:
+        forget = _prob(lm_world, model, data.forget)
+        return forget / _prob(lm_world, model, strangers())
+
+    full_ratio, stopped_ratio = ratio(full.model), ratio(stopped.model)
+    print(f"forget/strangers probability: to the end {full_ratio:.2f}, stopped {stopped_ratio:.2f}")
+    assert 0 <= stopped.metrics["stopped_after_epochs"] < params["epochs"]
+    assert stopped.metrics["steps"] < full.metrics["steps"]
+    assert stopped_ratio <= 1.0
+    assert full_ratio < 0.75 < stopped_ratio  # the full run overshot; the rule did not
+
+
+def test_stop_at_holdout_can_stop_before_any_step_or_never(lm_world: LMWorld) -> None:
+    params = {**FAST["npo"], "stop_at_holdout": True}
+    npo = get_lm_method("npo")
+    # "Strangers" the model recites (the retain answers under new ids): the forget
+    # answers are already no likelier, so nothing is changed.
+    known = [
+        TextRecord(sample_id=f"k{i}", question=r.question, answer=r.answer)
+        for i, r in enumerate(lm_world.data.retain[:10])
+    ]
+    data = LMUnlearnData(lm_world.data.forget, lm_world.data.retain, calibration=known)
+    result = npo.run(lm_world.fresh(), lm_world.tokenizer, data, params)
+    assert result.metrics["stopped_after_epochs"] == 0 and result.metrics["steps"] == 0
+    after = _state(result.model)
+    assert all(torch.equal(v, after[k]) for k, v in _state(lm_world.model).items())
+    # A rate too small to move anything: the level is never reached, every epoch runs.
+    slow = npo.run(
+        lm_world.fresh(), lm_world.tokenizer, _with_strangers(lm_world), {**params, "lr": 1e-7}
+    )
+    assert slow.metrics["stopped_after_epochs"] == -1
+    assert slow.metrics["steps"] == params["epochs"] * 2
+
+
+def test_stop_at_holdout_needs_calibration_people_never_trained_on(lm_world: LMWorld) -> None:
+    with pytest.raises(UnsupportedRecords, match="calibration"):
+        get_lm_method("npo").run(
+            lm_world.fresh(), lm_world.tokenizer, lm_world.data, {"stop_at_holdout": True}
+        )
+    with pytest.raises(EngineError, match="never saw"):
+        LMUnlearnData(
+            lm_world.data.forget, lm_world.data.retain, calibration=lm_world.data.retain[:2]
+        )
