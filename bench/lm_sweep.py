@@ -14,7 +14,9 @@ subject id) with each params object, scores every result on the suite a deletion
 scores (the policy's ``lm_eval_items``), and prints ``verify_lm``'s checks against the
 untouched fine-tune — first the fine-tune judged against itself, which must fail a
 forgetting check for any pass to mean something — one JSON line per setting, the
-method's seconds beside the evaluation's.
+method's seconds beside the evaluation's. Every other held-out person is set aside as a
+calibration person, as a deletion run whose policy asks for ``stop_at_holdout`` does: a
+setting with the stop rule stops by them, and every setting is judged on the others.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from workers.engine.lm.models import (
 from workers.engine.lm.training import finetune
 from workers.engine.lm.unlearning import LMUnlearnData, get_lm_method
 from workers.engine.resumable import Callbacks
-from workers.jobs.lm import eval_suite, text_record
+from workers.jobs.lm import calibration_people, calibration_records, eval_suite, text_record
 
 
 def fine_tune(args: argparse.Namespace, records: list[Any]) -> tuple[Any, Any, LMTrainParams]:
@@ -82,6 +84,10 @@ def rows_of(people: int) -> list[dict[str, Any]]:
         }
         for r in data.records
     ]
+
+
+# What a setting's line shows of the method's own numbers (where it stopped, and why).
+SHOWN_METRICS = ("steps", "stopped_after_epochs", "stop_forget_prob", "stop_calibration_prob")
 
 
 def _line(
@@ -122,11 +128,16 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     person = sorted({r["subject_id"] for r in train if r["subject_id"]})[0]
     forget_ids = {r["sample_id"] for r in train if r["subject_id"] == person}
     t = Thresholds()
-    suite = eval_suite(rows, forget_ids, {r["sample_id"] for r in train}, t.lm_eval_items)
+    # As a deletion run with a stop_at_holdout policy: every other held-out person is a
+    # calibration person (what the stop rule stops by), the rest are the verdict's.
+    reserved = calibration_people(rows)
+    trained = {r["sample_id"] for r in train}
+    suite = eval_suite(rows, forget_ids, trained, t.lm_eval_items, reserved)
     assert not isinstance(suite, str), suite
     data = LMUnlearnData(
         forget=[text_record(r) for r in train if r["sample_id"] in forget_ids],
         retain=[text_record(r) for r in train if r["sample_id"] not in forget_ids],
+        calibration=calibration_records(rows, reserved) or None,
     )
     # In the dataset's order, as the fine-tune job reads it (the shuffle starts from it).
     state_model, tokenizer, recipe = fine_tune(args, [text_record(r) for r in train])
@@ -151,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         metrics = evaluate_lm(result.model, tokenizer, suite, settings).metrics
         verdict = verify_lm(metrics, original, t)
         line = _line(method, params, verdict, seconds, time.perf_counter() - started)
+        line["method_metrics"] = {
+            k: round(v, 4) for k, v in result.metrics.items() if k in SHOWN_METRICS
+        }
         print(json.dumps(line), flush=True)
         out.append(line)
     return out

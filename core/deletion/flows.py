@@ -239,7 +239,8 @@ def _priced_choice(
         # An exact method chosen by the policy (a ddpm's default for subjects) costs what
         # training cost.
         return method, True, train_seconds * (1.0 if method == "retrain" else 0.25), None
-    if model.family == LM_FAMILY and lm_unverifiable(session, version):
+    stops = bool(params.get("stop_at_holdout"))
+    if model.family == LM_FAMILY and lm_unverifiable(session, version, stops):
         # No held-out people or world facts: the verdict could not be computed, so the
         # run would only precede the fallback.
         return _exact_fallback(policy), True, train_seconds, None
@@ -267,7 +268,7 @@ def _plan_item(
     method, exact, estimate, pricing = _priced_choice(session, request, version, descendant)
     # Why a language model's approximate method gave way to the exact path, if it did.
     lm_note = (
-        lm_unverifiable(session, version)
+        lm_unverifiable(session, version, bool(policy.method_params.get("stop_at_holdout")))
         if model.family == LM_FAMILY and exact and not descendant and method != policy.method
         else None
     )
@@ -459,13 +460,18 @@ def _lm_run_keys(policy: DeletionPolicy, item: DeletionItem, exact: bool) -> dic
     Its evaluation (minutes on a CPU) is most of the run: it scores at most
     ``lm_eval_items`` questions per group; an approximate run first asks whether the
     untouched version is distinguishable at all under the thresholds (``precheck``: when
-    it is not, no result could be certified and the method is not run); and a run after
+    it is not, no result could be certified and the method is not run); ``calibration``
+    sets aside the held-out people a ``stop_at_holdout`` method stops by; and a run after
     an attempt on the same version reuses that attempt's evaluation of the original
     instead of scoring the same model again."""
     t = policy.thresholds
     keys: dict[str, Any] = {"eval_max_items": t.lm_eval_items}
     if not exact:
         keys["precheck"] = t.model_dump(mode="json")
+    if policy.method_params.get("stop_at_holdout"):
+        # The method's stop rule calibrates on some held-out people; the exact fallback
+        # sets them aside too, so every run of the request is judged on the same ones.
+        keys["calibration"] = True
     earlier = next(
         (
             h["job_id"]

@@ -57,13 +57,17 @@ def inherits_affected_base(
     return out
 
 
-def unverifiable_reason(session: Session, version: ModelVersion) -> str | None:
+def unverifiable_reason(
+    session: Session, version: ModelVersion, calibration: bool = False
+) -> str | None:
     """Why an approximate result on this causal_lm version could not be verified, or None.
 
     The verdict compares the forget people with held-out people (the dataset version's
     ``test`` split) and measures utility on facts about nobody (subject-less ``train``
     records); without them the unlearn job has no evaluation and the exact fallback runs
-    anyway, so the plan goes there at once instead of paying for a run first."""
+    anyway, so the plan goes there at once instead of paying for a run first. A method
+    that stops by calibration people (``calibration``: the policy's ``stop_at_holdout``)
+    needs two held-out people at least, one to stop by and one to be judged against."""
     dsv = (
         session.get(DatasetVersion, version.dataset_version_id)
         if version.dataset_version_id
@@ -74,6 +78,23 @@ def unverifiable_reason(session: Session, version: ModelVersion) -> str | None:
     missing = []
     if not (dsv.split_counts or {}).get("test"):
         missing.append("no held-out people (test split) to compare the person with")
+    elif calibration:
+        held = session.scalars(
+            select(Sample.subject_id)
+            .where(
+                Sample.dataset_id == dsv.dataset_id,
+                Sample.split == "test",
+                Sample.subject_id.is_not(None),
+                in_version(dsv.version),
+            )
+            .distinct()
+            .limit(2)
+        ).all()
+        if len(held) < 2:
+            missing.append(
+                "fewer than two held-out people: the method's stop_at_holdout rule needs "
+                "one to stop by and another to judge against"
+            )
     nobody = session.scalar(
         select(Sample.pk)
         .where(

@@ -291,6 +291,49 @@ def test_a_deletion_run_skips_what_no_verdict_could_certify_and_reuses_its_evalu
     assert again.metrics["original_evaluation"]["retain_count"] == 10
 
 
+def test_a_stop_rule_run_calibrates_on_held_out_people_the_verdict_does_not_judge(
+    api: Any, app: Any, prod_settings: Any
+) -> None:
+    """``stop_at_holdout`` stops by every other held-out person (the slice has two); the
+    verdict's evaluation then judges on the other one only, and a fallback reuses that
+    evaluation only when it sets the same person aside (``calibration``)."""
+    setup = _setup(api, prod_settings)
+    fine_tune = version_row(prod_settings, _train(prod_settings, app, setup).result_version_id)
+    scope = {"subject_ids": [setup.person]}
+    run_keys = {"deletion_request_ids": ["dr-test"], "eval_max_items": 40, "calibration": True}
+    spec = _unlearn_spec(prod_settings, setup.dsv_id, scope, False)
+    spec.update(run_keys)
+    params = {"epochs": 6, "lr": 3e-3, "stop_at_holdout": True}
+    ran = run_job(
+        prod_settings, app, _new_unlearn(prod_settings, fine_tune.id, "npo", params, spec)
+    )
+    assert ran.state == "succeeded", ran.error
+    m = ran.metrics
+    assert m["calibration_people"] == 1
+    # 2 held-out people x 20 questions: the verdict scores the 20 of the one not set aside.
+    assert m["original_evaluation"]["holdout_count"] == m["evaluation"]["holdout_count"] == 20
+    method = m["method_metrics"]
+    assert method["stop_checks"] >= 1 and "stop_calibration_prob" in method
+    if method["stopped_after_epochs"] >= 0:
+        assert method["stop_forget_prob"] <= method["stop_calibration_prob"]
+
+    def fallback(**keys: Any) -> Any:
+        exact = _unlearn_spec(prod_settings, setup.dsv_id, scope, True)
+        exact.update(run_keys, original_evaluation_job_id=ran.id, **keys)
+        job_id = _new_unlearn(prod_settings, fine_tune.id, "retrain", {}, exact)
+        return run_job(prod_settings, app, job_id)
+
+    same = fallback()
+    assert same.metrics["original_evaluation_job_id"] == ran.id
+    assert same.metrics["evaluation"]["holdout_count"] == 20
+    # Without the calibration key the fallback judges on both held-out people, so the
+    # attempt's evaluation (on one) is not reused.
+    other = fallback(calibration=False)
+    assert "original_evaluation_job_id" not in other.metrics
+    assert other.metrics["original_evaluation"]["holdout_count"] == 40
+    assert "calibration_people" not in other.metrics
+
+
 def test_smollm2_base_is_converted_once_then_shared_through_storage(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -580,3 +623,43 @@ def test_eval_suite_groups_the_dataset_rows() -> None:
     assert suite.forget[0].perturbed_answers == ("x", "y", "z")
     missing = eval_suite([r for r in rows if r["split"] == "train"], {"a1"}, trained)
     assert missing == "no holdout (test split) question/answer records to evaluate on"
+
+
+def test_calibration_people_are_every_other_held_out_person() -> None:
+    from workers.jobs.lm import (
+        calibration_people,
+        calibration_records,
+        eval_suite,
+        reserves_calibration,
+    )
+
+    def qa(sid: str, subject: str | None, split: str = "test") -> dict[str, Any]:
+        return {
+            "sample_id": sid,
+            "subject_id": subject,
+            "split": split,
+            "question": "Q?",
+            "answer": "A.",
+        }
+
+    rows = [qa(f"{p}{i}", p) for p in ("hal", "ida", "joe", "kim") for i in range(2)]
+    rows += [qa("n1", None), qa("t1", "ann", "train")]
+    rows += [{"sample_id": "b1", "subject_id": "lea", "split": "test", "text": "A bio."}]
+    people = calibration_people(rows)
+    assert people == {"ida", "kim"}  # sorted, second and fourth; text-only "lea" is no one
+    assert [r.sample_id for r in calibration_records(rows, people)] == [
+        "ida0",
+        "ida1",
+        "kim0",
+        "kim1",
+    ]
+    train = [qa("w1", None, "train"), qa("u1", "una", "train")]
+    suite = eval_suite(rows + train, {"t1"}, {"t1", "w1", "u1"}, None, people)
+    assert not isinstance(suite, str)
+    assert [i.record.sample_id for i in suite.holdout] == ["hal0", "hal1", "joe0", "joe1", "n1"]
+    # One held-out person cannot be both calibration and the verdict's stranger.
+    assert calibration_people([qa("h0", "hal"), qa("h1", "hal")]) == set()
+    assert reserves_calibration({"calibration": True}, {}) and reserves_calibration(
+        {}, {"stop_at_holdout": True}
+    )
+    assert not reserves_calibration({}, None)

@@ -111,20 +111,53 @@ def _spaced(items: list[QAItem], limit: int | None) -> list[QAItem]:
     return [items[int(i * step)] for i in range(limit)]
 
 
+def calibration_people(rows: list[dict[str, Any]]) -> set[str]:
+    """The held-out people the ``stop_at_holdout`` rule calibrates on: every other one
+    (the second, fourth… by subject id) of the test split's people with questions, so
+    the verdict still judges on the first, third… which no method has looked at. Empty
+    with fewer than two held-out people: one person cannot be both."""
+    held = sorted(
+        {
+            str(r["subject_id"])
+            for r in rows
+            if r["split"] == "test" and r.get("subject_id") and _is_qa(r)
+        }
+    )
+    return set(held[1::2]) if len(held) >= 2 else set()
+
+
+def reserves_calibration(spec: Mapping[str, Any], params: Mapping[str, Any] | None) -> bool:
+    """Whether an unlearn job sets calibration people aside from the verdict's held-out
+    ones: its method stops by them (``stop_at_holdout``), or the deletion run asks
+    (``calibration``) so that its exact fallback is judged on the same people."""
+    return bool(spec.get("calibration")) or bool((params or {}).get("stop_at_holdout"))
+
+
+def calibration_records(rows: list[dict[str, Any]], people: set[str]) -> list[TextRecord]:
+    """The question/answer records of the calibration people (never trained on)."""
+    return [
+        text_record(r)
+        for r in rows
+        if r["split"] == "test" and r.get("subject_id") in people and _is_qa(r)
+    ]
+
+
 def eval_suite(
     rows: list[dict[str, Any]],
     forget_ids: set[str],
     trained_ids: set[str],
     max_items: int | None = EVAL_MAX_ITEMS,
+    reserved: set[str] | frozenset[str] = frozenset(),
 ) -> EvalSuite | str:
     """The TOFU-style groups of a dataset version, or why they cannot be formed.
 
     forget: the scope's trained QA; retain: other trained people's QA; holdout: QA of the
-    test split (people never fine-tuned on); world: trained QA about nobody (world facts).
+    test split (people never fine-tuned on) but the ``reserved`` people's (calibration);
+    world: trained QA about nobody (world facts).
     """
     forget, retain, holdout, world = [], [], [], []
     for row in rows:
-        if not _is_qa(row):
+        if not _is_qa(row) or (row["split"] == "test" and row.get("subject_id") in reserved):
             continue
         sid = row["sample_id"]
         if row["split"] == "train" and sid in trained_ids:
@@ -588,10 +621,15 @@ def _earlier_original(
         if earlier is None:
             return None
         spec, metrics = dict(earlier.spec or {}), dict(earlier.metrics or {})
-        version_id = earlier.model_version_id
-    same = version_id == job.model_version_id and all(
-        spec.get(key) == job.spec.get(key)
-        for key in ("forget_hash", "dataset_version_id", "eval_max_items")
+        params, version_id = dict(earlier.params or {}), earlier.model_version_id
+    same = (
+        version_id == job.model_version_id
+        and all(
+            spec.get(key) == job.spec.get(key)
+            for key in ("forget_hash", "dataset_version_id", "eval_max_items")
+        )
+        # The same held-out people: a run with calibration people judges on fewer.
+        and reserves_calibration(spec, params) == reserves_calibration(job.spec, job.params)
     )
     evaluation = metrics.get("original_evaluation")
     if not same or not evaluation or evaluation.get("forget_count") != len(suite.forget):
@@ -637,7 +675,10 @@ def run_unlearn_lm(ctx: JobContext, job: Job) -> dict[str, Any]:
     evaluate = bool(spec.get("evaluate", True))
     settings = EvalSettings(max_length=recipe.max_length, seed=int(job.params.get("seed", 0)))
     max_items = int(spec.get("eval_max_items") or EVAL_MAX_ITEMS)
-    suite = eval_suite(rows, forget_ids, trained_ids, max_items) if evaluate else None
+    reserve = reserves_calibration(spec, job.params)
+    reserved = calibration_people(rows) if reserve else set()
+    suite = eval_suite(rows, forget_ids, trained_ids, max_items, reserved) if evaluate else None
+    calibration = calibration_records(rows, reserved) or None
     ctx.log(f"{job.method}: forgetting {len(forget)} of {len(trained_ids)} records")
 
     model, tokenizer = load_lm_version(ctx, original)
@@ -650,6 +691,7 @@ def run_unlearn_lm(ctx: JobContext, job: Job) -> dict[str, Any]:
         "forget_count_trained": len(forget),
         "forget_count_scope": len(scope_ids),
         "retain_count": len(retain),
+        **({"calibration_people": len(reserved)} if reserve else {}),
     }
     if isinstance(suite, EvalSuite):
         reused = _earlier_original(ctx, job, suite)
@@ -684,7 +726,7 @@ def run_unlearn_lm(ctx: JobContext, job: Job) -> dict[str, Any]:
         result = method.run(
             model,
             tokenizer,
-            LMUnlearnData(forget=forget, retain=retain),
+            LMUnlearnData(forget=forget, retain=retain, calibration=calibration),
             job.params,
             callbacks,
             train_params=recipe,

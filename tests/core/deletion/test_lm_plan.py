@@ -230,6 +230,7 @@ def test_the_runs_carry_the_lm_keys_and_a_skipped_attempt_falls_back_reusing_it(
         "causal_lm", {"thresholds": {"lm_eval_items": 25}}
     ).thresholds.model_dump(mode="json")
     assert "original_evaluation_job_id" not in job.spec
+    assert "calibration" not in job.spec  # the default method has no stop rule
 
     reason = "the untouched version is not distinguishable: ..."
     job.state = "succeeded"
@@ -245,3 +246,34 @@ def test_the_runs_carry_the_lm_keys_and_a_skipped_attempt_falls_back_reusing_it(
     assert fallback.method == "retrain" and item.exact
     assert fallback.spec["original_evaluation_job_id"] == job.id
     assert "precheck" not in fallback.spec and fallback.spec["eval_max_items"] == 25
+
+
+def test_a_stop_rule_policy_sets_calibration_people_aside_for_every_run(
+    session: Session, tmp_path: Path
+) -> None:
+    """A policy whose method stops by held-out people (``stop_at_holdout``) needs two of
+    them: with one, the plan goes straight to the exact path and says why; with two,
+    the attempt and its exact fallback both carry ``calibration`` (judged on the same
+    held-out person)."""
+    stop_rule = {"method_params": {"stop_at_holdout": True}}
+    session.get(Model, "lm").deletion_policy = stop_rule
+    session.flush()
+    _version(session, "v1", list(range(N)), TINY, None)
+    (item,) = _file(session).plan
+    assert item["method"] == "retrain" and item["exact"]
+    assert "fewer than two held-out people" in item["note"]
+
+    for sample in session.query(Sample).filter(Sample.sample_id.in_(["q38", "q39"])):
+        sample.subject_id = "held-2"
+    session.flush()
+    request = _file(session, values=["alice"])
+    (job,) = approve(session, request, "key_approver")
+    assert job.method == "npo" and job.params["stop_at_holdout"] is True
+    assert job.spec["calibration"] is True
+    job.state = "succeeded"
+    job.metrics = {"method": "npo", "skipped": "not distinguishable", "original_evaluation": {}}
+    session.flush()
+    (fallback,) = advance(
+        session, LocalStore(tmp_path / "objects"), session.info["settings"], request
+    )
+    assert fallback.method == "retrain" and fallback.spec["calibration"] is True
