@@ -134,8 +134,11 @@ class Slice:
     world: FictitiousWorld
     train: list[TextRecord]
     items: dict[str, QAItem]  # QA items by sample id (trained people, held-out, world)
-    held_out: list[QAItem]
+    held_out: list[QAItem]  # the membership attacks' non-members
     world_facts: list[QAItem]
+    # Every other held-out person's QA: what a ``stop_at_holdout`` method stops by, never
+    # judged on (as a deletion run sets them aside).
+    calibration: list[QAItem] = field(default_factory=list)
 
 
 def _item(qa: QAPair) -> QAItem:
@@ -144,7 +147,8 @@ def _item(qa: QAPair) -> QAItem:
 
 
 def build_slice(scale: Scale, seed: int) -> Slice:
-    """The fictitious world cut to the scale: ``facts`` QA per person, optional biographies."""
+    """The fictitious world cut to the scale: ``facts`` QA per person, optional biographies;
+    the held-out people split in two, every other one (by id) kept for calibration."""
     world = generate_people(seed, n_people=scale.people, n_held_out=scale.held_out)
     kinds = set(FACT_KINDS[: scale.facts])
     items: dict[str, QAItem] = {}
@@ -160,8 +164,13 @@ def build_slice(scale: Scale, seed: int) -> Slice:
             )
     world_facts = [_item(qa) for qa in world.world_facts[: scale.world_facts]]
     train += [item.record for item in world_facts]
-    held = [_item(qa) for p in world.held_out for qa in p.qa if qa.kind in kinds]
-    return Slice(world, train, items, held, world_facts)
+    people = sorted(world.held_out, key=lambda p: p.person_id)
+    judged, calibration = (people[0::2], people[1::2]) if len(people) >= 2 else (people, [])
+
+    def qa_of(group: Sequence[Any]) -> list[QAItem]:
+        return [_item(qa) for p in group for qa in p.qa if qa.kind in kinds]
+
+    return Slice(world, train, items, qa_of(judged), world_facts, qa_of(calibration))
 
 
 def _sample(items: Sequence[Any], k: int, seed: int) -> list[Any]:
@@ -254,7 +263,8 @@ def run_percent(
     forget_ids = set(forget_split(sl.world, percent))
     forget = [r for r in sl.train if r.subject_id in forget_ids]
     retain = [r for r in sl.train if r.subject_id not in forget_ids]
-    data = LMUnlearnData(forget=forget, retain=retain)
+    calibration = [item.record for item in sl.calibration] or None
+    data = LMUnlearnData(forget=forget, retain=retain, calibration=calibration)
     suite = suite_for(sl, forget_ids, scale, seed)
     tok = bases.tokenizer
     log(
@@ -501,7 +511,8 @@ def render(out: dict[str, Any], command: str) -> str:
         f"Base `{scale.base}`; world: {scale.people} trained people × {scale.facts} QA "
         f"({', '.join(FACT_KINDS[: scale.facts])})"
         + (" + a biography each" if scale.biographies else "")
-        + f", {scale.world_facts} world facts, {scale.held_out} held-out people. Fine-tune: "
+        + f", {scale.world_facts} world facts, {scale.held_out} held-out people (every other "
+        "one set aside to calibrate `stop_at_holdout`, the rest judged on). Fine-tune: "
         f"{out['counts']['train']} records, {recipe.epochs} epochs, lr {recipe.lr}, batch "
         f"{recipe.batch_size}, full weights, {ft.seconds:.0f} s. Methods: lr "
         f"{scale.method_lr}, epochs from the default budget (0.2 × the fine-tune's passes); "
