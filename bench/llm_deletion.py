@@ -542,8 +542,9 @@ def render(out: Run) -> str:
         f"`limit`; their held-out people and the world facts come with it); a `causal_lm` "
         f"model on {setup['label']}, fine-tuned with `{json.dumps(setup['train'])}`; one "
         "person's answers generated (greedy), a subject request for that person filed, "
-        "approved by a second (compliance) key and run by the family policy (`npo`, "
-        "verified on the causal_lm checks; the exact re-fine-tune where it fails); the same "
+        "approved by a second (compliance) key and run by the family policy (`simnpo` with "
+        "`stop_at_holdout`, verified on the causal_lm checks; the exact re-fine-tune where it "
+        "fails); the same "
         "answers generated from the version that replaced the fine-tune; the certificate, "
         "its anchor, the public key and an audit export downloaded, the service stopped, "
         "and `expunge certificate verify --anchor --audit-export` run on the files alone.",

@@ -193,12 +193,15 @@ CAUSAL_LM = FamilyDeclaration(
     job_kinds=("train", "unlearn", "evaluate", "generate"),
     scopes=("subject_ids", "sample_ids"),
     judged=False,
-    # NPO with a retain term (the approximate candidate; its epochs come from its budget
-    # against the fine-tune), re-fine-tuning the base without the person as the exact
-    # fallback. A label scope does not exist for text, so the class method is the exact one.
+    # SimNPO with a retain term, stopped where the person's answers reach the level of
+    # held-out people it never saw (``stop_at_holdout``; at most its budget against the
+    # fine-tune): on the deletion bench's SmolLM2 fine-tune, which memorised its people,
+    # it is the setting the verdict certifies (docs/llm.md); a fixed-length NPO or SimNPO
+    # run stops short or overshoots. Re-fine-tuning the base without the person is the
+    # exact fallback. A label scope does not exist for text: the class method is exact.
     policy_defaults={
-        "method": "npo",
-        "method_params": {},
+        "method": "simnpo",
+        "method_params": {"lr": 4e-5, "stop_at_holdout": True},
         "class_method": "retrain",
         "class_method_params": {},
         "fallback": "retrain",

@@ -175,9 +175,17 @@ class DeletionPolicy(BaseModel):
     @classmethod
     def for_family(cls, family: str, stored: Mapping[str, Any] | None) -> DeletionPolicy:
         """The stored policy over the family's defaults (what a model gets unless set);
-        the defaults are the family's declaration's (``contracts``)."""
+        the defaults are the family's declaration's (``contracts``). A stored policy that
+        names another method without its params gets that method's own defaults, not the
+        params the family chose for its default method."""
         base = dict(get_family(family).policy_defaults)
-        return cls.model_validate({**base, **dict(stored or {})})
+        stored = dict(stored or {})
+        merged = {**base, **stored}
+        for key in ("method", "class_method"):
+            other = key in stored and stored[key] != base.get(key)
+            if other and f"{key}_params" not in stored:
+                merged[f"{key}_params"] = {}
+        return cls.model_validate(merged)
 
 
 # Evidence levels, strongest first after exact, as a certificate states them.

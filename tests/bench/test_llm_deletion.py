@@ -30,7 +30,7 @@ def test_a_tiny_llm_deletion_completes_and_verifies_offline(tmp_path: Path) -> N
     first, last = request["attempts"][0], request["attempts"][-1]
     # The policy's approximate method runs first and is judged on the causal_lm checks,
     # each beside the untouched fine-tune's figure; where it fails, the exact re-fine-tune.
-    assert first["method"] == "npo" and not first["exact"]
+    assert first["method"] == "simnpo" and not first["exact"]
     assert {c["check"].split(" ")[0] for c in first["checks"]} == LM_CHECKS
     assert all(c["original_passed"] is not None for c in first["checks"])
     if not first["passed"]:

@@ -98,7 +98,7 @@ def test_a_person_is_forgotten_from_a_fine_tuned_llm(
     assert request["blast_radius"]["versions"] == [version_id]
     assert request["blast_radius"]["samples"] == 21
     (plan,) = request["plan"]
-    assert plan["method"] == "npo" and plan["fallback"] == "retrain" and not plan["exact"]
+    assert plan["method"] == "simnpo" and plan["fallback"] == "retrain" and not plan["exact"]
     assert "base" in plan["lineage"] and plan["lineage"]["base"]["name"] == "tiny-llama"
 
     approved = anon.post(
@@ -107,10 +107,10 @@ def test_a_person_is_forgotten_from_a_fine_tuned_llm(
     )
     assert approved.status_code == 200, approved.text
 
-    # NPO at its default learning rate (1e-5, sized for SmolLM2) barely moves a tiny llama
-    # trained at 3e-3: the verdict refuses it like the original, and the exact re-fine-tune
-    # runs. Meanwhile the request page shows the person's questions answered before and
-    # after the refused attempt.
+    # The policy's SimNPO (lr 4e-5, sized for SmolLM2) barely moves a tiny llama trained at
+    # 3e-3: its stop rule never finds the person at the strangers' level, the verdict
+    # refuses it like the original, and the exact re-fine-tune runs. Meanwhile the request
+    # page shows the person's questions answered before and after the refused attempt.
     def fell_back() -> dict[str, Any] | None:
         current = api.get(f"/api/v1/deletion-requests/{request['id']}").json()
         (each,) = current["items"]
@@ -123,6 +123,9 @@ def test_a_person_is_forgotten_from_a_fine_tuned_llm(
     # found the fine-tune distinguishable under the policy's thresholds (the method ran).
     assert npo_job["spec"]["eval_max_items"] == 40
     assert npo_job["spec"]["precheck"]["lm_max_prob_ratio"] == 1.5
+    # It stopped by one held-out person and was judged against the other.
+    assert npo_job["spec"]["calibration"] is True and npo_job["metrics"]["calibration_people"] == 1
+    assert npo_job["metrics"]["evaluation"]["holdout_count"] == 20
     assert "skipped" not in npo_job["metrics"] and npo_job["result_version_id"]
     assert npo_job["metrics"]["evaluation"]["retain_count"] <= 40
     answers = npo_job["metrics"]["forget_answers"]
@@ -140,7 +143,7 @@ def test_a_person_is_forgotten_from_a_fine_tuned_llm(
     # The approximate attempt was judged on the causal_lm checks, with the original's
     # figures beside its own; wherever it failed, the exact re-fine-tune replaced it.
     first = attempts[0]
-    assert first["method"] == "npo"
+    assert first["method"] == "simnpo"
     names = {c["check"].split(" ")[0] for c in first["checks"]}
     assert names == {"forget_prob", "forget_rouge", "mia_auc", "model_utility"}
     assert all(c["original_value"] is not None for c in first["checks"])
@@ -151,8 +154,9 @@ def test_a_person_is_forgotten_from_a_fine_tuned_llm(
         # The fallback did not score the same original again: it took the attempt's.
         retrain_job = api.get(f"/api/v1/jobs/{attempts[-1]['job_id']}").json()
         assert retrain_job["metrics"]["original_evaluation_job_id"] == first_job
-        assert retrain_job["metrics"]["original_evaluation"] == (
-            npo_job["metrics"]["original_evaluation"]
+        assert (
+            retrain_job["metrics"]["original_evaluation"]
+            == (npo_job["metrics"]["original_evaluation"])
         )
 
     # The certificate: signed, verifies offline with the CLI, names the base and says the

@@ -51,10 +51,10 @@ def session(tmp_path: Path) -> Any:
             Sample(
                 dataset_id="ds",
                 sample_id=f"q{p}",
-                # The last four: a held-out person (test split); two before: world facts.
+                # The last four: two held-out people (test split); two before: world facts.
                 subject_id="alice"
                 if p in ALICE
-                else (None if p in WORLD else ("held" if p >= N - 4 else f"p{p // 4}")),
+                else (None if p in WORLD else (f"held{p % 2}" if p >= N - 4 else f"p{p // 4}")),
                 split="test" if p >= N - 4 else "train",
                 shard_key="texts/0.json.gz",
                 shard_index=p,
@@ -116,7 +116,7 @@ def test_a_fine_tune_on_an_affected_base_is_retired_and_the_base_unlearned(
     request = _file(session)
     plan = {p["model_version_id"]: p for p in request.plan}
     assert request.blast_radius["versions"] == ["parent", "child"]
-    assert plan["parent"]["method"] == "npo" and plan["parent"]["fallback"] == "retrain"
+    assert plan["parent"]["method"] == "simnpo" and plan["parent"]["fallback"] == "retrain"
     lineage = plan["parent"]["lineage"]
     assert lineage["base_never_saw_the_data"] is True
     assert "tiny llama initialised from seed 3" in lineage["base_statement"]
@@ -136,7 +136,7 @@ def test_a_base_version_that_never_saw_the_person_is_cleared_by_its_lineage(
     _version(session, "child", list(range(N)), child, "parent")
     request = _file(session)
     (item,) = request.plan
-    assert item["model_version_id"] == "child" and item["method"] == "npo"
+    assert item["model_version_id"] == "child" and item["method"] == "simnpo"
     assert item["lineage"]["base_never_saw_the_data"] is True
     assert "by its recorded lineage" in item["lineage"]["base_statement"]
     assert erased_outcome(request) == "erased"
@@ -160,7 +160,7 @@ def test_a_sample_scope_reaches_the_same_versions(session: Session) -> None:
     _version(session, "v1", list(range(N)), {"name": "smollm2-135m", "sha256": "s" * 64}, None)
     request = _file(session, "sample_ids", ["q1", "q2"])
     (item,) = request.plan
-    assert request.blast_radius["samples"] == 2 and item["method"] == "npo"
+    assert request.blast_radius["samples"] == 2 and item["method"] == "simnpo"
     assert (
         "SmolLM2-135M-Instruct as published, sha256 " + "s" * 64
         in (item["lineage"]["base_statement"])
@@ -225,16 +225,16 @@ def test_the_runs_carry_the_lm_keys_and_a_skipped_attempt_falls_back_reusing_it(
     _version(session, "v1", list(range(N)), TINY, None)
     request = _file(session)
     (job,) = approve(session, request, "key_approver")
-    assert job.method == "npo" and job.spec["eval_max_items"] == 25
+    assert job.method == "simnpo" and job.spec["eval_max_items"] == 25
     assert job.spec["precheck"] == DeletionPolicy.for_family(
         "causal_lm", {"thresholds": {"lm_eval_items": 25}}
     ).thresholds.model_dump(mode="json")
     assert "original_evaluation_job_id" not in job.spec
-    assert "calibration" not in job.spec  # the default method has no stop rule
+    assert job.spec["calibration"] is True  # the default method stops by held-out people
 
     reason = "the untouched version is not distinguishable: ..."
     job.state = "succeeded"
-    job.metrics = {"method": "npo", "skipped": reason, "original_evaluation": {"forget_prob": 1}}
+    job.metrics = {"method": "simnpo", "skipped": reason, "original_evaluation": {"forget_prob": 1}}
     session.flush()
     store = LocalStore(tmp_path / "objects")
     (fallback,) = advance(session, store, session.info["settings"], request)
@@ -251,14 +251,19 @@ def test_the_runs_carry_the_lm_keys_and_a_skipped_attempt_falls_back_reusing_it(
 def test_a_stop_rule_policy_sets_calibration_people_aside_for_every_run(
     session: Session, tmp_path: Path
 ) -> None:
-    """A policy whose method stops by held-out people (``stop_at_holdout``) needs two of
-    them: with one, the plan goes straight to the exact path and says why; with two,
-    the attempt and its exact fallback both carry ``calibration`` (judged on the same
-    held-out person)."""
-    stop_rule = {"method_params": {"stop_at_holdout": True}}
-    session.get(Model, "lm").deletion_policy = stop_rule
+    """A policy whose method stops by held-out people (``stop_at_holdout``, the default)
+    needs two of them: with one, the plan goes straight to the exact path and says why
+    (a method without the rule still runs); with two, the attempt and its exact fallback
+    both carry ``calibration`` (judged on the same held-out person)."""
+    session.get(Model, "lm").deletion_policy = {"method": "npo"}  # no stop rule
+    for sample in session.query(Sample).filter(Sample.split == "test"):
+        sample.subject_id = "held"  # one held-out person
     session.flush()
     _version(session, "v1", list(range(N)), TINY, None)
+    (item,) = _file(session).plan
+    assert item["method"] == "npo" and not item["exact"]  # one stranger to judge against
+    session.get(Model, "lm").deletion_policy = None  # the default: SimNPO, stop rule
+    session.flush()
     (item,) = _file(session).plan
     assert item["method"] == "retrain" and item["exact"]
     assert "fewer than two held-out people" in item["note"]
@@ -268,10 +273,10 @@ def test_a_stop_rule_policy_sets_calibration_people_aside_for_every_run(
     session.flush()
     request = _file(session, values=["alice"])
     (job,) = approve(session, request, "key_approver")
-    assert job.method == "npo" and job.params["stop_at_holdout"] is True
+    assert job.method == "simnpo" and job.params["stop_at_holdout"] is True
     assert job.spec["calibration"] is True
     job.state = "succeeded"
-    job.metrics = {"method": "npo", "skipped": "not distinguishable", "original_evaluation": {}}
+    job.metrics = {"method": "simnpo", "skipped": "not distinguishable", "original_evaluation": {}}
     session.flush()
     (fallback,) = advance(
         session, LocalStore(tmp_path / "objects"), session.info["settings"], request
