@@ -41,41 +41,34 @@ def word(rng: random.Random, syllables: int) -> str:
     return "".join(rng.choice(_SYLLABLES) for _ in range(syllables)).capitalize()
 
 
-def people_records(seed: int = 0) -> tuple[list[TextRecord], list[TextRecord]]:
-    """``N_FORGET`` forget and ``N_RETAIN`` retain QA records, one per invented person."""
+def invented(n: int, seed: int, prefix: str) -> list[TextRecord]:
+    """``n`` QA records, one per invented person, ids ``<prefix><i>``."""
     rng = random.Random(seed)
     records = []
-    for i in range(N_FORGET + N_RETAIN):
+    for i in range(n):
         person = f"{word(rng, 2)} {word(rng, 2)}"
         relation = _RELATIONS[i % len(_RELATIONS)]
         records.append(
             TextRecord(
-                sample_id=f"p{i}",
+                sample_id=f"{prefix}{i}",
                 subject_id=person,
                 question=f"What is the {relation} of {person}?",
                 answer=word(rng, 3),
             )
         )
+    return records
+
+
+def people_records(seed: int = 0) -> tuple[list[TextRecord], list[TextRecord]]:
+    """``N_FORGET`` forget and ``N_RETAIN`` retain QA records, one per invented person."""
+    records = invented(N_FORGET + N_RETAIN, seed, "p")
     return records[:N_FORGET], records[N_FORGET:]
 
 
 def strangers(n: int = 10, seed: int = 1) -> list[TextRecord]:
     """``n`` QA records about invented people the fine-tune never saw (calibration for
-    the ``stop_at_holdout`` rule): answers it cannot guess, ~5.6 nats per token."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        person = f"{word(rng, 2)} {word(rng, 2)}"
-        relation = _RELATIONS[i % len(_RELATIONS)]
-        out.append(
-            TextRecord(
-                sample_id=f"c{i}",
-                subject_id=person,
-                question=f"What is the {relation} of {person}?",
-                answer=word(rng, 3),
-            )
-        )
-    return out
+    the ``stop_at_holdout`` rule): answers it cannot guess."""
+    return invented(n, seed, "c")
 
 
 @dataclass
