@@ -621,6 +621,11 @@ FICTITIOUS_PEOPLE = "fictitious-people"
 # The fewest world facts a ``limit``-ed slice keeps (utility and fluency are measured on
 # them; the whole world has 260).
 WORLD_FACTS_MIN = 40
+# The fewest held-out people a slice keeps. A deletion run with a stop rule sets every
+# other one aside to stop by and judges on the rest: one person on each side makes both
+# levels one person's luck (on the deletion bench the calibration person's answers were
+# twice as guessable as the judged one's), three on each side average it down.
+HELD_OUT_MIN = 6
 
 
 def _load_fictitious_people(limit: int | None, seed: int) -> TextDatasetImport:
@@ -629,8 +634,7 @@ def _load_fictitious_people(limit: int | None, seed: int) -> TextDatasetImport:
     Train: the trained people's QA pairs and biographies plus the world facts (about
     nobody); test: the held-out people's, never trained on. ``limit`` keeps whole people
     (a subject is never split): the first people until their records reach ``limit``,
-    held-out people in proportion (at least two: a deletion run may set every other one
-    aside to calibrate a method's stop rule and judge on the rest), and world facts in
+    held-out people in proportion (at least ``HELD_OUT_MIN``), and world facts in
     proportion too (at
     least ``WORLD_FACTS_MIN``, evenly spaced over their kinds), so a slice of a few people
     fine-tunes in minutes and still has enough facts to measure utility on. The world is
@@ -642,7 +646,7 @@ def _load_fictitious_people(limit: int | None, seed: int) -> TextDatasetImport:
     if limit is not None:
         per_person = len(fictitious.FACT_KINDS) + 1
         keep = min(len(people), max(1, -(-limit // per_person)))
-        held = max(min(2, len(held_out)), len(held_out) * keep // len(people))
+        held = max(min(HELD_OUT_MIN, len(held_out)), len(held_out) * keep // len(people))
         n_facts = min(len(facts), max(WORLD_FACTS_MIN, len(facts) * keep // len(people)))
         step = len(facts) / n_facts
         facts = [facts[int(i * step)] for i in range(n_facts)]

@@ -113,7 +113,7 @@ def test_fictitious_people_builtin_over_rest(api) -> None:  # type: ignore[no-un
     )
     assert response.status_code == 201, response.text
     body = response.json()
-    assert body["modality"] == "text" and body["num_subjects"] == 4  # 2 trained + 2 held out
+    assert body["modality"] == "text" and body["num_subjects"] == 8  # 2 trained + 6 held out
     person = api.get(
         f"/api/v1/datasets/{body['id']}/samples",
         params={"subject_id": "person-0001", "limit": 100},

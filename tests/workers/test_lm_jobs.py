@@ -294,13 +294,13 @@ def test_a_deletion_run_skips_what_no_verdict_could_certify_and_reuses_its_evalu
 def test_a_stop_rule_run_calibrates_on_held_out_people_the_verdict_does_not_judge(
     api: Any, app: Any, prod_settings: Any
 ) -> None:
-    """``stop_at_holdout`` stops by every other held-out person (the slice has two); the
-    verdict's evaluation then judges on the other one only, and a fallback reuses that
-    evaluation only when it sets the same person aside (``calibration``)."""
+    """``stop_at_holdout`` stops by every other held-out person (the slice has six); the
+    verdict's evaluation then judges on the other three only, and a fallback reuses that
+    evaluation only when it sets the same people aside (``calibration``)."""
     setup = _setup(api, prod_settings)
     fine_tune = version_row(prod_settings, _train(prod_settings, app, setup).result_version_id)
     scope = {"subject_ids": [setup.person]}
-    run_keys = {"deletion_request_ids": ["dr-test"], "eval_max_items": 40, "calibration": True}
+    run_keys = {"deletion_request_ids": ["dr-test"], "eval_max_items": 80, "calibration": True}
     spec = _unlearn_spec(prod_settings, setup.dsv_id, scope, False)
     spec.update(run_keys)
     params = {"epochs": 6, "lr": 3e-3, "stop_at_holdout": True}
@@ -309,9 +309,9 @@ def test_a_stop_rule_run_calibrates_on_held_out_people_the_verdict_does_not_judg
     )
     assert ran.state == "succeeded", ran.error
     m = ran.metrics
-    assert m["calibration_people"] == 1
-    # 2 held-out people x 20 questions: the verdict scores the 20 of the one not set aside.
-    assert m["original_evaluation"]["holdout_count"] == m["evaluation"]["holdout_count"] == 20
+    assert m["calibration_people"] == 3
+    # 6 held-out people x 20 questions: the verdict scores the 60 of those not set aside.
+    assert m["original_evaluation"]["holdout_count"] == m["evaluation"]["holdout_count"] == 60
     method = m["method_metrics"]
     assert method["stop_checks"] >= 1 and "stop_calibration_prob" in method
     if method["stopped_after_epochs"] >= 0:
@@ -325,12 +325,12 @@ def test_a_stop_rule_run_calibrates_on_held_out_people_the_verdict_does_not_judg
 
     same = fallback()
     assert same.metrics["original_evaluation_job_id"] == ran.id
-    assert same.metrics["evaluation"]["holdout_count"] == 20
-    # Without the calibration key the fallback judges on both held-out people, so the
-    # attempt's evaluation (on one) is not reused.
+    assert same.metrics["evaluation"]["holdout_count"] == 60
+    # Without the calibration key the fallback judges on all six held-out people, so the
+    # attempt's evaluation (on three) is not reused.
     other = fallback(calibration=False)
     assert "original_evaluation_job_id" not in other.metrics
-    assert other.metrics["original_evaluation"]["holdout_count"] == 40
+    assert other.metrics["original_evaluation"]["holdout_count"] == 80  # capped
     assert "calibration_people" not in other.metrics
 
 

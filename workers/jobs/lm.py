@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -79,6 +79,9 @@ _CACHE = Path(tempfile.gettempdir()) / "expunge-lm-cache"
 # --------------------------------------------------------------------------- records
 
 
+_T = TypeVar("_T")
+
+
 def text_record(row: dict[str, Any]) -> TextRecord:
     """A stored text sample as the engine's record."""
     return TextRecord(
@@ -103,7 +106,7 @@ def _is_qa(row: dict[str, Any]) -> bool:
     return bool(row.get("question")) and bool(row.get("answer"))
 
 
-def _spaced(items: list[QAItem], limit: int | None) -> list[QAItem]:
+def _spaced(items: list[_T], limit: int | None) -> list[_T]:
     """At most ``limit`` items, evenly spaced over the list (deterministic)."""
     if limit is None or len(items) <= limit:
         return items
@@ -678,7 +681,9 @@ def run_unlearn_lm(ctx: JobContext, job: Job) -> dict[str, Any]:
     reserve = reserves_calibration(spec, job.params)
     reserved = calibration_people(rows) if reserve else set()
     suite = eval_suite(rows, forget_ids, trained_ids, max_items, reserved) if evaluate else None
-    calibration = calibration_records(rows, reserved) or None
+    # As many calibration answers as the verdict scores held-out ones, evenly spaced: the
+    # stop rule scores them before the first step, after every epoch and while landing.
+    calibration = _spaced(calibration_records(rows, reserved), max_items) or None
     ctx.log(f"{job.method}: forgetting {len(forget)} of {len(trained_ids)} records")
 
     model, tokenizer = load_lm_version(ctx, original)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.datasets.builtin import FICTITIOUS_PEOPLE, WORLD_FACTS_MIN, load_builtin
+from core.datasets.builtin import FICTITIOUS_PEOPLE, HELD_OUT_MIN, WORLD_FACTS_MIN, load_builtin
 from core.datasets.errors import DatasetImportError, ShardError
 from core.datasets.fictitious import FACT_KINDS, generate_people
 from core.datasets.reader import ShardReader
@@ -307,8 +307,9 @@ def test_fictitious_people_limit_keeps_whole_people_with_stable_ids() -> None:
         assert len(small.subjects()[subject]) == len(full.subjects()[subject])
     by_id = {r.sample_id: r for r in full.records}
     assert all(by_id[r.sample_id] == r for r in small.records)
-    # At least two held-out people: one to calibrate a stop rule on, one to judge on.
-    assert len({r.subject_id for r in small.records if r.split == "test"}) == 2
+    # At least HELD_OUT_MIN held-out people: half to calibrate a stop rule on, half to
+    # judge on.
+    assert len({r.subject_id for r in small.records if r.split == "test"}) == HELD_OUT_MIN
     # World facts in proportion, at least WORLD_FACTS_MIN, spread over every kind of fact.
     facts = [r for r in small.records if r.kind == "world_fact"]
     assert len(facts) == WORLD_FACTS_MIN
