@@ -226,7 +226,24 @@ def _generate(
     return [c["completion"] for c in completions], done
 
 
-def _attempt(attempt: dict[str, Any], answers: dict[str, list[Any]]) -> dict[str, Any]:
+# What an attempt's record keeps of its job's own numbers: what the method cost and where
+# a stop rule stopped it (``method_metrics``).
+METHOD_FACTS = (
+    "steps",
+    "estimated_passes",
+    "estimated_cost_fraction",
+    "stopped_after_epochs",
+    "stop_last_epoch_kept",
+    "stop_forget_prob",
+    "stop_calibration_prob",
+)
+
+
+def _attempt(
+    attempt: dict[str, Any],
+    answers: dict[str, list[Any]],
+    method: dict[str, dict[str, float]] | None = None,
+) -> dict[str, Any]:
     """What the report keeps of one attempt of the item's verdict."""
     return {
         "method": attempt.get("method"),
@@ -237,7 +254,30 @@ def _attempt(attempt: dict[str, Any], answers: dict[str, list[Any]]) -> dict[str
         "wall_seconds": attempt.get("wall_seconds"),
         "checks": _checks(attempt),
         "answers_seen_open": len(answers.get(attempt.get("job_id") or "", [])),
+        "method_metrics": (method or {}).get(attempt.get("job_id") or "", {}),
     }
+
+
+def _method_line(attempt: dict[str, Any]) -> str:
+    """One attempt's own numbers: its steps and where its stop rule stopped it."""
+    m = attempt["method_metrics"]
+    text = f"`{attempt['method']}`: {_fmt(m.get('steps'))} optimizer steps"
+    if "estimated_cost_fraction" in m:
+        text += f" (budget {_fmt(m['estimated_cost_fraction'])} × a re-fine-tune's passes)"
+    if "stopped_after_epochs" in m:
+        after = m["stopped_after_epochs"]
+        where = (
+            "never reached the calibration people's level"
+            if after < 0
+            else f"stopped after {_fmt(after)} epoch(s), {_fmt(m.get('stop_last_epoch_kept'))} "
+            "of the last one's update kept"
+        )
+        text += (
+            f"; stop rule: {where} (forget answers' probability "
+            f"{_fmt(m.get('stop_forget_prob'))} against the calibration people's "
+            f"{_fmt(m.get('stop_calibration_prob'))})"
+        )
+    return text + "."
 
 
 def _follow_request(
@@ -255,6 +295,7 @@ def _follow_request(
     request stood."""
     start = time.perf_counter()
     answers: dict[str, list[dict[str, Any]]] = {}
+    method: dict[str, dict[str, float]] = {}
     timeline: list[dict[str, Any]] = record.setdefault("timeline", [])
     deadline = start + timeout
     while True:
@@ -273,11 +314,13 @@ def _follow_request(
         for attempt in attempts if request["status"] not in CLOSED else []:
             job_id = attempt.get("job_id")
             if job_id and job_id not in answers:
-                forget_answers = service.client.job(job_id)["metrics"].get("forget_answers")
-                if isinstance(forget_answers, list):
-                    answers[job_id] = forget_answers
+                metrics = service.client.job(job_id)["metrics"]
+                if isinstance(metrics.get("forget_answers"), list):
+                    answers[job_id] = metrics["forget_answers"]
+                own = metrics.get("method_metrics") or {}
+                method[job_id] = {k: own[k] for k in METHOD_FACTS if k in own}
         if changed or len(attempts) != len(record.get("attempts") or []):
-            record["attempts"] = [_attempt(a, answers) for a in attempts]
+            record["attempts"] = [_attempt(a, answers, method) for a in attempts]
             save()
         if request["status"] in CLOSED:
             return request
@@ -605,6 +648,9 @@ def render(out: Run) -> str:
             ),
             "",
         ]
+        lines += [_method_line(a) for a in request["attempts"] if a.get("method_metrics")]
+        if any(a.get("method_metrics") for a in request["attempts"]):
+            lines.append("")
     timeline = request.get("timeline") or []
     if timeline:
         steps = [

@@ -201,7 +201,7 @@ CAUSAL_LM = FamilyDeclaration(
     # exact fallback. A label scope does not exist for text: the class method is exact.
     policy_defaults={
         "method": "simnpo",
-        "method_params": {"lr": 4e-5, "stop_at_holdout": True},
+        "method_params": {"lr": 1e-4, "stop_at_holdout": True},
         "class_method": "retrain",
         "class_method_params": {},
         "fallback": "retrain",

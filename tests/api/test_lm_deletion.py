@@ -83,7 +83,7 @@ def test_an_lm_policy_names_only_what_the_family_can_use(api: Any) -> None:
     path = f"{V1}/models/{model['id']}/deletion-policy"
     policy = api.get(path).json()
     assert policy["method"] == "simnpo" and policy["fallback"] == "retrain"
-    assert policy["method_params"] == {"lr": 4e-5, "stop_at_holdout": True}
+    assert policy["method_params"] == {"lr": 1e-4, "stop_at_holdout": True}
     assert policy["thresholds"]["lm_max_mia_auc"] == 0.75
     compliance = key_headers(api, "compliance")
 

@@ -107,7 +107,7 @@ def test_a_person_is_forgotten_from_a_fine_tuned_llm(
     )
     assert approved.status_code == 200, approved.text
 
-    # The policy's SimNPO (lr 4e-5, sized for SmolLM2) barely moves a tiny llama trained at
+    # The policy's SimNPO (lr 1e-4, sized for SmolLM2) barely moves a tiny llama trained at
     # 3e-3: its stop rule never finds the person at the strangers' level, the verdict
     # refuses it like the original, and the exact re-fine-tune runs. Meanwhile the request
     # page shows the person's questions answered before and after the refused attempt.

@@ -110,7 +110,7 @@ def test_thresholds_come_from_the_policy() -> None:
         "causal_lm", {"thresholds": {"lm_max_mia_auc": 0.6, "lm_rouge_margin": 0.0}}
     )
     assert policy.method == "simnpo" and policy.fallback == "retrain"
-    assert policy.method_params == {"lr": 4e-5, "stop_at_holdout": True}
+    assert policy.method_params == {"lr": 1e-4, "stop_at_holdout": True}
     verdict = verify(FORGOTTEN, ORIGINAL, "subject_ids", policy.thresholds, family="causal_lm")
     checks = _by_name(verdict)
     assert not checks["mia_auc"]["passed"] and not checks["forget_rouge"]["passed"]
@@ -125,7 +125,7 @@ def test_a_policy_naming_another_method_does_not_inherit_the_default_methods_par
     tuned = DeletionPolicy.for_family("causal_lm", {"method": "npo", "method_params": {"lr": 2e-5}})
     assert tuned.method_params == {"lr": 2e-5}
     same = DeletionPolicy.for_family("causal_lm", {"method": "simnpo"})
-    assert same.method_params == {"lr": 4e-5, "stop_at_holdout": True}
+    assert same.method_params == {"lr": 1e-4, "stop_at_holdout": True}
     # The same for a class method (ddpm's default ESD params would not fit another).
     other = DeletionPolicy.for_family("ddpm", {"class_method": "retrain"})
     assert other.class_method_params == {}
