@@ -311,9 +311,11 @@ def _follow_request(
         if changed:
             timeline.append({**state, "seconds": round(time.perf_counter() - start, 1)})
         attempts = ((items[0].get("verdict") or {}).get("attempts")) or []
-        for attempt in attempts if request["status"] not in CLOSED else []:
+        # Once closed, the answers are redacted (kept as they were seen while open); the
+        # method's own numbers are not.
+        for attempt in attempts:
             job_id = attempt.get("job_id")
-            if job_id and job_id not in answers:
+            if job_id and job_id not in method:
                 metrics = service.client.job(job_id)["metrics"]
                 if isinstance(metrics.get("forget_answers"), list):
                     answers[job_id] = metrics["forget_answers"]
