@@ -24,7 +24,7 @@ from core.audit.events import commit_subject, subject_salt
 from core.audit.log import append as audit
 from core.audit.trail import version_status
 from core.deletion import purge, repository
-from core.deletion.lm import LM_FAMILY, inherits_affected_base
+from core.deletion.lm import LM_FAMILY, inherits_affected_base, stops_at_holdout
 from core.deletion.lm import lineage as lm_lineage
 from core.deletion.lm import unverifiable_reason as lm_unverifiable
 from core.deletion.policy import (
@@ -239,8 +239,7 @@ def _priced_choice(
         # An exact method chosen by the policy (a ddpm's default for subjects) costs what
         # training cost.
         return method, True, train_seconds * (1.0 if method == "retrain" else 0.25), None
-    stops = bool(params.get("stop_at_holdout"))
-    if model.family == LM_FAMILY and lm_unverifiable(session, version, stops):
+    if model.family == LM_FAMILY and lm_unverifiable(session, version, stops_at_holdout(params)):
         # No held-out people or world facts: the verdict could not be computed, so the
         # run would only precede the fallback.
         return _exact_fallback(policy), True, train_seconds, None
@@ -268,7 +267,7 @@ def _plan_item(
     method, exact, estimate, pricing = _priced_choice(session, request, version, descendant)
     # Why a language model's approximate method gave way to the exact path, if it did.
     lm_note = (
-        lm_unverifiable(session, version, bool(policy.method_params.get("stop_at_holdout")))
+        lm_unverifiable(session, version, stops_at_holdout(policy.method_params))
         if model.family == LM_FAMILY and exact and not descendant and method != policy.method
         else None
     )
@@ -468,7 +467,7 @@ def _lm_run_keys(policy: DeletionPolicy, item: DeletionItem, exact: bool) -> dic
     keys: dict[str, Any] = {"eval_max_items": t.lm_eval_items}
     if not exact:
         keys["precheck"] = t.model_dump(mode="json")
-    if policy.method_params.get("stop_at_holdout"):
+    if stops_at_holdout(policy.method_params):
         # The method's stop rule calibrates on some held-out people; the exact fallback
         # sets them aside too, so every run of the request is judged on the same ones.
         keys["calibration"] = True

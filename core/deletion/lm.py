@@ -18,6 +18,7 @@ was trained on them; so:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -57,6 +58,12 @@ def inherits_affected_base(
     return out
 
 
+def stops_at_holdout(params: Mapping[str, Any] | None) -> bool:
+    """Whether method params ask for the ``stop_at_holdout`` rule: such a run needs
+    calibration people set aside from the verdict's held-out ones."""
+    return bool((params or {}).get("stop_at_holdout"))
+
+
 def unverifiable_reason(
     session: Session, version: ModelVersion, calibration: bool = False
 ) -> str | None:
@@ -75,36 +82,29 @@ def unverifiable_reason(
     )
     if dsv is None:
         return None
+
+    def samples(split: str, *where: Any) -> Any:
+        """The dataset version's samples of ``split`` matching ``where``."""
+        return select(Sample.subject_id).where(
+            Sample.dataset_id == dsv.dataset_id,
+            Sample.split == split,
+            in_version(dsv.version),
+            *where,
+        )
+
     missing = []
     if not (dsv.split_counts or {}).get("test"):
         missing.append("no held-out people (test split) to compare the person with")
     elif calibration:
         held = session.scalars(
-            select(Sample.subject_id)
-            .where(
-                Sample.dataset_id == dsv.dataset_id,
-                Sample.split == "test",
-                Sample.subject_id.is_not(None),
-                in_version(dsv.version),
-            )
-            .distinct()
-            .limit(2)
+            samples("test", Sample.subject_id.is_not(None)).distinct().limit(2)
         ).all()
         if len(held) < 2:
             missing.append(
                 "fewer than two held-out people: the method's stop_at_holdout rule needs "
                 "one to stop by and another to judge against"
             )
-    nobody = session.scalar(
-        select(Sample.pk)
-        .where(
-            Sample.dataset_id == dsv.dataset_id,
-            Sample.split == "train",
-            Sample.subject_id.is_(None),
-            in_version(dsv.version),
-        )
-        .limit(1)
-    )
+    nobody = session.execute(samples("train", Sample.subject_id.is_(None)).limit(1)).first()
     if nobody is None:
         missing.append("no records about nobody (world facts) to measure utility on")
     if not missing:

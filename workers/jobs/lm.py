@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +35,7 @@ from contracts.causal_lm import (
 )
 from core.datasets.reader import ShardReader
 from core.datasets.text_versions import load_text_records
+from core.deletion.lm import stops_at_holdout
 from core.deletion.policy import Thresholds, lm_indistinguishable
 from core.lineage import decode_mask, scope_kind
 from models import Job, Model, ModelVersion
@@ -114,35 +115,45 @@ def _spaced(items: list[_T], limit: int | None) -> list[_T]:
     return [items[int(i * step)] for i in range(limit)]
 
 
-def calibration_people(rows: list[dict[str, Any]]) -> set[str]:
-    """The held-out people the ``stop_at_holdout`` rule calibrates on: every other one
-    (the second, fourth… by subject id) of the test split's people with questions, so
-    the verdict still judges on the first, third… which no method has looked at. Empty
-    with fewer than two held-out people: one person cannot be both."""
-    held = sorted(
-        {
-            str(r["subject_id"])
-            for r in rows
-            if r["split"] == "test" and r.get("subject_id") and _is_qa(r)
-        }
-    )
+def calibration_half(held_out: Iterable[str]) -> set[str]:
+    """Of held-out people's ids, the ones a ``stop_at_holdout`` rule calibrates on: every
+    other one (the second, fourth… in sorted order), so the verdict still judges on the
+    first, third… which no method has looked at. Empty with fewer than two: one person
+    cannot be both."""
+    held = sorted(set(held_out))
     return set(held[1::2]) if len(held) >= 2 else set()
+
+
+def calibration_people(rows: list[dict[str, Any]]) -> set[str]:
+    """``calibration_half`` of the test split's people with questions."""
+    return calibration_half(
+        str(r["subject_id"])
+        for r in rows
+        if r["split"] == "test" and r.get("subject_id") and _is_qa(r)
+    )
 
 
 def reserves_calibration(spec: Mapping[str, Any], params: Mapping[str, Any] | None) -> bool:
     """Whether an unlearn job sets calibration people aside from the verdict's held-out
     ones: its method stops by them (``stop_at_holdout``), or the deletion run asks
     (``calibration``) so that its exact fallback is judged on the same people."""
-    return bool(spec.get("calibration")) or bool((params or {}).get("stop_at_holdout"))
+    return bool(spec.get("calibration")) or stops_at_holdout(params)
 
 
-def calibration_records(rows: list[dict[str, Any]], people: set[str]) -> list[TextRecord]:
-    """The question/answer records of the calibration people (never trained on)."""
-    return [
-        text_record(r)
-        for r in rows
-        if r["split"] == "test" and r.get("subject_id") in people and _is_qa(r)
-    ]
+def calibration_records(
+    rows: list[dict[str, Any]], people: set[str], limit: int | None = None
+) -> list[TextRecord]:
+    """The question/answer records of the calibration people (never trained on), at most
+    ``limit`` evenly spaced: the stop rule scores them before the first step, after every
+    epoch and while landing, so a run scores as many as the verdict does held-out ones."""
+    return _spaced(
+        [
+            text_record(r)
+            for r in rows
+            if r["split"] == "test" and r.get("subject_id") in people and _is_qa(r)
+        ],
+        limit,
+    )
 
 
 def eval_suite(
@@ -681,9 +692,7 @@ def run_unlearn_lm(ctx: JobContext, job: Job) -> dict[str, Any]:
     reserve = reserves_calibration(spec, job.params)
     reserved = calibration_people(rows) if reserve else set()
     suite = eval_suite(rows, forget_ids, trained_ids, max_items, reserved) if evaluate else None
-    # As many calibration answers as the verdict scores held-out ones, evenly spaced: the
-    # stop rule scores them before the first step, after every epoch and while landing.
-    calibration = _spaced(calibration_records(rows, reserved), max_items) or None
+    calibration = calibration_records(rows, reserved, max_items) or None
     ctx.log(f"{job.method}: forgetting {len(forget)} of {len(trained_ids)} records")
 
     model, tokenizer = load_lm_version(ctx, original)
