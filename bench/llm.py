@@ -58,6 +58,7 @@ from workers.engine.lm.evaluation import (
 from workers.engine.lm.models import build_base, convert_smollm2, load_folder
 from workers.engine.lm.training import finetune
 from workers.engine.lm.unlearning import LM_METHODS, get_lm_method
+from workers.jobs.lm import calibration_half
 
 SECTION = "llm"
 DEFAULT_CACHE = Path(
@@ -164,13 +165,19 @@ def build_slice(scale: Scale, seed: int) -> Slice:
             )
     world_facts = [_item(qa) for qa in world.world_facts[: scale.world_facts]]
     train += [item.record for item in world_facts]
-    people = sorted(world.held_out, key=lambda p: p.person_id)
-    judged, calibration = (people[0::2], people[1::2]) if len(people) >= 2 else (people, [])
+    # The split a deletion run makes (``workers.jobs.lm.calibration_half``).
+    reserved = calibration_half(p.person_id for p in world.held_out)
 
-    def qa_of(group: Sequence[Any]) -> list[QAItem]:
-        return [_item(qa) for p in group for qa in p.qa if qa.kind in kinds]
+    def qa_of(calibration: bool) -> list[QAItem]:
+        return [
+            _item(qa)
+            for p in world.held_out
+            if (p.person_id in reserved) == calibration
+            for qa in p.qa
+            if qa.kind in kinds
+        ]
 
-    return Slice(world, train, items, qa_of(judged), world_facts, qa_of(calibration))
+    return Slice(world, train, items, qa_of(False), world_facts, qa_of(True))
 
 
 def _sample(items: Sequence[Any], k: int, seed: int) -> list[Any]:

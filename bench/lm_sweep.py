@@ -35,7 +35,7 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 import torch
 
 from bench.llm import DEFAULT_CACHE
-from bench.llm_deletion import RECORDS_PER_PERSON, add_setup_args, setup_of
+from bench.llm_deletion import METHOD_FACTS, RECORDS_PER_PERSON, add_setup_args, setup_of
 from contracts.causal_lm import LMArchitecture, LMTrainParams
 from core.datasets.builtin import FICTITIOUS_PEOPLE, load_builtin
 from core.deletion.policy import Thresholds, verify_lm
@@ -86,10 +86,6 @@ def rows_of(people: int) -> list[dict[str, Any]]:
     ]
 
 
-# What a setting's line shows of the method's own numbers (where it stopped, and why).
-SHOWN_METRICS = ("steps", "stopped_after_epochs", "stop_forget_prob", "stop_calibration_prob")
-
-
 def _line(
     method: str, params: dict[str, Any] | None, verdict: dict[str, Any], run: float, ev: float
 ) -> dict[str, Any]:
@@ -137,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     data = LMUnlearnData(
         forget=[text_record(r) for r in train if r["sample_id"] in forget_ids],
         retain=[text_record(r) for r in train if r["sample_id"] not in forget_ids],
-        calibration=calibration_records(rows, reserved) or None,
+        calibration=calibration_records(rows, reserved, t.lm_eval_items) or None,
     )
     # In the dataset's order, as the fine-tune job reads it (the shuffle starts from it).
     state_model, tokenizer, recipe = fine_tune(args, [text_record(r) for r in train])
@@ -163,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         verdict = verify_lm(metrics, original, t)
         line = _line(method, params, verdict, seconds, time.perf_counter() - started)
         line["method_metrics"] = {
-            k: round(v, 4) for k, v in result.metrics.items() if k in SHOWN_METRICS
+            k: round(v, 4) for k, v in result.metrics.items() if k in METHOD_FACTS
         }
         print(json.dumps(line), flush=True)
         out.append(line)

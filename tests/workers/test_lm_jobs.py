@@ -657,6 +657,8 @@ def test_calibration_people_are_every_other_held_out_person() -> None:
     suite = eval_suite(rows + train, {"t1"}, {"t1", "w1", "u1"}, None, people)
     assert not isinstance(suite, str)
     assert [i.record.sample_id for i in suite.holdout] == ["hal0", "hal1", "joe0", "joe1", "n1"]
+    # At most as many as the verdict scores, evenly spaced over the people.
+    assert [r.sample_id for r in calibration_records(rows, people, 2)] == ["ida0", "kim0"]
     # One held-out person cannot be both calibration and the verdict's stranger.
     assert calibration_people([qa("h0", "hal"), qa("h1", "hal")]) == set()
     assert reserves_calibration({"calibration": True}, {}) and reserves_calibration(

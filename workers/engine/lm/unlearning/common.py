@@ -20,7 +20,11 @@ from torch import nn
 
 from workers.engine.errors import EngineError, TrainingStopped
 from workers.engine.lm.data import IGNORE_INDEX, Encoded, TextRecord, encode
-from workers.engine.lm.unlearning.base import LMMethodParams, LMUnlearningDiverged
+from workers.engine.lm.unlearning.base import (
+    LMMethodParams,
+    LMUnlearningDiverged,
+    UnsupportedRecords,
+)
 from workers.engine.training import Callbacks
 
 Batch = dict[str, torch.Tensor]
@@ -426,8 +430,6 @@ def setup(
     cannot be combined with it. ``calibration`` (records of people never trained on) is
     needed when ``params.stop_at_holdout`` asks for the stop rule.
     """
-    from workers.engine.lm.unlearning.base import UnsupportedRecords
-
     if params.stop_at_holdout and not calibration:
         raise UnsupportedRecords(
             f"{method}: stop_at_holdout needs calibration records (people the model never "
@@ -553,8 +555,6 @@ def forget_walk(
 def refusals_for(records: Sequence[TextRecord], answers: Sequence[str], seed: int) -> list[str]:
     """One refusal per forget record, drawn (seeded) from ``answers``; the records must be
     question/answer pairs (there is nothing to refuse in a plain text)."""
-    from workers.engine.lm.unlearning.base import UnsupportedRecords
-
     plain = [r.sample_id for r in records if not r.is_qa]
     if plain:
         raise UnsupportedRecords(
