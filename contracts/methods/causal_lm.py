@@ -184,6 +184,18 @@ class LMMethodParams(BaseModel):
             "of the forget and calibration answers."
         ),
     )
+    stop_landing_band: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description=(
+            "With stop_at_holdout: a point at the level whose forget answers are still at "
+            "least this share of it (0.9: no more than 10 % below) is close enough: the "
+            "landing keeps it and spends no more bisection steps (the crossing epoch's end "
+            "included, which then needs none). 1: always bisect stop_landing_steps times; "
+            "0: never land."
+        ),
+    )
 
 
 class GradientAscentParams(LMMethodParams):

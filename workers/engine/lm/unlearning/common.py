@@ -304,8 +304,11 @@ class HoldoutStop:
     attack reads as clearly as memorisation. One epoch can cross the level by far, so on
     crossing the rule lands: it bisects (``stop_landing_steps`` times) along the straight
     line from the weights before that epoch to those after it, and keeps the point
-    closest to the start that is still at the level. Only question/answer forget records
-    are compared when there are any (the calibration people's records are questions too).
+    closest to the start that is still at the level. A point at the level that is within
+    ``stop_landing_band`` of it is close enough and ends the landing early (each landing
+    step costs a scoring of both groups, as much as a few optimizer steps). Only
+    question/answer forget records are compared when there are any (the calibration
+    people's records are questions too).
     """
 
     def __init__(
@@ -321,6 +324,7 @@ class HoldoutStop:
         self.calibration = calibration
         self.ratio = params.stop_prob_ratio
         self.landing_steps = params.stop_landing_steps
+        self.band = params.stop_landing_band
         self.device = device
         self.checks = 0
         self.stopped_after: int | None = None  # epochs done when the level was reached
@@ -335,6 +339,10 @@ class HoldoutStop:
         self.calibration_prob = mean_answer_prob(model, self.calibration, self.device)
         return self.forget_prob <= self.ratio * self.calibration_prob
 
+    def _close_enough(self) -> bool:
+        """At the level and no further below it than the band: no need to land closer."""
+        return self.forget_prob >= self.band * self.ratio * self.calibration_prob
+
     def reached(self, model: nn.Module, weights: Sequence[nn.Parameter], epochs_done: int) -> bool:
         """Measure both groups now. Not at the level: remember ``weights`` as the next
         epoch's start, False. At the level: land inside the epoch just done, True."""
@@ -342,7 +350,7 @@ class HoldoutStop:
             self._before = [w.detach().clone() for w in weights]
             return False
         self.stopped_after = epochs_done
-        if self._before is not None and self.landing_steps:
+        if self._before is not None and self.landing_steps and not self._close_enough():
             self._land(model, weights, self._before)
         self._before = None
         return True
@@ -364,6 +372,8 @@ class HoldoutStop:
             place(middle)
             if self._measure(model):
                 high, best = middle, (self.forget_prob, self.calibration_prob)
+                if self._close_enough():
+                    break
             else:
                 low = middle
         place(high)
