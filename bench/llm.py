@@ -4,6 +4,8 @@
     python -m bench.llm --scale tiny             # seconds: a tiny llama (the smoke test's)
     python -m bench.llm --scale gpu              # SmolLM2, 200 people, 1/5/10 %, on CUDA
     python -m bench.llm --people 12 --percents 10 --methods npo,simnpo   # a smaller run
+    python -m bench.llm --methods simnpo,simnpo@stop \
+        --method-params '{"simnpo@stop": {"stop_at_holdout": true}}'  # two settings side by side
 
 In one process on one machine: fine-tune the base model (SmolLM2-135M-Instruct, or a tiny
 llama) on the trained people's question/answer pairs and the world facts; then, per forget
@@ -230,10 +232,20 @@ class Row:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-def method_params(name: str, scale: Scale, overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The bench's params for a method: the scale's lr, batch and length, then overrides."""
+def method_of(entry: str) -> str:
+    """The registered method of a ``--methods`` entry: ``simnpo@stop`` is ``simnpo`` run
+    with the ``simnpo@stop`` overrides, so two settings of one method share a fine-tune and
+    a re-fine-tune and are timed side by side."""
+    return entry.split("@", 1)[0]
+
+
+def method_params(entry: str, scale: Scale, overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The bench's params for a method: the scale's lr, batch and length, then the
+    method's overrides, then (for ``name@variant``) the variant's."""
+    name = method_of(entry)
+    mine = {**overrides.get(name, {}), **(overrides.get(entry, {}) if entry != name else {})}
     if LM_METHODS[name].exact:
-        return {**overrides.get(name, {})}
+        return mine
     params: dict[str, Any] = {
         "device": scale.device,
         "lr": scale.method_lr * METHOD_LR_FACTOR.get(name, 1.0),
@@ -243,7 +255,7 @@ def method_params(name: str, scale: Scale, overrides: dict[str, dict[str, Any]])
     }
     fields = LM_METHODS[name].Params.model_fields
     params = {k: v for k, v in params.items() if k in fields}
-    return {**params, **overrides.get(name, {})}
+    return {**params, **mine}
 
 
 def run_percent(
@@ -318,10 +330,11 @@ def run_percent(
     log(f"  retrain: {rows[1].seconds:.0f}s, {brief(rows[1])}")
     for name in methods:
         params = method_params(name, scale, overrides)
+        method = get_lm_method(method_of(name))
         model = copy.deepcopy(original)
         try:
             done = measure(
-                lambda name=name, params=params, model=model: get_lm_method(name).run(
+                lambda method=method, params=params, model=model: method.run(
                     model, tok, data, params, train_params=recipe
                 ),
                 scale.device,
@@ -590,12 +603,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch threads (default: the scale's)")
     parser.add_argument("--device", help="torch device (default: the scale's)")
     parser.add_argument(
-        "--methods", default="", help="comma-separated approximate methods (default: all)"
+        "--methods",
+        default="",
+        help="comma-separated approximate methods (default: all); name@variant runs the "
+        "method again with --method-params' name@variant settings",
     )
     parser.add_argument(
         "--method-params",
         default="{}",
-        help='JSON {"method": {param: value}} over the bench\'s settings',
+        help='JSON {"method": {param: value}} over the bench\'s settings; a key '
+        '"method@variant" also adds to that entry of --methods',
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="converted SmolLM2")
@@ -652,9 +669,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     overrides = json.loads(args.method_params)
     approximate = sorted(n for n, cls in LM_METHODS.items() if not cls.exact)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] or approximate
-    unknown = [m for m in methods if m not in approximate]
+    unknown = [m for m in methods if method_of(m) not in approximate]
     if unknown:
         raise SystemExit(f"unknown or exact methods: {unknown}; approximate: {approximate}")
+    if len(set(methods)) < len(methods):
+        raise SystemExit(f"--methods names an entry twice: {methods}")
     started = time.monotonic()
 
     def log(message: str) -> None:

@@ -25,12 +25,15 @@ UNIT = {"model_utility", "forget_prob", "forget_rouge", "extraction_strength", "
 def test_llm_tiny_scale(tmp_path: Path) -> None:
     page, results = tmp_path / "BENCHMARKS.md", tmp_path / "llm.json"
     out = llm.main(
-        ["--scale", "tiny", "--methods", "gradient_ascent,npo", "--epochs", "4",
-         "--markdown", str(page), "--json", str(results)]
+        ["--scale", "tiny", "--methods", "gradient_ascent,npo,gradient_ascent@gentle",
+         "--method-params", json.dumps({"gradient_ascent@gentle": {"lr": 1e-6}}),
+         "--epochs", "4", "--markdown", str(page), "--json", str(results)]
     )  # fmt: skip
     [table] = out["tables"]
     rows = {row.name: row for row in table["rows"]}
-    assert list(rows) == ["fine-tune", "retrain", "gradient_ascent", "npo"]
+    assert list(rows) == [
+        "fine-tune", "retrain", "gradient_ascent", "npo", "gradient_ascent@gentle"
+    ]  # fmt: skip
     assert table["counts"]["forget_records"] == 3  # 10 % of 10 people, 3 facts each
     for row in rows.values():
         assert row.error is None and row.seconds > 0
@@ -41,11 +44,21 @@ def test_llm_tiny_scale(tmp_path: Path) -> None:
     assert rows["retrain"].metrics["forget_quality"] == 1.0
     # gradient ascent pushes the forget answers' probability below the fine-tune's
     assert rows["gradient_ascent"].metrics["forget_prob"] < rows["fine-tune"].metrics["forget_prob"]
+    # a variant is the same method with its own settings, measured beside the others: at a
+    # hundredth of the lr gradient ascent leaves the forget answers nearly where they were
+    gentle = rows["gradient_ascent@gentle"]
+    assert "lr=1e-06" in gentle.note and "lr=1e-06" not in rows["gradient_ascent"].note
+    assert (
+        rows["gradient_ascent"].metrics["forget_prob"]
+        < gentle.metrics["forget_prob"]
+        <= rows["fine-tune"].metrics["forget_prob"] + 1e-3
+    )
     saved = json.loads(results.read_text())
-    assert saved["scale"] == "tiny" and len(saved["tables"][0]["rows"]) == 4
+    assert saved["scale"] == "tiny" and len(saved["tables"][0]["rows"]) == 5
     text = page.read_text()
     assert "<!-- llm:start -->" in text and "<!-- llm-tiny:start -->" in text
-    assert "| `npo` |" in text and "Goal (issue 15" in text
+    assert "| `npo` |" in text and "| `gradient_ascent@gentle` |" in text
+    assert "Goal (issue 15" in text
     # a saved results file renders to the same section (how GPU results are reported)
     again = llm.main(["--report", str(results), "--markdown", str(tmp_path / "again.md")])
     assert again["markdown"] == out["markdown"]
