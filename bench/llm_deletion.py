@@ -92,7 +92,7 @@ def setup_of(args: argparse.Namespace) -> Setup:
             architecture={"base": "tiny-llama", "hidden_size": 64, "num_hidden_layers": 2,
                           "seed": 3},
             train={"epochs": args.epochs or 8, "lr": args.lr or 3e-3, "batch_size": 8,
-                   "max_length": 96, "checkpoint_every_steps": 0},
+                   "max_length": 96, "checkpoint_every_steps": 0, "seed": args.seed},
             max_new_tokens=16,
         )  # fmt: skip
     return Setup(
@@ -101,7 +101,7 @@ def setup_of(args: argparse.Namespace) -> Setup:
         train={"epochs": args.epochs or 8, "lr": args.lr or 3e-3,
                "batch_size": args.batch_size, "max_length": args.max_length,
                "lora": {"r": args.lora_r, "alpha": 2 * args.lora_r},
-               "checkpoint_every_steps": 0},
+               "checkpoint_every_steps": 0, "seed": args.seed},
         max_new_tokens=32,
     )  # fmt: skip
 
@@ -227,9 +227,11 @@ def _generate(
 
 
 # What an attempt's record keeps of its job's own numbers: what the method cost and where
-# a stop rule stopped it (``method_metrics``).
+# a stop rule stopped it (``method_metrics``), and the method's share of the job's time
+# (``unlearn_seconds``; the rest is loading, both evaluations and publishing).
 METHOD_FACTS = (
     "steps",
+    "stop_checks",
     "estimated_passes",
     "estimated_cost_fraction",
     "stopped_after_epochs",
@@ -264,6 +266,13 @@ def _method_line(attempt: dict[str, Any]) -> str:
     text = f"`{attempt['method']}`: {_fmt(m.get('steps'))} optimizer steps"
     if "estimated_cost_fraction" in m:
         text += f" (budget {_fmt(m['estimated_cost_fraction'])} × a re-fine-tune's passes)"
+    if "stop_checks" in m:
+        text += f" and {_fmt(m['stop_checks'])} stop checks"
+    if "unlearn_seconds" in m:
+        text += (
+            f", {_fmt(m['unlearn_seconds'])} s of the job's {_fmt(attempt['wall_seconds'])} s "
+            "(the rest: loading, evaluating the original and the result, publishing)"
+        )
     if "stopped_after_epochs" in m:
         after = m["stopped_after_epochs"]
         where = (
@@ -321,6 +330,8 @@ def _follow_request(
                     answers[job_id] = metrics["forget_answers"]
                 own = metrics.get("method_metrics") or {}
                 method[job_id] = {k: own[k] for k in METHOD_FACTS if k in own}
+                if "unlearn_seconds" in metrics:
+                    method[job_id]["unlearn_seconds"] = metrics["unlearn_seconds"]
         if changed or len(attempts) != len(record.get("attempts") or []):
             record["attempts"] = [_attempt(a, answers, method) for a in attempts]
             save()
@@ -444,7 +455,10 @@ def run(args: argparse.Namespace, out: Run, save: Callable[[], None]) -> None:
             save()
 
             train_samples = client.samples(dataset["id"], split="train", limit=1000)["data"]
-            person = sorted({s["subject_id"] for s in train_samples if s["subject_id"]})[0]
+            person = sorted({s["subject_id"] for s in train_samples if s["subject_id"]})[
+                args.person
+            ]
+            out.facts["person"] = person
             own = client.samples(dataset["id"], subject_id=person, limit=100)["data"]
             qa = [s for s in own if s.get("question") and s.get("answer")]
             questions = [s["question"] for s in qa]
@@ -564,29 +578,48 @@ def command_of(setup: dict[str, Any]) -> str:
     if setup["architecture"].get("base") == "tiny-llama":
         words.append("--tiny")
     words += [f"--people {setup['people']}", f"--threads {setup['threads']}"]
+    if setup.get("person"):
+        words.append(f"--person {setup['person']}")
     words += [f"--epochs {train['epochs']}", f"--lr {train['lr']:g}"]
+    if train.get("seed"):
+        words.append(f"--seed {train['seed']}")
     if train.get("lora"):
         words += [f"--lora-r {train['lora']['r']}", f"--batch-size {train['batch_size']}",
                   f"--max-length {train['max_length']}"]  # fmt: skip
     return " ".join(words)
 
 
+def _who(setup: dict[str, Any], facts: dict[str, Any]) -> str:
+    """Which trained person the request named: the slice's first by id unless --person."""
+    index = int(setup.get("person") or 0)
+    who = f"`{facts['person']}`, " if facts.get("person") else ""
+    return f"{who}trained person {index + 1} of {setup['people']} by id"
+
+
 def render(out: Run) -> str:
     """The markdown section, from what a run saved: the setup, the phases, the attempts'
     checks, the answers and the certificate, or what stopped the run."""
     setup, phases, facts = out.setup, out.phases, out.facts
+    seed = setup["train"].get("seed")
+    title = (
+        setup["label"]
+        + (f", deleting `{facts['person']}`" if facts.get("person") else "")
+        + (f", fine-tune seed {seed}" if seed else "")
+    )
     lines = [
-        f"### {setup['label']}",
+        f"### {title}",
         "",
         f"`{command_of(setup)}` — {setup.get('machine') or _machine()}, "
-        f"{setup['threads']} torch thread(s) in the embedded worker; the machine is "
-        "shared with other work, so read the ratios more than the seconds.",
+        f"{setup['threads']} torch thread(s) in the embedded worker; seconds on a small "
+        "machine move with whatever else runs on it, so read the ratios more than the "
+        "seconds.",
         "",
         f"`expunge up --no-demo` in a fresh home (SQLite, local files, one local worker); "
         f"the built-in `fictitious-people` world cut to {setup['people']} people (the source's "
         f"`limit`; their held-out people and the world facts come with it); a `causal_lm` "
         f"model on {setup['label']}, fine-tuned with `{json.dumps(setup['train'])}`; one "
-        "person's answers generated (greedy), a subject request for that person filed, "
+        f"person's answers generated (greedy) — {_who(setup, facts)} — a subject request "
+        "for that person filed, "
         "approved by a second (compliance) key and run by the family policy (`simnpo` with "
         "`stop_at_holdout`, verified on the causal_lm checks; the exact re-fine-tune where it "
         "fails); the same "
@@ -708,11 +741,18 @@ def add_setup_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora-r", type=int, default=8, help="SmolLM2: LoRA rank")
     parser.add_argument("--batch-size", type=int, default=8, help="SmolLM2: batch size")
     parser.add_argument("--max-length", type=int, default=48, help="SmolLM2: tokens/record")
+    parser.add_argument("--seed", type=int, default=0, help="the fine-tune's seed")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_setup_args(parser)
+    parser.add_argument(
+        "--person",
+        type=int,
+        default=0,
+        help="which trained person the request names (0: the first by id)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="the worker's torch threads")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per wait")
     parser.add_argument("--workdir", type=Path, default=None, help="where the home goes")
@@ -730,6 +770,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.people < 2:
         parser.error("--people must be at least 2 (the verdict compares with retain people)")
+    if not 0 <= args.person < args.people:
+        parser.error(f"--person must be in [0, {args.people}): the slice has {args.people}")
     return args
 
 
@@ -761,6 +803,7 @@ def main(argv: Sequence[str] | None = None) -> Run:
             "architecture": setup.architecture,
             "train": setup.train,
             "people": args.people,
+            "person": args.person,
             "threads": args.threads,
             "machine": _machine(),
         }

@@ -20,9 +20,14 @@ LM_CHECKS = {"forget_prob", "forget_rouge", "mia_auc", "model_utility"}
 def test_a_tiny_llm_deletion_completes_and_verifies_offline(tmp_path: Path) -> None:
     page, results = tmp_path / "BENCHMARKS.md", tmp_path / "llm_deletion.json"
     out = llm_deletion.main(
-        ["--tiny", "--workdir", str(tmp_path), "--json", str(results), "--markdown", str(page)]
-    )
+        ["--tiny", "--person", "1", "--workdir", str(tmp_path), "--json", str(results),
+         "--markdown", str(page)]
+    )  # fmt: skip
     assert out.error is None and not out.partial
+    # --person 1: the request names the slice's second trained person (by id), and the
+    # section says who and how to run it again
+    person = out.facts["person"]
+    assert person.startswith("person-") and out.setup["person"] == 1
 
     request = out.facts["request"]
     assert request["status"] == "completed", request
@@ -33,6 +38,10 @@ def test_a_tiny_llm_deletion_completes_and_verifies_offline(tmp_path: Path) -> N
     assert first["method"] == "simnpo" and not first["exact"]
     assert {c["check"].split(" ")[0] for c in first["checks"]} == LM_CHECKS
     assert all(c["original_passed"] is not None for c in first["checks"])
+    # The attempt's own numbers: the stop rule's checks, and the method's share of its job
+    # (the rest is loading, the two evaluations and publishing)
+    own = first["method_metrics"]
+    assert own["stop_checks"] >= 1 and 0 < own["unlearn_seconds"] < first["wall_seconds"]
     if not first["passed"]:
         assert last["method"] == "retrain" and last["exact"] and len(request["attempts"]) == 2
 
@@ -57,5 +66,7 @@ def test_a_tiny_llm_deletion_completes_and_verifies_offline(tmp_path: Path) -> N
     text = page.read_text()
     assert "<!-- llm-deletion:start -->" in text and "<!-- llm-deletion:end -->" in text
     assert "| deletion (approve to completed) |" in text and "exit 0" in text
+    assert "stop checks, " in text and "of the job's" in text
+    assert f"deleting `{person}`" in text and "--people 2 --threads 1 --person 1 " in text
     # The temporary home is removed once the run is over.
     assert not list(tmp_path.glob("expunge-llm-deletion-*"))
