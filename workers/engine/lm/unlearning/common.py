@@ -306,7 +306,7 @@ class HoldoutStop:
     line from the weights before that epoch to those after it, and keeps the point
     closest to the start that is still at the level. A point at the level that is within
     ``stop_landing_band`` of it is close enough and ends the landing early (each landing
-    step costs a scoring of both groups, as much as a few optimizer steps). Only
+    step costs a scoring of both groups, on SmolLM2 about one optimizer step). Only
     question/answer forget records are compared when there are any (the calibration
     people's records are questions too).
     """
