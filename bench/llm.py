@@ -243,7 +243,7 @@ def method_params(entry: str, scale: Scale, overrides: dict[str, dict[str, Any]]
     """The bench's params for a method: the scale's lr, batch and length, then the
     method's overrides, then (for ``name@variant``) the variant's."""
     name = method_of(entry)
-    mine = {**overrides.get(name, {}), **(overrides.get(entry, {}) if entry != name else {})}
+    mine = {**overrides.get(name, {}), **overrides.get(entry, {})}
     if LM_METHODS[name].exact:
         return mine
     params: dict[str, Any] = {

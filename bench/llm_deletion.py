@@ -455,10 +455,8 @@ def run(args: argparse.Namespace, out: Run, save: Callable[[], None]) -> None:
             save()
 
             train_samples = client.samples(dataset["id"], split="train", limit=1000)["data"]
-            person = sorted({s["subject_id"] for s in train_samples if s["subject_id"]})[
-                args.person
-            ]
-            out.facts["person"] = person
+            trained = sorted({s["subject_id"] for s in train_samples if s["subject_id"]})
+            person = out.facts["person"] = trained[args.person]
             own = client.samples(dataset["id"], subject_id=person, limit=100)["data"]
             qa = [s for s in own if s.get("question") and s.get("answer")]
             questions = [s["question"] for s in qa]
@@ -683,9 +681,8 @@ def render(out: Run) -> str:
             ),
             "",
         ]
-        lines += [_method_line(a) for a in request["attempts"] if a.get("method_metrics")]
-        if any(a.get("method_metrics") for a in request["attempts"]):
-            lines.append("")
+        own = [_method_line(a) for a in request["attempts"] if a.get("method_metrics")]
+        lines += [*own, ""] if own else []
     timeline = request.get("timeline") or []
     if timeline:
         steps = [

@@ -70,3 +70,18 @@ def test_a_tiny_llm_deletion_completes_and_verifies_offline(tmp_path: Path) -> N
     assert f"deleting `{person}`" in text and "--people 2 --threads 1 --person 1 " in text
     # The temporary home is removed once the run is over.
     assert not list(tmp_path.glob("expunge-llm-deletion-*"))
+
+
+def test_seed_and_person_reach_the_fine_tune_and_the_command_line() -> None:
+    """--seed seeds the fine-tune (lm_sweep shares the option) and --person picks the
+    request's person; the saved setup's command line says both, so a run can be redone."""
+    args = llm_deletion.parse_args(["--seed", "2", "--person", "1"])
+    setup = llm_deletion.setup_of(args)
+    assert setup.train["seed"] == 2
+    saved = {"architecture": setup.architecture, "train": setup.train, "people": 2,
+             "person": 1, "threads": 1}  # fmt: skip
+    command = llm_deletion.command_of(saved)
+    assert "--person 1" in command and "--seed 2" in command
+    assert llm_deletion.parse_args(command.split()[3:]).seed == 2
+    with pytest.raises(SystemExit):
+        llm_deletion.parse_args(["--person", "2"])  # the slice has two people: 0 and 1
